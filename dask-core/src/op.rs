@@ -1,0 +1,382 @@
+//! Ops: the functions tasks call, and the registry that names them by a stable tag.
+//!
+//! An [`Op`] is a trait object with a name and `call(&[Value]) -> Value`. Plain
+//! functions and closures become ops through [`fn_op`] / [`try_fn_op`]; that is
+//! enough for in-process schedulers. An op that must be rebuilt in another
+//! process is registered with [`register_op!`](crate::register_op) under a stable
+//! tag; [`build_op`] rebuilds it from the tag (and parameter bytes).
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Arc, LazyLock, OnceLock};
+
+use crate::{BoxError, Error, Result, Value};
+
+/// A function a task calls on its resolved arguments.
+pub trait Op: Send + Sync + 'static {
+    /// A short name for diagnostics and key prefixes (`"inc"`, `"sum-chunk"`).
+    fn name(&self) -> &str;
+
+    /// Runs the op. Errors become [`Error::TaskFailed`] for the task's key; panics
+    /// are caught by the scheduler and reported the same way.
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError>;
+
+    /// The stable tag this op is registered under, if it can be rebuilt elsewhere.
+    fn tag(&self) -> Option<&str> {
+        None
+    }
+
+    /// The parameters [`build_op`] needs next to the tag (empty for plain functions).
+    fn params(&self) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+impl std::fmt::Debug for dyn Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Op({})", self.name())
+    }
+}
+
+/// An op that returns its single argument: literal data and aliases.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity;
+
+impl Op for Identity {
+    fn name(&self) -> &str {
+        "identity"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        match args {
+            [v] => Ok(v.clone()),
+            _ => Err(format!("identity takes 1 argument, got {}", args.len()).into()),
+        }
+    }
+    fn tag(&self) -> Option<&str> {
+        Some("dask_core::identity")
+    }
+}
+
+pub(crate) static IDENTITY: LazyLock<Arc<dyn Op>> = LazyLock::new(|| Arc::new(Identity));
+
+/// A plain function or closure used as an op; built by [`fn_op`] and [`try_fn_op`].
+///
+/// `M` is a marker naming the function's signature, so one `FnOp` type serves
+/// every arity.
+pub struct FnOp<F, M> {
+    f: F,
+    name: String,
+    tag: Option<&'static str>,
+    _marker: PhantomData<fn() -> M>,
+}
+
+impl<F: 'static, M> FnOp<F, M> {
+    fn new(f: F) -> Self {
+        FnOp {
+            f,
+            name: op_name::<F>(),
+            tag: registry().tag_of(TypeId::of::<F>()),
+            _marker: PhantomData,
+        }
+    }
+}
+
+/// Marker for fallible functions (`Fn(..) -> Result<R, E>`), see [`try_fn_op`].
+pub struct Fallible<M, E>(PhantomData<fn() -> (M, E)>);
+
+/// A function that can become an op; `M` is its signature marker.
+pub trait IntoOp<M>: Send + Sync + 'static {
+    /// The op's arguments, as a tuple type.
+    type Args;
+    /// What the function returns (the task's value).
+    type Output: Any + Send + Sync;
+    /// Wraps the function as an op.
+    fn into_op(self) -> Arc<dyn Op>;
+}
+
+/// Wraps a plain function or closure `Fn(A, B, ..) -> R` (up to 6 arguments) as an op.
+///
+/// Arguments are downcast from [`Value`]s and cloned; a value of the wrong type is
+/// a task failure naming the argument and both types.
+///
+/// ```
+/// use dask_core::{op::fn_op, Value};
+/// let add = fn_op(|a: i64, b: i64| a + b);
+/// let out = add.call(&[Value::new(2i64), Value::new(3i64)]).unwrap();
+/// assert_eq!(*out.downcast_ref::<i64>().unwrap(), 5);
+/// ```
+pub fn fn_op<F: IntoOp<M>, M>(f: F) -> Arc<dyn Op> {
+    f.into_op()
+}
+
+/// Wraps a fallible function `Fn(A, ..) -> Result<R, E>` as an op whose errors
+/// become task failures with `E` as their source.
+pub fn try_fn_op<F, M, E>(f: F) -> Arc<dyn Op>
+where
+    F: IntoOp<Fallible<M, E>>,
+{
+    f.into_op()
+}
+
+fn arg<A: Any + Clone>(args: &[Value], i: usize) -> Result<A, BoxError> {
+    args[i].downcast_ref::<A>().cloned().map_err(|e| -> BoxError {
+        format!("argument {i}: {e}").into()
+    })
+}
+
+fn check_arity(name: &str, expected: usize, found: usize) -> Result<(), BoxError> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(format!("`{name}` takes {expected} arguments, the task gave {found}").into())
+    }
+}
+
+macro_rules! fn_ops {
+    ($( $n:literal => ($($a:ident $i:tt),*) );* $(;)?) => {$(
+        impl<F, R, $($a,)*> Op for FnOp<F, fn($($a,)*) -> R>
+        where
+            F: Fn($($a,)*) -> R + Send + Sync + 'static,
+            R: Any + Send + Sync,
+            $($a: Any + Send + Sync + Clone,)*
+        {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            #[allow(unused_variables)]
+            fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+                check_arity(&self.name, $n, args.len())?;
+                Ok(Value::new((self.f)($(arg::<$a>(args, $i)?,)*)))
+            }
+            fn tag(&self) -> Option<&str> {
+                self.tag
+            }
+        }
+
+        impl<F, R, $($a,)*> IntoOp<fn($($a,)*) -> R> for F
+        where
+            F: Fn($($a,)*) -> R + Send + Sync + 'static,
+            R: Any + Send + Sync,
+            $($a: Any + Send + Sync + Clone,)*
+        {
+            type Args = ($($a,)*);
+            type Output = R;
+            fn into_op(self) -> Arc<dyn Op> {
+                Arc::new(FnOp::<F, fn($($a,)*) -> R>::new(self))
+            }
+        }
+
+        impl<F, R, E, $($a,)*> Op for FnOp<F, Fallible<fn($($a,)*) -> R, E>>
+        where
+            F: Fn($($a,)*) -> Result<R, E> + Send + Sync + 'static,
+            R: Any + Send + Sync,
+            E: Into<BoxError> + 'static,
+            $($a: Any + Send + Sync + Clone,)*
+        {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            #[allow(unused_variables)]
+            fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+                check_arity(&self.name, $n, args.len())?;
+                (self.f)($(arg::<$a>(args, $i)?,)*).map(Value::new).map_err(Into::into)
+            }
+            fn tag(&self) -> Option<&str> {
+                self.tag
+            }
+        }
+
+        impl<F, R, E, $($a,)*> IntoOp<Fallible<fn($($a,)*) -> R, E>> for F
+        where
+            F: Fn($($a,)*) -> Result<R, E> + Send + Sync + 'static,
+            R: Any + Send + Sync,
+            E: Into<BoxError> + 'static,
+            $($a: Any + Send + Sync + Clone,)*
+        {
+            type Args = ($($a,)*);
+            type Output = R;
+            fn into_op(self) -> Arc<dyn Op> {
+                Arc::new(FnOp::<F, Fallible<fn($($a,)*) -> R, E>>::new(self))
+            }
+        }
+    )*};
+}
+
+fn_ops! {
+    0 => ();
+    1 => (A0 0);
+    2 => (A0 0, A1 1);
+    3 => (A0 0, A1 1, A2 2);
+    4 => (A0 0, A1 1, A2 2, A3 3);
+    5 => (A0 0, A1 1, A2 2, A3 3, A4 4);
+    6 => (A0 0, A1 1, A2 2, A3 3, A4 4, A5 5);
+}
+
+/// A readable op name from a function's type: `my_crate::inc` gives `inc`, a
+/// closure in `main` gives `main::{{closure}}`.
+pub fn op_name<F>() -> String {
+    let full = std::any::type_name::<F>();
+    let base = full.split('<').next().unwrap_or(full);
+    let mut parts = base.rsplit("::");
+    let last = parts.next().unwrap_or(base);
+    if last.starts_with('{') {
+        match parts.next() {
+            Some(parent) => format!("{parent}::{last}"),
+            None => last.to_owned(),
+        }
+    } else {
+        last.to_owned()
+    }
+}
+
+/// One registered op: how a process rebuilds it from its tag.
+///
+/// Created by [`register_op!`](crate::register_op); collected at link time.
+pub struct OpRegistration {
+    /// The stable tag (by convention the op's path: `my_crate::inc`).
+    pub tag: &'static str,
+    /// The `TypeId` of the function or op type, so [`fn_op`] finds its tag.
+    pub type_id: fn() -> TypeId,
+    /// Rebuilds the op from its parameter bytes.
+    pub build: fn(&[u8]) -> Result<Arc<dyn Op>, BoxError>,
+}
+
+inventory::collect!(OpRegistration);
+
+/// The `TypeId` of a value's type; used by [`register_op!`](crate::register_op).
+pub fn type_id_of_val<T: 'static>(_: &T) -> TypeId {
+    TypeId::of::<T>()
+}
+
+/// All ops registered in this binary, by tag and by type.
+pub struct Registry {
+    by_tag: HashMap<String, &'static OpRegistration>,
+    tag_by_type: HashMap<TypeId, &'static str>,
+    duplicates: Vec<String>,
+}
+
+impl Registry {
+    fn collect() -> Registry {
+        let mut registry = Registry {
+            by_tag: HashMap::new(),
+            tag_by_type: HashMap::new(),
+            duplicates: Vec::new(),
+        };
+        for reg in inventory::iter::<OpRegistration> {
+            let tag: &'static str = if reg.tag.contains(' ') {
+                Box::leak(reg.tag.replace(' ', "").into_boxed_str())
+            } else {
+                reg.tag
+            };
+            if registry.by_tag.insert(tag.to_owned(), reg).is_some() {
+                registry.duplicates.push(tag.to_owned());
+            }
+            registry.tag_by_type.insert((reg.type_id)(), tag);
+        }
+        registry
+    }
+
+    /// The tag registered for a function or op type.
+    pub fn tag_of(&self, type_id: TypeId) -> Option<&'static str> {
+        self.tag_by_type.get(&type_id).copied()
+    }
+
+    /// Every registered tag, sorted.
+    pub fn tags(&self) -> Vec<&str> {
+        let mut tags: Vec<&str> = self.by_tag.keys().map(String::as_str).collect();
+        tags.sort_unstable();
+        tags
+    }
+
+    /// Rebuilds the op registered under `tag`.
+    pub fn build(&self, tag: &str, params: &[u8]) -> Result<Arc<dyn Op>> {
+        if self.duplicates.iter().any(|d| d == tag) {
+            return Err(Error::DuplicateOp { tag: tag.to_owned() });
+        }
+        let reg = self
+            .by_tag
+            .get(tag)
+            .ok_or_else(|| Error::UnknownOp { tag: tag.to_owned() })?;
+        (reg.build)(params).map_err(|source| Error::Internal(format!("rebuilding op `{tag}`: {source}")))
+    }
+}
+
+/// The registry of this binary's ops (collected once, on first use).
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::collect)
+}
+
+/// Rebuilds a registered op from its tag and parameters; see [`Op::tag`].
+pub fn build_op(tag: &str, params: &[u8]) -> Result<Arc<dyn Op>> {
+    if tag == "dask_core::identity" {
+        return Ok(IDENTITY.clone());
+    }
+    registry().build(tag, params)
+}
+
+/// Registers a plain function as an op under the tag `module::path::name`, so a
+/// process that links it can rebuild the op from its tag (distributed workers).
+///
+/// ```
+/// fn inc(x: i64) -> i64 { x + 1 }
+/// dask_core::register_op!(inc);
+///
+/// let op = dask_core::op::fn_op(inc);
+/// let tag = op.tag().expect("registered");
+/// assert!(tag.ends_with("::inc"));
+/// let rebuilt = dask_core::op::build_op(tag, &[]).unwrap();
+/// let out = rebuilt.call(&[dask_core::Value::new(9i64)]).unwrap();
+/// assert_eq!(*out.downcast_ref::<i64>().unwrap(), 10);
+/// ```
+#[macro_export]
+macro_rules! register_op {
+    ($f:path) => {
+        $crate::__private::inventory::submit! {
+            $crate::op::OpRegistration {
+                tag: concat!(module_path!(), "::", stringify!($f)),
+                type_id: || $crate::op::type_id_of_val(&$f),
+                build: |_params| Ok($crate::op::fn_op($f)),
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn double(x: i64) -> i64 {
+        x * 2
+    }
+
+    #[test]
+    fn names_of_functions_and_closures() {
+        assert_eq!(fn_op(double).name(), "double");
+        let op = fn_op(|x: i64| x);
+        assert!(op.name().ends_with("{{closure}}"), "{}", op.name());
+    }
+
+    #[test]
+    fn wrong_argument_type_and_arity_are_errors() {
+        let op = fn_op(double);
+        let err = op.call(&[Value::new("no")]).unwrap_err().to_string();
+        assert!(err.contains("argument 0") && err.contains("i64"), "{err}");
+        let err = op.call(&[]).unwrap_err().to_string();
+        assert!(err.contains("takes 1 arguments"), "{err}");
+    }
+
+    #[test]
+    fn fallible_ops_report_their_error() {
+        let op = try_fn_op(|x: i64| if x > 0 { Ok(x) } else { Err("not positive") });
+        assert!(op.call(&[Value::new(1i64)]).is_ok());
+        assert_eq!(op.call(&[Value::new(-1i64)]).unwrap_err().to_string(), "not positive");
+    }
+
+    #[test]
+    fn unknown_tag_is_a_typed_error() {
+        assert!(matches!(build_op("no::such::op", &[]), Err(Error::UnknownOp { .. })));
+        assert!(fn_op(double).tag().is_none());
+    }
+}
