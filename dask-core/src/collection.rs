@@ -62,7 +62,11 @@ pub trait Collection {
     {
         let keys = self.keys();
         let graph = scheduler.persist(&self.optimized_graph()?, &keys)?;
-        Ok(self.rebuild(HighLevelGraph::from_layer(persisted_layer_name(&keys), graph, &[])))
+        Ok(self.rebuild(HighLevelGraph::from_layer(
+            persisted_layer_name(&keys),
+            graph,
+            &[],
+        )))
     }
 
     /// The graph in graphviz dot format (render with `dot -Tsvg`).
@@ -112,11 +116,16 @@ pub fn compute<C: ComputeMany>(collections: C) -> Result<C::Output> {
 }
 
 /// [`compute`] on the given scheduler.
-pub fn compute_with<C: ComputeMany>(collections: C, scheduler: &dyn Scheduler) -> Result<C::Output> {
+pub fn compute_with<C: ComputeMany>(
+    collections: C,
+    scheduler: &dyn Scheduler,
+) -> Result<C::Output> {
     let key_lists = collections.key_lists();
     let all_keys: Vec<Key> = key_lists.iter().flatten().cloned().collect();
     let graphs = collections.graphs();
-    let merged = HighLevelGraph::merge(graphs.iter()).cull_layers(&all_keys).to_graph();
+    let merged = HighLevelGraph::merge(graphs.iter())
+        .cull_layers(&all_keys)
+        .to_graph();
     let graph = optimize::fuse(&merged, &all_keys)?;
     let mut values = scheduler.compute(&graph, &all_keys)?.into_iter();
     check_len(all_keys.len(), values.len())?;
@@ -164,7 +173,10 @@ impl<C: Collection> ComputeMany for &[C] {
         self.iter().map(Collection::keys).collect()
     }
     fn finalize_all(&self, values: Vec<Vec<Value>>) -> Result<Self::Output> {
-        self.iter().zip(values).map(|(c, v)| c.finalize(v)).collect()
+        self.iter()
+            .zip(values)
+            .map(|(c, v)| c.finalize(v))
+            .collect()
     }
 }
 

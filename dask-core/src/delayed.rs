@@ -7,7 +7,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::op::{Fallible, IntoOp, Op};
-use crate::{tokenize::unique_token, Arg, Collection, Graph, HighLevelGraph, Key, Result, Task, Value};
+use crate::{
+    tokenize::unique_token, Arg, Collection, Graph, HighLevelGraph, Key, Result, Task, Value,
+};
 
 /// A lazy value of type `T`: the result of a delayed call, not computed yet.
 ///
@@ -149,10 +151,13 @@ impl<T: Any + Send + Sync + Clone> Collection for Delayed<T> {
     }
 
     fn finalize(&self, values: Vec<Value>) -> Result<T> {
-        let value = values.into_iter().next().ok_or(crate::Error::WrongNumberOfValues {
-            expected: 1,
-            found: 0,
-        })?;
+        let value = values
+            .into_iter()
+            .next()
+            .ok_or(crate::Error::WrongNumberOfValues {
+                expected: 1,
+                found: 0,
+            })?;
         value.take::<T>()
     }
 

@@ -1,9 +1,12 @@
 //! [`Graph`]: a map from key to task, Dask's "graph spec".
 
+use std::sync::Arc;
+
 use crate::plan::Plan;
 use crate::{Key, KeyMap, Result, Task, Value};
 
-/// A task graph: every key maps to the task that computes it.
+/// A task graph: every key maps to the task that computes it (tasks are shared
+/// `Arc`s, so cloning, merging and culling graphs copies no task).
 ///
 /// Plain data, like Dask's dict: build it by inserting tasks, hand it to a
 /// [`Scheduler`](crate::Scheduler) with the keys you want.
@@ -19,7 +22,7 @@ use crate::{Key, KeyMap, Result, Task, Value};
 /// ```
 #[derive(Clone, Default, Debug)]
 pub struct Graph {
-    tasks: KeyMap<Task>,
+    tasks: KeyMap<Arc<Task>>,
 }
 
 impl Graph {
@@ -36,22 +39,32 @@ impl Graph {
     }
 
     /// Adds (or replaces) the task for `key`; returns the task it replaced.
-    pub fn insert(&mut self, key: Key, task: Task) -> Option<Task> {
+    pub fn insert(&mut self, key: Key, task: Task) -> Option<Arc<Task>> {
+        self.tasks.insert(key, Arc::new(task))
+    }
+
+    /// Adds a task shared with another graph (no copy).
+    pub fn insert_shared(&mut self, key: Key, task: Arc<Task>) -> Option<Arc<Task>> {
         self.tasks.insert(key, task)
     }
 
     /// Adds a literal value under `key`.
-    pub fn insert_data(&mut self, key: Key, value: Value) -> Option<Task> {
+    pub fn insert_data(&mut self, key: Key, value: Value) -> Option<Arc<Task>> {
         self.insert(key, Task::data(value))
     }
 
     /// The task for `key`.
     pub fn get(&self, key: &Key) -> Option<&Task> {
+        self.tasks.get(key).map(|t| &**t)
+    }
+
+    /// The shared task for `key`.
+    pub fn get_shared(&self, key: &Key) -> Option<&Arc<Task>> {
         self.tasks.get(key)
     }
 
     /// The stored key and task for `key`.
-    pub fn get_key_value(&self, key: &Key) -> Option<(&Key, &Task)> {
+    pub fn get_key_value(&self, key: &Key) -> Option<(&Key, &Arc<Task>)> {
         self.tasks.get_key_value(key)
     }
 
@@ -61,7 +74,7 @@ impl Graph {
     }
 
     /// Removes the task for `key`.
-    pub fn remove(&mut self, key: &Key) -> Option<Task> {
+    pub fn remove(&mut self, key: &Key) -> Option<Arc<Task>> {
         self.tasks.remove(key)
     }
 
@@ -77,7 +90,7 @@ impl Graph {
 
     /// The tasks, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &Task)> {
-        self.tasks.iter()
+        self.tasks.iter().map(|(k, t)| (k, &**t))
     }
 
     /// The keys, in no particular order.
@@ -95,7 +108,7 @@ impl Graph {
     /// Adds every task of `other` (its tasks win on equal keys).
     pub fn merge(&mut self, other: &Graph) {
         self.tasks.reserve(other.len());
-        for (k, t) in other.iter() {
+        for (k, t) in other.tasks.iter() {
             self.tasks.insert(k.clone(), t.clone());
         }
     }
@@ -113,7 +126,9 @@ impl Graph {
 
     /// For each key, its distinct dependencies.
     pub fn dependencies(&self) -> KeyMap<Vec<Key>> {
-        self.iter().map(|(k, t)| (k.clone(), t.dependencies())).collect()
+        self.iter()
+            .map(|(k, t)| (k.clone(), t.dependencies()))
+            .collect()
     }
 
     /// For each key, the keys that depend on it (keys nothing depends on map to `[]`).
@@ -131,20 +146,21 @@ impl Graph {
 impl FromIterator<(Key, Task)> for Graph {
     fn from_iter<I: IntoIterator<Item = (Key, Task)>>(iter: I) -> Graph {
         Graph {
-            tasks: iter.into_iter().collect(),
+            tasks: iter.into_iter().map(|(k, t)| (k, Arc::new(t))).collect(),
         }
     }
 }
 
 impl Extend<(Key, Task)> for Graph {
     fn extend<I: IntoIterator<Item = (Key, Task)>>(&mut self, iter: I) {
-        self.tasks.extend(iter)
+        self.tasks
+            .extend(iter.into_iter().map(|(k, t)| (k, Arc::new(t))))
     }
 }
 
 impl IntoIterator for Graph {
-    type Item = (Key, Task);
-    type IntoIter = std::collections::hash_map::IntoIter<Key, Task>;
+    type Item = (Key, Arc<Task>);
+    type IntoIter = std::collections::hash_map::IntoIter<Key, Arc<Task>>;
     fn into_iter(self) -> Self::IntoIter {
         self.tasks.into_iter()
     }

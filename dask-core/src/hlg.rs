@@ -64,7 +64,9 @@ impl HighLevelGraph {
         let mut out = HighLevelGraph::new();
         for g in graphs {
             for (name, layer) in &g.layers {
-                out.layers.entry(name.clone()).or_insert_with(|| layer.clone());
+                out.layers
+                    .entry(name.clone())
+                    .or_insert_with(|| layer.clone());
             }
         }
         out
@@ -87,8 +89,13 @@ impl HighLevelGraph {
 
     /// Names of the layers no other layer depends on.
     pub fn top_layers(&self) -> Vec<Arc<str>> {
-        let depended: BTreeSet<&Arc<str>> = self.layers.values().flat_map(|l| &l.dependencies).collect();
-        self.layers.keys().filter(|n| !depended.contains(n)).cloned().collect()
+        let depended: BTreeSet<&Arc<str>> =
+            self.layers.values().flat_map(|l| &l.dependencies).collect();
+        self.layers
+            .keys()
+            .filter(|n| !depended.contains(n))
+            .cloned()
+            .collect()
     }
 
     /// Total number of tasks in all layers.

@@ -195,6 +195,9 @@ mod tests {
     fn ordering_is_name_then_index() {
         let mut v = vec![Key::new("b", [0]), Key::new("a", [2]), Key::new("a", [1])];
         v.sort();
-        assert_eq!(v, vec![Key::new("a", [1]), Key::new("a", [2]), Key::new("b", [0])]);
+        assert_eq!(
+            v,
+            vec![Key::new("a", [1]), Key::new("a", [2]), Key::new("b", [0])]
+        );
     }
 }

@@ -120,9 +120,10 @@ where
 }
 
 fn arg<A: Any + Clone>(args: &[Value], i: usize) -> Result<A, BoxError> {
-    args[i].downcast_ref::<A>().cloned().map_err(|e| -> BoxError {
-        format!("argument {i}: {e}").into()
-    })
+    args[i]
+        .downcast_ref::<A>()
+        .cloned()
+        .map_err(|e| -> BoxError { format!("argument {i}: {e}").into() })
 }
 
 fn check_arity(name: &str, expected: usize, found: usize) -> Result<(), BoxError> {
@@ -230,6 +231,9 @@ pub fn op_name<F>() -> String {
     }
 }
 
+/// Rebuilds a registered op from its parameter bytes.
+pub type BuildOp = fn(&[u8]) -> Result<Arc<dyn Op>, BoxError>;
+
 /// One registered op: how a process rebuilds it from its tag.
 ///
 /// Created by [`register_op!`](crate::register_op); collected at link time.
@@ -239,7 +243,7 @@ pub struct OpRegistration {
     /// The `TypeId` of the function or op type, so [`fn_op`] finds its tag.
     pub type_id: fn() -> TypeId,
     /// Rebuilds the op from its parameter bytes.
-    pub build: fn(&[u8]) -> Result<Arc<dyn Op>, BoxError>,
+    pub build: BuildOp,
 }
 
 inventory::collect!(OpRegistration);
@@ -292,13 +296,15 @@ impl Registry {
     /// Rebuilds the op registered under `tag`.
     pub fn build(&self, tag: &str, params: &[u8]) -> Result<Arc<dyn Op>> {
         if self.duplicates.iter().any(|d| d == tag) {
-            return Err(Error::DuplicateOp { tag: tag.to_owned() });
+            return Err(Error::DuplicateOp {
+                tag: tag.to_owned(),
+            });
         }
-        let reg = self
-            .by_tag
-            .get(tag)
-            .ok_or_else(|| Error::UnknownOp { tag: tag.to_owned() })?;
-        (reg.build)(params).map_err(|source| Error::Internal(format!("rebuilding op `{tag}`: {source}")))
+        let reg = self.by_tag.get(tag).ok_or_else(|| Error::UnknownOp {
+            tag: tag.to_owned(),
+        })?;
+        (reg.build)(params)
+            .map_err(|source| Error::Internal(format!("rebuilding op `{tag}`: {source}")))
     }
 }
 
@@ -371,12 +377,18 @@ mod tests {
     fn fallible_ops_report_their_error() {
         let op = try_fn_op(|x: i64| if x > 0 { Ok(x) } else { Err("not positive") });
         assert!(op.call(&[Value::new(1i64)]).is_ok());
-        assert_eq!(op.call(&[Value::new(-1i64)]).unwrap_err().to_string(), "not positive");
+        assert_eq!(
+            op.call(&[Value::new(-1i64)]).unwrap_err().to_string(),
+            "not positive"
+        );
     }
 
     #[test]
     fn unknown_tag_is_a_typed_error() {
-        assert!(matches!(build_op("no::such::op", &[]), Err(Error::UnknownOp { .. })));
+        assert!(matches!(
+            build_op("no::such::op", &[]),
+            Err(Error::UnknownOp { .. })
+        ));
         assert!(fn_op(double).tag().is_none());
     }
 }

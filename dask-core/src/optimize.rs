@@ -1,5 +1,7 @@
 //! Graph optimizations: [`cull`] to what outputs need, [`fuse`] linear chains.
 
+use std::sync::Arc;
+
 use crate::plan::Plan;
 use crate::{Arg, Graph, Key, Result, Task};
 
@@ -12,7 +14,7 @@ pub fn cull(graph: &Graph, outputs: &[Key]) -> Result<Graph> {
     let plan = Plan::new(graph, outputs)?;
     let mut culled = Graph::with_capacity(plan.len());
     for i in 0..plan.len() {
-        culled.insert(plan.key(i).clone(), plan.task(i).clone());
+        culled.insert_shared(plan.key(i).clone(), plan.shared_task(i).clone());
     }
     Ok(culled)
 }
@@ -26,14 +28,15 @@ pub fn fuse(graph: &Graph, keep: &[Key]) -> Result<Graph> {
     let plan = Plan::new(graph, keep)?;
     let n = plan.len();
     // fused[i]: task i with absorbed dependencies inlined; chain[i]: its chain length.
-    let mut fused: Vec<Option<Task>> = Vec::with_capacity(n);
+    let mut fused: Vec<Option<Arc<Task>>> = Vec::with_capacity(n);
     let mut chain = vec![1usize; n];
     let mut absorbed = vec![false; n];
     let absorbable = |d: usize, times_used: usize| {
         !plan.is_output(d) && plan.dependents(d).len() == 1 && times_used == 1
     };
     for i in 0..n {
-        let mut task = plan.task(i).clone();
+        // Copy-on-write: an unchanged task stays shared with the input graph.
+        let mut task = plan.shared_task(i).clone();
         let deps = plan.dependencies(i);
         let args = plan.args(i);
         // Inline single-use literal data.
@@ -43,21 +46,28 @@ pub fn fuse(graph: &Graph, keep: &[Key]) -> Result<Graph> {
             if let Some(value) = plan.task(d).as_data() {
                 if absorbable(d, uses) {
                     let key = plan.key(d);
-                    task.map_keys(|k| (k == key).then(|| Arg::Value(value.clone())));
+                    Arc::make_mut(&mut task)
+                        .map_keys(|k| (k == key).then(|| Arg::Value(value.clone())));
                     absorbed[d] = true;
                 }
             }
         }
         // Absorb the single remaining dependency of a linear chain.
-        let live: Vec<usize> = deps.iter().map(|&d| d as usize).filter(|&d| !absorbed[d]).collect();
+        let live: Vec<usize> = deps
+            .iter()
+            .map(|&d| d as usize)
+            .filter(|&d| !absorbed[d])
+            .collect();
         if let [d] = live[..] {
             if absorbable(d, args.iter().filter(|&&a| a as usize == d).count())
                 && chain[d] < MAX_FUSED_CHAIN
             {
                 let inner = fused[d].take().expect("dependency already fused");
                 let key = plan.key(d);
-                let mut inner = Some(inner);
-                task.map_keys(|k| (k == key).then(|| Arg::Task(Box::new(inner.take().expect("used once")))));
+                let mut inner = Some(Arc::unwrap_or_clone(inner));
+                Arc::make_mut(&mut task).map_keys(|k| {
+                    (k == key).then(|| Arg::Task(Box::new(inner.take().expect("used once"))))
+                });
                 absorbed[d] = true;
                 chain[i] = chain[d] + 1;
             }
@@ -67,7 +77,7 @@ pub fn fuse(graph: &Graph, keep: &[Key]) -> Result<Graph> {
     let mut out = Graph::with_capacity(n);
     for (i, task) in fused.into_iter().enumerate() {
         if !absorbed[i] {
-            out.insert(plan.key(i).clone(), task.expect("unabsorbed task kept"));
+            out.insert_shared(plan.key(i).clone(), task.expect("unabsorbed task kept"));
         }
     }
     Ok(out)

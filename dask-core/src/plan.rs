@@ -2,8 +2,9 @@
 //! one depth-first pass; every scheduler runs from a plan.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use crate::{Error, Graph, Key, KeyBuildHasher, Result, Task};
+use crate::{Error, Graph, Key, KeyBuildHasher, Result, Task, Value};
 
 /// Compressed rows: `row(i)` is a slice of task indices.
 #[derive(Debug, Default, Clone)]
@@ -49,7 +50,7 @@ const IN_PROGRESS: u32 = u32::MAX;
 /// A task being visited by the depth-first walk of [`Plan::new`].
 struct Frame<'g> {
     key: &'g Key,
-    task: &'g Task,
+    task: &'g Arc<Task>,
     /// Next position in the key stack to visit.
     next: usize,
     key_start: usize,
@@ -66,9 +67,11 @@ struct Frame<'g> {
 /// finishes one branch before starting the next, like `dask.order`, so running
 /// tasks by ascending index keeps few intermediates alive. The index is the
 /// task's priority: lower runs first.
-pub struct Plan<'g> {
-    keys: Vec<&'g Key>,
-    tasks: Vec<&'g Task>,
+///
+/// A plan owns its keys and (shared) tasks, so it can move to other threads.
+pub struct Plan {
+    keys: Vec<Key>,
+    tasks: Vec<Arc<Task>>,
     args: Rows,
     deps: Rows,
     dependents: Rows,
@@ -76,18 +79,18 @@ pub struct Plan<'g> {
     is_output: Vec<bool>,
 }
 
-impl<'g> Plan<'g> {
+impl Plan {
     /// Indexes the part of `graph` that `outputs` need.
     ///
     /// Errors: [`Error::NoOutputs`], [`Error::MissingOutput`],
     /// [`Error::MissingDependency`], [`Error::Cycle`].
-    pub fn new(graph: &'g Graph, outputs: &[Key]) -> Result<Plan<'g>> {
+    pub fn new<'g>(graph: &'g Graph, outputs: &[Key]) -> Result<Plan> {
         if outputs.is_empty() {
             return Err(Error::NoOutputs);
         }
         let mut state: HashMap<&'g Key, u32, KeyBuildHasher> = HashMap::default();
-        let mut keys: Vec<&'g Key> = Vec::new();
-        let mut tasks: Vec<&'g Task> = Vec::new();
+        let mut keys: Vec<Key> = Vec::new();
+        let mut tasks: Vec<Arc<Task>> = Vec::new();
         let mut args = Rows::with_capacity(graph.len().min(1 << 20), graph.len().min(1 << 20));
         let mut frames: Vec<Frame<'g>> = Vec::new();
         let mut key_stack: Vec<&'g Key> = Vec::new();
@@ -97,7 +100,7 @@ impl<'g> Plan<'g> {
                           key_stack: &mut Vec<&'g Key>,
                           idx_stack: &Vec<u32>,
                           key: &'g Key,
-                          task: &'g Task| {
+                          task: &'g Arc<Task>| {
             let key_start = key_stack.len();
             task.for_each_key(&mut |k| key_stack.push(k));
             frames.push(Frame {
@@ -140,8 +143,8 @@ impl<'g> Plan<'g> {
                 } else {
                     let frame = frames.pop().expect("frame present");
                     let idx = keys.len() as u32;
-                    keys.push(frame.key);
-                    tasks.push(frame.task);
+                    keys.push(frame.key.clone());
+                    tasks.push(frame.task.clone());
                     args.push_row(&idx_stack[frame.idx_start..]);
                     idx_stack.truncate(frame.idx_start);
                     key_stack.truncate(frame.key_start);
@@ -215,14 +218,20 @@ impl<'g> Plan<'g> {
 
     /// The key of task `i`.
     #[inline]
-    pub fn key(&self, i: usize) -> &'g Key {
-        self.keys[i]
+    pub fn key(&self, i: usize) -> &Key {
+        &self.keys[i]
     }
 
     /// Task `i`.
     #[inline]
-    pub fn task(&self, i: usize) -> &'g Task {
-        self.tasks[i]
+    pub fn task(&self, i: usize) -> &Task {
+        &self.tasks[i]
+    }
+
+    /// Task `i`, shared.
+    #[inline]
+    pub fn shared_task(&self, i: usize) -> &Arc<Task> {
+        &self.tasks[i]
     }
 
     /// The tasks whose values task `i` reads, in argument order, repeats included
@@ -256,8 +265,33 @@ impl<'g> Plan<'g> {
     }
 
     /// The keys in execution order.
-    pub fn keys(&self) -> &[&'g Key] {
+    pub fn keys(&self) -> &[Key] {
         &self.keys
+    }
+
+    /// The outputs' values in the order asked for, from the per-task values of a
+    /// finished run. A value is moved out on its last use, so one nobody else
+    /// holds stays unique (no clone when a collection finalizes it).
+    pub fn take_outputs(&self, mut values: Vec<Option<Value>>) -> Result<Vec<Value>> {
+        let mut uses = vec![0u32; self.len()];
+        for &o in &self.outputs {
+            uses[o as usize] += 1;
+        }
+        self.outputs
+            .iter()
+            .map(|&o| {
+                let o = o as usize;
+                uses[o] -= 1;
+                let v = if uses[o] == 0 {
+                    values[o].take()
+                } else {
+                    values[o].clone()
+                };
+                v.ok_or_else(|| {
+                    Error::Internal(format!("output {} was not computed", self.keys[o]))
+                })
+            })
+            .collect()
     }
 }
 
@@ -276,6 +310,6 @@ pub fn order(graph: &Graph, outputs: &[Key]) -> Result<crate::KeyMap<u32>> {
         .keys()
         .iter()
         .enumerate()
-        .map(|(i, k)| ((*k).clone(), i as u32))
+        .map(|(i, k)| (k.clone(), i as u32))
         .collect())
 }

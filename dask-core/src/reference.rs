@@ -46,7 +46,10 @@ fn evaluate(graph: &Graph, root: &Key, memo: &mut KeyMap<Value>) -> Result<()> {
             let deps = task.dependencies();
             for dep in deps.iter().rev() {
                 if !graph.contains(dep) {
-                    return Err(Error::MissingDependency { key, missing: dep.clone() });
+                    return Err(Error::MissingDependency {
+                        key,
+                        missing: dep.clone(),
+                    });
                 }
                 if !memo.contains_key(dep) {
                     stack.push((dep.clone(), false));

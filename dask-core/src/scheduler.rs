@@ -54,7 +54,9 @@ pub struct SchedulerRegistration {
 inventory::collect!(SchedulerRegistration);
 
 fn registrations() -> Vec<&'static SchedulerRegistration> {
-    let mut regs: Vec<_> = inventory::iter::<SchedulerRegistration>.into_iter().collect();
+    let mut regs: Vec<_> = inventory::iter::<SchedulerRegistration>
+        .into_iter()
+        .collect();
     regs.sort_by_key(|r| std::cmp::Reverse(r.rank));
     regs
 }
@@ -141,10 +143,14 @@ pub fn default_scheduler() -> Result<SchedulerRef> {
     if let Some(s) = GLOBAL.read().unwrap_or_else(|e| e.into_inner()).clone() {
         return Ok(s);
     }
-    registrations().first().map(|r| (r.get)()).ok_or_else(|| Error::NoScheduler {
-        hint: "no scheduler crate is linked. Add `dask-threaded` (or `dask-sync-scheduler`) to \
+    registrations()
+        .first()
+        .map(|r| (r.get)())
+        .ok_or_else(|| Error::NoScheduler {
+            hint:
+                "no scheduler crate is linked. Add `dask-threaded` (or `dask-sync-scheduler`) to \
                Cargo.toml and mention it once, e.g. `use dask_threaded as _;`, or pass a \
                scheduler explicitly with `compute_with(&scheduler)`"
-            .into(),
-    })
+                    .into(),
+        })
 }

@@ -196,7 +196,11 @@ mod tests {
 
     #[test]
     fn nested_tasks_and_lists_resolve_in_order() {
-        let sum = fn_op(|xs: Vec<Value>| xs.iter().map(|v| *v.downcast_ref::<i64>().unwrap()).sum::<i64>());
+        let sum = fn_op(|xs: Vec<Value>| {
+            xs.iter()
+                .map(|v| *v.downcast_ref::<i64>().unwrap())
+                .sum::<i64>()
+        });
         let neg = fn_op(|x: i64| -x);
         let t = Task::new(
             sum,

@@ -19,11 +19,19 @@ pub fn to_dot(graph: &Graph) -> String {
     for key in graph.sorted_keys() {
         let task = graph.get(&key).expect("key from the graph");
         let id = escape(&key.to_string());
-        let _ = writeln!(out, "  \"{id}\" [shape=box, label=\"{}\"];", escape(&short_label(&key)));
+        let _ = writeln!(
+            out,
+            "  \"{id}\" [shape=box, label=\"{}\"];",
+            escape(&short_label(&key))
+        );
         if task.as_data().is_some() {
             continue;
         }
-        let _ = writeln!(out, "  \"op:{id}\" [shape=ellipse, label=\"{}\"];", escape(task.op.name()));
+        let _ = writeln!(
+            out,
+            "  \"op:{id}\" [shape=ellipse, label=\"{}\"];",
+            escape(task.op.name())
+        );
         let _ = writeln!(out, "  \"op:{id}\" -> \"{id}\";");
         for dep in task.dependencies() {
             let _ = writeln!(out, "  \"{}\" -> \"op:{id}\";", escape(&dep.to_string()));
@@ -37,7 +45,11 @@ fn short_label(key: &crate::Key) -> String {
     let name = key.name();
     // Drop a trailing token (`add-3f2a...`) for readability; the id keeps it.
     let short = match name.rsplit_once('-') {
-        Some((prefix, token)) if token.len() >= 8 && token.chars().all(|c| c.is_ascii_hexdigit()) => prefix,
+        Some((prefix, token))
+            if token.len() >= 8 && token.chars().all(|c| c.is_ascii_hexdigit()) =>
+        {
+            prefix
+        }
         _ => name,
     };
     if key.index().is_empty() {

@@ -42,15 +42,18 @@ impl Scheduler for SyncScheduler {
 }
 
 /// Runs a plan in index order (a topological order), releasing intermediates.
-pub fn run(plan: &Plan<'_>) -> Result<Vec<Value>> {
+pub fn run(plan: &Plan) -> Result<Vec<Value>> {
     let n = plan.len();
     let mut values: Vec<Option<Value>> = vec![None; n];
-    let mut remaining_dependents: Vec<u32> = (0..n).map(|i| plan.dependents(i).len() as u32).collect();
+    let mut remaining_dependents: Vec<u32> =
+        (0..n).map(|i| plan.dependents(i).len() as u32).collect();
     for i in 0..n {
         let mut args = plan.args(i).iter();
         let value = plan.task(i).execute(plan.key(i), |_| {
             let d = *args.next().expect("plan lists every key argument");
-            values[d as usize].clone().expect("dependency computed before its dependents")
+            values[d as usize]
+                .clone()
+                .expect("dependency computed before its dependents")
         })?;
         values[i] = Some(value);
         for &d in plan.dependencies(i) {
@@ -61,26 +64,7 @@ pub fn run(plan: &Plan<'_>) -> Result<Vec<Value>> {
             }
         }
     }
-    Ok(collect_outputs(plan, values))
-}
-
-/// The outputs' values in the order asked for; a value is moved out on its last
-/// use so that a value nobody else holds stays unique (no clone in `finalize`).
-pub fn collect_outputs(plan: &Plan<'_>, mut values: Vec<Option<Value>>) -> Vec<Value> {
-    let outputs = plan.outputs();
-    let mut uses = vec![0u32; plan.len()];
-    for &o in outputs {
-        uses[o as usize] += 1;
-    }
-    outputs
-        .iter()
-        .map(|&o| {
-            let o = o as usize;
-            uses[o] -= 1;
-            let v = if uses[o] == 0 { values[o].take() } else { values[o].clone() };
-            v.expect("outputs are kept to the end")
-        })
-        .collect()
+    plan.take_outputs(values)
 }
 
 static SHARED: LazyLock<SchedulerRef> = LazyLock::new(|| Arc::new(SyncScheduler));
