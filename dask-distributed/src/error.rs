@@ -1,0 +1,92 @@
+//! The error type of dask-distributed.
+
+/// `Result` with this crate's [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong talking to a scheduler, worker or client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Could not connect to an address.
+    #[error("could not connect to {addr}: {source}; is a scheduler running there? (`dask scheduler` prints its address)")]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An operation did not finish in time.
+    #[error("{what} timed out after {seconds:.1} s")]
+    Timeout {
+        /// What was being waited for.
+        what: String,
+        /// The limit.
+        seconds: f64,
+    },
+    /// The peer closed the connection between two messages.
+    #[error("the peer closed the connection")]
+    Closed,
+    /// The peer closed the connection in the middle of a message.
+    #[error("the peer closed the connection in the middle of a message ({got} of {expected} bytes of a frame received)")]
+    Truncated {
+        /// Bytes the frame should have had.
+        expected: u64,
+        /// Bytes received before the end.
+        got: u64,
+    },
+    /// A frame is larger than the limit.
+    #[error("a frame of {size} bytes exceeds the limit of {max} bytes: raise `Limits::max_frame` on both sides, or send smaller pieces")]
+    FrameTooLarge {
+        /// The announced size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A message announces more frames than allowed.
+    #[error("a message of {count} frames exceeds the limit of {max} frames")]
+    TooManyFrames {
+        /// The announced number of frames.
+        count: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The peer does not speak the dask-rs protocol.
+    #[error("the peer is not a dask-rs process (it sent {preview:?} instead of the protocol preamble): check the address and port")]
+    NotDaskPeer {
+        /// The first bytes received, escaped.
+        preview: String,
+    },
+    /// The peer speaks another version of the protocol.
+    #[error("protocol version mismatch: this process speaks version {ours}, the peer speaks {theirs}; run the same dask-rs version everywhere")]
+    VersionMismatch {
+        /// Our version.
+        ours: u32,
+        /// The peer's version.
+        theirs: u32,
+    },
+    /// A message header could not be decoded.
+    #[error("malformed {what} message: {source}")]
+    Decode {
+        /// Which message was expected.
+        what: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: postcard::Error,
+    },
+    /// A message could not be encoded.
+    #[error("could not encode {what}: {source}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The encoder's error.
+        #[source]
+        source: postcard::Error,
+    },
+    /// An I/O error on an open connection.
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+    /// An error from the graph layer.
+    #[error(transparent)]
+    Core(#[from] dask_core::Error),
+}

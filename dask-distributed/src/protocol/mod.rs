@@ -1,0 +1,42 @@
+//! The wire protocol: framed messages over TCP and the handshake.
+//!
+//! A message is a header (postcard-encoded, small) plus zero or more data frames
+//! (raw bytes: array buffers, Arrow IPC, encoded values), sent as
+//!
+//! ```text
+//! u32 LE  number of frames n (header included, n >= 1)
+//! u64 LE  length of each frame, n times
+//! bytes   the frames, back to back
+//! ```
+//!
+//! Lengths are checked against [`Limits`] before anything is allocated, so a
+//! peer cannot make us reserve memory by announcing a huge frame.
+//!
+//! Each side of a new connection first sends a 12-byte preamble (magic + protocol
+//! version), then a [`Hello`] message. A peer whose preamble is wrong is refused
+//! before any of its messages is read.
+//!
+//! Headers are plain serde enums encoded with postcard. Postcard is not
+//! self-describing, so enums are tagged by variant index, not by an `op` field.
+
+mod frame;
+mod handshake;
+
+pub use frame::{read_message, write_message, Limits, Message};
+pub use handshake::{accept, connect, Connection, Hello, Role, MAGIC, PROTOCOL_VERSION};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{Error, Result};
+
+/// Encodes a header with postcard.
+pub fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<bytes::Bytes> {
+    postcard::to_allocvec(value)
+        .map(bytes::Bytes::from)
+        .map_err(|source| Error::Encode { what, source })
+}
+
+/// Decodes a postcard header; `what` names the expected message in errors.
+pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|source| Error::Decode { what, source })
+}

@@ -1,0 +1,3 @@
+//! Integration tests of dask-distributed, over real TCP on 127.0.0.1.
+
+mod protocol;
