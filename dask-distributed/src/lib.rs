@@ -1,10 +1,17 @@
 //! The distributed scheduler of dask-rs (in progress: see issue 3).
 //!
-//! Today this crate holds the wire protocol ([`protocol`]): length-prefixed
-//! frames over TCP, postcard-encoded message headers, raw data frames that are
-//! never re-encoded, and a versioned handshake that refuses foreign peers before
-//! reading anything they say. The scheduler, workers, `Client` and
-//! `LocalCluster` build on it next.
+//! Today this crate holds two foundations, both tested on their own:
+//!
+//! - [`protocol`]: length-prefixed frames over TCP, postcard-encoded message
+//!   headers, raw data frames that are never re-encoded, and a versioned
+//!   handshake that refuses foreign peers before reading anything they say.
+//! - [`scheduler::state`]: the scheduler as a pure state machine (events in,
+//!   actions out, Dask's task states and named transitions, placement by data
+//!   locality and occupancy, queuing of root tasks, recomputation of what a lost
+//!   worker held, suspicious tasks, retries, client reference counts).
+//!
+//! Not built yet: the tokio server around the state machine, workers, the
+//! `Client` with futures, `LocalCluster` and the `dask` binary.
 //!
 //! ```
 //! use dask_distributed::protocol::{self, Message, Role};
@@ -30,5 +37,6 @@
 
 mod error;
 pub mod protocol;
+pub mod scheduler;
 
 pub use error::{Error, Result};

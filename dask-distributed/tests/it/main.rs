@@ -1,3 +1,4 @@
 //! Integration tests of dask-distributed, over real TCP on 127.0.0.1.
 
 mod protocol;
+mod scheduler_state;

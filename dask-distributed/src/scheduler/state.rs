@@ -1,0 +1,1102 @@
+//! The scheduler's state machine: task states, transitions, placement.
+//!
+//! Task states use Dask's names. A task is *released* (known, not wanted or not
+//! started), *waiting* (wanted, dependencies not all in memory), *no-worker*
+//! (ready but no worker can run it), *queued* (a ready root task held back
+//! while every worker is saturated), *processing* (sent to one worker),
+//! *memory* (held by one or more workers), *erred* (failed, or a dependency
+//! failed) or *forgotten* (removed). Every change goes through
+//! [`SchedulerState::transition`], which logs it in the task's story; a
+//! transition the table does not allow is an internal error carrying that
+//! story.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+use dask_core::{Key, KeyMap, KeySet};
+
+/// A worker, numbered by the scheduler.
+pub type WorkerId = u64;
+/// A client, numbered by the scheduler.
+pub type ClientId = u64;
+
+/// How many times a task may be running on a worker that dies before it is
+/// declared erred as suspicious ("KilledWorker" in Dask).
+pub const DEFAULT_ALLOWED_FAILURES: u32 = 3;
+
+/// The state of one task, with Dask's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    /// Known, not running, not held.
+    Released,
+    /// Wanted; some dependencies are not in memory yet.
+    Waiting,
+    /// Ready, but no worker is connected.
+    NoWorker,
+    /// Ready root task held back while every worker is saturated.
+    Queued,
+    /// Sent to a worker.
+    Processing,
+    /// Held by at least one worker.
+    Memory,
+    /// Failed, or a dependency failed.
+    Erred,
+    /// Removed from the scheduler.
+    Forgotten,
+}
+
+/// Order in which ready tasks run: lower first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Priority {
+    /// Negated user priority (a higher user priority runs first).
+    pub user: i64,
+    /// Graph submission number: earlier graphs first.
+    pub generation: u64,
+    /// Position in the graph's order (`dask_core::order`).
+    pub order: u64,
+}
+
+/// One task of a graph submitted by a client.
+#[derive(Debug, Clone)]
+pub struct TaskSpec {
+    /// The task's key.
+    pub key: Key,
+    /// Keys it reads.
+    pub dependencies: Vec<Key>,
+    /// The encoded task, passed to the worker as is.
+    pub run_spec: Bytes,
+    /// Priority within the submission (user priority and order).
+    pub priority: Priority,
+    /// How many times a failure is retried.
+    pub retries: u32,
+    /// Workers allowed to run it (`None`: any).
+    pub restrictions: Option<BTreeSet<WorkerId>>,
+}
+
+/// A stimulus: something that happened.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A worker joined with `nthreads` threads.
+    AddWorker {
+        /// The worker.
+        worker: WorkerId,
+        /// Its number of task threads.
+        nthreads: u32,
+    },
+    /// A worker left or died: its tasks and data are lost.
+    RemoveWorker {
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// A client submitted tasks and wants `wanted`.
+    UpdateGraph {
+        /// The client.
+        client: ClientId,
+        /// New tasks (tasks already known keep their state).
+        tasks: Vec<TaskSpec>,
+        /// Keys the client holds futures for.
+        wanted: Vec<Key>,
+    },
+    /// A worker computed a task.
+    TaskFinished {
+        /// The worker.
+        worker: WorkerId,
+        /// The task.
+        key: Key,
+        /// Size of the result.
+        nbytes: u64,
+    },
+    /// A task failed on a worker.
+    TaskErred {
+        /// The worker.
+        worker: WorkerId,
+        /// The task.
+        key: Key,
+        /// The failure, as the client will see it.
+        error: String,
+    },
+    /// A client no longer holds futures for these keys.
+    ReleaseKeys {
+        /// The client.
+        client: ClientId,
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// A client disconnected: everything it wanted is released.
+    RemoveClient {
+        /// The client.
+        client: ClientId,
+    },
+}
+
+/// An instruction for the network layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Run `key` on `worker`; its dependencies are held by `who_has`.
+    Compute {
+        /// Where to run it.
+        worker: WorkerId,
+        /// The task.
+        key: Key,
+        /// The encoded task.
+        run_spec: Bytes,
+        /// For each dependency, the workers holding it.
+        who_has: Vec<(Key, Vec<WorkerId>)>,
+        /// Its priority.
+        priority: Priority,
+    },
+    /// `worker` should drop these keys (results, or tasks no longer wanted).
+    Free {
+        /// The worker.
+        worker: WorkerId,
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// Tell `client` that `key` reached a final state.
+    Report {
+        /// The client.
+        client: ClientId,
+        /// The key.
+        key: Key,
+        /// What happened.
+        outcome: Outcome,
+    },
+}
+
+/// What a client is told about a key it wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The value is in memory on a worker.
+    Memory,
+    /// The task failed; the message says why (and which task, if a dependency).
+    Erred(String),
+}
+
+/// Everything the scheduler knows about one task.
+#[derive(Debug, Clone)]
+pub struct TaskState {
+    /// The task's key.
+    pub key: Key,
+    /// Its state.
+    pub status: Status,
+    /// The encoded task.
+    pub run_spec: Bytes,
+    /// Its priority.
+    pub priority: Priority,
+    /// Keys it reads.
+    pub dependencies: Vec<Key>,
+    /// Keys that read it.
+    pub dependents: KeySet,
+    /// While waiting: dependencies not in memory yet.
+    pub waiting_on: KeySet,
+    /// While in memory: dependents that still need the value.
+    pub waiters: KeySet,
+    /// Workers holding the value.
+    pub who_has: BTreeSet<WorkerId>,
+    /// The worker running it, while processing.
+    pub processing_on: Option<WorkerId>,
+    /// Clients holding futures for it.
+    pub who_wants: BTreeSet<ClientId>,
+    /// Size of the value.
+    pub nbytes: u64,
+    /// Why it erred.
+    pub error: Option<String>,
+    /// Retries left.
+    pub retries: u32,
+    /// Workers that died while running it.
+    pub suspicious: u32,
+    /// Workers allowed to run it.
+    pub restrictions: Option<BTreeSet<WorkerId>>,
+    /// Every transition, with its cause.
+    pub story: Vec<(Status, Status, &'static str)>,
+}
+
+/// What the scheduler knows about a worker.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerState {
+    /// Its task threads.
+    pub nthreads: u32,
+    /// Tasks sent to it and not finished.
+    pub processing: KeySet,
+    /// Keys it holds.
+    pub has_what: KeySet,
+    /// Bytes it holds.
+    pub nbytes: u64,
+}
+
+impl WorkerState {
+    fn saturated(&self) -> bool {
+        // Dask's default worker-saturation of 1.1, rounded up.
+        self.processing.len() as u64 >= (u64::from(self.nthreads) * 11).div_ceil(10)
+    }
+}
+
+/// An impossible transition or broken invariant: a bug, with the key's story.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("scheduler invariant broken (bug in dask-rs): {message}\nstory of {key}: {story}")]
+pub struct InvariantError {
+    /// The task concerned.
+    pub key: Key,
+    /// What is wrong.
+    pub message: String,
+    /// The task's transitions, oldest first.
+    pub story: String,
+}
+
+/// The scheduler's whole state; see the module docs.
+#[derive(Debug, Default)]
+pub struct SchedulerState {
+    tasks: KeyMap<TaskState>,
+    workers: BTreeMap<WorkerId, WorkerState>,
+    /// Ready root tasks waiting for a free worker slot, by priority.
+    queued: BTreeSet<(Priority, Key)>,
+    /// Ready tasks with no worker to run them.
+    no_worker: KeySet,
+    generation: u64,
+    allowed_failures: u32,
+    actions: Vec<Action>,
+    recommendations: VecDeque<(Key, Status, &'static str)>,
+}
+
+impl SchedulerState {
+    /// An empty scheduler.
+    pub fn new() -> Self {
+        SchedulerState {
+            allowed_failures: DEFAULT_ALLOWED_FAILURES,
+            ..Default::default()
+        }
+    }
+
+    /// Sets how many worker deaths a task may cause before it errs as suspicious.
+    pub fn with_allowed_failures(mut self, n: u32) -> Self {
+        self.allowed_failures = n;
+        self
+    }
+
+    /// The state of `key`, if known.
+    pub fn task(&self, key: &Key) -> Option<&TaskState> {
+        self.tasks.get(key)
+    }
+
+    /// Every known task.
+    pub fn tasks(&self) -> impl Iterator<Item = &TaskState> {
+        self.tasks.values()
+    }
+
+    /// Connected workers.
+    pub fn workers(&self) -> &BTreeMap<WorkerId, WorkerState> {
+        &self.workers
+    }
+
+    /// Handles one event; returns what the network layer must do.
+    ///
+    /// Messages from a worker about a task it is no longer responsible for
+    /// (stale after a reschedule) are ignored, but the worker is told to free
+    /// the key.
+    pub fn handle(&mut self, event: Event) -> Result<Vec<Action>, InvariantError> {
+        match event {
+            Event::AddWorker { worker, nthreads } => self.add_worker(worker, nthreads),
+            Event::RemoveWorker { worker } => self.remove_worker(worker),
+            Event::UpdateGraph {
+                client,
+                tasks,
+                wanted,
+            } => self.update_graph(client, tasks, wanted),
+            Event::TaskFinished {
+                worker,
+                key,
+                nbytes,
+            } => self.task_finished(worker, key, nbytes),
+            Event::TaskErred { worker, key, error } => self.task_erred(worker, key, error),
+            Event::ReleaseKeys { client, keys } => self.release_keys(client, &keys),
+            Event::RemoveClient { client } => {
+                let keys: Vec<Key> = self
+                    .tasks
+                    .values()
+                    .filter(|t| t.who_wants.contains(&client))
+                    .map(|t| t.key.clone())
+                    .collect();
+                self.release_keys(client, &keys)
+            }
+        }
+        self.run_recommendations()?;
+        self.fill_free_slots()?;
+        if cfg!(debug_assertions) {
+            self.validate()?;
+        }
+        Ok(std::mem::take(&mut self.actions))
+    }
+
+    fn recommend(&mut self, key: &Key, to: Status, why: &'static str) {
+        self.recommendations.push_back((key.clone(), to, why));
+    }
+
+    fn run_recommendations(&mut self) -> Result<(), InvariantError> {
+        while let Some((key, to, why)) = self.recommendations.pop_front() {
+            self.transition(&key, to, why)?;
+        }
+        Ok(())
+    }
+
+    // ---- events ----
+
+    fn add_worker(&mut self, worker: WorkerId, nthreads: u32) {
+        self.workers.insert(
+            worker,
+            WorkerState {
+                nthreads: nthreads.max(1),
+                ..Default::default()
+            },
+        );
+        let stuck: Vec<Key> = self.no_worker.iter().cloned().collect();
+        for key in stuck {
+            self.recommend(&key, Status::Waiting, "worker joined");
+        }
+    }
+
+    fn remove_worker(&mut self, worker: WorkerId) {
+        let Some(ws) = self.workers.remove(&worker) else {
+            return;
+        };
+        for key in ws.processing {
+            let allowed = self.allowed_failures;
+            if let Some(ts) = self.tasks.get_mut(&key) {
+                ts.suspicious += 1;
+                if ts.suspicious > allowed {
+                    ts.error = Some(format!(
+                        "task {key} was running on a worker that died, {} times: it is suspicious \
+                         (it may crash its worker); raise allowed_failures to retry it more",
+                        ts.suspicious
+                    ));
+                    self.recommend(&key, Status::Erred, "killed too many workers");
+                } else {
+                    self.recommend(&key, Status::Released, "worker died while processing");
+                }
+            }
+        }
+        for key in ws.has_what {
+            if let Some(ts) = self.tasks.get_mut(&key) {
+                ts.who_has.remove(&worker);
+                if ts.who_has.is_empty() && ts.status == Status::Memory {
+                    self.recommend(&key, Status::Released, "only copy lost with its worker");
+                }
+            }
+        }
+    }
+
+    fn update_graph(&mut self, client: ClientId, specs: Vec<TaskSpec>, wanted: Vec<Key>) {
+        self.generation += 1;
+        let generation = self.generation;
+        let mut new_keys = Vec::with_capacity(specs.len());
+        for spec in specs {
+            if self.tasks.contains_key(&spec.key) {
+                continue;
+            }
+            new_keys.push(spec.key.clone());
+            let mut priority = spec.priority;
+            priority.generation = generation;
+            let key = spec.key.clone();
+            self.tasks.insert(
+                key.clone(),
+                TaskState {
+                    key,
+                    status: Status::Released,
+                    run_spec: spec.run_spec,
+                    priority,
+                    dependencies: spec.dependencies,
+                    dependents: KeySet::default(),
+                    waiting_on: KeySet::default(),
+                    waiters: KeySet::default(),
+                    who_has: BTreeSet::new(),
+                    processing_on: None,
+                    who_wants: BTreeSet::new(),
+                    nbytes: 0,
+                    error: None,
+                    retries: spec.retries,
+                    suspicious: 0,
+                    restrictions: spec.restrictions,
+                    story: Vec::new(),
+                },
+            );
+        }
+        // Link the new tasks to their dependencies (known: clients send whole graphs).
+        for key in &new_keys {
+            let deps = self.tasks[key].dependencies.clone();
+            for d in deps {
+                if let Some(dts) = self.tasks.get_mut(&d) {
+                    dts.dependents.insert(key.clone());
+                }
+            }
+        }
+        for key in wanted {
+            let Some(ts) = self.tasks.get_mut(&key) else {
+                continue;
+            };
+            ts.who_wants.insert(client);
+            match ts.status {
+                Status::Memory => self.actions.push(Action::Report {
+                    client,
+                    key,
+                    outcome: Outcome::Memory,
+                }),
+                Status::Erred => {
+                    let error = ts.error.clone().unwrap_or_default();
+                    self.actions.push(Action::Report {
+                        client,
+                        key,
+                        outcome: Outcome::Erred(error),
+                    })
+                }
+                Status::Released => self.recommend(&key, Status::Waiting, "wanted by a client"),
+                _ => {}
+            }
+        }
+        // Tasks nobody wants and nothing reads: forget them (and, by cascade,
+        // their unneeded dependencies).
+        for key in new_keys {
+            let ts = &self.tasks[&key];
+            if ts.who_wants.is_empty() && ts.dependents.is_empty() {
+                self.recommend(&key, Status::Forgotten, "submitted but not wanted");
+            }
+        }
+    }
+
+    fn task_finished(&mut self, worker: WorkerId, key: Key, nbytes: u64) {
+        let current = self.tasks.get(&key).map(|t| (t.status, t.processing_on));
+        if current != Some((Status::Processing, Some(worker))) {
+            // Stale: the task was rescheduled, released or forgotten meanwhile.
+            self.actions.push(Action::Free {
+                worker,
+                keys: vec![key],
+            });
+            return;
+        }
+        if let Some(ts) = self.tasks.get_mut(&key) {
+            ts.nbytes = nbytes;
+            ts.who_has.insert(worker);
+        }
+        self.recommend(&key, Status::Memory, "finished on a worker");
+    }
+
+    fn task_erred(&mut self, worker: WorkerId, key: Key, error: String) {
+        let Some(ts) = self.tasks.get_mut(&key) else {
+            return;
+        };
+        if ts.status != Status::Processing || ts.processing_on != Some(worker) {
+            return;
+        }
+        if ts.retries > 0 {
+            ts.retries -= 1;
+            self.recommend(&key, Status::Released, "failed, retrying");
+        } else {
+            ts.error = Some(error);
+            self.recommend(&key, Status::Erred, "failed on a worker");
+        }
+    }
+
+    fn release_keys(&mut self, client: ClientId, keys: &[Key]) {
+        for key in keys {
+            let Some(ts) = self.tasks.get_mut(key) else {
+                continue;
+            };
+            if !ts.who_wants.remove(&client) || !ts.who_wants.is_empty() {
+                continue;
+            }
+            self.release_if_unneeded(key, "no client wants it");
+        }
+    }
+
+    /// Frees `key` when no client wants it and no pending dependent needs it:
+    /// forgotten if nothing depends on it any more, else released (its data
+    /// freed, its spec kept in case a dependent must be recomputed).
+    fn release_if_unneeded(&mut self, key: &Key, why: &'static str) {
+        let Some(ts) = self.tasks.get(key) else {
+            return;
+        };
+        if !ts.who_wants.is_empty() || !ts.waiters.is_empty() || self.has_pending_dependent(ts) {
+            return;
+        }
+        if ts.dependents.is_empty() {
+            self.recommend(key, Status::Forgotten, why);
+        } else if ts.status == Status::Memory {
+            self.recommend(key, Status::Released, why);
+        }
+    }
+
+    fn has_pending_dependent(&self, ts: &TaskState) -> bool {
+        ts.dependents.iter().any(|d| {
+            self.tasks.get(d).is_some_and(|t| {
+                matches!(
+                    t.status,
+                    Status::Waiting | Status::Queued | Status::NoWorker | Status::Processing
+                )
+            })
+        })
+    }
+
+    // ---- transitions ----
+
+    /// Moves `key` to `to`, through the allowed path; logs it in the story.
+    pub fn transition(
+        &mut self,
+        key: &Key,
+        to: Status,
+        why: &'static str,
+    ) -> Result<(), InvariantError> {
+        let Some(from) = self.tasks.get(key).map(|t| t.status) else {
+            return Ok(()); // already forgotten
+        };
+        if from == to {
+            return Ok(());
+        }
+        use Status::*;
+        match (from, to) {
+            (Released, Waiting) => self.transition_released_waiting(key),
+            (Waiting | NoWorker | Queued, Processing) => self.transition_ready_processing(key),
+            (Waiting, Queued) => self.transition_waiting_queued(key),
+            (Waiting, NoWorker) => self.transition_waiting_no_worker(key),
+            (NoWorker | Queued, Waiting) => self.transition_ready_waiting(key),
+            (Processing, Memory) => self.transition_processing_memory(key),
+            (Processing | Waiting | Queued | NoWorker, Released) => {
+                self.transition_pending_released(key)
+            }
+            (Memory, Released) => self.transition_memory_released(key),
+            (Processing | Waiting | Queued | NoWorker | Released | Memory, Erred) => {
+                self.transition_to_erred(key)
+            }
+            (Released | Erred | Memory | Waiting | Queued | NoWorker | Processing, Forgotten) => {
+                self.transition_to_forgotten(key)
+            }
+            (Erred, Released) => self.transition_erred_released(key),
+            (Forgotten, _) => Ok(()),
+            (Released, Processing | Queued | NoWorker) => {
+                // Reached through waiting.
+                self.transition_released_waiting(key)?;
+                let now = self.tasks.get(key).map(|t| t.status);
+                if now == Some(Waiting) {
+                    self.transition(key, to, why)?;
+                }
+                Ok(())
+            }
+            _ => Err(self.invariant(
+                key,
+                format!("impossible transition {from:?} -> {to:?} ({why})"),
+            )),
+        }?;
+        if let Some(ts) = self.tasks.get_mut(key) {
+            let now = ts.status;
+            ts.story.push((from, now, why));
+        }
+        Ok(())
+    }
+
+    fn transition_released_waiting(&mut self, key: &Key) -> Result<(), InvariantError> {
+        let deps = self.tasks[key].dependencies.clone();
+        let mut waiting_on = KeySet::default();
+        for d in &deps {
+            let Some(dts) = self.tasks.get_mut(d) else {
+                return Err(self.invariant(key, format!("dependency {d} is unknown")));
+            };
+            match dts.status {
+                Status::Memory => {
+                    dts.waiters.insert(key.clone());
+                }
+                Status::Erred => {
+                    let error = dts.error.clone();
+                    let ts = self.tasks.get_mut(key).expect("known");
+                    ts.error = error;
+                    ts.status = Status::Released;
+                    self.recommend(key, Status::Erred, "a dependency erred");
+                    return Ok(());
+                }
+                Status::Released | Status::Forgotten => {
+                    dts.waiters.insert(key.clone());
+                    waiting_on.insert(d.clone());
+                    self.recommend(d, Status::Waiting, "needed by a dependent");
+                }
+                _ => {
+                    dts.waiters.insert(key.clone());
+                    waiting_on.insert(d.clone());
+                }
+            }
+        }
+        let ts = self.tasks.get_mut(key).expect("known");
+        ts.status = Status::Waiting;
+        let ready = waiting_on.is_empty();
+        ts.waiting_on = waiting_on;
+        if ready {
+            self.schedule_ready(key);
+        }
+        Ok(())
+    }
+
+    /// A waiting task whose dependencies are all in memory: send it somewhere.
+    fn schedule_ready(&mut self, key: &Key) {
+        let ts = &self.tasks[key];
+        if self.workers.is_empty() || self.candidates(ts).is_empty() {
+            self.recommend(key, Status::NoWorker, "no worker can run it");
+        } else if ts.dependencies.is_empty() && self.pick_worker(key).is_none() {
+            self.recommend(key, Status::Queued, "every worker is saturated");
+        } else {
+            self.recommend(key, Status::Processing, "ready");
+        }
+    }
+
+    fn candidates(&self, ts: &TaskState) -> Vec<WorkerId> {
+        self.workers
+            .keys()
+            .copied()
+            .filter(|w| ts.restrictions.as_ref().is_none_or(|r| r.contains(w)))
+            .collect()
+    }
+
+    /// The best worker for a ready task: for root tasks, the least occupied
+    /// unsaturated one; otherwise the one holding the most bytes of its
+    /// dependencies, ties broken by occupancy.
+    fn pick_worker(&self, key: &Key) -> Option<WorkerId> {
+        let ts = &self.tasks[key];
+        let candidates = self.candidates(ts);
+        let occupancy = |w: &WorkerId| {
+            let ws = &self.workers[w];
+            (ws.processing.len() as u64 * 1000) / u64::from(ws.nthreads)
+        };
+        if ts.dependencies.is_empty() {
+            return candidates
+                .into_iter()
+                .filter(|w| !self.workers[w].saturated())
+                .min_by_key(|w| (occupancy(w), *w));
+        }
+        candidates.into_iter().min_by_key(|w| {
+            let local: u64 = ts
+                .dependencies
+                .iter()
+                .filter_map(|d| self.tasks.get(d))
+                .filter(|d| d.who_has.contains(w))
+                .map(|d| d.nbytes.max(1))
+                .sum();
+            (std::cmp::Reverse(local), occupancy(w), *w)
+        })
+    }
+
+    fn transition_ready_processing(&mut self, key: &Key) -> Result<(), InvariantError> {
+        let Some(worker) = self.pick_worker(key) else {
+            // Saturated (root task) or no candidate: hold it.
+            let to = if self.candidates(&self.tasks[key]).is_empty() {
+                Status::NoWorker
+            } else {
+                Status::Queued
+            };
+            let from = self.tasks[key].status;
+            if from != to {
+                self.set_ready_holding(key, to);
+            }
+            return Ok(());
+        };
+        self.leave_ready_holding(key);
+        let ts = self.tasks.get_mut(key).expect("known");
+        ts.status = Status::Processing;
+        ts.processing_on = Some(worker);
+        let priority = ts.priority;
+        let run_spec = ts.run_spec.clone();
+        let deps = ts.dependencies.clone();
+        self.workers
+            .get_mut(&worker)
+            .expect("picked")
+            .processing
+            .insert(key.clone());
+        let who_has = deps
+            .iter()
+            .map(|d| (d.clone(), self.tasks[d].who_has.iter().copied().collect()))
+            .collect();
+        self.actions.push(Action::Compute {
+            worker,
+            key: key.clone(),
+            run_spec,
+            who_has,
+            priority,
+        });
+        Ok(())
+    }
+
+    fn set_ready_holding(&mut self, key: &Key, to: Status) {
+        self.leave_ready_holding(key);
+        let ts = self.tasks.get_mut(key).expect("known");
+        ts.status = to;
+        match to {
+            Status::Queued => {
+                self.queued.insert((ts.priority, key.clone()));
+            }
+            Status::NoWorker => {
+                self.no_worker.insert(key.clone());
+            }
+            _ => {}
+        }
+    }
+
+    fn leave_ready_holding(&mut self, key: &Key) {
+        let ts = &self.tasks[key];
+        match ts.status {
+            Status::Queued => {
+                self.queued.remove(&(ts.priority, key.clone()));
+            }
+            Status::NoWorker => {
+                self.no_worker.remove(key);
+            }
+            _ => {}
+        }
+    }
+
+    fn transition_waiting_queued(&mut self, key: &Key) -> Result<(), InvariantError> {
+        self.set_ready_holding(key, Status::Queued);
+        Ok(())
+    }
+
+    fn transition_waiting_no_worker(&mut self, key: &Key) -> Result<(), InvariantError> {
+        self.set_ready_holding(key, Status::NoWorker);
+        Ok(())
+    }
+
+    fn transition_ready_waiting(&mut self, key: &Key) -> Result<(), InvariantError> {
+        self.leave_ready_holding(key);
+        self.tasks.get_mut(key).expect("known").status = Status::Waiting;
+        self.schedule_ready(key);
+        Ok(())
+    }
+
+    fn transition_processing_memory(&mut self, key: &Key) -> Result<(), InvariantError> {
+        let ts = self.tasks.get_mut(key).expect("known");
+        let worker = ts.processing_on.take();
+        ts.status = Status::Memory;
+        let nbytes = ts.nbytes;
+        let dependents: Vec<Key> = ts.dependents.iter().cloned().collect();
+        let deps = ts.dependencies.clone();
+        let clients: Vec<ClientId> = ts.who_wants.iter().copied().collect();
+        if let Some(w) = worker.and_then(|w| self.workers.get_mut(&w)) {
+            w.processing.remove(key);
+            w.has_what.insert(key.clone());
+            w.nbytes += nbytes;
+        }
+        for client in clients {
+            self.actions.push(Action::Report {
+                client,
+                key: key.clone(),
+                outcome: Outcome::Memory,
+            });
+        }
+        for d in dependents {
+            let Some(dts) = self.tasks.get_mut(&d) else {
+                continue;
+            };
+            if dts.status == Status::Waiting
+                && dts.waiting_on.remove(key)
+                && dts.waiting_on.is_empty()
+            {
+                self.schedule_ready(&d);
+            }
+        }
+        for d in deps {
+            if let Some(dts) = self.tasks.get_mut(&d) {
+                dts.waiters.remove(key);
+                if dts.waiters.is_empty() {
+                    self.release_if_unneeded(&d, "its last dependent finished");
+                }
+            }
+        }
+        self.release_if_unneeded(key, "finished but not wanted");
+        Ok(())
+    }
+
+    /// Processing, waiting, queued or no-worker back to released (worker died,
+    /// retry, or no longer wanted); re-waits at once if still needed.
+    fn transition_pending_released(&mut self, key: &Key) -> Result<(), InvariantError> {
+        self.leave_ready_holding(key);
+        let ts = self.tasks.get_mut(key).expect("known");
+        if let Some(w) = ts.processing_on.take() {
+            if let Some(ws) = self.workers.get_mut(&w) {
+                ws.processing.remove(key);
+                self.actions.push(Action::Free {
+                    worker: w,
+                    keys: vec![key.clone()],
+                });
+            }
+        }
+        let ts = self.tasks.get_mut(key).expect("known");
+        ts.status = Status::Released;
+        ts.waiting_on.clear();
+        self.recommend_if_needed(key);
+        Ok(())
+    }
+
+    fn transition_memory_released(&mut self, key: &Key) -> Result<(), InvariantError> {
+        let ts = self.tasks.get_mut(key).expect("known");
+        ts.status = Status::Released;
+        let holders: Vec<WorkerId> = std::mem::take(&mut ts.who_has).into_iter().collect();
+        let nbytes = ts.nbytes;
+        let dependents: Vec<Key> = ts.dependents.iter().cloned().collect();
+        for w in holders {
+            if let Some(ws) = self.workers.get_mut(&w) {
+                ws.has_what.remove(key);
+                ws.nbytes = ws.nbytes.saturating_sub(nbytes);
+                self.actions.push(Action::Free {
+                    worker: w,
+                    keys: vec![key.clone()],
+                });
+            }
+        }
+        // Dependents that were about to read it must wait for it again.
+        for d in dependents {
+            let Some(dts) = self.tasks.get(&d) else {
+                continue;
+            };
+            match dts.status {
+                Status::Waiting => {
+                    self.tasks
+                        .get_mut(&d)
+                        .expect("known")
+                        .waiting_on
+                        .insert(key.clone());
+                }
+                Status::Processing | Status::Queued | Status::NoWorker => {
+                    self.recommend(&d, Status::Released, "a dependency was lost");
+                }
+                _ => {}
+            }
+        }
+        self.recommend_if_needed(key);
+        Ok(())
+    }
+
+    /// After a release: wait again if a client or a pending dependent needs the
+    /// key, else forget it if nothing depends on it.
+    fn recommend_if_needed(&mut self, key: &Key) {
+        let ts = &self.tasks[key];
+        if !ts.who_wants.is_empty() || self.has_pending_dependent(ts) {
+            self.recommend(key, Status::Waiting, "still needed");
+        } else if ts.dependents.is_empty() {
+            self.recommend(key, Status::Forgotten, "released and not needed");
+        }
+    }
+
+    fn transition_to_erred(&mut self, key: &Key) -> Result<(), InvariantError> {
+        self.leave_ready_holding(key);
+        let ts = self.tasks.get_mut(key).expect("known");
+        if let Some(w) = ts.processing_on.take() {
+            if let Some(ws) = self.workers.get_mut(&w) {
+                ws.processing.remove(key);
+            }
+        }
+        let ts = self.tasks.get_mut(key).expect("known");
+        let holders: Vec<WorkerId> = std::mem::take(&mut ts.who_has).into_iter().collect();
+        for w in holders {
+            if let Some(ws) = self.workers.get_mut(&w) {
+                ws.has_what.remove(key);
+            }
+        }
+        let ts = self.tasks.get_mut(key).expect("known");
+        ts.status = Status::Erred;
+        ts.waiting_on.clear();
+        let error = ts
+            .error
+            .clone()
+            .unwrap_or_else(|| format!("task {key} erred"));
+        let clients: Vec<ClientId> = ts.who_wants.iter().copied().collect();
+        let dependents: Vec<Key> = ts.dependents.iter().cloned().collect();
+        for client in clients {
+            self.actions.push(Action::Report {
+                client,
+                key: key.clone(),
+                outcome: Outcome::Erred(error.clone()),
+            });
+        }
+        for d in dependents {
+            let Some(dts) = self.tasks.get_mut(&d) else {
+                continue;
+            };
+            if matches!(
+                dts.status,
+                Status::Waiting | Status::Queued | Status::NoWorker | Status::Processing
+            ) {
+                dts.error = Some(error.clone());
+                self.recommend(&d, Status::Erred, "a dependency erred");
+            }
+        }
+        Ok(())
+    }
+
+    fn transition_erred_released(&mut self, key: &Key) -> Result<(), InvariantError> {
+        let ts = self.tasks.get_mut(key).expect("known");
+        ts.status = Status::Released;
+        ts.error = None;
+        Ok(())
+    }
+
+    fn transition_to_forgotten(&mut self, key: &Key) -> Result<(), InvariantError> {
+        let ts = &self.tasks[key];
+        if !ts.who_wants.is_empty() || !ts.dependents.is_empty() {
+            return Ok(()); // wanted again, or a dependent may need it: stays known
+        }
+        match ts.status {
+            Status::Memory => self.transition_memory_released_quiet(key),
+            Status::Processing => self.leave_processing(key),
+            _ => {}
+        }
+        self.leave_ready_holding(key);
+        let ts = self.tasks.remove(key).expect("known");
+        for d in &ts.dependencies {
+            if let Some(dts) = self.tasks.get_mut(d) {
+                dts.dependents.remove(key);
+                dts.waiters.remove(key);
+                if dts.who_wants.is_empty() && dts.waiters.is_empty() {
+                    self.release_if_unneeded(d, "its last dependent was forgotten");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn transition_memory_released_quiet(&mut self, key: &Key) {
+        let ts = self.tasks.get_mut(key).expect("known");
+        let holders: Vec<WorkerId> = std::mem::take(&mut ts.who_has).into_iter().collect();
+        let nbytes = ts.nbytes;
+        ts.status = Status::Released;
+        for w in holders {
+            if let Some(ws) = self.workers.get_mut(&w) {
+                ws.has_what.remove(key);
+                ws.nbytes = ws.nbytes.saturating_sub(nbytes);
+                self.actions.push(Action::Free {
+                    worker: w,
+                    keys: vec![key.clone()],
+                });
+            }
+        }
+    }
+
+    fn leave_processing(&mut self, key: &Key) {
+        let ts = self.tasks.get_mut(key).expect("known");
+        if let Some(w) = ts.processing_on.take() {
+            if let Some(ws) = self.workers.get_mut(&w) {
+                ws.processing.remove(key);
+                self.actions.push(Action::Free {
+                    worker: w,
+                    keys: vec![key.clone()],
+                });
+            }
+        }
+        self.tasks.get_mut(key).expect("known").status = Status::Released;
+    }
+
+    /// Sends queued root tasks to workers with free slots, highest priority first.
+    fn fill_free_slots(&mut self) -> Result<(), InvariantError> {
+        while let Some((_, key)) = self.queued.first().cloned() {
+            if self.pick_worker(&key).is_none() {
+                break;
+            }
+            self.transition(&key, Status::Processing, "a worker slot freed")?;
+            self.run_recommendations()?;
+        }
+        Ok(())
+    }
+
+    // ---- invariants ----
+
+    fn invariant(&self, key: &Key, message: String) -> InvariantError {
+        let story = self
+            .tasks
+            .get(key)
+            .map(|t| {
+                t.story
+                    .iter()
+                    .map(|(a, b, why)| format!("{a:?}->{b:?} ({why})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_else(|| "forgotten".into());
+        InvariantError {
+            key: key.clone(),
+            message,
+            story,
+        }
+    }
+
+    /// Checks every invariant; runs after each event in debug builds.
+    pub fn validate(&self) -> Result<(), InvariantError> {
+        for ts in self.tasks.values() {
+            let key = &ts.key;
+            let fail = |m: String| Err(self.invariant(key, m));
+            match ts.status {
+                Status::Memory => {
+                    if ts.who_has.is_empty() {
+                        return fail("in memory but no worker holds it".into());
+                    }
+                    if let Some(w) = ts.who_has.iter().find(|w| !self.workers.contains_key(w)) {
+                        return fail(format!("held by unknown worker {w}"));
+                    }
+                }
+                Status::Processing => {
+                    let Some(w) = ts.processing_on else {
+                        return fail("processing on no worker".into());
+                    };
+                    if !self
+                        .workers
+                        .get(&w)
+                        .is_some_and(|ws| ws.processing.contains(key))
+                    {
+                        return fail(format!("processing on {w}, which does not list it"));
+                    }
+                    for d in &ts.dependencies {
+                        if self.tasks.get(d).map(|t| t.status) != Some(Status::Memory) {
+                            return fail(format!(
+                                "processing while dependency {d} is not in memory"
+                            ));
+                        }
+                    }
+                }
+                Status::Waiting => {
+                    for d in &ts.waiting_on {
+                        if self.tasks.get(d).map(|t| t.status) == Some(Status::Memory) {
+                            return fail(format!("waiting on {d}, which is in memory"));
+                        }
+                    }
+                }
+                Status::Queued => {
+                    if !self.queued.contains(&(ts.priority, key.clone())) {
+                        return fail("queued but not in the queue".into());
+                    }
+                }
+                Status::NoWorker => {
+                    if !self.no_worker.contains(key) {
+                        return fail("no-worker but not in the no-worker set".into());
+                    }
+                }
+                Status::Released | Status::Erred => {
+                    if ts.processing_on.is_some() || !ts.who_has.is_empty() {
+                        return fail(format!("{:?} but still on a worker", ts.status));
+                    }
+                }
+                Status::Forgotten => return fail("forgotten task still stored".into()),
+            }
+            for d in &ts.dependencies {
+                if !self.tasks.contains_key(d) {
+                    return fail(format!("dependency {d} was forgotten before its dependent"));
+                }
+            }
+        }
+        for (w, ws) in &self.workers {
+            for k in &ws.processing {
+                let ok = self
+                    .tasks
+                    .get(k)
+                    .is_some_and(|t| t.status == Status::Processing && t.processing_on == Some(*w));
+                if !ok {
+                    return Err(self.invariant(k, format!("worker {w} lists it as processing")));
+                }
+            }
+            for k in &ws.has_what {
+                if !self.tasks.get(k).is_some_and(|t| t.who_has.contains(w)) {
+                    return Err(self.invariant(k, format!("worker {w} lists it in memory")));
+                }
+            }
+        }
+        Ok(())
+    }
+}

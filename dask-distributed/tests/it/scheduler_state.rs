@@ -1,0 +1,563 @@
+//! The scheduler state machine driven by a simulated cluster: no sockets, many
+//! random runs, workers dying at random. Values are computed for real by the
+//! simulated workers and checked against a direct evaluation of the graph.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use dask_core::Key;
+use dask_distributed::scheduler::state::{
+    Action, Event, Outcome, Priority, SchedulerState, Status, TaskSpec, WorkerId,
+};
+
+/// xorshift64*: a tiny seeded generator, so every run is reproducible by seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A random DAG: task i depends on up to 3 earlier tasks.
+struct Dag {
+    deps: Vec<Vec<usize>>,
+}
+
+impl Dag {
+    fn random(rng: &mut Rng, n: usize) -> Dag {
+        let deps = (0..n)
+            .map(|i| {
+                if i == 0 {
+                    return vec![];
+                }
+                let k = rng.below(4) as usize;
+                let mut d: Vec<usize> = (0..k).map(|_| rng.below(i as u64) as usize).collect();
+                d.sort_unstable();
+                d.dedup();
+                d
+            })
+            .collect();
+        Dag { deps }
+    }
+
+    fn key(i: usize) -> Key {
+        Key::new("t", [i as u64])
+    }
+
+    /// The value of task i from its dependencies' values (order-sensitive).
+    fn compute(i: usize, inputs: &[u64]) -> u64 {
+        inputs
+            .iter()
+            .fold(i as u64 + 1, |acc, x| acc.wrapping_mul(31).wrapping_add(*x))
+    }
+
+    /// The oracle: every value, computed directly in index (topological) order.
+    fn oracle(&self) -> Vec<u64> {
+        let mut values: Vec<u64> = Vec::with_capacity(self.deps.len());
+        for (i, deps) in self.deps.iter().enumerate() {
+            let inputs: Vec<u64> = deps.iter().map(|&d| values[d]).collect();
+            values.push(Dag::compute(i, &inputs));
+        }
+        values
+    }
+
+    fn specs(&self) -> Vec<TaskSpec> {
+        self.deps
+            .iter()
+            .enumerate()
+            .map(|(i, deps)| TaskSpec {
+                key: Dag::key(i),
+                dependencies: deps.iter().map(|&d| Dag::key(d)).collect(),
+                run_spec: Bytes::from((i as u64).to_le_bytes().to_vec()),
+                priority: Priority {
+                    order: i as u64,
+                    ..Default::default()
+                },
+                retries: 0,
+                restrictions: None,
+            })
+            .collect()
+    }
+}
+
+/// Simulated workers: what each one runs and holds.
+#[derive(Default)]
+struct Cluster {
+    running: BTreeMap<WorkerId, Vec<Key>>,
+    memory: BTreeMap<WorkerId, HashMap<Key, u64>>,
+    reports: Vec<(Key, Outcome)>,
+    next_worker: WorkerId,
+}
+
+impl Cluster {
+    fn apply(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Compute { worker, key, .. } => self
+                    .running
+                    .get_mut(&worker)
+                    .expect("compute on a live worker")
+                    .push(key),
+                Action::Free { worker, keys } => {
+                    for k in keys {
+                        if let Some(m) = self.memory.get_mut(&worker) {
+                            m.remove(&k);
+                        }
+                        if let Some(r) = self.running.get_mut(&worker) {
+                            r.retain(|x| *x != k);
+                        }
+                    }
+                }
+                Action::Report { key, outcome, .. } => self.reports.push((key, outcome)),
+            }
+        }
+    }
+
+    fn add_worker(&mut self, state: &mut SchedulerState, nthreads: u32) {
+        let worker = self.next_worker;
+        self.next_worker += 1;
+        self.running.insert(worker, Vec::new());
+        self.memory.insert(worker, HashMap::new());
+        let actions = state.handle(Event::AddWorker { worker, nthreads }).unwrap();
+        self.apply(actions);
+    }
+
+    fn find(&self, key: &Key) -> Option<u64> {
+        self.memory.values().find_map(|m| m.get(key).copied())
+    }
+}
+
+fn index_of(key: &Key) -> usize {
+    key.index()[0] as usize
+}
+
+/// One random run; returns a description of the failure, if any.
+fn run(seed: u64) -> Result<(), String> {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let n = 1 + rng.below(120) as usize;
+    let dag = Dag::random(&mut rng, n);
+    let oracle = dag.oracle();
+    let mut state = SchedulerState::new().with_allowed_failures(1000);
+    let mut cluster = Cluster::default();
+    for _ in 0..1 + rng.below(4) {
+        let threads = 1 + rng.below(3) as u32;
+        cluster.add_worker(&mut state, threads);
+    }
+    let mut wanted: Vec<Key> = (0..n).filter(|_| rng.below(4) == 0).map(Dag::key).collect();
+    wanted.push(Dag::key(n - 1));
+    wanted.sort();
+    wanted.dedup();
+    let actions = state
+        .handle(Event::UpdateGraph {
+            client: 1,
+            tasks: dag.specs(),
+            wanted: wanted.clone(),
+        })
+        .map_err(|e| e.to_string())?;
+    cluster.apply(actions);
+
+    let mut steps = 0;
+    loop {
+        let done = wanted
+            .iter()
+            .all(|k| state.task(k).map(|t| t.status) == Some(Status::Memory));
+        if done {
+            break;
+        }
+        steps += 1;
+        if steps > 20_000 {
+            return Err(format!("seed {seed}: no progress after {steps} steps"));
+        }
+        // Occasionally kill a worker (keeping at least one) or add one.
+        let roll = rng.below(100);
+        if roll < 3 && cluster.running.len() > 1 {
+            let victims: Vec<WorkerId> = cluster.running.keys().copied().collect();
+            let victim = victims[rng.below(victims.len() as u64) as usize];
+            cluster.running.remove(&victim);
+            cluster.memory.remove(&victim);
+            let actions = state
+                .handle(Event::RemoveWorker { worker: victim })
+                .map_err(|e| e.to_string())?;
+            cluster.apply(actions);
+            continue;
+        }
+        if roll < 5 {
+            let threads = 1 + rng.below(3) as u32;
+            cluster.add_worker(&mut state, threads);
+            continue;
+        }
+        // Finish a random running task on a random busy worker.
+        let busy: Vec<WorkerId> = cluster
+            .running
+            .iter()
+            .filter(|(_, r)| !r.is_empty())
+            .map(|(w, _)| *w)
+            .collect();
+        if busy.is_empty() {
+            return Err(format!(
+                "seed {seed}: nothing running and not done (stalled)"
+            ));
+        }
+        let worker = busy[rng.below(busy.len() as u64) as usize];
+        let running = cluster.running.get_mut(&worker).unwrap();
+        let key = running.remove(rng.below(running.len() as u64) as usize);
+        let i = index_of(&key);
+        let mut inputs = Vec::new();
+        for &d in &dag.deps[i] {
+            match cluster.find(&Dag::key(d)) {
+                Some(v) => inputs.push(v),
+                None => {
+                    return Err(format!(
+                        "seed {seed}: {key} started but dependency t{d} is held nowhere"
+                    ))
+                }
+            }
+        }
+        let value = Dag::compute(i, &inputs);
+        cluster
+            .memory
+            .get_mut(&worker)
+            .unwrap()
+            .insert(key.clone(), value);
+        let actions = state
+            .handle(Event::TaskFinished {
+                worker,
+                key,
+                nbytes: 8,
+            })
+            .map_err(|e| format!("seed {seed}: {e}"))?;
+        cluster.apply(actions);
+    }
+
+    for k in &wanted {
+        let got = cluster
+            .find(k)
+            .ok_or_else(|| format!("seed {seed}: {k} in memory but held nowhere"))?;
+        if got != oracle[index_of(k)] {
+            return Err(format!(
+                "seed {seed}: {k} = {got}, oracle says {}",
+                oracle[index_of(k)]
+            ));
+        }
+        if !cluster.reports.contains(&(k.clone(), Outcome::Memory)) {
+            return Err(format!(
+                "seed {seed}: the client was never told {k} is ready"
+            ));
+        }
+    }
+    // Releasing every future forgets everything and frees every worker.
+    let actions = state
+        .handle(Event::ReleaseKeys {
+            client: 1,
+            keys: wanted.clone(),
+        })
+        .map_err(|e| format!("seed {seed}: {e}"))?;
+    cluster.apply(actions);
+    if let Some(t) = state.tasks().next() {
+        return Err(format!(
+            "seed {seed}: {} still known as {:?} after release",
+            t.key, t.status
+        ));
+    }
+    if cluster.memory.values().any(|m| !m.is_empty()) {
+        return Err(format!(
+            "seed {seed}: workers still hold data after release"
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn random_graphs_on_a_simulated_cluster_with_worker_deaths() {
+    let failures: Vec<String> = (0..300).filter_map(|seed| run(seed).err()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of 300 runs failed, first: {}",
+        failures.len(),
+        failures[0]
+    );
+}
+
+#[test]
+fn failures_propagate_to_dependents_and_retries_rerun() {
+    // a -> b -> c ; a fails once (1 retry), then b fails for good.
+    let specs = |retries_a: u32| {
+        vec![
+            TaskSpec {
+                key: Key::named("a"),
+                dependencies: vec![],
+                run_spec: Bytes::new(),
+                priority: Priority::default(),
+                retries: retries_a,
+                restrictions: None,
+            },
+            TaskSpec {
+                key: Key::named("b"),
+                dependencies: vec![Key::named("a")],
+                run_spec: Bytes::new(),
+                priority: Priority::default(),
+                retries: 0,
+                restrictions: None,
+            },
+            TaskSpec {
+                key: Key::named("c"),
+                dependencies: vec![Key::named("b")],
+                run_spec: Bytes::new(),
+                priority: Priority::default(),
+                retries: 0,
+                restrictions: None,
+            },
+        ]
+    };
+    let mut s = SchedulerState::new();
+    s.handle(Event::AddWorker {
+        worker: 0,
+        nthreads: 1,
+    })
+    .unwrap();
+    let actions = s
+        .handle(Event::UpdateGraph {
+            client: 7,
+            tasks: specs(1),
+            wanted: vec![Key::named("c")],
+        })
+        .unwrap();
+    assert!(matches!(&actions[..], [Action::Compute { key, .. }] if *key == Key::named("a")));
+    let actions = s
+        .handle(Event::TaskErred {
+            worker: 0,
+            key: Key::named("a"),
+            error: "flaky".into(),
+        })
+        .unwrap();
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Compute { key, .. } if *key == Key::named("a"))),
+        "retry: {actions:?}"
+    );
+    s.handle(Event::TaskFinished {
+        worker: 0,
+        key: Key::named("a"),
+        nbytes: 1,
+    })
+    .unwrap();
+    let actions = s
+        .handle(Event::TaskErred {
+            worker: 0,
+            key: Key::named("b"),
+            error: "boom in b".into(),
+        })
+        .unwrap();
+    assert!(
+        actions.contains(&Action::Report {
+            client: 7,
+            key: Key::named("c"),
+            outcome: Outcome::Erred("boom in b".into())
+        }),
+        "{actions:?}"
+    );
+    assert_eq!(s.task(&Key::named("c")).unwrap().status, Status::Erred);
+    assert_eq!(s.task(&Key::named("b")).unwrap().status, Status::Erred);
+    // A second client asking for the erred key is told at once.
+    let actions = s
+        .handle(Event::UpdateGraph {
+            client: 8,
+            tasks: vec![],
+            wanted: vec![Key::named("c")],
+        })
+        .unwrap();
+    assert_eq!(
+        actions,
+        vec![Action::Report {
+            client: 8,
+            key: Key::named("c"),
+            outcome: Outcome::Erred("boom in b".into())
+        }]
+    );
+}
+
+#[test]
+fn a_task_that_kills_workers_becomes_suspicious() {
+    let mut s = SchedulerState::new().with_allowed_failures(2);
+    for w in 0..4 {
+        s.handle(Event::AddWorker {
+            worker: w,
+            nthreads: 1,
+        })
+        .unwrap();
+    }
+    let spec = TaskSpec {
+        key: Key::named("bad"),
+        dependencies: vec![],
+        run_spec: Bytes::new(),
+        priority: Priority::default(),
+        retries: 0,
+        restrictions: None,
+    };
+    let mut actions = s
+        .handle(Event::UpdateGraph {
+            client: 1,
+            tasks: vec![spec],
+            wanted: vec![Key::named("bad")],
+        })
+        .unwrap();
+    for round in 0..3 {
+        let worker = actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Compute { worker, .. } => Some(*worker),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("round {round}: not rescheduled: {actions:?}"));
+        actions = s.handle(Event::RemoveWorker { worker }).unwrap();
+    }
+    let t = s.task(&Key::named("bad")).unwrap();
+    assert_eq!(t.status, Status::Erred);
+    assert!(
+        t.error.as_deref().unwrap().contains("suspicious"),
+        "{:?}",
+        t.error
+    );
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Report {
+            outcome: Outcome::Erred(_),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn no_worker_then_a_worker_joins() {
+    let mut s = SchedulerState::new();
+    let spec = TaskSpec {
+        key: Key::named("x"),
+        dependencies: vec![],
+        run_spec: Bytes::new(),
+        priority: Priority::default(),
+        retries: 0,
+        restrictions: None,
+    };
+    let actions = s
+        .handle(Event::UpdateGraph {
+            client: 1,
+            tasks: vec![spec],
+            wanted: vec![Key::named("x")],
+        })
+        .unwrap();
+    assert!(actions.is_empty());
+    assert_eq!(s.task(&Key::named("x")).unwrap().status, Status::NoWorker);
+    let actions = s
+        .handle(Event::AddWorker {
+            worker: 3,
+            nthreads: 2,
+        })
+        .unwrap();
+    assert!(
+        matches!(&actions[..], [Action::Compute { worker: 3, .. }]),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn root_tasks_queue_when_workers_are_saturated() {
+    let mut s = SchedulerState::new();
+    s.handle(Event::AddWorker {
+        worker: 0,
+        nthreads: 1,
+    })
+    .unwrap();
+    let specs: Vec<TaskSpec> = (0..10)
+        .map(|i| TaskSpec {
+            key: Key::new("r", [i]),
+            dependencies: vec![],
+            run_spec: Bytes::new(),
+            priority: Priority {
+                order: i,
+                ..Default::default()
+            },
+            retries: 0,
+            restrictions: None,
+        })
+        .collect();
+    let wanted = specs.iter().map(|t| t.key.clone()).collect();
+    let actions = s
+        .handle(Event::UpdateGraph {
+            client: 1,
+            tasks: specs,
+            wanted,
+        })
+        .unwrap();
+    let computes: Vec<Key> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Compute { key, .. } => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    // One thread at saturation 1.1 takes 2 tasks, the highest priority ones.
+    assert_eq!(computes, vec![Key::new("r", [0]), Key::new("r", [1])]);
+    let queued = s.tasks().filter(|t| t.status == Status::Queued).count();
+    assert_eq!(queued, 8);
+    let actions = s
+        .handle(Event::TaskFinished {
+            worker: 0,
+            key: Key::new("r", [0]),
+            nbytes: 1,
+        })
+        .unwrap();
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Compute { key, .. } if *key == Key::new("r", [2]))),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn stale_finish_from_a_worker_is_freed_not_trusted() {
+    let mut s = SchedulerState::new();
+    s.handle(Event::AddWorker {
+        worker: 0,
+        nthreads: 1,
+    })
+    .unwrap();
+    let spec = TaskSpec {
+        key: Key::named("x"),
+        dependencies: vec![],
+        run_spec: Bytes::new(),
+        priority: Priority::default(),
+        retries: 0,
+        restrictions: None,
+    };
+    s.handle(Event::UpdateGraph {
+        client: 1,
+        tasks: vec![spec],
+        wanted: vec![Key::named("x")],
+    })
+    .unwrap();
+    // Worker 9 never got the task.
+    let actions = s
+        .handle(Event::TaskFinished {
+            worker: 9,
+            key: Key::named("x"),
+            nbytes: 1,
+        })
+        .unwrap();
+    assert_eq!(
+        actions,
+        vec![Action::Free {
+            worker: 9,
+            keys: vec![Key::named("x")]
+        }]
+    );
+    assert_eq!(s.task(&Key::named("x")).unwrap().status, Status::Processing);
+}
