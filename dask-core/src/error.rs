@@ -82,6 +82,35 @@ pub enum Error {
         /// The duplicated tag.
         tag: String,
     },
+    /// A value must leave the process but its type has no codec.
+    #[error("values of type `{type_name}` cannot be sent to another process: register a codec with `dask_core::register_codec!({type_name})` (serde types) or a `CodecRegistration`")]
+    NoCodec {
+        /// The value's type.
+        type_name: &'static str,
+    },
+    /// Encoded data names a codec this process does not have.
+    #[error("no codec is registered under tag `{tag}`: link the crate that registers it (workers must run the same build as the client)")]
+    UnknownCodec {
+        /// The tag.
+        tag: String,
+    },
+    /// A codec failed to encode or decode.
+    #[error("codec `{tag}` failed: {source}")]
+    Codec {
+        /// The codec's tag.
+        tag: String,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+    /// A task must run in another process but its op cannot be rebuilt there.
+    #[error("task {key} calls `{op}`, which is not registered, so it cannot run on a worker process: register the function with `dask_core::register_op!(path::to::function)`, or use threads instead of processes (closures only run in-process)")]
+    OpNotRegistered {
+        /// The task.
+        key: Key,
+        /// The op's name.
+        op: String,
+    },
     /// A scheduler-specific failure (connection lost, worker died, ...).
     #[error("scheduler `{scheduler}`: {message}")]
     Scheduler {

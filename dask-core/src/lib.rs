@@ -26,12 +26,13 @@
 //! println!("{}", z.visualize()); // graphviz dot
 //! ```
 //!
-//! Modules: [`key`], [`tokenize`](mod@tokenize), [`value`], [`op`], [`task`],
+//! Modules: [`codec`] (values across processes), [`key`], [`tokenize`](mod@tokenize), [`value`], [`op`], [`task`],
 //! [`graph`], [`hlg`], [`plan`] (validation, culling and ordering for
 //! schedulers), [`optimize`] (cull, fuse), [`scheduler`], [`collection`],
 //! [`delayed`](mod@delayed), [`visualize`], [`reference`] (the oracle evaluator).
 #![warn(missing_docs)]
 
+pub mod codec;
 pub mod collection;
 pub mod delayed;
 mod error;

@@ -39,6 +39,11 @@ impl Value {
         self.type_name
     }
 
+    /// The `TypeId` of the held value's type.
+    pub fn value_type_id(&self) -> std::any::TypeId {
+        Any::type_id(&*self.inner)
+    }
+
     /// Whether the value holds a `T`.
     pub fn is<T: Any>(&self) -> bool {
         self.inner.is::<T>()

@@ -74,6 +74,14 @@ pub enum Error {
         #[source]
         source: postcard::Error,
     },
+    /// A message decoded but its content is inconsistent.
+    #[error("malformed {what} message: {detail}")]
+    Malformed {
+        /// Which message.
+        what: &'static str,
+        /// What is inconsistent.
+        detail: String,
+    },
     /// A message could not be encoded.
     #[error("could not encode {what}: {source}")]
     Encode {

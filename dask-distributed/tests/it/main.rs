@@ -2,3 +2,4 @@
 
 mod protocol;
 mod scheduler_state;
+mod task_encoding;
