@@ -113,7 +113,7 @@ pub enum Event {
         /// The task.
         key: Key,
         /// The failure, as the client will see it.
-        error: String,
+        error: TaskError,
     },
     /// A client no longer holds futures for these keys.
     ReleaseKeys {
@@ -164,12 +164,24 @@ pub enum Action {
 }
 
 /// What a client is told about a key it wants.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// The value is in memory on a worker.
     Memory,
-    /// The task failed; the message says why (and which task, if a dependency).
-    Erred(String),
+    /// The task, or one it depends on, failed.
+    Erred(TaskError),
+}
+
+/// Why a task erred: the task that failed (itself or a dependency), its op and
+/// the failure's message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TaskError {
+    /// The task whose op failed.
+    pub key: Key,
+    /// The op's name.
+    pub op: String,
+    /// The failure's message.
+    pub message: String,
 }
 
 /// Everything the scheduler knows about one task.
@@ -200,7 +212,7 @@ pub struct TaskState {
     /// Size of the value.
     pub nbytes: u64,
     /// Why it erred.
-    pub error: Option<String>,
+    pub error: Option<TaskError>,
     /// Retries left.
     pub retries: u32,
     /// Workers that died while running it.
@@ -228,6 +240,14 @@ impl WorkerState {
     fn saturated(&self) -> bool {
         // Dask's default worker-saturation of 1.1, rounded up.
         self.processing.len() as u64 >= (u64::from(self.nthreads) * 11).div_ceil(10)
+    }
+}
+
+fn unknown_error(key: &Key) -> TaskError {
+    TaskError {
+        key: key.clone(),
+        op: "unknown".into(),
+        message: "erred without a recorded cause (bug in dask-rs)".into(),
     }
 }
 
@@ -363,11 +383,15 @@ impl SchedulerState {
             if let Some(ts) = self.tasks.get_mut(&key) {
                 ts.suspicious += 1;
                 if ts.suspicious > allowed {
-                    ts.error = Some(format!(
-                        "task {key} was running on a worker that died, {} times: it is suspicious \
-                         (it may crash its worker); raise allowed_failures to retry it more",
-                        ts.suspicious
-                    ));
+                    ts.error = Some(TaskError {
+                        key: key.clone(),
+                        op: "worker".into(),
+                        message: format!(
+                            "the task was running on a worker that died, {} times: it is suspicious \
+                             (it may crash its worker); raise allowed_failures to retry it more",
+                            ts.suspicious
+                        ),
+                    });
                     self.recommend(&key, Status::Erred, "killed too many workers");
                 } else {
                     self.recommend(&key, Status::Released, "worker died while processing");
@@ -440,7 +464,7 @@ impl SchedulerState {
                     outcome: Outcome::Memory,
                 }),
                 Status::Erred => {
-                    let error = ts.error.clone().unwrap_or_default();
+                    let error = ts.error.clone().unwrap_or_else(|| unknown_error(&key));
                     self.actions.push(Action::Report {
                         client,
                         key,
@@ -478,7 +502,7 @@ impl SchedulerState {
         self.recommend(&key, Status::Memory, "finished on a worker");
     }
 
-    fn task_erred(&mut self, worker: WorkerId, key: Key, error: String) {
+    fn task_erred(&mut self, worker: WorkerId, key: Key, error: TaskError) {
         let Some(ts) = self.tasks.get_mut(&key) else {
             return;
         };
@@ -895,10 +919,7 @@ impl SchedulerState {
         let ts = self.tasks.get_mut(key).expect("known");
         ts.status = Status::Erred;
         ts.waiting_on.clear();
-        let error = ts
-            .error
-            .clone()
-            .unwrap_or_else(|| format!("task {key} erred"));
+        let error = ts.error.clone().unwrap_or_else(|| unknown_error(key));
         let clients: Vec<ClientId> = ts.who_wants.iter().copied().collect();
         let dependents: Vec<Key> = ts.dependents.iter().cloned().collect();
         for client in clients {

@@ -7,8 +7,16 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 use dask_core::Key;
 use dask_distributed::scheduler::state::{
-    Action, Event, Outcome, Priority, SchedulerState, Status, TaskSpec, WorkerId,
+    Action, Event, Outcome, Priority, SchedulerState, Status, TaskError, TaskSpec, WorkerId,
 };
+
+fn err(key: &str, message: &str) -> TaskError {
+    TaskError {
+        key: Key::named(key),
+        op: "op".into(),
+        message: message.into(),
+    }
+}
 
 /// xorshift64*: a tiny seeded generator, so every run is reproducible by seed.
 struct Rng(u64);
@@ -334,7 +342,7 @@ fn failures_propagate_to_dependents_and_retries_rerun() {
         .handle(Event::TaskErred {
             worker: 0,
             key: Key::named("a"),
-            error: "flaky".into(),
+            error: err("a", "flaky"),
         })
         .unwrap();
     assert!(
@@ -353,14 +361,14 @@ fn failures_propagate_to_dependents_and_retries_rerun() {
         .handle(Event::TaskErred {
             worker: 0,
             key: Key::named("b"),
-            error: "boom in b".into(),
+            error: err("b", "boom in b"),
         })
         .unwrap();
     assert!(
         actions.contains(&Action::Report {
             client: 7,
             key: Key::named("c"),
-            outcome: Outcome::Erred("boom in b".into())
+            outcome: Outcome::Erred(err("b", "boom in b"))
         }),
         "{actions:?}"
     );
@@ -379,7 +387,7 @@ fn failures_propagate_to_dependents_and_retries_rerun() {
         vec![Action::Report {
             client: 8,
             key: Key::named("c"),
-            outcome: Outcome::Erred("boom in b".into())
+            outcome: Outcome::Erred(err("b", "boom in b"))
         }]
     );
 }
@@ -422,7 +430,7 @@ fn a_task_that_kills_workers_becomes_suspicious() {
     let t = s.task(&Key::named("bad")).unwrap();
     assert_eq!(t.status, Status::Erred);
     assert!(
-        t.error.as_deref().unwrap().contains("suspicious"),
+        t.error.as_ref().unwrap().message.contains("suspicious"),
         "{:?}",
         t.error
     );
