@@ -218,6 +218,9 @@ fn_ops! {
 /// closure in `main` gives `main::{{closure}}`.
 pub fn op_name<F>() -> String {
     let full = std::any::type_name::<F>();
+    if full.starts_with("fn(") || full.starts_with("unsafe fn(") || full.starts_with("extern") {
+        return "fn-pointer".to_owned();
+    }
     let base = full.split('<').next().unwrap_or(full);
     let mut parts = base.rsplit("::");
     let last = parts.next().unwrap_or(base);
@@ -336,8 +339,20 @@ pub fn build_op(tag: &str, params: &[u8]) -> Result<Arc<dyn Op>> {
 /// let out = rebuilt.call(&[dask_core::Value::new(9i64)]).unwrap();
 /// assert_eq!(*out.downcast_ref::<i64>().unwrap(), 10);
 /// ```
+///
+/// Fallible functions (`-> Result<R, E>`, used with
+/// [`try_delayed`](crate::try_delayed)) register with `register_op!(try path)`.
 #[macro_export]
 macro_rules! register_op {
+    (try $f:path) => {
+        $crate::__private::inventory::submit! {
+            $crate::op::OpRegistration {
+                tag: concat!(module_path!(), "::", stringify!($f)),
+                type_id: || $crate::op::type_id_of_val(&$f),
+                build: |_params| Ok($crate::op::try_fn_op($f)),
+            }
+        }
+    };
     ($f:path) => {
         $crate::__private::inventory::submit! {
             $crate::op::OpRegistration {

@@ -91,6 +91,9 @@ pub enum Error {
         #[source]
         source: postcard::Error,
     },
+    /// A blocking client call was made from inside an async runtime.
+    #[error("the blocking Client was called from inside an async runtime, where it would block the executor: call it from a plain thread (e.g. tokio::task::spawn_blocking)")]
+    InsideRuntime,
     /// An I/O error on an open connection.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),

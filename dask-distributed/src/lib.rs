@@ -1,17 +1,24 @@
 //! The distributed scheduler of dask-rs (in progress: see issue 3).
 //!
-//! Today this crate holds two foundations, both tested on their own:
+//! What exists today:
 //!
 //! - [`protocol`]: length-prefixed frames over TCP, postcard-encoded message
-//!   headers, raw data frames that are never re-encoded, and a versioned
-//!   handshake that refuses foreign peers before reading anything they say.
+//!   headers, raw data frames, and a versioned handshake that refuses foreign
+//!   peers before reading anything they say; tasks on the wire
+//!   ([`protocol::encode_task`]) with registered ops and codecs.
 //! - [`scheduler::state`]: the scheduler as a pure state machine (events in,
 //!   actions out, Dask's task states and named transitions, placement by data
 //!   locality and occupancy, queuing of root tasks, recomputation of what a lost
-//!   worker held, suspicious tasks, retries, client reference counts).
+//!   worker held, suspicious tasks, retries, client reference counts), and
+//!   [`scheduler::server`], the tokio server around it.
+//! - [`worker`]: runs tasks on a bounded blocking pool, fetches dependencies
+//!   from peers, serves its data.
+//! - [`Client`]: submits graphs, gathers results from workers; implements
+//!   `dask_core::Scheduler`, so `x.compute_with(&client)` works.
 //!
-//! Not built yet: the tokio server around the state machine, workers, the
-//! `Client` with futures, `LocalCluster` and the `dask` binary.
+//! Not built yet (issue 3): futures (`submit`, `map`, `gather`, `scatter`, ...),
+//! `LocalCluster` and `Client::new()`, worker processes and the `dask` binary,
+//! spilling, work stealing, heartbeats.
 //!
 //! ```
 //! use dask_distributed::protocol::{self, Message, Role};
@@ -35,8 +42,12 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod client;
 mod error;
+pub mod messages;
 pub mod protocol;
 pub mod scheduler;
+pub mod worker;
 
+pub use client::Client;
 pub use error::{Error, Result};

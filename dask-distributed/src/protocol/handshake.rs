@@ -87,6 +87,67 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Splits into a reading and a writing half, to use from two tasks.
+    pub fn split(self) -> (ConnReader, ConnWriter) {
+        (
+            ConnReader {
+                reader: self.reader,
+                limits: self.limits,
+            },
+            ConnWriter {
+                writer: self.writer,
+            },
+        )
+    }
+}
+
+/// The reading half of a [`Connection`].
+pub struct ConnReader {
+    reader: BufReader<OwnedReadHalf>,
+    limits: Limits,
+}
+
+impl ConnReader {
+    /// Receives the next message.
+    pub async fn recv(&mut self) -> Result<Message> {
+        read_message(&mut self.reader, &self.limits).await
+    }
+}
+
+/// The writing half of a [`Connection`].
+pub struct ConnWriter {
+    writer: BufWriter<OwnedWriteHalf>,
+}
+
+impl ConnWriter {
+    /// Sends several messages with one flush.
+    pub async fn send_batch(&mut self, messages: &[Message]) -> Result<()> {
+        for m in messages {
+            write_message(&mut self.writer, m).await?;
+        }
+        self.writer.flush().await?;
+        Ok(())
+    }
+
+    /// Spawns a task that sends what the returned channel receives, batching
+    /// the messages queued while a write is in progress into one flush.
+    pub fn spawn(mut self) -> tokio::sync::mpsc::UnboundedSender<Message> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while rx.recv_many(&mut batch, 256).await > 0 {
+                if self.send_batch(&batch).await.is_err() {
+                    break;
+                }
+                batch.clear();
+            }
+            let _ = self.writer.shutdown().await;
+        });
+        tx
+    }
+}
+
 /// Connects to `addr` and handshakes as `role`.
 pub async fn connect(addr: &str, role: Role, limits: Limits) -> Result<Connection> {
     let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))

@@ -24,7 +24,9 @@ mod handshake;
 mod task;
 
 pub use frame::{read_message, write_message, Limits, Message};
-pub use handshake::{accept, connect, Connection, Hello, Role, MAGIC, PROTOCOL_VERSION};
+pub use handshake::{
+    accept, connect, ConnReader, ConnWriter, Connection, Hello, Role, MAGIC, PROTOCOL_VERSION,
+};
 pub use task::{check_graph, decode_task, encode_task, SharedTask, WireArg, WireTask};
 
 use serde::{de::DeserializeOwned, Serialize};

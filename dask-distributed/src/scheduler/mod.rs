@@ -6,4 +6,5 @@
 //! events and actions into messages, so every transition lives in one place and
 //! tests can drive a simulated cluster of any size without sockets.
 
+pub mod server;
 pub mod state;

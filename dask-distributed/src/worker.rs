@@ -1,0 +1,291 @@
+//! A worker: runs the tasks the scheduler sends, holds their results, and serves
+//! them to peers and clients on its data port.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dask_core::{codec, Key, Value};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Semaphore;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::messages::{self, PeerReply, PeerRequest, StoredTask, ToScheduler, ToWorker};
+use crate::protocol::{self, decode_task, Limits, Message, Role};
+use crate::{Error, Result};
+
+/// The values a worker holds.
+type Memory = Arc<Mutex<HashMap<Key, Value>>>;
+
+/// How long a worker keeps trying to fetch a dependency whose holder is gone,
+/// waiting for the scheduler to reschedule, before reporting a failure.
+const FETCH_PATIENCE: Duration = Duration::from_secs(5);
+
+/// A running worker.
+pub struct WorkerHandle {
+    data_addr: String,
+    main: JoinHandle<()>,
+    data: JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Where peers and clients fetch data from this worker.
+    pub fn data_addr(&self) -> &str {
+        &self.data_addr
+    }
+
+    /// Stops the worker at once, as a crash would: running tasks are abandoned,
+    /// held data is lost, connections close.
+    pub fn kill(&self) {
+        self.main.abort();
+        self.data.abort();
+    }
+
+    /// Whether the worker has stopped (killed, or its scheduler went away).
+    pub fn is_finished(&self) -> bool {
+        self.main.is_finished()
+    }
+}
+
+/// Starts a worker with `nthreads` task threads, connected to the scheduler at
+/// `scheduler_addr`; its data port listens on 127.0.0.1 with an OS-chosen port.
+pub async fn start(scheduler_addr: &str, nthreads: u32) -> Result<WorkerHandle> {
+    let memory: Memory = Arc::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let data_addr = listener.local_addr()?.to_string();
+    let data = tokio::spawn(serve_data(listener, memory.clone()));
+    let conn = protocol::connect(scheduler_addr, Role::Worker, Limits::default()).await?;
+    let (mut reader, writer) = conn.split();
+    let tx = writer.spawn();
+    let register = ToScheduler::RegisterWorker {
+        nthreads,
+        data_addr: data_addr.clone(),
+    };
+    tx.send(messages::message("register", &register)?)
+        .map_err(|_| Error::Closed)?;
+    let slots = Arc::new(Semaphore::new(nthreads.max(1) as usize));
+    let main = tokio::spawn(async move {
+        // Dropping the set (kill) aborts every running task.
+        let mut running = JoinSet::new();
+        while let Ok(m) = reader.recv().await {
+            match messages::header::<ToWorker>("worker", &m) {
+                Ok(ToWorker::Compute {
+                    key,
+                    run_spec,
+                    who_has,
+                }) => {
+                    running.spawn(run_task(
+                        key,
+                        run_spec,
+                        who_has,
+                        memory.clone(),
+                        slots.clone(),
+                        tx.clone(),
+                    ));
+                }
+                Ok(ToWorker::Free { keys }) => {
+                    let mut mem = memory.lock().unwrap_or_else(PoisonError::into_inner);
+                    for k in keys {
+                        mem.remove(&k);
+                    }
+                }
+                Err(_) => break,
+            }
+            while running.try_join_next().is_some() {}
+        }
+    });
+    Ok(WorkerHandle {
+        data_addr,
+        main,
+        data,
+    })
+}
+
+async fn run_task(
+    key: Key,
+    run_spec: Vec<u8>,
+    who_has: Vec<(Key, Vec<String>)>,
+    memory: Memory,
+    slots: Arc<Semaphore>,
+    tx: UnboundedSender<Message>,
+) {
+    let reply = match execute(&key, &run_spec, who_has, &memory, &slots).await {
+        Ok(value) => {
+            memory
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key.clone(), value);
+            ToScheduler::TaskFinished { key, nbytes: 8 }
+        }
+        Err(Error::Core(dask_core::Error::TaskFailed {
+            key: failed,
+            op,
+            message,
+            ..
+        })) => ToScheduler::TaskErred {
+            key: failed,
+            op,
+            message,
+        },
+        Err(other) => ToScheduler::TaskErred {
+            key,
+            op: "worker".into(),
+            message: other.to_string(),
+        },
+    };
+    if let Ok(m) = messages::message("task-done", &reply) {
+        let _ = tx.send(m);
+    }
+}
+
+async fn execute(
+    key: &Key,
+    run_spec: &[u8],
+    who_has: Vec<(Key, Vec<String>)>,
+    memory: &Memory,
+    slots: &Arc<Semaphore>,
+) -> Result<Value> {
+    let stored: StoredTask = protocol::decode("task", run_spec)?;
+    let frames: Vec<Bytes> = stored.frames.into_iter().map(Bytes::from).collect();
+    let task = decode_task(&stored.task, &frames)?;
+    let mut inputs: HashMap<Key, Value> = HashMap::new();
+    for (dep, addrs) in who_has {
+        let local = memory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&dep)
+            .cloned();
+        let value = match local {
+            Some(v) => v,
+            None => fetch_patiently(&dep, &addrs).await?,
+        };
+        inputs.insert(dep, value);
+    }
+    let _permit = slots.acquire().await.map_err(|_| Error::Closed)?;
+    let key = key.clone();
+    let result = tokio::task::spawn_blocking(move || task.execute(&key, |k| inputs[k].clone()))
+        .await
+        .map_err(|e| Error::Malformed {
+            what: "task",
+            detail: format!("task thread failed: {e}"),
+        })?;
+    Ok(result?)
+}
+
+async fn fetch_patiently(key: &Key, addrs: &[String]) -> Result<Value> {
+    let deadline = tokio::time::Instant::now() + FETCH_PATIENCE;
+    loop {
+        for addr in addrs {
+            if let Ok(mut values) = fetch(addr, std::slice::from_ref(key), Role::Worker).await {
+                if let Some(v) = values.pop() {
+                    return Ok(v);
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Malformed {
+                what: "fetch",
+                detail: format!("could not fetch dependency {key} from any of {addrs:?}"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Fetches `keys` from the worker whose data port is `addr`.
+pub async fn fetch(addr: &str, keys: &[Key], role: Role) -> Result<Vec<Value>> {
+    let mut conn = protocol::connect(addr, role, Limits::default()).await?;
+    let request = PeerRequest::GetData {
+        keys: keys.to_vec(),
+    };
+    conn.send(&messages::message("get-data", &request)?).await?;
+    let reply = conn.recv().await?;
+    match messages::header::<PeerReply>("data", &reply)? {
+        PeerReply::Data { values } => {
+            if values.len() != reply.frames.len() || values.len() != keys.len() {
+                return Err(Error::Malformed {
+                    what: "data",
+                    detail: format!(
+                        "{} values for {} frames and {} keys",
+                        values.len(),
+                        reply.frames.len(),
+                        keys.len()
+                    ),
+                });
+            }
+            values
+                .iter()
+                .zip(&reply.frames)
+                .map(|((_, tag), frame)| Ok(codec::decode_value(tag, frame)?))
+                .collect()
+        }
+        PeerReply::Missing { keys } => Err(Error::Malformed {
+            what: "data",
+            detail: format!("the worker at {addr} does not hold {keys:?}"),
+        }),
+        PeerReply::Failed { message } => Err(Error::Malformed {
+            what: "data",
+            detail: message,
+        }),
+    }
+}
+
+async fn serve_data(listener: TcpListener, memory: Memory) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let memory = memory.clone();
+        tokio::spawn(async move {
+            let Ok(mut conn) = protocol::accept(stream, Role::Worker, Limits::default()).await
+            else {
+                return;
+            };
+            while let Ok(m) = conn.recv().await {
+                let Ok(PeerRequest::GetData { keys }) = messages::header("get-data", &m) else {
+                    return;
+                };
+                let reply = data_reply(&keys, &memory);
+                if conn.send(&reply).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+fn data_reply(keys: &[Key], memory: &Memory) -> Message {
+    let held: Vec<Option<Value>> = {
+        let mem = memory.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.iter().map(|k| mem.get(k).cloned()).collect()
+    };
+    let missing: Vec<Key> = keys
+        .iter()
+        .zip(&held)
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| k.clone())
+        .collect();
+    let reply = if !missing.is_empty() {
+        messages::message("data", &PeerReply::Missing { keys: missing })
+    } else {
+        let encoded: std::result::Result<Vec<(&'static str, Vec<u8>)>, dask_core::Error> =
+            held.iter().flatten().map(codec::encode_value).collect();
+        match encoded {
+            Ok(encoded) => {
+                let values = keys
+                    .iter()
+                    .zip(&encoded)
+                    .map(|(k, (tag, _))| (k.clone(), (*tag).to_owned()))
+                    .collect();
+                let frames = encoded.into_iter().map(|(_, b)| Bytes::from(b)).collect();
+                messages::message_with("data", &PeerReply::Data { values }, frames)
+            }
+            Err(e) => messages::message(
+                "data",
+                &PeerReply::Failed {
+                    message: e.to_string(),
+                },
+            ),
+        }
+    };
+    reply.unwrap_or_default()
+}
