@@ -30,6 +30,8 @@ struct Pending {
 /// from plain threads. If the scheduler goes away, every pending wait fails
 /// with an error instead of hanging.
 pub struct Client {
+    /// The cluster this client started (`Client::new`), stopped with the client.
+    cluster: Option<crate::LocalCluster>,
     runtime: Arc<Runtime>,
     tx: UnboundedSender<Message>,
     pending: Arc<Mutex<Pending>>,
@@ -90,11 +92,31 @@ impl Client {
             Ok::<_, Error>(tx)
         })?;
         Ok(Client {
+            cluster: None,
             runtime: Arc::new(runtime),
             tx,
             pending,
             addr: addr.to_owned(),
         })
+    }
+
+    /// Starts a [`LocalCluster`](crate::LocalCluster) with default settings (one
+    /// worker, a thread per core) and connects to it, like Dask's `Client()`.
+    /// The cluster stops with the client.
+    pub fn new() -> Result<Client> {
+        Client::with_cluster(crate::LocalCluster::builder().start()?)
+    }
+
+    /// Connects to `cluster` and owns it: it stops when the client is dropped.
+    pub fn with_cluster(cluster: crate::LocalCluster) -> Result<Client> {
+        let mut client = Client::connect(&cluster.scheduler_addr())?;
+        client.cluster = Some(cluster);
+        Ok(client)
+    }
+
+    /// The cluster this client owns, if it started one.
+    pub fn cluster(&self) -> Option<&crate::LocalCluster> {
+        self.cluster.as_ref()
     }
 
     /// The scheduler's address.

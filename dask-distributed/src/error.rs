@@ -91,6 +91,12 @@ pub enum Error {
         #[source]
         source: postcard::Error,
     },
+    /// A setting is out of range.
+    #[error("invalid configuration: {message}")]
+    InvalidConfig {
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// A blocking client call was made from inside an async runtime.
     #[error("the blocking Client was called from inside an async runtime, where it would block the executor: call it from a plain thread (e.g. tokio::task::spawn_blocking)")]
     InsideRuntime,

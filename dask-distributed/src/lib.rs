@@ -16,9 +16,11 @@
 //! - [`Client`]: submits graphs, gathers results from workers; implements
 //!   `dask_core::Scheduler`, so `x.compute_with(&client)` works.
 //!
+//! - [`LocalCluster`] and [`Client::new`]: a scheduler and workers in this
+//!   process (threads), over real TCP on 127.0.0.1.
+//!
 //! Not built yet (issue 3): futures (`submit`, `map`, `gather`, `scatter`, ...),
-//! `LocalCluster` and `Client::new()`, worker processes and the `dask` binary,
-//! spilling, work stealing, heartbeats.
+//! worker processes and the `dask` binary, spilling, work stealing, heartbeats.
 //!
 //! ```
 //! use dask_distributed::protocol::{self, Message, Role};
@@ -43,6 +45,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod cluster;
 mod error;
 pub mod messages;
 pub mod protocol;
@@ -50,4 +53,5 @@ pub mod scheduler;
 pub mod worker;
 
 pub use client::Client;
+pub use cluster::{LocalCluster, LocalClusterBuilder};
 pub use error::{Error, Result};

@@ -228,3 +228,40 @@ fn a_dead_scheduler_fails_waits_instead_of_hanging() {
         assert!(matches!(err, dask_core::Error::Scheduler { .. }), "{err}");
     });
 }
+
+#[test]
+fn local_cluster_and_client_new() {
+    let client = Client::new().unwrap();
+    let cluster = client.cluster().expect("Client::new owns a cluster");
+    assert_eq!(cluster.n_workers(), 1);
+    assert!(
+        cluster
+            .to_string()
+            .starts_with("LocalCluster(scheduler=tcp://127.0.0.1:"),
+        "{cluster}"
+    );
+    let (g, outputs) = random_graph(3, 100, fn_op(mix));
+    let expected = as_u64(&SyncScheduler::new().compute(&g, &outputs).unwrap());
+    assert_eq!(as_u64(&client.compute(&g, &outputs).unwrap()), expected);
+
+    let cluster = dask_distributed::LocalCluster::builder()
+        .n_workers(3)
+        .threads_per_worker(1)
+        .start()
+        .unwrap();
+    assert_eq!(cluster.total_threads(), 3);
+    let client = cluster.client().unwrap();
+    assert_eq!(as_u64(&client.compute(&g, &outputs).unwrap()), expected);
+    assert!(cluster.kill_worker(0));
+    assert_eq!(as_u64(&client.compute(&g, &outputs).unwrap()), expected);
+
+    let err = dask_distributed::LocalCluster::builder()
+        .n_workers(0)
+        .start()
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, dask_distributed::Error::InvalidConfig { .. }),
+        "{err}"
+    );
+}
