@@ -48,6 +48,7 @@ pub mod client;
 pub mod cluster;
 mod error;
 pub mod messages;
+pub mod process;
 pub mod protocol;
 pub mod scheduler;
 pub mod worker;

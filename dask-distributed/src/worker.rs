@@ -47,6 +47,13 @@ impl WorkerHandle {
     pub fn is_finished(&self) -> bool {
         self.main.is_finished()
     }
+
+    /// Waits until the worker stops (its scheduler connection ended).
+    pub async fn finished(self) {
+        let WorkerHandle { main, data, .. } = self;
+        let _ = main.await;
+        data.abort();
+    }
 }
 
 /// Starts a worker with `nthreads` task threads, connected to the scheduler at

@@ -52,17 +52,27 @@ fn tree_sum(mut level: Vec<Delayed<u64>>) -> Delayed<u64> {
 }
 
 fn main() -> dask::Result<()> {
-    let chunks: Vec<Delayed<u64>> = (0..CHUNKS).map(|seed| delayed(hits).call((seed, SAMPLES))).collect();
+    let chunks: Vec<Delayed<u64>> = (0..CHUNKS)
+        .map(|seed| delayed(hits).call((seed, SAMPLES)))
+        .collect();
     let inside = tree_sum(chunks);
     let pi = inside.map(|h| 4.0 * h as f64 / (CHUNKS * SAMPLES) as f64);
     let tasks = pi.graph().len();
-    println!("pi by Monte Carlo: {CHUNKS} chunks x {SAMPLES} samples, {tasks} tasks in the graph\n");
+    println!(
+        "pi by Monte Carlo: {CHUNKS} chunks x {SAMPLES} samples, {tasks} tasks in the graph\n"
+    );
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let schedulers: Vec<(String, Box<dyn Scheduler>)> = vec![
         ("sync".into(), Box::new(SyncScheduler::new())),
-        ("threaded, 1 thread".into(), Box::new(ThreadedScheduler::with_threads(1)?)),
-        (format!("threaded, {cores} threads"), Box::new(ThreadedScheduler::with_threads(cores)?)),
+        (
+            "threaded, 1 thread".into(),
+            Box::new(ThreadedScheduler::with_threads(1)?),
+        ),
+        (
+            format!("threaded, {cores} threads"),
+            Box::new(ThreadedScheduler::with_threads(cores)?),
+        ),
     ];
     let mut baseline = None;
     for (name, scheduler) in &schedulers {
@@ -70,16 +80,32 @@ fn main() -> dask::Result<()> {
         let value = pi.compute_with(scheduler.as_ref())?;
         let secs = start.elapsed().as_secs_f64();
         let base = *baseline.get_or_insert(secs);
-        println!("{name:<22} pi = {value:.6}   {:>8.1} ms   speed-up x{:.2}", secs * 1e3, base / secs);
+        println!(
+            "{name:<22} pi = {value:.6}   {:>8.1} ms   speed-up x{:.2}",
+            secs * 1e3,
+            base / secs
+        );
     }
 
     // The same estimate, checked with a plain loop: every scheduler must agree.
-    let expected = 4.0 * (0..CHUNKS).map(|s| hits(s, SAMPLES)).sum::<u64>() as f64 / (CHUNKS * SAMPLES) as f64;
-    assert_eq!(pi.compute()?, expected, "schedulers disagree with the plain loop");
+    let expected =
+        4.0 * (0..CHUNKS).map(|s| hits(s, SAMPLES)).sum::<u64>() as f64 / (CHUNKS * SAMPLES) as f64;
+    assert_eq!(
+        pi.compute()?,
+        expected,
+        "schedulers disagree with the plain loop"
+    );
     println!("\nplain loop agrees: pi = {expected:.6}");
 
     // A failing task: the error names the key, the op and the cause.
-    let bad = dask::try_delayed(|x: u64| if x > 0 { Ok(x) } else { Err("x must be positive") }).call((0u64,));
+    let bad = dask::try_delayed(|x: u64| {
+        if x > 0 {
+            Ok(x)
+        } else {
+            Err("x must be positive")
+        }
+    })
+    .call((0u64,));
     let total = delayed(add).call((&bad, &inside));
     match total.compute() {
         Ok(v) => println!("unexpected success: {v}"),

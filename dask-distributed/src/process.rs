@@ -1,0 +1,57 @@
+//! Blocking entry points for the `dask scheduler` and `dask worker` processes.
+
+use std::io::Write;
+
+use crate::{scheduler::server, worker, Error, Result};
+
+/// The scheduler's default port, as in Dask.
+pub const DEFAULT_SCHEDULER_PORT: u16 = 8786;
+
+/// Runs a scheduler on `host:port` until the process is killed. If the port is
+/// taken, listens on a free one instead and says so. Prints
+/// `scheduler at HOST:PORT` on stdout once listening.
+pub fn run_scheduler(host: &str, port: u16) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let handle = match server::start(&format!("{host}:{port}")).await {
+            Ok(h) => h,
+            Err(Error::Connect { .. }) if port != 0 => {
+                let h = server::start(&format!("{host}:0")).await?;
+                eprintln!(
+                    "port {port} is already in use (perhaps a scheduler is already running?); \
+                     listening on port {} instead",
+                    h.addr().port()
+                );
+                h
+            }
+            Err(e) => return Err(e),
+        };
+        println!("scheduler at {}", handle.addr());
+        std::io::stdout().flush()?;
+        std::future::pending::<()>().await;
+        Ok(())
+    })
+}
+
+/// Runs a worker with `nthreads` threads for the scheduler at `scheduler_addr`,
+/// until the scheduler goes away. Prints `worker at DATA_ADDR` once connected.
+pub fn run_worker(scheduler_addr: &str, nthreads: u32) -> Result<()> {
+    if nthreads == 0 {
+        return Err(Error::InvalidConfig {
+            message: "--nthreads must be at least 1".into(),
+        });
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let handle = worker::start(scheduler_addr, nthreads).await?;
+        println!("worker at {}", handle.data_addr());
+        std::io::stdout().flush()?;
+        handle.finished().await;
+        eprintln!("the scheduler at {scheduler_addr} went away; worker exiting");
+        Ok(())
+    })
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the `dask` facade and binary.
+
+mod processes;
