@@ -66,6 +66,12 @@ impl Run {
         run.work(pool, true);
         let mut state = run.lock();
         if let Some(error) = state.error.take() {
+            // Tasks still running elsewhere finish in the background; the values
+            // computed so far are dropped now, not when the last helper leaves.
+            let n = run.plan.len();
+            let stale = std::mem::replace(&mut state.values, vec![None; n]);
+            drop(state);
+            drop(stale);
             return Err(error);
         }
         let values = std::mem::take(&mut state.values);
@@ -84,6 +90,9 @@ impl Run {
 
     fn work(self: &Arc<Self>, pool: &Arc<Pool>, is_caller: bool) {
         let plan = &self.plan;
+        // Values released by `complete`, dropped outside the lock while the run
+        // goes on, but under it when leaving: once we unlock for the last time
+        // the caller may return, and no intermediate may outlive compute.
         let mut released: Vec<Value> = Vec::new();
         let mut outcome: Option<Outcome> = None;
         let mut state = self.lock();
@@ -139,6 +148,8 @@ impl Run {
         if !is_caller {
             state.helpers -= 1;
         }
+        // Every exit drops released values under the lock (see above).
+        released.clear();
         drop(state);
     }
 
@@ -154,6 +165,7 @@ impl Run {
         let plan = &self.plan;
         state.running -= 1;
         match result {
+            Ok(value) if state.error.is_some() => released.push(value),
             Ok(value) => {
                 state.values[i] = Some(value);
                 state.finished += 1;
