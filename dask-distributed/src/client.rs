@@ -134,15 +134,27 @@ impl Client {
     pub fn compute_graph(&self, graph: &Graph, outputs: &[Key]) -> Result<Vec<Value>> {
         refuse_inside_runtime()?;
         let plan = Plan::new(graph, outputs)?;
-        // Encode everything first: an unregistered op or a value without a codec
-        // is refused before anything is submitted.
+        // With in-process workers, tasks go through the local table (closures and
+        // any value work). Otherwise encode everything first: an unregistered op
+        // or a value without a codec is refused before anything is submitted.
+        let in_process = self.cluster.is_some();
+        let mut tokens = Vec::new();
         let mut tasks = Vec::with_capacity(plan.len());
         for i in 0..plan.len() {
             let key = plan.key(i);
-            let (task, frames) = encode_task(key, plan.task(i))?;
-            let stored = StoredTask {
-                task,
-                frames: frames.into_iter().map(|b| b.to_vec()).collect(),
+            let stored = if in_process {
+                let token = crate::local::put_task(plan.shared_task(i).clone());
+                tokens.push(token);
+                StoredTask::Local {
+                    pid: std::process::id(),
+                    token,
+                }
+            } else {
+                let (task, frames) = encode_task(key, plan.task(i))?;
+                StoredTask::Wire {
+                    task,
+                    frames: frames.into_iter().map(|b| b.to_vec()).collect(),
+                }
             };
             tasks.push(SubmittedTask {
                 key: key.clone(),
@@ -190,12 +202,19 @@ impl Client {
                 }
             }
             if let Some(e) = failure {
-                return Err(Error::Core(remote_failure(e)));
+                // In-process workers keep the original error (with its source chain).
+                let original = in_process
+                    .then(|| crate::local::take_error(&e.key))
+                    .flatten();
+                return Err(Error::Core(original.unwrap_or_else(|| remote_failure(e))));
             }
-            let who_has = self.who_has(&wanted).await?;
-            gather(&who_has).await
+            self.gather(&wanted).await
         });
         let _ = self.send("release", &ToScheduler::ReleaseKeys { keys: wanted });
+        crate::local::remove_tasks(&tokens);
+        if in_process {
+            crate::local::remove_errors(plan.keys());
+        }
         let values = result?;
         outputs
             .iter()
@@ -206,6 +225,69 @@ impl Client {
                 })
             })
             .collect()
+    }
+
+    /// Registers a waiter for the next report of each key.
+    fn expect_reports(&self, keys: &[Key]) -> Result<Vec<(Key, oneshot::Receiver<Outcome>)>> {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.closed {
+            return Err(Error::Closed);
+        }
+        Ok(keys
+            .iter()
+            .map(|k| {
+                let (tx, rx) = oneshot::channel();
+                p.reports.entry(k.clone()).or_default().push(tx);
+                (k.clone(), rx)
+            })
+            .collect())
+    }
+
+    /// Gathers `keys` (all reported in memory). A key lost meanwhile with its
+    /// worker is waited for while the scheduler recomputes it: waiters are
+    /// registered before asking where keys are, so no report slips between.
+    async fn gather(&self, keys: &[Key]) -> Result<HashMap<Key, Value>> {
+        const MAX_ATTEMPTS: usize = 50;
+        let mut values = HashMap::new();
+        let mut remaining = keys.to_vec();
+        for _ in 0..MAX_ATTEMPTS {
+            let receivers = self.expect_reports(&remaining)?;
+            let who_has = self.who_has(&remaining).await?;
+            let (got, missing) = fetch_available(&who_has).await;
+            values.extend(got);
+            if missing.is_empty() {
+                self.drop_stale_waiters(&remaining);
+                return Ok(values);
+            }
+            for (key, rx) in receivers {
+                if !missing.contains(&key) {
+                    continue;
+                }
+                if let Outcome::Erred(e) = rx.await.map_err(|_| Error::Closed)? {
+                    return Err(Error::Core(remote_failure(e)));
+                }
+            }
+            remaining = missing;
+        }
+        Err(Error::Malformed {
+            what: "gather",
+            detail: format!(
+                "results kept being lost with their workers ({} attempts)",
+                MAX_ATTEMPTS
+            ),
+        })
+    }
+
+    fn drop_stale_waiters(&self, keys: &[Key]) {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        for k in keys {
+            if let Some(waiters) = p.reports.get_mut(k) {
+                waiters.retain(|w| !w.is_closed());
+                if waiters.is_empty() {
+                    p.reports.remove(k);
+                }
+            }
+        }
     }
 
     async fn who_has(&self, keys: &[Key]) -> Result<WhoHas> {
@@ -235,22 +317,28 @@ fn refuse_inside_runtime() -> Result<()> {
     Ok(())
 }
 
-/// Fetches every key from a worker holding it, one request per worker.
-async fn gather(who_has: &WhoHas) -> Result<HashMap<Key, Value>> {
+/// Fetches what `who_has` says is available, one request per worker; keys no
+/// live worker could give are returned as missing.
+async fn fetch_available(who_has: &WhoHas) -> (HashMap<Key, Value>, Vec<Key>) {
     let mut by_worker: BTreeMap<&str, Vec<Key>> = BTreeMap::new();
-    for (key, addrs) in who_has {
-        let addr = addrs.first().ok_or_else(|| Error::Malformed {
-            what: "who-has",
-            detail: format!("no worker holds {key}"),
-        })?;
-        by_worker.entry(addr).or_default().push(key.clone());
-    }
     let mut values = HashMap::new();
-    for (addr, keys) in by_worker {
-        let fetched = crate::worker::fetch(addr, &keys, Role::Client).await?;
-        values.extend(keys.into_iter().zip(fetched));
+    let mut missing = Vec::new();
+    for (key, addrs) in who_has {
+        if let Some(v) = addrs.iter().find_map(|a| crate::local::read(a, key)) {
+            values.insert(key.clone(), v);
+        } else if let Some(addr) = addrs.first() {
+            by_worker.entry(addr).or_default().push(key.clone());
+        } else {
+            missing.push(key.clone());
+        }
     }
-    Ok(values)
+    for (addr, keys) in by_worker {
+        match crate::worker::fetch(addr, &keys, Role::Client).await {
+            Ok(fetched) => values.extend(keys.into_iter().zip(fetched)),
+            Err(_) => missing.extend(keys), // the worker died meanwhile
+        }
+    }
+    (values, missing)
 }
 
 /// A task error from the cluster as the same typed error local schedulers give.

@@ -47,6 +47,7 @@
 pub mod client;
 pub mod cluster;
 mod error;
+pub mod local;
 pub mod messages;
 pub mod process;
 pub mod protocol;

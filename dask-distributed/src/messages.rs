@@ -67,14 +67,24 @@ pub struct SubmittedTask {
     pub order: u64,
 }
 
-/// A task as the scheduler stores and forwards it: the wire task and its
-/// literal values' bytes.
+/// A task as the scheduler stores and forwards it (opaque to the scheduler).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StoredTask {
-    /// The task.
-    pub task: WireTask,
-    /// Its data frames.
-    pub frames: Vec<Vec<u8>>,
+pub enum StoredTask {
+    /// Encoded: the wire task and its literal values' bytes.
+    Wire {
+        /// The task.
+        task: WireTask,
+        /// Its data frames.
+        frames: Vec<Vec<u8>>,
+    },
+    /// Held in the in-process table of process `pid` under `token`
+    /// (see [`crate::local`]): only workers in that process can run it.
+    Local {
+        /// The process holding the task.
+        pid: u32,
+        /// Its token there.
+        token: u64,
+    },
 }
 
 /// What the scheduler sends a worker.

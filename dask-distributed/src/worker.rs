@@ -2,7 +2,7 @@
 //! them to peers and clients on its data port.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,8 +16,7 @@ use crate::messages::{self, PeerReply, PeerRequest, StoredTask, ToScheduler, ToW
 use crate::protocol::{self, decode_task, Limits, Message, Role};
 use crate::{Error, Result};
 
-/// The values a worker holds.
-type Memory = Arc<Mutex<HashMap<Key, Value>>>;
+use crate::local::{self, Memory};
 
 /// How long a worker keeps trying to fetch a dependency whose holder is gone,
 /// waiting for the scheduler to reschedule, before reporting a failure.
@@ -39,6 +38,7 @@ impl WorkerHandle {
     /// Stops the worker at once, as a crash would: running tasks are abandoned,
     /// held data is lost, connections close.
     pub fn kill(&self) {
+        local::unregister_worker(&self.data_addr);
         self.main.abort();
         self.data.abort();
     }
@@ -50,8 +50,13 @@ impl WorkerHandle {
 
     /// Waits until the worker stops (its scheduler connection ended).
     pub async fn finished(self) {
-        let WorkerHandle { main, data, .. } = self;
+        let WorkerHandle {
+            main,
+            data,
+            data_addr,
+        } = self;
         let _ = main.await;
+        local::unregister_worker(&data_addr);
         data.abort();
     }
 }
@@ -62,6 +67,7 @@ pub async fn start(scheduler_addr: &str, nthreads: u32) -> Result<WorkerHandle> 
     let memory: Memory = Arc::default();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let data_addr = listener.local_addr()?.to_string();
+    local::register_worker(&data_addr, memory.clone());
     let data = tokio::spawn(serve_data(listener, memory.clone()));
     let conn = protocol::connect(scheduler_addr, Role::Worker, Limits::default()).await?;
     let (mut reader, writer) = conn.split();
@@ -76,31 +82,43 @@ pub async fn start(scheduler_addr: &str, nthreads: u32) -> Result<WorkerHandle> 
     let main = tokio::spawn(async move {
         // Dropping the set (kill) aborts every running task.
         let mut running = JoinSet::new();
+        let mut running_keys: HashMap<Key, tokio::task::AbortHandle> = HashMap::new();
         while let Ok(m) = reader.recv().await {
+            while let Some(Ok(done)) = running.try_join_next() {
+                running_keys.remove(&done);
+            }
             match messages::header::<ToWorker>("worker", &m) {
                 Ok(ToWorker::Compute {
                     key,
                     run_spec,
                     who_has,
                 }) => {
-                    running.spawn(run_task(
-                        key,
+                    if running_keys.contains_key(&key) {
+                        continue; // already running it
+                    }
+                    let task = run_task(
+                        key.clone(),
                         run_spec,
                         who_has,
                         memory.clone(),
                         slots.clone(),
                         tx.clone(),
-                    ));
+                    );
+                    running_keys.insert(key, running.spawn(task));
                 }
                 Ok(ToWorker::Free { keys }) => {
                     let mut mem = memory.lock().unwrap_or_else(PoisonError::into_inner);
                     for k in keys {
                         mem.remove(&k);
+                        // A task the scheduler no longer wants here: stop it, so it
+                        // neither stores nor reports a result.
+                        if let Some(handle) = running_keys.remove(&k) {
+                            handle.abort();
+                        }
                     }
                 }
                 Err(_) => break,
             }
-            while running.try_join_next().is_some() {}
         }
     });
     Ok(WorkerHandle {
@@ -117,27 +135,47 @@ async fn run_task(
     memory: Memory,
     slots: Arc<Semaphore>,
     tx: UnboundedSender<Message>,
-) {
-    let reply = match execute(&key, &run_spec, who_has, &memory, &slots).await {
+) -> Key {
+    let (result, in_process) = match decode(&key, &run_spec) {
+        Ok((task, in_process)) => (
+            execute(&key, task, who_has, &memory, &slots).await,
+            in_process,
+        ),
+        Err(e) => (Err(e), false),
+    };
+    let reply = match result {
         Ok(value) => {
             memory
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(key.clone(), value);
-            ToScheduler::TaskFinished { key, nbytes: 8 }
+            ToScheduler::TaskFinished {
+                key: key.clone(),
+                nbytes: 8,
+            }
         }
-        Err(Error::Core(dask_core::Error::TaskFailed {
-            key: failed,
-            op,
-            message,
-            ..
-        })) => ToScheduler::TaskErred {
-            key: failed,
-            op,
-            message,
-        },
+        Err(Error::Core(error @ dask_core::Error::TaskFailed { .. })) => {
+            let dask_core::Error::TaskFailed {
+                key: failed,
+                op,
+                message,
+                ..
+            } = &error
+            else {
+                unreachable!("matched above")
+            };
+            let reply = ToScheduler::TaskErred {
+                key: failed.clone(),
+                op: op.clone(),
+                message: message.clone(),
+            };
+            if in_process {
+                local::put_error(failed.clone(), error);
+            }
+            reply
+        }
         Err(other) => ToScheduler::TaskErred {
-            key,
+            key: key.clone(),
             op: "worker".into(),
             message: other.to_string(),
         },
@@ -145,18 +183,40 @@ async fn run_task(
     if let Ok(m) = messages::message("task-done", &reply) {
         let _ = tx.send(m);
     }
+    key
+}
+
+/// The task to run, and whether it came through the in-process table.
+fn decode(key: &Key, run_spec: &[u8]) -> Result<(Arc<dask_core::Task>, bool)> {
+    match protocol::decode::<StoredTask>("task", run_spec)? {
+        StoredTask::Wire { task, frames } => {
+            let frames: Vec<Bytes> = frames.into_iter().map(Bytes::from).collect();
+            Ok((Arc::new(decode_task(&task, &frames)?), false))
+        }
+        StoredTask::Local { pid, token } => {
+            let task = (pid == std::process::id())
+                .then(|| local::get_task(token))
+                .flatten();
+            let task = task.ok_or_else(|| Error::Malformed {
+                what: "task",
+                detail: format!(
+                    "{key} was submitted as an in-process task of process {pid}, \
+                     which this worker (process {}) cannot run",
+                    std::process::id()
+                ),
+            })?;
+            Ok((task, true))
+        }
+    }
 }
 
 async fn execute(
     key: &Key,
-    run_spec: &[u8],
+    task: Arc<dask_core::Task>,
     who_has: Vec<(Key, Vec<String>)>,
     memory: &Memory,
     slots: &Arc<Semaphore>,
 ) -> Result<Value> {
-    let stored: StoredTask = protocol::decode("task", run_spec)?;
-    let frames: Vec<Bytes> = stored.frames.into_iter().map(Bytes::from).collect();
-    let task = decode_task(&stored.task, &frames)?;
     let mut inputs: HashMap<Key, Value> = HashMap::new();
     for (dep, addrs) in who_has {
         let local = memory
@@ -184,6 +244,9 @@ async fn execute(
 async fn fetch_patiently(key: &Key, addrs: &[String]) -> Result<Value> {
     let deadline = tokio::time::Instant::now() + FETCH_PATIENCE;
     loop {
+        if let Some(v) = addrs.iter().find_map(|a| local::read(a, key)) {
+            return Ok(v);
+        }
         for addr in addrs {
             if let Ok(mut values) = fetch(addr, std::slice::from_ref(key), Role::Worker).await {
                 if let Some(v) = values.pop() {

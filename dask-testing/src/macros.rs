@@ -4,7 +4,7 @@
 /// `tests/rt_common.rs`.
 ///
 /// Each `fn name(s: &dyn Scheduler) { body }` becomes a `#[test]` in each of
-/// the modules `sync`, `threaded_1` and `threaded_4` (see
+/// the modules `sync`, `threaded_1`, `threaded_4` and `distributed` (see
 /// [`Flavor::ALL`](crate::Flavor::ALL)); the modules `use super::*`, so the
 /// body sees the file's imports. Every test gets a fresh scheduler and runs
 /// under a watchdog ([`within`](crate::within)). Attributes (doc comments,
@@ -28,6 +28,7 @@ macro_rules! scheduler_test {
         $crate::__scheduler_test_module! { sync, $crate::Flavor::Sync, $($items)* }
         $crate::__scheduler_test_module! { threaded_1, $crate::Flavor::Threaded(1), $($items)* }
         $crate::__scheduler_test_module! { threaded_4, $crate::Flavor::Threaded(4), $($items)* }
+        $crate::__scheduler_test_module! { distributed, $crate::Flavor::Distributed, $($items)* }
     };
 }
 

@@ -15,12 +15,20 @@ pub enum Flavor {
     Sync,
     /// A fresh threaded scheduler with this many threads.
     Threaded(usize),
+    /// A fresh in-process `LocalCluster` (2 workers x 2 threads, real TCP) and
+    /// its client.
+    Distributed,
 }
 
 impl Flavor {
     /// Every flavor the macro stamps tests for, in module order
-    /// (`sync`, `threaded_1`, `threaded_4`).
-    pub const ALL: [Flavor; 3] = [Flavor::Sync, Flavor::Threaded(1), Flavor::Threaded(4)];
+    /// (`sync`, `threaded_1`, `threaded_4`, `distributed`).
+    pub const ALL: [Flavor; 4] = [
+        Flavor::Sync,
+        Flavor::Threaded(1),
+        Flavor::Threaded(4),
+        Flavor::Distributed,
+    ];
 
     /// A new scheduler of this flavor (a threaded one gets its own pool).
     pub fn scheduler(self) -> SchedulerRef {
@@ -30,6 +38,17 @@ impl Flavor {
                 ThreadedScheduler::with_threads(n)
                     .unwrap_or_else(|e| panic!("cannot start a threaded scheduler: {e}")),
             ),
+            Flavor::Distributed => {
+                let cluster = dask_distributed::LocalCluster::builder()
+                    .n_workers(2)
+                    .threads_per_worker(2)
+                    .start()
+                    .unwrap_or_else(|e| panic!("cannot start a local cluster: {e}"));
+                Arc::new(
+                    dask_distributed::Client::with_cluster(cluster)
+                        .unwrap_or_else(|e| panic!("cannot connect to the local cluster: {e}")),
+                )
+            }
         }
     }
 }

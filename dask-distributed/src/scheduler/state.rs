@@ -487,13 +487,27 @@ impl SchedulerState {
 
     fn task_finished(&mut self, worker: WorkerId, key: Key, nbytes: u64) {
         let current = self.tasks.get(&key).map(|t| (t.status, t.processing_on));
-        if current != Some((Status::Processing, Some(worker))) {
-            // Stale: the task was rescheduled, released or forgotten meanwhile.
-            self.actions.push(Action::Free {
-                worker,
-                keys: vec![key],
-            });
-            return;
+        match current {
+            Some((Status::Processing, Some(w))) if w == worker => {}
+            Some((Status::Memory, _)) if self.workers.contains_key(&worker) => {
+                // Already in memory (it ran twice): the worker's copy is a replica.
+                // Never free it here: it may be the copy the scheduler counts on.
+                let ts = self.tasks.get_mut(&key).expect("known");
+                if ts.who_has.insert(worker) {
+                    let ws = self.workers.get_mut(&worker).expect("checked");
+                    ws.has_what.insert(key);
+                    ws.nbytes += nbytes;
+                }
+                return;
+            }
+            _ => {
+                // Stale: the task was rescheduled, released or forgotten meanwhile.
+                self.actions.push(Action::Free {
+                    worker,
+                    keys: vec![key],
+                });
+                return;
+            }
         }
         if let Some(ts) = self.tasks.get_mut(&key) {
             ts.nbytes = nbytes;

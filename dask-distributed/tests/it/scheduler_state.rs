@@ -569,3 +569,46 @@ fn stale_finish_from_a_worker_is_freed_not_trusted() {
     );
     assert_eq!(s.task(&Key::named("x")).unwrap().status, Status::Processing);
 }
+
+#[test]
+fn a_duplicate_finish_keeps_the_value_instead_of_freeing_it() {
+    // Regression: a task rescheduled onto the same worker ran twice there; the
+    // second report used to free the very copy the scheduler relied on.
+    let mut s = SchedulerState::new();
+    s.handle(Event::AddWorker {
+        worker: 0,
+        nthreads: 1,
+    })
+    .unwrap();
+    let spec = TaskSpec {
+        key: Key::named("x"),
+        dependencies: vec![],
+        run_spec: Bytes::new(),
+        priority: Priority::default(),
+        retries: 0,
+        restrictions: None,
+    };
+    s.handle(Event::UpdateGraph {
+        client: 1,
+        tasks: vec![spec],
+        wanted: vec![Key::named("x")],
+    })
+    .unwrap();
+    s.handle(Event::TaskFinished {
+        worker: 0,
+        key: Key::named("x"),
+        nbytes: 8,
+    })
+    .unwrap();
+    let actions = s
+        .handle(Event::TaskFinished {
+            worker: 0,
+            key: Key::named("x"),
+            nbytes: 8,
+        })
+        .unwrap();
+    assert!(actions.is_empty(), "{actions:?}");
+    let t = s.task(&Key::named("x")).unwrap();
+    assert_eq!(t.status, Status::Memory);
+    assert!(t.who_has.contains(&0));
+}
