@@ -1,0 +1,290 @@
+//! Word count benchmark: `read_text(..).flat_map(split_whitespace).frequencies().topk(10)`
+//! on the sync and threaded schedulers, next to single-threaded `HashMap` loops
+//! over the same files in the same run.
+//!
+//! ```text
+//! cargo bench -p dask-bag --bench wordcount -- --mb 50
+//! ```
+//!
+//! The corpus (seeded, Zipf-distributed words, 16 files) is written once under
+//! `target/dask-bag-bench/` and reused. Prints times (best of `--reps`, default
+//! 3) and ratios; checks that every variant finds the loop's top 10.
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use dask_bag::read_text;
+use dask_core::{Collection, Scheduler};
+use dask_sync_scheduler::SyncScheduler;
+use dask_threaded::ThreadedScheduler;
+
+/// The seeded Zipf word corpus (reusable by `cargo xtask gen-data text`).
+#[doc(hidden)]
+pub mod corpus {
+    use std::io::{BufWriter, Write};
+    use std::path::{Path, PathBuf};
+
+    /// Distinct words in the vocabulary.
+    pub const VOCABULARY: usize = 50_000;
+    /// Zipf exponent.
+    pub const EXPONENT: f64 = 1.1;
+
+    /// SplitMix64: a tiny seeded generator (no dependency).
+    pub struct SplitMix(pub u64);
+
+    impl SplitMix {
+        /// The next 64 random bits.
+        pub fn next_u64(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        /// A uniform float in `[0, 1)`.
+        pub fn next_f64(&mut self) -> f64 {
+            (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// Word `rank` of the vocabulary: 2 to 9 lowercase letters, distinct per rank.
+    pub fn word(rank: usize) -> String {
+        let mut rng = SplitMix(rank as u64 ^ 0x5eed);
+        let len = 2 + (rng.next_u64() % 8) as usize;
+        let mut w: String = (0..len)
+            .map(|_| (b'a' + (rng.next_u64() % 26) as u8) as char)
+            .collect();
+        // A base-26 suffix of the rank keeps words distinct.
+        let mut r = rank;
+        loop {
+            w.push((b'a' + (r % 26) as u8) as char);
+            r /= 26;
+            if r == 0 {
+                break;
+            }
+        }
+        w
+    }
+
+    /// Writes `files` files of about `mb / files` MB each into `dir` (reusing a
+    /// complete earlier corpus with the same parameters) and returns their paths.
+    pub fn generate(
+        dir: &Path,
+        mb: usize,
+        files: usize,
+        seed: u64,
+    ) -> std::io::Result<Vec<PathBuf>> {
+        let paths: Vec<PathBuf> = (0..files)
+            .map(|i| dir.join(format!("part-{i:02}.txt")))
+            .collect();
+        let marker = dir.join("COMPLETE");
+        let stamp =
+            format!("mb={mb} files={files} seed={seed} vocabulary={VOCABULARY} s={EXPONENT}\n");
+        if std::fs::read_to_string(&marker).ok().as_deref() == Some(&stamp) {
+            return Ok(paths);
+        }
+        std::fs::create_dir_all(dir)?;
+        let _ = std::fs::remove_file(&marker);
+        let words: Vec<String> = (0..VOCABULARY).map(word).collect();
+        let mut cdf = Vec::with_capacity(VOCABULARY);
+        let mut total = 0.0;
+        for r in 0..VOCABULARY {
+            total += 1.0 / ((r + 1) as f64).powf(EXPONENT);
+            cdf.push(total);
+        }
+        let per_file = (mb * 1_000_000 / files) as u64;
+        let mut rng = SplitMix(seed);
+        for path in &paths {
+            let mut out = BufWriter::new(std::fs::File::create(path)?);
+            let mut written = 0u64;
+            while written < per_file {
+                let n = 6 + rng.next_u64() % 12;
+                for i in 0..n {
+                    let u = rng.next_f64() * total;
+                    let r = cdf.partition_point(|&c| c < u).min(VOCABULARY - 1);
+                    if i > 0 {
+                        out.write_all(b" ")?;
+                        written += 1;
+                    }
+                    out.write_all(words[r].as_bytes())?;
+                    written += words[r].len() as u64;
+                }
+                out.write_all(b"\n")?;
+                written += 1;
+            }
+            out.flush()?;
+        }
+        std::fs::write(&marker, stamp)?;
+        Ok(paths)
+    }
+}
+
+type Top = Vec<(String, usize)>;
+
+fn top10(counts: HashMap<String, usize>) -> Top {
+    let mut all: Top = counts.into_iter().collect();
+    all.sort_unstable_by_key(|(w, c)| (Reverse(*c), w.clone()));
+    all.truncate(10);
+    all
+}
+
+/// The loop most people write: `entry(word.to_owned())`.
+fn loop_entry(paths: &[PathBuf]) -> Top {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for p in paths {
+        let f = std::io::BufReader::new(std::fs::File::open(p).unwrap());
+        for line in f.lines() {
+            for w in line.unwrap().split_whitespace() {
+                *counts.entry(w.to_owned()).or_insert(0) += 1;
+            }
+        }
+    }
+    top10(counts)
+}
+
+/// A tuned loop: one reused line buffer, no allocation for known words.
+fn loop_tuned(paths: &[PathBuf]) -> Top {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut line = String::new();
+    for p in paths {
+        let mut f = std::io::BufReader::new(std::fs::File::open(p).unwrap());
+        loop {
+            line.clear();
+            if f.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            for w in line.split_whitespace() {
+                match counts.get_mut(w) {
+                    Some(c) => *c += 1,
+                    None => {
+                        counts.insert(w.to_owned(), 1);
+                    }
+                }
+            }
+        }
+    }
+    top10(counts)
+}
+
+fn bag(pattern: &str, s: &dyn Scheduler) -> Top {
+    read_text(pattern, None)
+        .unwrap()
+        .flat_map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .frequencies()
+        .topk(10, |(w, c)| (*c, Reverse(w.clone())))
+        .unwrap()
+        .compute_with(s)
+        .unwrap()
+}
+
+fn best(reps: usize, mut f: impl FnMut() -> Top) -> (Duration, Top) {
+    let mut best = Duration::MAX;
+    let mut out = Vec::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        out = f();
+        best = best.min(t.elapsed());
+    }
+    (best, out)
+}
+
+fn main() {
+    let mut mb = 200usize;
+    let mut reps = 3usize;
+    let mut only: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--mb" => {
+                mb = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--mb takes a number")
+            }
+            "--reps" => {
+                reps = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--reps takes a number")
+            }
+            "--only" => only = args.next(),
+            "--bench" => {}
+            n => match n.parse() {
+                Ok(n) => mb = n,
+                Err(_) => panic!("unknown argument `{n}`: use [--mb] N [--reps R]"),
+            },
+        }
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join(format!("dask-bag-bench/corpus-{mb}mb"));
+    let t = Instant::now();
+    let paths = corpus::generate(&dir, mb, 16, 42).expect("writing the corpus");
+    println!(
+        "corpus: {} ({} files, {mb} MB) ready in {:.2?}",
+        dir.display(),
+        paths.len(),
+        t.elapsed()
+    );
+    let pattern = dir.join("part-*.txt").to_str().unwrap().to_owned();
+
+    let threaded = ThreadedScheduler::new();
+    if let Some(only) = only {
+        // One variant alone, for profilers (`perf stat`, `perf record`).
+        let t = Instant::now();
+        let top = match only.as_str() {
+            "loop" => loop_entry(&paths),
+            "tuned" => loop_tuned(&paths),
+            "sync" => bag(&pattern, &SyncScheduler::new()),
+            "threaded" => bag(&pattern, &threaded),
+            other => panic!("--only takes loop, tuned, sync or threaded, not `{other}`"),
+        };
+        println!("{only}: {:.3?}, top {:?}", t.elapsed(), &top[..1]);
+        return;
+    }
+    let sync = SyncScheduler::new();
+    let _ = loop_tuned(&paths); // warm the page cache
+    let (t_entry, top_entry) = best(reps, || loop_entry(&paths));
+    let (t_tuned, top_tuned) = best(reps, || loop_tuned(&paths));
+    let (t_sync, top_sync) = best(reps, || bag(&pattern, &sync));
+    let (t_thr, top_thr) = best(reps, || bag(&pattern, &threaded));
+    assert_eq!(top_tuned, top_entry, "the two loops disagree");
+    assert_eq!(
+        top_sync, top_entry,
+        "bag (sync) top 10 differs from the loop's"
+    );
+    assert_eq!(
+        top_thr, top_entry,
+        "bag (threaded) top 10 differs from the loop's"
+    );
+
+    let mbps = |d: Duration| mb as f64 / d.as_secs_f64();
+    println!(
+        "best of {reps}, {} cores, threaded on {} threads",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threaded.num_threads()
+    );
+    for (name, d) in [
+        ("loop (entry + to_owned)", t_entry),
+        ("loop (tuned, get_mut)", t_tuned),
+        ("bag, sync scheduler", t_sync),
+        ("bag, threaded scheduler", t_thr),
+    ] {
+        println!(
+            "{name:<26} {:>9.3} s {:>8.1} MB/s   x{:.2} vs loop   x{:.2} vs tuned loop",
+            d.as_secs_f64(),
+            mbps(d),
+            t_entry.as_secs_f64() / d.as_secs_f64(),
+            t_tuned.as_secs_f64() / d.as_secs_f64(),
+        );
+    }
+    println!("top 10 (all variants agree): {top_entry:?}");
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        // Ratios across threads mean little on a machine busy with other work.
+        println!("load average at the end: {}", load.trim());
+    }
+}
