@@ -1,0 +1,201 @@
+use dask_array::{from_array, full, Array, Collection, Reduce};
+use ndarray::{ArrayD, Axis, IxDyn};
+use proptest::prelude::*;
+
+use crate::common::*;
+
+/// A case and an axis to reduce (None: all), and a split_every.
+type ReduceCase = (ArrayD<f64>, Vec<Vec<usize>>, Option<usize>, usize);
+
+fn reduce_case() -> BoxedStrategy<ReduceCase> {
+    array_case(6)
+        .prop_flat_map(|(a, c)| {
+            let nd = a.ndim();
+            (Just(a), Just(c), prop::option::of(0..nd), 2usize..6)
+        })
+        .boxed()
+}
+
+fn how(axis: Option<usize>, split: usize) -> Reduce {
+    Reduce::from(axis).split_every(split)
+}
+
+/// The ndarray oracle: `f` over the lanes of `axis`, or over everything.
+fn oracle<R: Clone>(a: &ArrayD<f64>, axis: Option<usize>, f: impl Fn(&[f64]) -> R) -> ArrayD<R> {
+    match axis {
+        None => ArrayD::from_elem(IxDyn(&[]), f(&a.iter().copied().collect::<Vec<_>>())),
+        Some(k) => a.map_axis(Axis(k), |lane| f(&lane.to_vec())),
+    }
+}
+
+fn var(v: &[f64], ddof: usize) -> f64 {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - ddof as f64)
+}
+
+fn first_index(v: &[f64], better: fn(f64, f64) -> bool) -> i64 {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if better(v[best], x) {
+            best = i;
+        }
+    }
+    best as i64
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn float_reductions_match_ndarray((a, c, axis, split) in reduce_case()) {
+        let x = from_array(a.clone(), c).unwrap();
+        let h = how(axis, split);
+        assert_close(&x.sum(h).unwrap(), &oracle(&a, axis, |v| v.iter().sum()));
+        let small = a.mapv(|v| v / 8.0);
+        let xs = from_array(small.clone(), x.chunks().clone()).unwrap();
+        assert_close(&xs.prod(h).unwrap(), &oracle(&small, axis, |v| v.iter().product()));
+        assert_close(&x.min(h).unwrap(), &oracle(&a, axis, |v| v.iter().copied().fold(f64::INFINITY, f64::min)));
+        assert_close(&x.max(h).unwrap(), &oracle(&a, axis, |v| v.iter().copied().fold(f64::NEG_INFINITY, f64::max)));
+        assert_close(&x.mean(h).unwrap(), &oracle(&a, axis, |v| v.iter().sum::<f64>() / v.len() as f64));
+        assert_close(&x.var(h).unwrap(), &oracle(&a, axis, |v| var(v, 0)));
+        assert_close(&x.var(h.ddof(1)).unwrap(), &oracle(&a, axis, |v| var(v, 1)));
+        assert_close(&x.std(h).unwrap(), &oracle(&a, axis, |v| var(v, 0).sqrt()));
+        assert_exact(&x.argmin(h).unwrap(), &oracle(&a, axis, |v| first_index(v, |b, x| x < b)));
+        assert_exact(&x.argmax(h).unwrap(), &oracle(&a, axis, |v| first_index(v, |b, x| x > b)));
+    }
+
+    #[test]
+    fn bool_and_integer_reductions_match_ndarray((a, c, axis, split) in reduce_case()) {
+        let h = how(axis, split);
+        let ints = a.mapv(|v| v.round() as i64);
+        let xi = from_array(ints.clone(), c.clone()).unwrap();
+        let expected_sum = match axis {
+            None => ArrayD::from_elem(IxDyn(&[]), ints.sum()),
+            Some(k) => ints.sum_axis(Axis(k)),
+        };
+        assert_exact(&xi.sum(h).unwrap(), &expected_sum);
+        let expected_max = oracle(&a.mapv(|v| v.round()), axis, |v| v.iter().copied().fold(f64::NEG_INFINITY, f64::max) as i64);
+        assert_exact(&xi.max(h).unwrap(), &expected_max);
+        let b = a.mapv(|v| v > 5.0);
+        let xb = from_array(b, c).unwrap();
+        assert_exact(&xb.any(h).unwrap(), &oracle(&a, axis, |v| v.iter().any(|&x| x > 5.0)));
+        assert_exact(&xb.all(h).unwrap(), &oracle(&a, axis, |v| v.iter().all(|&x| x > 5.0)));
+    }
+}
+
+#[test]
+fn full_reductions_are_zero_dimensional() {
+    let a = ArrayD::from_shape_fn(IxDyn(&[5, 7]), |i| (i[0] * 7 + i[1]) as f64);
+    let x = from_array(a.clone(), 2).unwrap();
+    let s = x.sum(None).unwrap();
+    assert_eq!(s.ndim(), 0);
+    assert_eq!(s.shape(), &[] as &[usize]);
+    assert_eq!(scalar(&s), a.sum());
+}
+
+#[test]
+fn split_every_bounds_the_tree() {
+    // 16 blocks along one axis, split_every 2: partial levels 16 -> 8 -> 4 -> 2 -> final.
+    let x: Array<f64> = full(&[16], 1.0, 1).unwrap();
+    let s = x.sum(Reduce::all().split_every(2)).unwrap();
+    let names: Vec<String> = s.graph().layers().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("sum-partial"))
+            .count(),
+        3,
+        "{names:?}"
+    );
+    assert_eq!(scalar(&s), 16.0);
+    // With a wide tree: one final combine.
+    let s = x.sum(Reduce::all().split_every(16)).unwrap();
+    assert_eq!(s.graph().layers().count(), 3); // data, chunk, final
+                                               // Every combine task reads at most split_every partials.
+    let s = x.sum(Reduce::all().split_every(3)).unwrap();
+    for (_, t) in s.graph().to_graph().iter() {
+        assert!(t.dependencies().len() <= 3);
+    }
+    assert_eq!(scalar(&s), 16.0);
+}
+
+#[test]
+fn nan_propagates_through_min_max_and_arg() {
+    let a = ndarray::arr1(&[1.0, f64::NAN, -3.0, 0.5, f64::NAN]).into_dyn();
+    let x = from_array(a, 2).unwrap();
+    assert!(scalar(&x.min(None).unwrap()).is_nan());
+    assert!(scalar(&x.max(None).unwrap()).is_nan());
+    assert_eq!(scalar(&x.argmin(None).unwrap()), 1);
+    assert_eq!(scalar(&x.argmax(None).unwrap()), 1);
+}
+
+#[test]
+fn reductions_over_empty_axes() {
+    let x = dask_array::zeros::<f64>(&[0, 3], 2).unwrap();
+    assert_exact(&x.sum(0).unwrap(), &ArrayD::zeros(IxDyn(&[3])));
+    assert_exact(&x.sum(1).unwrap(), &ArrayD::zeros(IxDyn(&[0])));
+    assert_exact(&x.prod(None).unwrap(), &ArrayD::from_elem(IxDyn(&[]), 1.0));
+    assert!(sync(&x.mean(0).unwrap()).iter().all(|v| v.is_nan()));
+}
+
+/// The ndarray oracle for several axes: the elements of each output position
+/// gathered by walking the whole array.
+fn oracle_axes<R: Clone>(a: &ArrayD<f64>, axes: &[usize], f: impl Fn(&[f64]) -> R) -> ArrayD<R> {
+    let kept: Vec<usize> = (0..a.ndim()).filter(|k| !axes.contains(k)).collect();
+    let mut groups: std::collections::BTreeMap<Vec<usize>, Vec<f64>> = Default::default();
+    for (idx, &v) in a.indexed_iter() {
+        let key: Vec<usize> = kept.iter().map(|&k| idx[k]).collect();
+        groups.entry(key).or_default().push(v);
+    }
+    let shape: Vec<usize> = kept.iter().map(|&k| a.shape()[k]).collect();
+    let values: Vec<R> = groups.values().map(|v| f(v)).collect();
+    ArrayD::from_shape_vec(IxDyn(&shape), values).unwrap()
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn reductions_over_several_axes_match_ndarray(
+        (a, c, mask) in array_case(5).prop_flat_map(|(a, c)| {
+            let n = a.ndim();
+            (Just(a), Just(c), prop::collection::vec(any::<bool>(), n))
+        }),
+        split in 2usize..5,
+    ) {
+        let axes: Vec<usize> = (0..mask.len()).filter(|&k| mask[k]).collect();
+        let x = from_array(a.clone(), c).unwrap();
+        let h = Reduce::axes(&axes).split_every(split);
+        assert_close(&x.sum(h).unwrap(), &oracle_axes(&a, &axes, |v| v.iter().sum()));
+        assert_close(&x.max(h).unwrap(), &oracle_axes(&a, &axes, |v| v.iter().copied().fold(f64::NEG_INFINITY, f64::max)));
+        assert_close(&x.mean(h).unwrap(), &oracle_axes(&a, &axes, |v| v.iter().sum::<f64>() / v.len() as f64));
+        assert_close(&x.var(h).unwrap(), &oracle_axes(&a, &axes, |v| var(v, 0)));
+        let b = from_array(a.mapv(|v| v > 0.0), x.chunks().clone()).unwrap();
+        assert_exact(&b.all(h).unwrap(), &oracle_axes(&a, &axes, |v| v.iter().all(|&x| x > 0.0)));
+    }
+}
+
+#[test]
+fn several_axes_errors() {
+    let x = dask_array::ones::<f64>(&[2, 3, 4], 2).unwrap();
+    assert!(matches!(
+        x.sum([0, 0]),
+        Err(dask_array::Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        x.sum([0, 3]),
+        Err(dask_array::Error::AxisOutOfRange { .. })
+    ));
+    assert!(matches!(
+        x.sum([70]),
+        Err(dask_array::Error::AxisOutOfRange { .. })
+    ));
+    assert!(matches!(
+        x.argmin([0, 1]),
+        Err(dask_array::Error::InvalidArgument { .. })
+    ));
+    assert_eq!(x.sum([0, 2]).unwrap().shape(), &[3]);
+    assert_eq!(x.sum([0, 1, 2]).unwrap().ndim(), 0);
+    assert_eq!(Reduce::axes(&[2, 0]).reduced_axes(), Some(vec![0, 2]));
+}
