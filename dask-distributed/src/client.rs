@@ -2,7 +2,7 @@
 //! workers. Implements [`dask_core::Scheduler`], so any collection's
 //! `compute_with(&client)` runs on the cluster.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dask_core::{Graph, Key, Plan, Scheduler, Value};
@@ -20,7 +20,11 @@ type WhoHas = Vec<(Key, Vec<String>)>;
 #[derive(Default)]
 struct Pending {
     reports: HashMap<Key, Vec<oneshot::Sender<Outcome>>>,
-    who_has: VecDeque<oneshot::Sender<WhoHas>>,
+    who_has: HashMap<u64, oneshot::Sender<WhoHas>>,
+    next_request: u64,
+    /// How many computes in progress want each key: the scheduler is told to
+    /// release a key only when the last one is done with it.
+    wanted: HashMap<Key, usize>,
     closed: bool,
 }
 
@@ -74,8 +78,8 @@ impl Client {
                                 let _ = waiter.send(outcome.clone());
                             }
                         }
-                        ToClient::WhoHas { who_has } => {
-                            if let Some(w) = p.who_has.pop_front() {
+                        ToClient::WhoHas { id, who_has } => {
+                            if let Some(w) = p.who_has.remove(&id) {
                                 let _ = w.send(who_has);
                             }
                         }
@@ -184,13 +188,20 @@ impl Client {
                 })
                 .collect::<Vec<_>>()
         };
-        self.send(
-            "update-graph",
-            &ToScheduler::UpdateGraph {
+        {
+            // Count and send under one lock, so message order follows the counts.
+            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            for k in &wanted {
+                *p.wanted.entry(k.clone()).or_default() += 1;
+            }
+            let update = ToScheduler::UpdateGraph {
                 tasks,
                 wanted: wanted.clone(),
-            },
-        )?;
+            };
+            self.tx
+                .send(messages::message("update-graph", &update)?)
+                .map_err(|_| Error::Closed)?;
+        }
         let result = self.runtime.block_on(async {
             let mut failure: Option<TaskError> = None;
             for (_, rx) in receivers {
@@ -210,7 +221,7 @@ impl Client {
             }
             self.gather(&wanted).await
         });
-        let _ = self.send("release", &ToScheduler::ReleaseKeys { keys: wanted });
+        self.release(&wanted);
         crate::local::remove_tasks(&tokens);
         if in_process {
             crate::local::remove_errors(plan.keys());
@@ -225,6 +236,28 @@ impl Client {
                 })
             })
             .collect()
+    }
+
+    /// Done with `keys`: the scheduler releases those no other compute wants.
+    fn release(&self, keys: &[Key]) {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut unwanted = Vec::new();
+        for k in keys {
+            if let Some(n) = p.wanted.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    p.wanted.remove(k);
+                    unwanted.push(k.clone());
+                }
+            }
+        }
+        if !unwanted.is_empty() {
+            if let Ok(m) =
+                messages::message("release", &ToScheduler::ReleaseKeys { keys: unwanted })
+            {
+                let _ = self.tx.send(m);
+            }
+        }
     }
 
     /// Registers a waiter for the next report of each key.
@@ -292,19 +325,21 @@ impl Client {
 
     async fn who_has(&self, keys: &[Key]) -> Result<WhoHas> {
         let (tx, rx) = oneshot::channel();
-        {
+        let id = {
             let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             if p.closed {
                 return Err(Error::Closed);
             }
-            p.who_has.push_back(tx);
-        }
-        self.send(
-            "who-has",
-            &ToScheduler::WhoHas {
-                keys: keys.to_vec(),
-            },
-        )?;
+            p.next_request += 1;
+            let id = p.next_request;
+            p.who_has.insert(id, tx);
+            id
+        };
+        let request = ToScheduler::WhoHas {
+            id,
+            keys: keys.to_vec(),
+        };
+        self.send("who-has", &request)?;
         rx.await.map_err(|_| Error::Closed)
     }
 }

@@ -49,6 +49,8 @@ pub enum ToScheduler {
     },
     /// A client asks where keys are held.
     WhoHas {
+        /// Echoed in the reply, to match it to the request.
+        id: u64,
         /// The keys.
         keys: Vec<Key>,
     },
@@ -118,6 +120,8 @@ pub enum ToClient {
     },
     /// Answer to [`ToScheduler::WhoHas`].
     WhoHas {
+        /// The request's id.
+        id: u64,
         /// Data addresses per key.
         who_has: Vec<(Key, Vec<String>)>,
     },

@@ -13,9 +13,9 @@ use proptest::prelude::*;
 /// threaded with 4 threads, shared by all tests (each property case computes
 /// on all of them and compares with the oracle).
 ///
-/// A local list rather than `dask_testing::scheduler_test!`: that macro now
-/// also stamps a distributed flavor, which dask-array cannot join until its
-/// ops are registered and its chunks have a wire codec (the distributed issue).
+/// The distributed entry is an in-process `LocalCluster` (2 workers x 2
+/// threads, real TCP for control): tasks and blocks use the in-process
+/// transport, so closures work without registered ops or codecs.
 pub fn schedulers() -> &'static [(&'static str, SchedulerRef)] {
     static S: OnceLock<Vec<(&'static str, SchedulerRef)>> = OnceLock::new();
     S.get_or_init(|| {
@@ -28,6 +28,19 @@ pub fn schedulers() -> &'static [(&'static str, SchedulerRef)] {
             (
                 "threaded-4",
                 Arc::new(ThreadedScheduler::with_threads(4).unwrap()),
+            ),
+            (
+                "distributed",
+                Arc::new(
+                    dask_distributed::Client::with_cluster(
+                        dask_distributed::LocalCluster::builder()
+                            .n_workers(2)
+                            .threads_per_worker(2)
+                            .start()
+                            .unwrap(),
+                    )
+                    .unwrap(),
+                ),
             ),
         ]
     })

@@ -201,7 +201,7 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
                     wanted,
                 },
                 ToScheduler::ReleaseKeys { keys } => Event::ReleaseKeys { client, keys },
-                ToScheduler::WhoHas { keys } => {
+                ToScheduler::WhoHas { id, keys } => {
                     let who_has = keys
                         .into_iter()
                         .map(|k| {
@@ -220,7 +220,7 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
                         .collect();
                     if let (Some(tx), Ok(m)) = (
                         clients.get(&client),
-                        messages::message("who-has", &ToClient::WhoHas { who_has }),
+                        messages::message("who-has", &ToClient::WhoHas { id, who_has }),
                     ) {
                         let _ = tx.send(m);
                     }

@@ -88,8 +88,10 @@ impl Drop for Cluster {
     }
 }
 
-/// A random DAG of `mix` tasks: task i reads up to 3 earlier tasks.
+/// A random DAG of `mix` tasks: task i reads up to 3 earlier tasks. Keys are
+/// named after the seed: a key names one computation, cluster-wide.
 fn random_graph(seed: u64, n: usize, op: std::sync::Arc<dyn dask_core::Op>) -> (Graph, Vec<Key>) {
+    let name = format!("m{seed}");
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut rand = move |m: u64| {
         s ^= s << 13;
@@ -101,16 +103,16 @@ fn random_graph(seed: u64, n: usize, op: std::sync::Arc<dyn dask_core::Op>) -> (
     for i in 0..n {
         let deps: Vec<Arg> = (0..rand(4))
             .filter(|_| i > 0)
-            .map(|_| Arg::Key(Key::new("m", [rand(i as u64)])))
+            .map(|_| Arg::Key(Key::new(name.as_str(), [rand(i as u64)])))
             .collect();
         g.insert(
-            Key::new("m", [i as u64]),
+            Key::new(name.as_str(), [i as u64]),
             Task::new(op.clone(), vec![Arg::List(deps), Arg::value(i as u64)]),
         );
     }
     let outputs = (0..n as u64)
         .filter(|i| i % 7 == 0 || *i == n as u64 - 1)
-        .map(|i| Key::new("m", [i]))
+        .map(|i| Key::new(name.as_str(), [i]))
         .collect();
     (g, outputs)
 }
@@ -264,4 +266,32 @@ fn local_cluster_and_client_new() {
         matches!(err, dask_distributed::Error::InvalidConfig { .. }),
         "{err}"
     );
+}
+
+#[test]
+fn one_client_shared_by_several_threads() {
+    // Regression: replies to concurrent requests were matched by arrival order.
+    let cluster = Cluster::start(2, 2);
+    let client = cluster.client();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let client = &client;
+            s.spawn(move || {
+                // Every thread also computes one graph all threads share (same
+                // keys): no compute may release what another still waits for.
+                let (shared, shared_out) = random_graph(4242, 120, fn_op(mix));
+                let shared_expected =
+                    as_u64(&SyncScheduler::new().compute(&shared, &shared_out).unwrap());
+                assert_eq!(
+                    as_u64(&client.compute(&shared, &shared_out).unwrap()),
+                    shared_expected
+                );
+                for round in 0..5 {
+                    let (g, outputs) = random_graph(1000 + t * 10 + round, 80, fn_op(mix));
+                    let expected = as_u64(&SyncScheduler::new().compute(&g, &outputs).unwrap());
+                    assert_eq!(as_u64(&client.compute(&g, &outputs).unwrap()), expected);
+                }
+            });
+        }
+    });
 }
