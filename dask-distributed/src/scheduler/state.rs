@@ -866,21 +866,8 @@ impl SchedulerState {
     }
 
     fn transition_memory_released(&mut self, key: &Key) -> Result<(), InvariantError> {
-        let ts = self.tasks.get_mut(key).expect("known");
-        ts.status = Status::Released;
-        let holders: Vec<WorkerId> = std::mem::take(&mut ts.who_has).into_iter().collect();
-        let nbytes = ts.nbytes;
-        let dependents: Vec<Key> = ts.dependents.iter().cloned().collect();
-        for w in holders {
-            if let Some(ws) = self.workers.get_mut(&w) {
-                ws.has_what.remove(key);
-                ws.nbytes = ws.nbytes.saturating_sub(nbytes);
-                self.actions.push(Action::Free {
-                    worker: w,
-                    keys: vec![key.clone()],
-                });
-            }
-        }
+        self.free_everywhere(key);
+        let dependents: Vec<Key> = self.tasks[key].dependents.iter().cloned().collect();
         // Dependents that were about to read it must wait for it again.
         for d in dependents {
             let Some(dts) = self.tasks.get(&d) else {
@@ -971,7 +958,7 @@ impl SchedulerState {
             return Ok(()); // wanted again, or a dependent may need it: stays known
         }
         match ts.status {
-            Status::Memory => self.transition_memory_released_quiet(key),
+            Status::Memory => self.free_everywhere(key),
             Status::Processing => self.leave_processing(key),
             _ => {}
         }
@@ -989,7 +976,8 @@ impl SchedulerState {
         Ok(())
     }
 
-    fn transition_memory_released_quiet(&mut self, key: &Key) {
+    /// Marks `key` released and tells every worker holding it to drop it.
+    fn free_everywhere(&mut self, key: &Key) {
         let ts = self.tasks.get_mut(key).expect("known");
         let holders: Vec<WorkerId> = std::mem::take(&mut ts.who_has).into_iter().collect();
         let nbytes = ts.nbytes;

@@ -10,6 +10,18 @@ use dask_distributed::scheduler::state::{
     Action, Event, Outcome, Priority, SchedulerState, Status, TaskError, TaskSpec, WorkerId,
 };
 
+/// A task `name` reading `deps`, with default priority and no retries.
+fn spec(name: &str, deps: &[&str], retries: u32) -> TaskSpec {
+    TaskSpec {
+        key: Key::named(name),
+        dependencies: deps.iter().map(|d| Key::named(*d)).collect(),
+        run_spec: Bytes::new(),
+        priority: Priority::default(),
+        retries,
+        restrictions: None,
+    }
+}
+
 fn err(key: &str, message: &str) -> TaskError {
     TaskError {
         key: Key::named(key),
@@ -298,30 +310,9 @@ fn failures_propagate_to_dependents_and_retries_rerun() {
     // a -> b -> c ; a fails once (1 retry), then b fails for good.
     let specs = |retries_a: u32| {
         vec![
-            TaskSpec {
-                key: Key::named("a"),
-                dependencies: vec![],
-                run_spec: Bytes::new(),
-                priority: Priority::default(),
-                retries: retries_a,
-                restrictions: None,
-            },
-            TaskSpec {
-                key: Key::named("b"),
-                dependencies: vec![Key::named("a")],
-                run_spec: Bytes::new(),
-                priority: Priority::default(),
-                retries: 0,
-                restrictions: None,
-            },
-            TaskSpec {
-                key: Key::named("c"),
-                dependencies: vec![Key::named("b")],
-                run_spec: Bytes::new(),
-                priority: Priority::default(),
-                retries: 0,
-                restrictions: None,
-            },
+            spec("a", &[], retries_a),
+            spec("b", &["a"], 0),
+            spec("c", &["b"], 0),
         ]
     };
     let mut s = SchedulerState::new();
@@ -402,14 +393,7 @@ fn a_task_that_kills_workers_becomes_suspicious() {
         })
         .unwrap();
     }
-    let spec = TaskSpec {
-        key: Key::named("bad"),
-        dependencies: vec![],
-        run_spec: Bytes::new(),
-        priority: Priority::default(),
-        retries: 0,
-        restrictions: None,
-    };
+    let spec = spec("bad", &[], 0);
     let mut actions = s
         .handle(Event::UpdateGraph {
             client: 1,
@@ -446,14 +430,7 @@ fn a_task_that_kills_workers_becomes_suspicious() {
 #[test]
 fn no_worker_then_a_worker_joins() {
     let mut s = SchedulerState::new();
-    let spec = TaskSpec {
-        key: Key::named("x"),
-        dependencies: vec![],
-        run_spec: Bytes::new(),
-        priority: Priority::default(),
-        retries: 0,
-        restrictions: None,
-    };
+    let spec = spec("x", &[], 0);
     let actions = s
         .handle(Event::UpdateGraph {
             client: 1,
@@ -538,14 +515,7 @@ fn stale_finish_from_a_worker_is_freed_not_trusted() {
         nthreads: 1,
     })
     .unwrap();
-    let spec = TaskSpec {
-        key: Key::named("x"),
-        dependencies: vec![],
-        run_spec: Bytes::new(),
-        priority: Priority::default(),
-        retries: 0,
-        restrictions: None,
-    };
+    let spec = spec("x", &[], 0);
     s.handle(Event::UpdateGraph {
         client: 1,
         tasks: vec![spec],
@@ -580,14 +550,7 @@ fn a_duplicate_finish_keeps_the_value_instead_of_freeing_it() {
         nthreads: 1,
     })
     .unwrap();
-    let spec = TaskSpec {
-        key: Key::named("x"),
-        dependencies: vec![],
-        run_spec: Bytes::new(),
-        priority: Priority::default(),
-        retries: 0,
-        restrictions: None,
-    };
+    let spec = spec("x", &[], 0);
     s.handle(Event::UpdateGraph {
         client: 1,
         tasks: vec![spec],
