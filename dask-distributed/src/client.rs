@@ -22,9 +22,13 @@ struct Pending {
     reports: HashMap<Key, Vec<oneshot::Sender<Outcome>>>,
     who_has: HashMap<u64, oneshot::Sender<WhoHas>>,
     next_request: u64,
-    /// How many computes in progress want each key: the scheduler is told to
+    /// How many computes and futures want each key: the scheduler is told to
     /// release a key only when the last one is done with it.
     wanted: HashMap<Key, usize>,
+    /// Last report for each wanted key, for futures asked after it arrived.
+    outcomes: HashMap<Key, Outcome>,
+    /// In-process task tokens of submitted futures, dropped with their key.
+    local_tokens: HashMap<Key, u64>,
     closed: bool,
 }
 
@@ -34,23 +38,174 @@ struct Pending {
 /// from plain threads. If the scheduler goes away, every pending wait fails
 /// with an error instead of hanging.
 pub struct Client {
+    inner: Arc<Inner>,
     /// The cluster this client started (`Client::new`), stopped with the client.
     cluster: Option<crate::LocalCluster>,
+}
+
+/// The connection and its bookkeeping, shared by the client and its futures.
+pub(crate) struct Inner {
     runtime: Arc<Runtime>,
     tx: UnboundedSender<Message>,
     pending: Arc<Mutex<Pending>>,
     addr: String,
+    /// Whether the workers run in this process (tasks go through `local`).
+    in_process: bool,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Client(scheduler={})", self.addr)
+        write!(f, "Client(scheduler={})", self.inner.addr)
     }
 }
 
 impl Client {
     /// Connects to the scheduler at `addr` (`host:port`).
     pub fn connect(addr: &str) -> Result<Client> {
+        Ok(Client {
+            inner: Arc::new(Inner::connect(addr, false)?),
+            cluster: None,
+        })
+    }
+
+    /// Starts a [`LocalCluster`](crate::LocalCluster) with default settings (one
+    /// worker, a thread per core) and connects to it, like Dask's `Client()`.
+    /// The cluster stops with the client.
+    pub fn new() -> Result<Client> {
+        Client::with_cluster(crate::LocalCluster::builder().start()?)
+    }
+
+    /// Connects to `cluster` and owns it: it stops when the client is dropped.
+    /// Its workers share this process, so tasks are handed over without
+    /// encoding: closures and values without codecs work.
+    pub fn with_cluster(cluster: crate::LocalCluster) -> Result<Client> {
+        Ok(Client {
+            inner: Arc::new(Inner::connect(&cluster.scheduler_addr(), true)?),
+            cluster: Some(cluster),
+        })
+    }
+
+    /// The cluster this client owns, if it started one.
+    pub fn cluster(&self) -> Option<&crate::LocalCluster> {
+        self.cluster.as_ref()
+    }
+
+    /// The scheduler's address.
+    pub fn scheduler_addr(&self) -> &str {
+        &self.inner.addr
+    }
+
+    /// Computes `outputs` of `graph` on the cluster.
+    pub fn compute_graph(&self, graph: &Graph, outputs: &[Key]) -> Result<Vec<Value>> {
+        self.inner.compute_graph(graph, outputs)
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+}
+
+impl Inner {
+    /// One more holder of `key` (a cloned future).
+    pub(crate) fn retain(&self, key: &Key) {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        *p.wanted.entry(key.clone()).or_default() += 1;
+    }
+
+    /// Submits one task whose dependencies are keys the client holds, and
+    /// holds its key (the caller's future releases it).
+    pub(crate) fn submit_task(
+        &self,
+        key: Key,
+        task: dask_core::Task,
+        dependencies: Vec<Key>,
+    ) -> Result<()> {
+        let stored = if self.in_process {
+            StoredTask::Local {
+                pid: std::process::id(),
+                token: 0,
+            }
+        } else {
+            let (task, frames) = encode_task(&key, &task)?;
+            StoredTask::Wire {
+                task,
+                frames: frames.into_iter().map(|b| b.to_vec()).collect(),
+            }
+        };
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.closed {
+            return Err(Error::Closed);
+        }
+        let stored = match stored {
+            StoredTask::Local { pid, .. } => {
+                let token = crate::local::put_task(Arc::new(task));
+                p.local_tokens.insert(key.clone(), token);
+                StoredTask::Local { pid, token }
+            }
+            wire => wire,
+        };
+        *p.wanted.entry(key.clone()).or_default() += 1;
+        let submitted = SubmittedTask {
+            key: key.clone(),
+            dependencies,
+            run_spec: protocol::encode("task", &stored)?.to_vec(),
+            order: 0,
+        };
+        let update = ToScheduler::UpdateGraph {
+            tasks: vec![submitted],
+            wanted: vec![key],
+        };
+        self.tx
+            .send(messages::message("update-graph", &update)?)
+            .map_err(|_| Error::Closed)
+    }
+
+    /// The report for `key` if one arrived, else a waiter for it.
+    pub(crate) fn outcome_or_waiter(
+        &self,
+        key: &Key,
+    ) -> Result<std::result::Result<Outcome, oneshot::Receiver<Outcome>>> {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(o) = p.outcomes.get(key) {
+            return Ok(Ok(o.clone()));
+        }
+        if p.closed {
+            return Err(Error::Closed);
+        }
+        let (tx, rx) = oneshot::channel();
+        p.reports.entry(key.clone()).or_default().push(tx);
+        Ok(Err(rx))
+    }
+
+    /// The last report for `key`, without waiting.
+    pub(crate) fn outcome(&self, key: &Key) -> Option<Outcome> {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .outcomes
+            .get(key)
+            .cloned()
+    }
+
+    /// The task error for a failed key: the original one from an in-process
+    /// worker when there is one, else rebuilt from the report.
+    pub(crate) fn failure(&self, e: TaskError) -> dask_core::Error {
+        let original = self
+            .in_process
+            .then(|| crate::local::take_error(&e.key))
+            .flatten();
+        original.unwrap_or_else(|| remote_failure(e))
+    }
+
+    /// Runs `f` on the client's runtime from a plain thread.
+    pub(crate) fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> Result<T> {
+        refuse_inside_runtime()?;
+        Ok(self.runtime.block_on(f))
+    }
+}
+
+impl Inner {
+    fn connect(addr: &str, in_process: bool) -> Result<Inner> {
         refuse_inside_runtime()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -77,6 +232,9 @@ impl Client {
                             for waiter in p.reports.remove(&key).unwrap_or_default() {
                                 let _ = waiter.send(outcome.clone());
                             }
+                            if p.wanted.contains_key(&key) {
+                                p.outcomes.insert(key, outcome);
+                            }
                         }
                         ToClient::WhoHas { id, who_has } => {
                             if let Some(w) = p.who_has.remove(&id) {
@@ -95,37 +253,13 @@ impl Client {
             });
             Ok::<_, Error>(tx)
         })?;
-        Ok(Client {
-            cluster: None,
+        Ok(Inner {
             runtime: Arc::new(runtime),
             tx,
             pending,
             addr: addr.to_owned(),
+            in_process,
         })
-    }
-
-    /// Starts a [`LocalCluster`](crate::LocalCluster) with default settings (one
-    /// worker, a thread per core) and connects to it, like Dask's `Client()`.
-    /// The cluster stops with the client.
-    pub fn new() -> Result<Client> {
-        Client::with_cluster(crate::LocalCluster::builder().start()?)
-    }
-
-    /// Connects to `cluster` and owns it: it stops when the client is dropped.
-    pub fn with_cluster(cluster: crate::LocalCluster) -> Result<Client> {
-        let mut client = Client::connect(&cluster.scheduler_addr())?;
-        client.cluster = Some(cluster);
-        Ok(client)
-    }
-
-    /// The cluster this client owns, if it started one.
-    pub fn cluster(&self) -> Option<&crate::LocalCluster> {
-        self.cluster.as_ref()
-    }
-
-    /// The scheduler's address.
-    pub fn scheduler_addr(&self) -> &str {
-        &self.addr
     }
 
     fn send(&self, what: &'static str, msg: &ToScheduler) -> Result<()> {
@@ -134,14 +268,13 @@ impl Client {
             .map_err(|_| Error::Closed)
     }
 
-    /// Computes `outputs` of `graph` on the cluster.
-    pub fn compute_graph(&self, graph: &Graph, outputs: &[Key]) -> Result<Vec<Value>> {
+    fn compute_graph(&self, graph: &Graph, outputs: &[Key]) -> Result<Vec<Value>> {
         refuse_inside_runtime()?;
         let plan = Plan::new(graph, outputs)?;
         // With in-process workers, tasks go through the local table (closures and
         // any value work). Otherwise encode everything first: an unregistered op
         // or a value without a codec is refused before anything is submitted.
-        let in_process = self.cluster.is_some();
+        let in_process = self.in_process;
         let mut tokens = Vec::new();
         let mut tasks = Vec::with_capacity(plan.len());
         for i in 0..plan.len() {
@@ -239,7 +372,7 @@ impl Client {
     }
 
     /// Done with `keys`: the scheduler releases those no other compute wants.
-    fn release(&self, keys: &[Key]) {
+    pub(crate) fn release(&self, keys: &[Key]) {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         let mut unwanted = Vec::new();
         for k in keys {
@@ -247,6 +380,10 @@ impl Client {
                 *n -= 1;
                 if *n == 0 {
                     p.wanted.remove(k);
+                    p.outcomes.remove(k);
+                    if let Some(token) = p.local_tokens.remove(k) {
+                        crate::local::remove_tasks(&[token]);
+                    }
                     unwanted.push(k.clone());
                 }
             }
@@ -279,7 +416,7 @@ impl Client {
     /// Gathers `keys` (all reported in memory). A key lost meanwhile with its
     /// worker is waited for while the scheduler recomputes it: waiters are
     /// registered before asking where keys are, so no report slips between.
-    async fn gather(&self, keys: &[Key]) -> Result<HashMap<Key, Value>> {
+    pub(crate) async fn gather(&self, keys: &[Key]) -> Result<HashMap<Key, Value>> {
         const MAX_ATTEMPTS: usize = 50;
         let mut values = HashMap::new();
         let mut remaining = keys.to_vec();

@@ -18,9 +18,14 @@
 //!
 //! - [`LocalCluster`] and [`Client::new`]: a scheduler and workers in this
 //!   process (threads), over real TCP on 127.0.0.1.
+//! - [`Future`]s: [`Client::submit`] (values or futures as arguments),
+//!   `status`, `result`, [`Client::gather`]; dropping the last clone releases
+//!   the value on the cluster.
+//! - [`process`]: the `dask scheduler` and `dask worker` processes.
 //!
-//! Not built yet (issue 3): futures (`submit`, `map`, `gather`, `scatter`, ...),
-//! worker processes and the `dask` binary, spilling, work stealing, heartbeats.
+//! Not built yet (issue 3): `map`, `scatter`, `as_completed`, `wait`,
+//! `cancel`, `retries`, `fire_and_forget`, async `.await`, `LocalCluster` with
+//! worker processes, spilling, work stealing, heartbeats.
 //!
 //! ```
 //! use dask_distributed::protocol::{self, Message, Role};
@@ -47,6 +52,7 @@
 pub mod client;
 pub mod cluster;
 mod error;
+pub mod futures;
 pub mod local;
 pub mod messages;
 pub mod process;
@@ -57,3 +63,4 @@ pub mod worker;
 pub use client::Client;
 pub use cluster::{LocalCluster, LocalClusterBuilder};
 pub use error::{Error, Result};
+pub use futures::{Future, FutureStatus};

@@ -295,3 +295,87 @@ fn one_client_shared_by_several_threads() {
         }
     });
 }
+
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+dask_core::register_op!(add);
+
+#[test]
+fn futures_submit_result_and_status() {
+    use dask_distributed::FutureStatus;
+    let cluster = Cluster::start(2, 1);
+    let client = cluster.client();
+
+    // The seed: submit(inc, 9) gives 10, and the status ends finished.
+    let fut = client.submit(inc, (9i64,)).unwrap();
+    assert_eq!(fut.result().unwrap(), inc(9));
+    assert_eq!(fut.status(), FutureStatus::Finished);
+    assert!(fut.done());
+
+    // Futures as arguments: the values stay on the workers.
+    let a = client.submit(inc, (1i64,)).unwrap();
+    let b = client.submit(inc, (2i64,)).unwrap();
+    let c = client.submit(add, (&a, &b)).unwrap();
+    assert_eq!(c.result().unwrap(), inc(1) + inc(2));
+    let d = client.submit(add, (&c, 100i64)).unwrap();
+    assert_eq!(d.result().unwrap(), inc(1) + inc(2) + 100);
+
+    // A clone keeps the value alive after the original is dropped.
+    let a2 = a.clone();
+    drop(a);
+    assert_eq!(a2.result().unwrap(), inc(1));
+
+    // Failures: typed, on the future and on everything that depends on it.
+    let boom = client.submit(explode, (1i64,)).unwrap();
+    let err = boom.result().unwrap_err();
+    match &err {
+        dask_distributed::Error::Core(e) => assert_eq!(e.failed_key(), Some(boom.key())),
+        other => panic!("expected a task failure, got {other:?}"),
+    }
+    assert_eq!(boom.status(), FutureStatus::Error);
+    let after = client.submit(inc, (&boom,)).unwrap();
+    match after.result().unwrap_err() {
+        dask_distributed::Error::Core(e) => assert_eq!(e.failed_key(), Some(boom.key())),
+        other => panic!("expected a task failure, got {other:?}"),
+    }
+
+    // gather, in order, checked against plain Rust.
+    let futures: Vec<_> = (0..20i64)
+        .map(|i| client.submit(inc, (i,)).unwrap())
+        .collect();
+    assert_eq!(
+        client.gather(&futures).unwrap(),
+        (0..20).map(inc).collect::<Vec<_>>()
+    );
+
+    // Closures cannot go to another process: refused at submit.
+    let err = client.submit(|x: i64| x + 1, (1i64,)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            dask_distributed::Error::Core(dask_core::Error::OpNotRegistered { .. })
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn futures_with_closures_on_an_in_process_cluster() {
+    #[derive(Clone, Debug, PartialEq)]
+    struct Opaque(Vec<i64>); // no codec: never serialized in-process
+    let client = Client::new().unwrap();
+    let data = client
+        .submit(|n: i64| Opaque((0..n).collect()), (5i64,))
+        .unwrap();
+    let total = client
+        .submit(|o: Opaque| o.0.iter().sum::<i64>(), (&data,))
+        .unwrap();
+    assert_eq!(total.result().unwrap(), (0..5).sum::<i64>());
+    assert_eq!(data.result().unwrap(), Opaque((0..5).collect()));
+    let fails = client
+        .submit(|x: i64| -> i64 { panic!("intentional panic {x}") }, (3i64,))
+        .unwrap();
+    let err = fails.result().unwrap_err();
+    assert!(err.to_string().contains("intentional panic 3"), "{err}");
+}

@@ -1,0 +1,194 @@
+//! Futures: [`Client::submit`] runs a function on the cluster now and returns a
+//! [`Future`] at once; its value stays on a worker until asked for, and other
+//! submits can take it as an argument without it coming back to the client.
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use dask_core::op::IntoOp;
+use dask_core::tokenize::unique_token;
+use dask_core::{Arg, Key, Task, Value};
+
+use crate::client::Inner;
+use crate::scheduler::state::Outcome;
+use crate::{Client, Error, Result};
+
+/// Where a [`Future`]'s task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FutureStatus {
+    /// Not finished yet (waiting, queued or running).
+    Pending,
+    /// The value is in memory on a worker.
+    Finished,
+    /// The task, or one it depends on, failed.
+    Error,
+}
+
+/// A value being computed on the cluster, like Dask's `Future`.
+///
+/// Holding a future keeps its value on the cluster; when the last clone is
+/// dropped, the scheduler forgets it.
+pub struct Future<T> {
+    key: Key,
+    inner: Arc<Inner>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Future<T> {
+    /// The key of the task.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The current status, without waiting.
+    pub fn status(&self) -> FutureStatus {
+        match self.inner.outcome(&self.key) {
+            None => FutureStatus::Pending,
+            Some(Outcome::Memory) => FutureStatus::Finished,
+            Some(Outcome::Erred(_)) => FutureStatus::Error,
+        }
+    }
+
+    /// Whether the task has finished (with a value or an error).
+    pub fn done(&self) -> bool {
+        self.status() != FutureStatus::Pending
+    }
+}
+
+impl<T: Any + Clone + Send + Sync> Future<T> {
+    /// Waits for the value and brings it to this process. A failed task gives
+    /// the same typed error a local scheduler would
+    /// ([`dask_core::Error::TaskFailed`]); a lost scheduler gives an error too,
+    /// never a hang.
+    pub fn result(&self) -> Result<T> {
+        let inner = self.inner.clone();
+        let key = self.key.clone();
+        self.inner.block_on(async move {
+            let outcome = match inner.outcome_or_waiter(&key)? {
+                Ok(outcome) => outcome,
+                Err(waiter) => waiter.await.map_err(|_| Error::Closed)?,
+            };
+            if let Outcome::Erred(e) = outcome {
+                return Err(Error::Core(inner.failure(e)));
+            }
+            let mut values = inner.gather(std::slice::from_ref(&key)).await?;
+            let value = values.remove(&key).ok_or_else(|| Error::Malformed {
+                what: "gather",
+                detail: format!("no value for {key}"),
+            })?;
+            Ok(value.take::<T>()?)
+        })?
+    }
+}
+
+impl<T> Clone for Future<T> {
+    fn clone(&self) -> Self {
+        self.inner.retain(&self.key);
+        Future {
+            key: self.key.clone(),
+            inner: self.inner.clone(),
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<T> Drop for Future<T> {
+    fn drop(&mut self) {
+        self.inner.release(std::slice::from_ref(&self.key));
+    }
+}
+
+impl<T> std::fmt::Debug for Future<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Future({}, {:?})", self.key, self.status())
+    }
+}
+
+/// One argument of [`Client::submit`]: a plain value of the parameter's type,
+/// or a `&Future` of it (the value stays on the cluster).
+pub trait IntoSubmitArg<T> {
+    /// The task argument and, for a future, the key it depends on.
+    fn into_submit_arg(self) -> (Arg, Option<Key>);
+}
+
+impl<T: Any + Send + Sync> IntoSubmitArg<T> for T {
+    fn into_submit_arg(self) -> (Arg, Option<Key>) {
+        (Arg::Value(Value::new(self)), None)
+    }
+}
+
+impl<T> IntoSubmitArg<T> for &Future<T> {
+    fn into_submit_arg(self) -> (Arg, Option<Key>) {
+        (Arg::Key(self.key.clone()), Some(self.key.clone()))
+    }
+}
+
+/// A tuple of [`IntoSubmitArg`]s matching a function's argument tuple.
+pub trait SubmitArgs<Args> {
+    /// The arguments, in order.
+    fn into_submit_args(self) -> Vec<(Arg, Option<Key>)>;
+}
+
+macro_rules! submit_args {
+    ($(($($n:tt $a:ident $x:ident),*))*) => {$(
+        impl<$($a, $x: IntoSubmitArg<$a>,)*> SubmitArgs<($($a,)*)> for ($($x,)*) {
+            #[allow(clippy::unused_unit)]
+            fn into_submit_args(self) -> Vec<(Arg, Option<Key>)> {
+                vec![$(self.$n.into_submit_arg()),*]
+            }
+        }
+    )*};
+}
+submit_args! {
+    ()
+    (0 A0 X0)
+    (0 A0 X0, 1 A1 X1)
+    (0 A0 X0, 1 A1 X1, 2 A2 X2)
+    (0 A0 X0, 1 A1 X1, 2 A2 X2, 3 A3 X3)
+}
+
+impl Client {
+    /// Runs `f(args)` on the cluster and returns a future at once, like
+    /// `client.submit(f, *args)`. Arguments are plain values or `&Future`s;
+    /// every call is a new task.
+    ///
+    /// On worker processes `f` must be registered
+    /// ([`register_op!`](dask_core::register_op)); with in-process workers
+    /// ([`Client::new`]) closures work too.
+    pub fn submit<F, M, X>(&self, f: F, args: X) -> Result<Future<F::Output>>
+    where
+        F: IntoOp<M>,
+        X: SubmitArgs<F::Args>,
+    {
+        let op = f.into_op();
+        let prefix = if op.name().ends_with('}') {
+            "closure"
+        } else {
+            op.name()
+        };
+        let key = Key::named(format!("{prefix}-{}", unique_token()));
+        let mut task_args = Vec::new();
+        let mut dependencies: Vec<Key> = Vec::new();
+        for (arg, dep) in args.into_submit_args() {
+            task_args.push(arg);
+            if let Some(dep) = dep {
+                if !dependencies.contains(&dep) {
+                    dependencies.push(dep);
+                }
+            }
+        }
+        let inner = self.inner().clone();
+        inner.submit_task(key.clone(), Task::new(op, task_args), dependencies)?;
+        Ok(Future {
+            key,
+            inner,
+            _type: PhantomData,
+        })
+    }
+
+    /// The values of several futures, in order.
+    pub fn gather<T: Any + Clone + Send + Sync>(&self, futures: &[Future<T>]) -> Result<Vec<T>> {
+        futures.iter().map(Future::result).collect()
+    }
+}
