@@ -1,6 +1,6 @@
 //! [`Bag::groupby`]: a hash shuffle.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -66,7 +66,7 @@ where
     }
     fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
         let (j, splits) = split_part(args)?;
-        let mut index: HashMap<K, usize> = HashMap::new();
+        let mut index: HashMap<K, usize> = HashMap::default();
         let mut groups: Vec<(K, Vec<T>)> = Vec::new();
         for s in splits {
             let buckets = s.downcast_ref::<Vec<Vec<(K, T)>>>()?;

@@ -2,7 +2,9 @@
 //! a tree of combine steps (fan-in `split_every`), then a final step.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -301,7 +303,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
         self.to_bag(
             "frequencies",
             |_, items| {
-                let mut counts: HashMap<T, usize> = HashMap::new();
+                let mut counts: HashMap<T, usize> = HashMap::default();
                 for x in items {
                     *counts.entry(x).or_insert(0) += 1;
                 }
@@ -320,7 +322,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
     {
         type Firsts<T> = HashMap<T, (usize, usize)>;
         fn merge<T: Clone + Hash + Eq>(rs: &[&Firsts<T>]) -> Firsts<T> {
-            let mut out = Firsts::new();
+            let mut out = Firsts::default();
             for r in rs {
                 for (k, &pos) in r.iter() {
                     match out.get_mut(k) {
@@ -337,7 +339,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
         self.to_bag(
             "distinct",
             |part, items| {
-                let mut firsts = Firsts::new();
+                let mut firsts = Firsts::default();
                 for (i, x) in items.enumerate() {
                     firsts.entry(x).or_insert((part, i));
                 }
@@ -424,7 +426,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
             rs: &[&HashMap<K, A>],
             combine: &dyn Fn(A, A) -> A,
         ) -> HashMap<K, A> {
-            let mut out: HashMap<K, A> = HashMap::new();
+            let mut out: HashMap<K, A> = HashMap::default();
             for r in rs {
                 for (k, a) in r.iter() {
                     match out.remove_entry(k) {
@@ -442,7 +444,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
         self.to_bag(
             "foldby",
             move |_, items| {
-                let mut accs: HashMap<K, A> = HashMap::new();
+                let mut accs: HashMap<K, A> = HashMap::default();
                 for x in items {
                     let slot = accs.entry(key(&x)).or_insert_with(|| initial.clone());
                     let acc = std::mem::replace(slot, initial.clone());
@@ -464,7 +466,7 @@ fn empty_agg(op: &str) -> Error {
 
 fn merge_counts<T: Hash + Eq + Clone>(rs: &[&HashMap<T, usize>]) -> HashMap<T, usize> {
     let Some(largest) = rs.iter().max_by_key(|r| r.len()) else {
-        return HashMap::new();
+        return HashMap::default();
     };
     let mut out = (*largest).clone();
     for r in rs {
