@@ -60,25 +60,51 @@ impl<T: Any + Clone + Send + Sync> Future<T> {
     /// Waits for the value and brings it to this process. A failed task gives
     /// the same typed error a local scheduler would
     /// ([`dask_core::Error::TaskFailed`]); a lost scheduler gives an error too,
-    /// never a hang.
+    /// never a hang. Blocking: from async code, `.await` the future instead.
     pub fn result(&self) -> Result<T> {
-        let inner = self.inner.clone();
-        let key = self.key.clone();
-        self.inner.block_on(async move {
-            let outcome = match inner.outcome_or_waiter(&key)? {
-                Ok(outcome) => outcome,
-                Err(waiter) => waiter.await.map_err(|_| Error::Closed)?,
-            };
-            if let Outcome::Erred(e) = outcome {
-                return Err(Error::Core(inner.failure(e)));
-            }
-            let mut values = inner.gather(std::slice::from_ref(&key)).await?;
-            let value = values.remove(&key).ok_or_else(|| Error::Malformed {
-                what: "gather",
-                detail: format!("no value for {key}"),
-            })?;
-            Ok(value.take::<T>()?)
-        })?
+        self.inner
+            .block_on(fetch_result::<T>(self.inner.clone(), self.key.clone()))?
+    }
+}
+
+async fn fetch_result<T: Any + Clone + Send + Sync>(inner: Arc<Inner>, key: Key) -> Result<T> {
+    let outcome = match inner.outcome_or_waiter(&key)? {
+        Ok(outcome) => outcome,
+        Err(waiter) => waiter.await.map_err(|_| Error::Closed)?,
+    };
+    if let Outcome::Erred(e) = outcome {
+        return Err(Error::Core(inner.failure(e)));
+    }
+    let mut values = inner.gather(std::slice::from_ref(&key)).await?;
+    let value = values.remove(&key).ok_or_else(|| Error::Malformed {
+        what: "gather",
+        detail: format!("no value for {key}"),
+    })?;
+    Ok(value.take::<T>()?)
+}
+
+/// `fut.await` (or `(&fut).await`) inside a tokio runtime gives the value
+/// without blocking the runtime; the future stays usable afterwards.
+impl<'a, T: Any + Clone + Send + Sync> std::future::IntoFuture for &'a Future<T> {
+    type Output = Result<T>;
+    type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(fetch_result::<T>(self.inner.clone(), self.key.clone()))
+    }
+}
+
+/// `fut.await` consuming the future.
+impl<T: Any + Clone + Send + Sync> std::future::IntoFuture for Future<T> {
+    type Output = Result<T>;
+    type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let value = fetch_result::<T>(self.inner.clone(), self.key.clone()).await;
+            drop(self);
+            value
+        })
     }
 }
 
@@ -185,6 +211,19 @@ impl Client {
             inner,
             _type: PhantomData,
         })
+    }
+
+    /// Submits `f(x)` for every `x`, like `client.map(f, xs)`: one future each.
+    pub fn map<F, M, A, I>(&self, f: F, inputs: I) -> Result<Vec<Future<F::Output>>>
+    where
+        F: IntoOp<M, Args = (A,)> + Clone,
+        A: Any + Send + Sync,
+        I: IntoIterator<Item = A>,
+    {
+        inputs
+            .into_iter()
+            .map(|x| self.submit(f.clone(), (x,)))
+            .collect()
     }
 
     /// The values of several futures, in order.

@@ -23,8 +23,10 @@
 //!   the value on the cluster.
 //! - [`process`]: the `dask scheduler` and `dask worker` processes.
 //!
-//! Not built yet (issue 3): `map`, `scatter`, `as_completed`, `wait`,
-//! `cancel`, `retries`, `fire_and_forget`, async `.await`, `LocalCluster` with
+//! - `Client::map`, and `.await` on futures inside an existing tokio runtime.
+//!
+//! Not built yet (issue 3): `scatter`, `as_completed`, `wait`,
+//! `cancel`, `retries`, `fire_and_forget`, an async `Client`, `LocalCluster` with
 //! worker processes, spilling, work stealing, heartbeats.
 //!
 //! ```

@@ -379,3 +379,31 @@ fn futures_with_closures_on_an_in_process_cluster() {
     let err = fails.result().unwrap_err();
     assert!(err.to_string().contains("intentional panic 3"), "{err}");
 }
+
+#[test]
+fn map_and_await_inside_a_user_runtime() {
+    let cluster = Cluster::start(2, 1);
+    let client = cluster.client();
+    let futures = client.map(inc, 0..50i64).unwrap();
+    assert_eq!(
+        client.gather(&futures).unwrap(),
+        (0..50).map(inc).collect::<Vec<_>>()
+    );
+
+    // `.await` inside the user's own (single-threaded) runtime: no blocking call.
+    let user_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let a = client.submit(inc, (41i64,)).unwrap();
+    let b = client.submit(add, (&a, 1i64)).unwrap();
+    let (va, vb) = user_rt.block_on(async { ((&a).await, b.await) });
+    assert_eq!(va.unwrap(), inc(41));
+    assert_eq!(vb.unwrap(), inc(41) + 1);
+    // The blocking call refuses to run inside a runtime instead of panicking.
+    let err = user_rt.block_on(async { a.result() }).unwrap_err();
+    assert!(
+        matches!(err, dask_distributed::Error::InsideRuntime),
+        "{err}"
+    );
+}
