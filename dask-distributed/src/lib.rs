@@ -22,7 +22,6 @@
 //!   `status`, `result`, [`Client::gather`]; dropping the last clone releases
 //!   the value on the cluster.
 //! - [`process`]: the `dask scheduler` and `dask worker` processes.
-//!
 //! - `Client::map`, and `.await` on futures inside an existing tokio runtime.
 //!
 //! Not built yet (issue 3): `scatter`, `as_completed`, `wait`,
