@@ -29,7 +29,7 @@
 //! Modules: [`codec`] (values across processes), [`key`], [`tokenize`](mod@tokenize), [`value`], [`op`], [`task`],
 //! [`graph`], [`hlg`], [`plan`] (validation, culling and ordering for
 //! schedulers), [`optimize`] (cull, fuse), [`scheduler`], [`collection`],
-//! [`delayed`](mod@delayed), [`visualize`], [`reference`] (the oracle evaluator).
+//! [`delayed`](mod@delayed), [`visualize`], [`reference`](mod@reference) (the oracle evaluator).
 #![warn(missing_docs)]
 
 pub mod codec;

@@ -2,7 +2,7 @@
 //! [`SchedulerState`] with their messages.
 //!
 //! One task (the *core*) owns the state; every connection has a reading task
-//! that turns messages into [`CoreEvent`]s and a writing task fed by a channel.
+//! that turns messages into core events and a writing task fed by a channel.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
