@@ -145,13 +145,23 @@ impl Cluster {
         self.next_worker += 1;
         self.running.insert(worker, Vec::new());
         self.memory.insert(worker, HashMap::new());
-        let actions = state.handle(Event::AddWorker { worker, nthreads }).unwrap();
+        let actions = checked(state, Event::AddWorker { worker, nthreads }).unwrap();
         self.apply(actions);
     }
 
     fn find(&self, key: &Key) -> Option<u64> {
         self.memory.values().find_map(|m| m.get(key).copied())
     }
+}
+
+/// Handles an event and checks every invariant of the whole state.
+fn checked(
+    state: &mut SchedulerState,
+    event: Event,
+) -> Result<Vec<Action>, dask_distributed::scheduler::state::InvariantError> {
+    let actions = state.handle(event)?;
+    state.validate()?;
+    Ok(actions)
 }
 
 fn index_of(key: &Key) -> usize {
@@ -174,13 +184,15 @@ fn run(seed: u64) -> Result<(), String> {
     wanted.push(Dag::key(n - 1));
     wanted.sort();
     wanted.dedup();
-    let actions = state
-        .handle(Event::UpdateGraph {
+    let actions = checked(
+        &mut state,
+        Event::UpdateGraph {
             client: 1,
             tasks: dag.specs(),
             wanted: wanted.clone(),
-        })
-        .map_err(|e| e.to_string())?;
+        },
+    )
+    .map_err(|e| e.to_string())?;
     cluster.apply(actions);
 
     let mut steps = 0;
@@ -202,8 +214,7 @@ fn run(seed: u64) -> Result<(), String> {
             let victim = victims[rng.below(victims.len() as u64) as usize];
             cluster.running.remove(&victim);
             cluster.memory.remove(&victim);
-            let actions = state
-                .handle(Event::RemoveWorker { worker: victim })
+            let actions = checked(&mut state, Event::RemoveWorker { worker: victim })
                 .map_err(|e| e.to_string())?;
             cluster.apply(actions);
             continue;
@@ -246,13 +257,15 @@ fn run(seed: u64) -> Result<(), String> {
             .get_mut(&worker)
             .unwrap()
             .insert(key.clone(), value);
-        let actions = state
-            .handle(Event::TaskFinished {
+        let actions = checked(
+            &mut state,
+            Event::TaskFinished {
                 worker,
                 key,
                 nbytes: 8,
-            })
-            .map_err(|e| format!("seed {seed}: {e}"))?;
+            },
+        )
+        .map_err(|e| format!("seed {seed}: {e}"))?;
         cluster.apply(actions);
     }
 
@@ -273,12 +286,14 @@ fn run(seed: u64) -> Result<(), String> {
         }
     }
     // Releasing every future forgets everything and frees every worker.
-    let actions = state
-        .handle(Event::ReleaseKeys {
+    let actions = checked(
+        &mut state,
+        Event::ReleaseKeys {
             client: 1,
             keys: wanted.clone(),
-        })
-        .map_err(|e| format!("seed {seed}: {e}"))?;
+        },
+    )
+    .map_err(|e| format!("seed {seed}: {e}"))?;
     cluster.apply(actions);
     if let Some(t) = state.tasks().next() {
         return Err(format!(

@@ -89,3 +89,59 @@ fn scheduler_and_workers_as_processes() {
     assert!(matches!(again, Err(dask::Error::NoOutputs)));
     drop(procs);
 }
+
+/// 10 layers of 1000 alias tasks over 1000 data tasks: each output is some
+/// layer-0 vector, reached through a chain of transfers between processes.
+fn layered_graph(seed: u64) -> (Graph, Vec<Key>) {
+    let n = 1000u64;
+    let layer = |k: u64| format!("layer{seed}-{k}");
+    let mut g = Graph::new();
+    for i in 0..n {
+        g.insert_data(
+            Key::new(layer(0).as_str(), [i]),
+            Value::new(vec![i as i64; 64]),
+        );
+    }
+    for k in 1..=10u64 {
+        for i in 0..n {
+            let src = Key::new(layer(k - 1).as_str(), [(i * 7 + k) % n]);
+            g.insert(Key::new(layer(k).as_str(), [i]), Task::alias(src));
+        }
+    }
+    let outputs = (0..n).map(|i| Key::new(layer(10).as_str(), [i])).collect();
+    (g, outputs)
+}
+
+#[test]
+fn sigkill_a_worker_process_mid_graph() {
+    for run in 0..3u64 {
+        let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
+        let mut procs = Procs(vec![scheduler]);
+        for _ in 0..3 {
+            let (worker, _) = spawn(&["worker", &addr, "--nthreads", "1"], "worker at ");
+            procs.0.push(worker);
+        }
+        let client = Client::connect(&addr).unwrap();
+        let (g, outputs) = layered_graph(run);
+        let expected = dask::SyncScheduler::new().compute(&g, &outputs).unwrap();
+        let got = std::thread::scope(|s| {
+            let victim = &mut procs.0[1 + run as usize % 3];
+            let killer = s.spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(40 + 30 * run));
+                victim.kill().expect("SIGKILL the worker"); // Child::kill is SIGKILL on Unix
+                let _ = victim.wait();
+            });
+            let got = client.compute(&g, &outputs);
+            killer.join().unwrap();
+            got
+        })
+        .unwrap_or_else(|e| panic!("run {run}: {e}"));
+        for (e, v) in expected.iter().zip(&got) {
+            assert_eq!(
+                e.downcast_ref::<Vec<i64>>().unwrap(),
+                v.downcast_ref::<Vec<i64>>().unwrap(),
+                "run {run}"
+            );
+        }
+    }
+}
