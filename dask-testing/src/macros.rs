@@ -8,7 +8,7 @@
 /// [`Flavor::ALL`](crate::Flavor::ALL)); the modules `use super::*`, so the
 /// body sees the file's imports. Every test gets a fresh scheduler and runs
 /// under a watchdog ([`within`](crate::within)). Attributes (doc comments,
-/// `#[ignore]`, `#[should_panic]`) are kept. Invoke it once per module.
+/// `ignore`, `should_panic`) are kept. Invoke it once per module.
 ///
 /// ```
 /// use dask_core::{delayed, Collection, Scheduler};

@@ -858,19 +858,8 @@ impl SchedulerState {
     /// retry, or no longer wanted); re-waits at once if still needed.
     fn transition_pending_released(&mut self, key: &Key) -> Result<(), InvariantError> {
         self.leave_ready_holding(key);
-        let ts = self.tasks.get_mut(key).expect("known");
-        if let Some(w) = ts.processing_on.take() {
-            if let Some(ws) = self.workers.get_mut(&w) {
-                ws.processing.remove(key);
-                self.actions.push(Action::Free {
-                    worker: w,
-                    keys: vec![key.clone()],
-                });
-            }
-        }
-        let ts = self.tasks.get_mut(key).expect("known");
-        ts.status = Status::Released;
-        ts.waiting_on.clear();
+        self.leave_processing(key);
+        self.tasks.get_mut(key).expect("known").waiting_on.clear();
         self.recommend_if_needed(key);
         Ok(())
     }
