@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     addr: String,
     /// Whether the workers run in this process (tasks go through `local`).
     in_process: bool,
+    /// Connections to workers' data ports, reused across gathers.
+    peers: crate::worker::PeerPool,
 }
 
 impl std::fmt::Debug for Client {
@@ -259,6 +261,7 @@ impl Inner {
             pending,
             addr: addr.to_owned(),
             in_process,
+            peers: crate::worker::PeerPool::new(Role::Client),
         })
     }
 
@@ -423,7 +426,7 @@ impl Inner {
         for _ in 0..MAX_ATTEMPTS {
             let receivers = self.expect_reports(&remaining)?;
             let who_has = self.who_has(&remaining).await?;
-            let (got, missing) = fetch_available(&who_has).await;
+            let (got, missing) = fetch_available(&self.peers, &who_has).await;
             values.extend(got);
             if missing.is_empty() {
                 self.drop_stale_waiters(&remaining);
@@ -491,7 +494,10 @@ fn refuse_inside_runtime() -> Result<()> {
 
 /// Fetches what `who_has` says is available, one request per worker; keys no
 /// live worker could give are returned as missing.
-async fn fetch_available(who_has: &WhoHas) -> (HashMap<Key, Value>, Vec<Key>) {
+async fn fetch_available(
+    peers: &crate::worker::PeerPool,
+    who_has: &WhoHas,
+) -> (HashMap<Key, Value>, Vec<Key>) {
     let mut by_worker: BTreeMap<&str, Vec<Key>> = BTreeMap::new();
     let mut values = HashMap::new();
     let mut missing = Vec::new();
@@ -505,7 +511,7 @@ async fn fetch_available(who_has: &WhoHas) -> (HashMap<Key, Value>, Vec<Key>) {
         }
     }
     for (addr, keys) in by_worker {
-        match crate::worker::fetch(addr, &keys, Role::Client).await {
+        match peers.fetch(addr, &keys).await {
             Ok(fetched) => values.extend(keys.into_iter().zip(fetched)),
             Err(_) => missing.extend(keys), // the worker died meanwhile
         }

@@ -2,7 +2,7 @@
 //! them to peers and clients on its data port.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::messages::{self, PeerReply, PeerRequest, StoredTask, ToScheduler, ToWorker};
-use crate::protocol::{self, decode_task, Limits, Message, Role};
+use crate::protocol::{self, decode_task, Connection, Limits, Message, Role};
 use crate::{Error, Result};
 
 use crate::local::{self, Memory};
@@ -79,6 +79,7 @@ pub async fn start(scheduler_addr: &str, nthreads: u32) -> Result<WorkerHandle> 
     tx.send(messages::message("register", &register)?)
         .map_err(|_| Error::Closed)?;
     let slots = Arc::new(Semaphore::new(nthreads.max(1) as usize));
+    let peers = Arc::new(PeerPool::new(Role::Worker));
     let main = tokio::spawn(async move {
         // Dropping the set (kill) aborts every running task.
         let mut running = JoinSet::new();
@@ -96,14 +97,12 @@ pub async fn start(scheduler_addr: &str, nthreads: u32) -> Result<WorkerHandle> 
                     if running_keys.contains_key(&key) {
                         continue; // already running it
                     }
-                    let task = run_task(
-                        key.clone(),
-                        run_spec,
-                        who_has,
-                        memory.clone(),
-                        slots.clone(),
-                        tx.clone(),
-                    );
+                    let resources = Resources {
+                        memory: memory.clone(),
+                        slots: slots.clone(),
+                        peers: peers.clone(),
+                    };
+                    let task = run_task(key.clone(), run_spec, who_has, resources, tx.clone());
                     running_keys.insert(key, running.spawn(task));
                 }
                 Ok(ToWorker::Free { keys }) => {
@@ -128,17 +127,28 @@ pub async fn start(scheduler_addr: &str, nthreads: u32) -> Result<WorkerHandle> 
     })
 }
 
+/// What a worker's tasks share.
+struct Resources {
+    memory: Memory,
+    slots: Arc<Semaphore>,
+    peers: Arc<PeerPool>,
+}
+
 async fn run_task(
     key: Key,
     run_spec: Vec<u8>,
     who_has: Vec<(Key, Vec<String>)>,
-    memory: Memory,
-    slots: Arc<Semaphore>,
+    resources: Resources,
     tx: UnboundedSender<Message>,
 ) -> Key {
+    let Resources {
+        memory,
+        slots,
+        peers,
+    } = resources;
     let (result, in_process) = match decode(&key, &run_spec) {
         Ok((task, in_process)) => (
-            execute(&key, task, who_has, &memory, &slots).await,
+            execute(&key, task, who_has, &memory, &slots, &peers).await,
             in_process,
         ),
         Err(e) => (Err(e), false),
@@ -216,6 +226,7 @@ async fn execute(
     who_has: Vec<(Key, Vec<String>)>,
     memory: &Memory,
     slots: &Arc<Semaphore>,
+    peers: &PeerPool,
 ) -> Result<Value> {
     let mut inputs: HashMap<Key, Value> = HashMap::new();
     for (dep, addrs) in who_has {
@@ -226,7 +237,7 @@ async fn execute(
             .cloned();
         let value = match local {
             Some(v) => v,
-            None => fetch_patiently(&dep, &addrs).await?,
+            None => fetch_patiently(peers, &dep, &addrs).await?,
         };
         inputs.insert(dep, value);
     }
@@ -241,14 +252,14 @@ async fn execute(
     Ok(result?)
 }
 
-async fn fetch_patiently(key: &Key, addrs: &[String]) -> Result<Value> {
+async fn fetch_patiently(peers: &PeerPool, key: &Key, addrs: &[String]) -> Result<Value> {
     let deadline = tokio::time::Instant::now() + FETCH_PATIENCE;
     loop {
         if let Some(v) = addrs.iter().find_map(|a| local::read(a, key)) {
             return Ok(v);
         }
         for addr in addrs {
-            if let Ok(mut values) = fetch(addr, std::slice::from_ref(key), Role::Worker).await {
+            if let Ok(mut values) = peers.fetch(addr, std::slice::from_ref(key)).await {
                 if let Some(v) = values.pop() {
                     return Ok(v);
                 }
@@ -264,15 +275,64 @@ async fn fetch_patiently(key: &Key, addrs: &[String]) -> Result<Value> {
     }
 }
 
-/// Fetches `keys` from the worker whose data port is `addr`.
-pub async fn fetch(addr: &str, keys: &[Key], role: Role) -> Result<Vec<Value>> {
-    let mut conn = protocol::connect(addr, role, Limits::default()).await?;
-    let request = PeerRequest::GetData {
-        keys: keys.to_vec(),
-    };
-    conn.send(&messages::message("get-data", &request)?).await?;
-    let reply = conn.recv().await?;
-    match messages::header::<PeerReply>("data", &reply)? {
+/// Idle connections to data ports, reused across fetches (a connection and
+/// its handshake per dependency would dominate small tasks). One pool per
+/// runtime: a worker's, a client's.
+pub struct PeerPool {
+    role: Role,
+    idle: Mutex<HashMap<String, Vec<Connection>>>,
+}
+
+/// Idle connections kept per peer.
+const MAX_IDLE_PER_PEER: usize = 4;
+
+impl PeerPool {
+    /// An empty pool whose connections handshake as `role`.
+    pub fn new(role: Role) -> PeerPool {
+        PeerPool {
+            role,
+            idle: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Fetches `keys` from the data port at `addr`, reusing an idle connection
+    /// when there is one (and a fresh one if that turns out to be dead).
+    pub async fn fetch(&self, addr: &str, keys: &[Key]) -> Result<Vec<Value>> {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(addr)
+            .and_then(Vec::pop);
+        if let Some(conn) = pooled {
+            match self.request(conn, addr, keys).await {
+                Err(Error::Io(_) | Error::Closed | Error::Truncated { .. }) => {} // stale: reconnect
+                other => return other,
+            }
+        }
+        let conn = protocol::connect(addr, self.role, Limits::default()).await?;
+        self.request(conn, addr, keys).await
+    }
+
+    async fn request(&self, mut conn: Connection, addr: &str, keys: &[Key]) -> Result<Vec<Value>> {
+        let request = PeerRequest::GetData {
+            keys: keys.to_vec(),
+        };
+        conn.send(&messages::message("get-data", &request)?).await?;
+        let reply = conn.recv().await?;
+        {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let conns = idle.entry(addr.to_owned()).or_default();
+            if conns.len() < MAX_IDLE_PER_PEER {
+                conns.push(conn);
+            }
+        }
+        decode_reply(addr, keys, &reply)
+    }
+}
+
+fn decode_reply(addr: &str, keys: &[Key], reply: &Message) -> Result<Vec<Value>> {
+    match messages::header::<PeerReply>("data", reply)? {
         PeerReply::Data { values } => {
             if values.len() != reply.frames.len() || values.len() != keys.len() {
                 return Err(Error::Malformed {
