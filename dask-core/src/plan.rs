@@ -88,7 +88,8 @@ impl Plan {
         if outputs.is_empty() {
             return Err(Error::NoOutputs);
         }
-        let mut state: HashMap<&'g Key, u32, KeyBuildHasher> = HashMap::default();
+        let mut state: HashMap<&'g Key, u32, KeyBuildHasher> =
+            HashMap::with_capacity_and_hasher(graph.len(), KeyBuildHasher::default());
         let mut keys: Vec<Key> = Vec::new();
         let mut tasks: Vec<Arc<Task>> = Vec::new();
         let mut args = Rows::with_capacity(graph.len().min(1 << 20), graph.len().min(1 << 20));

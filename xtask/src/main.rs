@@ -1,59 +1,55 @@
 //! Developer tasks for dask-rs, run as `cargo xtask <task>` (matklad's
-//! cargo-xtask convention; the alias lives in `.cargo/config.toml`).
+//! cargo-xtask convention: plain Rust instead of shell scripts or make; the
+//! alias lives in `.cargo/config.toml`).
 //!
-//! - `cargo xtask ci`: what CI runs, in order, stopping at the first failure:
-//!   `cargo fmt --check`, `cargo clippy -D warnings`, `cargo test --workspace`.
-//! - `cargo xtask bench [--quick]`: the scheduler benchmarks (release build).
+//! - `cargo xtask ci`: exactly what CI runs (`.ci/run` calls it), in order,
+//!   stopping at the first failure: `cargo fmt --all -- --check`,
+//!   `cargo clippy --workspace --all-targets -- -D warnings`, then the README's
+//!   test command `cargo test --workspace`. Each step prints its name and time.
+//! - `cargo xtask bench [--quick] [--reps N]`: the scheduler benchmark
+//!   (`cargo run --release -p dask-bench -- ...`), see `dask-bench`.
+//! - `cargo xtask help`: the list of tasks.
+//!
+//! Every task runs from the workspace root, whatever the current directory.
 
-use std::process::Command;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "usage: cargo xtask <task>
+const USAGE: &str = "usage: cargo xtask <task> [args]
 
 tasks:
-  ci               cargo fmt --check, cargo clippy -D warnings, cargo test --workspace
-  bench [--quick]  scheduler benchmarks (release build); --quick for a smoke run
-  help             this text";
+  ci                        what CI runs, stopping at the first failure:
+                              cargo fmt --all -- --check
+                              cargo clippy --workspace --all-targets -- -D warnings
+                              cargo test --workspace
+  bench [--quick] [--reps N]
+                            the scheduler benchmark (release build):
+                            cargo run --release -p dask-bench -- [args];
+                            --quick is a smoke run on smaller sizes
+  help                      this text";
 
-fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("ci") => ci(),
-        Some("bench") => bench(&args[1..]),
-        Some("help") | Some("--help") | Some("-h") | None => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Some(other) => bail!("unknown task `{other}`\n\n{USAGE}"),
-    }
+/// The tasks, for error messages.
+const TASKS: &[&str] = &["ci", "bench", "help"];
+
+/// One CI step: a name and the cargo arguments that run it.
+struct Step {
+    name: &'static str,
+    args: &'static [&'static str],
 }
 
-/// Runs `cargo ARGS`, printing the step and its time; fails if it fails.
-fn cargo(step: &str, args: &[&str]) -> Result<()> {
-    println!("==> {step}: cargo {}", args.join(" "));
-    let start = Instant::now();
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(args)
-        .status()
-        .with_context(|| format!("could not run cargo for `{step}`"))?;
-    println!("<== {step}: {:.1} s", start.elapsed().as_secs_f64());
-    if !status.success() {
-        bail!(
-            "`{step}` failed ({status}): run `cargo {}` to see why",
-            args.join(" ")
-        );
-    }
-    Ok(())
-}
-
-fn ci() -> Result<()> {
-    let start = Instant::now();
-    cargo("format", &["fmt", "--all", "--", "--check"])?;
-    cargo(
-        "lint",
-        &[
+/// What `cargo xtask ci` runs, in order. The last step is the README's test
+/// command; keep the two in sync.
+const CI_STEPS: &[Step] = &[
+    Step {
+        name: "format",
+        args: &["fmt", "--all", "--", "--check"],
+    },
+    Step {
+        name: "lint",
+        args: &[
             "clippy",
             "--workspace",
             "--all-targets",
@@ -61,14 +57,117 @@ fn ci() -> Result<()> {
             "-D",
             "warnings",
         ],
-    )?;
-    cargo("test", &["test", "--workspace"])?;
-    println!("ci passed in {:.1} s", start.elapsed().as_secs_f64());
+    },
+    Step {
+        name: "test",
+        args: &["test", "--workspace"],
+    },
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the context chain on one line, without a backtrace.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    match task {
+        "ci" => {
+            if let Some(extra) = rest.first() {
+                bail!("`cargo xtask ci` takes no arguments, got `{extra}`");
+            }
+            ci()
+        }
+        "bench" => bench(rest),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!(
+            "unknown task `{other}`; the tasks are: {}\n\n{USAGE}",
+            TASKS.join(", ")
+        ),
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// The cargo that runs us (`cargo xtask` sets `CARGO`), else `cargo` on PATH.
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// Runs `cargo ARGS` from the workspace root, printing the step's name, command
+/// and time; fails if it fails.
+fn cargo(step: &str, args: &[&str]) -> Result<Duration> {
+    let command = format!("cargo {}", args.join(" "));
+    println!("==> {step}: {command}");
+    let start = Instant::now();
+    let status = Command::new(cargo_bin())
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("step `{step}`: could not start `{command}`"))?;
+    let elapsed = start.elapsed();
+    if status.success() {
+        println!("<== {step}: ok in {}", secs(elapsed));
+        Ok(elapsed)
+    } else {
+        println!("<== {step}: FAILED in {}", secs(elapsed));
+        bail!(
+            "step `{step}` failed ({status}): `{command}` reports why above; run it alone to retry"
+        )
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+fn ci() -> Result<()> {
+    let start = Instant::now();
+    let mut done = Vec::new();
+    for step in CI_STEPS {
+        match cargo(step.name, step.args) {
+            Ok(t) => done.push((step.name, t)),
+            Err(e) => {
+                let skipped: Vec<&str> =
+                    CI_STEPS[done.len() + 1..].iter().map(|s| s.name).collect();
+                if !skipped.is_empty() {
+                    eprintln!("ci: not run after the failure: {}", skipped.join(", "));
+                }
+                return Err(e.context("ci failed"));
+            }
+        }
+    }
+    let summary: Vec<String> = done
+        .iter()
+        .map(|(name, t)| format!("{name} {}", secs(*t)))
+        .collect();
+    println!(
+        "ci passed in {} ({})",
+        secs(start.elapsed()),
+        summary.join(", ")
+    );
     Ok(())
 }
 
 fn bench(args: &[String]) -> Result<()> {
     let mut cmd = vec!["run", "--release", "--package", "dask-bench", "--"];
     cmd.extend(args.iter().map(String::as_str));
-    cargo("bench", &cmd)
+    cargo("bench", &cmd).map(|_| ())
 }
