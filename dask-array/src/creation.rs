@@ -98,18 +98,8 @@ pub fn arange<T: Number>(
         "arange-{}",
         tokenize(&(T::DTYPE, start, stop, step, &chunks))
     );
-    let op = block_op("arange", move |args| {
-        let &(offset, len) = value_arg::<(usize, usize)>(args, 0)?;
-        let v: Vec<T> = (offset..offset + len)
-            .map(|i| T::arange_at(start, step, i))
-            .collect();
-        Ok(Value::new(ArrayD::from_shape_vec(IxDyn(&[len]), v)?))
-    });
-    let offsets = chunks.offsets(0);
-    let c = chunks.clone();
-    Ok(new_layer::<T>(name, chunks, &[], false, |idx| {
-        let arg = (offsets[idx[0]], c.axis(0)[idx[0]]);
-        Task::new(op.clone(), vec![Arg::value(arg)])
+    Ok(one_d_from_fn(name, "arange", chunks, move |i| {
+        T::arange_at(start, step, i)
     }))
 }
 
@@ -131,19 +121,30 @@ pub fn linspace<T: Float>(
         "linspace-{}",
         tokenize(&(T::DTYPE, start, stop, num, &chunks))
     );
-    let op = block_op("linspace", move |args| {
+    Ok(one_d_from_fn(name, "linspace", chunks, move |i| {
+        start + T::from_f64(i as f64) * step
+    }))
+}
+
+/// A 1-D array layer whose element `i` is `element(i)`: each block task gets
+/// its offset and length and fills its range.
+fn one_d_from_fn<T: Element>(
+    name: String,
+    op_name: &'static str,
+    chunks: Chunks,
+    element: impl Fn(usize) -> T + Send + Sync + 'static,
+) -> Array<T> {
+    let op = block_op(op_name, move |args| {
         let &(offset, len) = value_arg::<(usize, usize)>(args, 0)?;
-        let v: Vec<T> = (offset..offset + len)
-            .map(|i| start + T::from_f64(i as f64) * step)
-            .collect();
+        let v: Vec<T> = (offset..offset + len).map(&element).collect();
         Ok(Value::new(ArrayD::from_shape_vec(IxDyn(&[len]), v)?))
     });
     let offsets = chunks.offsets(0);
     let c = chunks.clone();
-    Ok(new_layer::<T>(name, chunks, &[], false, |idx| {
+    new_layer::<T>(name, chunks, &[], false, |idx| {
         let arg = (offsets[idx[0]], c.axis(0)[idx[0]]);
         Task::new(op.clone(), vec![Arg::value(arg)])
-    }))
+    })
 }
 
 /// A one-block array from a delayed ndarray of the given `shape`. The shape is

@@ -212,7 +212,9 @@ where
     delayed::<F, Fallible<M, E>>(f)
 }
 
-fn key_prefix(op_name: &str) -> String {
+/// The prefix of keys made for calls of an op: its name, or `closure` for
+/// closures (whose names end in `{{closure}}`), like Dask's `lambda`.
+pub fn key_prefix(op_name: &str) -> String {
     if op_name.ends_with('}') {
         "closure".to_owned()
     } else {

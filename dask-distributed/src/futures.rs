@@ -6,6 +6,7 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use dask_core::delayed::key_prefix;
 use dask_core::op::IntoOp;
 use dask_core::tokenize::unique_token;
 use dask_core::{Arg, Key, Task, Value};
@@ -188,12 +189,7 @@ impl Client {
         X: SubmitArgs<F::Args>,
     {
         let op = f.into_op();
-        let prefix = if op.name().ends_with('}') {
-            "closure"
-        } else {
-            op.name()
-        };
-        let key = Key::named(format!("{prefix}-{}", unique_token()));
+        let key = Key::named(format!("{}-{}", key_prefix(op.name()), unique_token()));
         let mut task_args = Vec::new();
         let mut dependencies: Vec<Key> = Vec::new();
         for (arg, dep) in args.into_submit_args() {
