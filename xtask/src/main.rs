@@ -8,6 +8,8 @@
 //!   test command `cargo test --workspace`. Each step prints its name and time.
 //! - `cargo xtask bench [--quick] [--reps N]`: the scheduler benchmark
 //!   (`cargo run --release -p dask-bench -- ...`), see `dask-bench`.
+//! - `cargo xtask gen-data taxi [--rows N] [--seed S] [--out PATH]`: a seeded
+//!   synthetic NYC taxi CSV (see [`taxi`]).
 //! - `cargo xtask help`: the list of tasks.
 //!
 //! Every task runs from the workspace root, whatever the current directory.
@@ -17,6 +19,8 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+mod taxi;
 
 const USAGE: &str = "usage: cargo xtask <task> [args]
 
@@ -29,10 +33,13 @@ tasks:
                             the scheduler benchmark (release build):
                             cargo run --release -p dask-bench -- [args];
                             --quick is a smoke run on smaller sizes
+  gen-data taxi [--rows N] [--seed S] [--out PATH]
+                            a seeded synthetic yellow_tripdata_2020-01.csv
+                            (default 6405008 rows, ~570 MB, in data/)
   help                      this text";
 
 /// The tasks, for error messages.
-const TASKS: &[&str] = &["ci", "bench", "help"];
+const TASKS: &[&str] = &["ci", "bench", "gen-data", "help"];
 
 /// One CI step: a name and the cargo arguments that run it.
 struct Step {
@@ -89,6 +96,7 @@ fn run(args: &[String]) -> Result<()> {
             ci()
         }
         "bench" => bench(rest),
+        "gen-data" => gen_data(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -170,4 +178,12 @@ fn bench(args: &[String]) -> Result<()> {
     let mut cmd = vec!["run", "--release", "--package", "dask-bench", "--"];
     cmd.extend(args.iter().map(String::as_str));
     cargo("bench", &cmd).map(|_| ())
+}
+
+fn gen_data(args: &[String]) -> Result<()> {
+    match args.split_first() {
+        Some((kind, rest)) if kind == "taxi" => taxi::run(rest, &workspace_root()),
+        Some((kind, _)) => bail!("unknown data set `{kind}`; the data sets are: taxi\n\n{USAGE}"),
+        None => bail!("`cargo xtask gen-data` needs a data set: taxi\n\n{USAGE}"),
+    }
 }
