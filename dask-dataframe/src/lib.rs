@@ -1,6 +1,57 @@
-//! Partitioned dataframes of polars partitions (not built yet: see issue 5).
+//! Partitioned dataframes of polars partitions: Dask's `dask.dataframe` on
+//! polars.
 //!
-//! This crate will hold `DataFrame`/`Series` with a meta schema and divisions,
-//! `read_csv`/`read_parquet`, `map_partitions`, groupby, merge and shuffles,
-//! computed on any `dask_core::Scheduler`. Today it is empty.
+//! A [`DataFrame`] is a task graph whose partitions are polars
+//! [`DataFrame`](polars::prelude::DataFrame)s (a [`Series`]: polars
+//! `Series`), plus a schema known without computing (`meta`) and the
+//! partition boundaries when known ([`Divisions`]). Operations build graph
+//! layers; `compute()` runs them on any `dask_core::Scheduler` and
+//! concatenates the partitions.
+//!
+//! The key design decision: every operation is checked against the schema as
+//! it is built, by running the same polars code on an empty frame (Dask's
+//! meta). A wrong column name or a bad expression is an error at the call,
+//! not in the middle of a compute, and the result's schema is polars' own.
+//! Reductions and `groupby().agg()` are tree reductions of partial
+//! aggregates (`split_every` wide).
+//!
+//! ```
+//! use dask_core::Collection;
+//! use dask_dataframe::{Agg, DataFrame};
+//! use dask_sync_scheduler::SyncScheduler;
+//! use polars::prelude::*;
+//!
+//! let pdf = df!("k" => [1i64, 2, 1, 2], "x" => [1.0, 2.0, 3.0, 4.0]).unwrap();
+//! let ddf = DataFrame::from_polars(pdf, 2).unwrap();
+//! let means = ddf.groupby(&["k"]).unwrap().agg(&[("x", Agg::Mean)]).unwrap();
+//! let out = means.compute_with(&SyncScheduler::new()).unwrap();
+//! assert_eq!(out.column("x").unwrap().f64().unwrap().get(0), Some(2.0));
+//! println!("{ddf}"); // npartitions=2, columns and dtypes, number of tasks
+//! ```
+//!
+//! Modules: `frame` ([`DataFrame`], per-partition ops, `head`/`tail`),
+//! `series` ([`Series`] and its element-wise ops), `reduce` ([`Scalar`],
+//! reductions, `unique`, `value_counts`), `groupby` ([`GroupBy`]), `csv`
+//! ([`read_csv`]), `io` (parquet, writers), `codec` (Arrow IPC for worker
+//! processes).
 #![warn(missing_docs)]
+
+pub mod codec;
+mod csv;
+mod error;
+mod frame;
+mod groupby;
+mod io;
+mod parts;
+mod reduce;
+mod series;
+
+pub use csv::{read_csv, CsvOptions};
+pub use dask_core::Collection;
+pub use error::{Error, Result};
+pub use frame::{DataFrame, Divisions};
+pub use groupby::GroupBy;
+pub use io::{expand_paths, read_parquet};
+pub use parts::DEFAULT_SPLIT_EVERY;
+pub use reduce::{Agg, Scalar};
+pub use series::{Operand, Series};

@@ -1,0 +1,645 @@
+//! [`DataFrame`]: the collection, its constructors, `Collection` and `Display`,
+//! and the operations that work partition by partition.
+
+use std::fmt;
+use std::sync::Arc;
+
+use dask_core::op::try_fn_op;
+use dask_core::{Arg, Collection, HighLevelGraph, Key, Scheduler, Value};
+use polars::prelude as pl;
+use polars::prelude::{DataType, Expr, IntoLazy, PolarsResult, SchemaRef};
+
+use crate::parts::{check_split_every, Parts, DEFAULT_SPLIT_EVERY};
+use crate::series::Series;
+use crate::{Error, Result};
+
+/// Where each partition starts, when known.
+///
+/// dask-rs dataframes have no index: rows are numbered 0.. across the
+/// partitions (Dask's default `RangeIndex`). `Known(d)` holds `npartitions +
+/// 1` row numbers: partition `i` holds rows `d[i]..d[i+1]` (as a half-open
+/// range, unlike Dask's inclusive last division). Operations that keep every
+/// row in place keep the divisions; those that drop or reorder rows
+/// (`filter`, `dropna`, `map_partitions`, `read_csv`) make them unknown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Divisions {
+    /// The partition boundaries are not known without computing.
+    Unknown,
+    /// Row numbers at the partition boundaries (`npartitions + 1` of them).
+    Known(Vec<u64>),
+}
+
+impl Divisions {
+    /// Whether the boundaries are known.
+    pub fn known(&self) -> bool {
+        matches!(self, Divisions::Known(_))
+    }
+}
+
+/// A lazy dataframe cut into partitions by rows: Dask's `dask.dataframe`.
+///
+/// Each partition is a polars [`DataFrame`](polars::prelude::DataFrame) value
+/// under the key `(name, i)` of the task graph. The schema (`meta`) is known
+/// without computing anything: every operation checks its arguments against
+/// it and derives the result's schema by running the same polars code on an
+/// empty frame, so a bad column name or expression fails when the operation is
+/// built, not in the middle of a compute.
+#[derive(Clone)]
+pub struct DataFrame {
+    pub(crate) parts: Parts,
+    pub(crate) meta: SchemaRef,
+    pub(crate) divisions: Divisions,
+    pub(crate) split_every: usize,
+}
+
+impl fmt::Debug for DataFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DataFrame({}, npartitions={})",
+            self.parts.name, self.parts.npartitions
+        )
+    }
+}
+
+/// An error for a column that is not in `schema`.
+pub(crate) fn unknown_column(op: &str, column: &str, schema: &pl::Schema) -> Error {
+    Error::UnknownColumn {
+        op: op.to_owned(),
+        column: column.to_owned(),
+        available: schema.iter_names().map(|n| n.to_string()).collect(),
+    }
+}
+
+/// Checks that every name is a column of `schema`.
+pub(crate) fn check_columns(op: &str, names: &[&str], schema: &pl::Schema) -> Result<()> {
+    match names.iter().find(|n| schema.get(n).is_none()) {
+        Some(missing) => Err(unknown_column(op, missing, schema)),
+        None => Ok(()),
+    }
+}
+
+/// Concatenates partitions into one frame (an empty frame of `meta` for none).
+pub(crate) fn concat_frames(
+    meta: &pl::Schema,
+    frames: impl IntoIterator<Item = pl::DataFrame>,
+) -> PolarsResult<pl::DataFrame> {
+    let mut out: Option<pl::DataFrame> = None;
+    for df in frames {
+        match &mut out {
+            None => out = Some(df),
+            Some(acc) => {
+                acc.vstack_mut_owned(df)?;
+            }
+        }
+    }
+    let mut out = out.unwrap_or_else(|| pl::DataFrame::empty_with_schema(meta));
+    out.rechunk_mut();
+    Ok(out)
+}
+
+/// A frame-to-frame partition function, as used by every per-partition op.
+pub(crate) type FrameFn = Arc<dyn Fn(pl::DataFrame) -> PolarsResult<pl::DataFrame> + Send + Sync>;
+
+impl DataFrame {
+    pub(crate) fn new(parts: Parts, meta: SchemaRef, divisions: Divisions) -> DataFrame {
+        DataFrame {
+            parts,
+            meta,
+            divisions,
+            split_every: DEFAULT_SPLIT_EVERY,
+        }
+    }
+
+    /// A dataframe of `df` cut into `npartitions` partitions of nearly equal
+    /// length (lengths differ by at most one; with more partitions than rows
+    /// some partitions are empty). Divisions are known when no partition is
+    /// empty.
+    ///
+    /// Errors: [`Error::InvalidArgument`] if `npartitions` is 0.
+    pub fn from_polars(df: pl::DataFrame, npartitions: usize) -> Result<DataFrame> {
+        if npartitions == 0 {
+            return Err(Error::invalid(
+                "npartitions",
+                "a dataframe needs at least one partition, got 0: pass 1 or more",
+            ));
+        }
+        let len = df.height();
+        let bounds: Vec<u64> = (0..=npartitions)
+            .map(|i| (i * len / npartitions) as u64)
+            .collect();
+        let values = bounds
+            .windows(2)
+            .map(|w| Value::new(df.slice(w[0] as i64, (w[1] - w[0]) as usize)))
+            .collect();
+        let divisions = if len >= npartitions {
+            Divisions::Known(bounds)
+        } else {
+            Divisions::Unknown
+        };
+        Ok(DataFrame::new(
+            Parts::from_values("from_polars", values),
+            df.schema().clone(),
+            divisions,
+        ))
+    }
+
+    /// The number of partitions.
+    pub fn npartitions(&self) -> usize {
+        self.parts.npartitions
+    }
+
+    /// The name of the partition keys, `(name, i)`.
+    pub fn name(&self) -> &str {
+        &self.parts.name
+    }
+
+    /// The schema: column names and dtypes, known without computing.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.meta
+    }
+
+    /// The column names, in order.
+    pub fn columns(&self) -> Vec<String> {
+        self.meta.iter_names().map(|n| n.to_string()).collect()
+    }
+
+    /// `(column, dtype)` pairs, in order.
+    pub fn dtypes(&self) -> Vec<(String, DataType)> {
+        self.meta
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.clone()))
+            .collect()
+    }
+
+    /// An empty polars frame with this schema (Dask's `_meta`).
+    pub fn meta(&self) -> pl::DataFrame {
+        pl::DataFrame::empty_with_schema(&self.meta)
+    }
+
+    /// The divisions (partition boundaries), if known.
+    pub fn divisions(&self) -> &Divisions {
+        &self.divisions
+    }
+
+    /// Whether the divisions are known.
+    pub fn known_divisions(&self) -> bool {
+        self.divisions.known()
+    }
+
+    /// The key of partition `i`.
+    pub fn partition_key(&self, i: usize) -> Key {
+        self.parts.key(i)
+    }
+
+    /// The fan-in of tree reductions built from this dataframe (default
+    /// [`DEFAULT_SPLIT_EVERY`]).
+    ///
+    /// Errors: [`Error::InvalidArgument`] if `split_every` < 2.
+    pub fn with_split_every(&self, split_every: usize) -> Result<DataFrame> {
+        check_split_every(split_every)?;
+        let mut out = self.clone();
+        out.split_every = split_every;
+        Ok(out)
+    }
+
+    /// A new dataframe applying `f` to each partition, whose schema is `f`'s
+    /// result on the meta frame; `keep_divisions` when `f` keeps rows in place.
+    pub(crate) fn map_frames(
+        &self,
+        label: &str,
+        f: FrameFn,
+        keep_divisions: bool,
+    ) -> Result<DataFrame> {
+        let meta = f(self.meta()).map_err(|e| Error::polars(label, e))?;
+        let op = try_fn_op(move |df: pl::DataFrame| f(df));
+        let divisions = if keep_divisions {
+            self.divisions.clone()
+        } else {
+            Divisions::Unknown
+        };
+        let mut out = DataFrame::new(
+            self.parts.map(label, op, &[]),
+            meta.schema().clone(),
+            divisions,
+        );
+        out.split_every = self.split_every;
+        Ok(out)
+    }
+
+    /// Applies a polars lazy query to each partition.
+    pub(crate) fn map_lazy(
+        &self,
+        label: &str,
+        keep_divisions: bool,
+        f: impl Fn(pl::LazyFrame) -> pl::LazyFrame + Send + Sync + 'static,
+    ) -> Result<DataFrame> {
+        self.map_frames(
+            label,
+            Arc::new(move |df| f(df.lazy()).collect()),
+            keep_divisions,
+        )
+    }
+
+    /// Applies `f` to every partition. `meta` is the schema of `f`'s results;
+    /// with `None` it is found by calling `f` on an empty frame of this
+    /// dataframe's schema (as Dask does). Every partition's result is checked
+    /// against it, and a partition that disagrees fails with an error naming
+    /// both schemas.
+    ///
+    /// Errors: [`Error::Polars`] if `meta` is `None` and `f` fails on the empty
+    /// frame.
+    pub fn map_partitions<F>(&self, f: F, meta: Option<SchemaRef>) -> Result<DataFrame>
+    where
+        F: Fn(pl::DataFrame) -> PolarsResult<pl::DataFrame> + Send + Sync + 'static,
+    {
+        let meta = match meta {
+            Some(m) => m,
+            None => f(self.meta())
+                .map_err(|e| Error::polars("map_partitions (on the meta frame; pass `meta` if `f` cannot run on an empty frame)", e))?
+                .schema()
+                .clone(),
+        };
+        let expected = meta.clone();
+        let op = try_fn_op(move |df: pl::DataFrame| -> Result<pl::DataFrame> {
+            let out = f(df).map_err(|e| Error::polars("map_partitions", e))?;
+            if out.schema().as_ref() != expected.as_ref() {
+                return Err(Error::NotAligned {
+                    op: "map_partitions".into(),
+                    message: format!(
+                        "a partition's result has schema {:?}, but the meta says {:?}: pass the right `meta`",
+                        out.schema(),
+                        expected
+                    ),
+                });
+            }
+            Ok(out)
+        });
+        let mut out = DataFrame::new(
+            self.parts.map("map_partitions", op, &[]),
+            meta,
+            Divisions::Unknown,
+        );
+        out.split_every = self.split_every;
+        Ok(out)
+    }
+
+    /// The columns `names`, in that order (Dask's `df[["a", "b"]]`).
+    ///
+    /// Errors: [`Error::UnknownColumn`].
+    pub fn select(&self, names: &[&str]) -> Result<DataFrame> {
+        check_columns("select", names, &self.meta)?;
+        let exprs: Vec<Expr> = names.iter().map(|n| pl::col(*n)).collect();
+        self.map_lazy("select", true, move |lf| lf.select(exprs.clone()))
+    }
+
+    /// One column as a [`Series`] (Dask's `df["a"]`).
+    ///
+    /// Errors: [`Error::UnknownColumn`].
+    pub fn column(&self, name: &str) -> Result<Series> {
+        check_columns("column", &[name], &self.meta)?;
+        let dtype = self.meta.get(name).cloned().unwrap_or(DataType::Null);
+        let n = name.to_owned();
+        let op = try_fn_op(move |df: pl::DataFrame| -> PolarsResult<pl::Series> {
+            Ok(df.column(&n)?.as_materialized_series().clone())
+        });
+        let parts = self.parts.map("getitem", op, &[]);
+        Ok(Series::new(
+            parts,
+            pl::Field::new(name.into(), dtype),
+            self.divisions.clone(),
+            self.split_every,
+        ))
+    }
+
+    /// The rows for which the polars expression `predicate` is true.
+    ///
+    /// Errors: [`Error::Polars`] if the expression does not apply to this
+    /// schema (unknown column, not a boolean).
+    pub fn filter(&self, predicate: Expr) -> Result<DataFrame> {
+        let label = format!("filter({predicate})");
+        self.check_boolean(&label, &predicate)?;
+        self.map_lazy("filter", false, move |lf| lf.filter(predicate.clone()))
+            .map_err(|e| relabel(e, &label))
+    }
+
+    /// The rows where the boolean series `mask` is true (Dask's `df[mask]`);
+    /// `mask` must be partitioned like this dataframe (derived from it).
+    ///
+    /// Errors: [`Error::NotAligned`] if the partitionings differ;
+    /// [`Error::InvalidArgument`] if `mask` is not boolean.
+    pub fn filter_by(&self, mask: &Series) -> Result<DataFrame> {
+        if mask.dtype() != &DataType::Boolean {
+            return Err(Error::invalid(
+                "mask",
+                format!("a filter mask must be Boolean, got {}", mask.dtype()),
+            ));
+        }
+        let op = try_fn_op(
+            |df: pl::DataFrame, m: pl::Series| -> Result<pl::DataFrame> {
+                check_len("filter_by", df.height(), m.len())?;
+                df.filter(m.bool().map_err(|e| Error::polars("filter_by", e))?)
+                    .map_err(|e| Error::polars("filter_by", e))
+            },
+        );
+        let parts = self.parts.zip(&mask.parts, "filter", op)?;
+        Ok(self.derived(parts, self.meta.clone(), Divisions::Unknown))
+    }
+
+    /// Adds or replaces columns computed by polars expressions.
+    ///
+    /// Errors: [`Error::Polars`] if an expression does not apply to this schema.
+    pub fn with_columns(&self, exprs: Vec<Expr>) -> Result<DataFrame> {
+        self.map_lazy("with_columns", true, move |lf| {
+            lf.with_columns(exprs.clone())
+        })
+    }
+
+    /// Adds or replaces the column `name` with the series `values`, which must
+    /// be partitioned like this dataframe (Dask's `df.assign(name=values)`).
+    ///
+    /// Errors: [`Error::NotAligned`] if the partitionings differ.
+    pub fn assign(&self, name: &str, values: &Series) -> Result<DataFrame> {
+        let n: pl::PlSmallStr = name.into();
+        let mut meta = self.meta.as_ref().clone();
+        meta.with_column(n.clone(), values.dtype().clone());
+        let op = try_fn_op(
+            move |mut df: pl::DataFrame, s: pl::Series| -> Result<pl::DataFrame> {
+                check_len("assign", df.height(), s.len())?;
+                df.with_column(s.with_name(n.clone()).into())
+                    .map_err(|e| Error::polars("assign", e))?;
+                Ok(df)
+            },
+        );
+        let parts = self.parts.zip(&values.parts, "assign", op)?;
+        Ok(self.derived(parts, Arc::new(meta), self.divisions.clone()))
+    }
+
+    /// Casts columns to new dtypes (Dask's `astype({"a": "float64"})`).
+    ///
+    /// Errors: [`Error::UnknownColumn`]; [`Error::Polars`] if polars cannot
+    /// cast between the dtypes.
+    pub fn astype(&self, dtypes: &[(&str, DataType)]) -> Result<DataFrame> {
+        let names: Vec<&str> = dtypes.iter().map(|d| d.0).collect();
+        check_columns("astype", &names, &self.meta)?;
+        let exprs: Vec<Expr> = dtypes
+            .iter()
+            .map(|(n, d)| pl::col(*n).strict_cast(d.clone()))
+            .collect();
+        self.map_lazy("astype", true, move |lf| lf.with_columns(exprs.clone()))
+    }
+
+    /// A boolean frame: true where a value is missing (null).
+    pub fn isna(&self) -> Result<DataFrame> {
+        let exprs: Vec<Expr> = self
+            .meta
+            .iter_names()
+            .map(|n| pl::col(n.clone()).is_null())
+            .collect();
+        self.map_lazy("isna", true, move |lf| lf.select(exprs.clone()))
+    }
+
+    /// Replaces missing values by `value` (a polars literal or expression).
+    ///
+    /// Errors: [`Error::Polars`] if `value` does not fit a column's dtype.
+    pub fn fillna(&self, value: Expr) -> Result<DataFrame> {
+        self.map_lazy("fillna", true, move |lf| lf.fill_null(value.clone()))
+    }
+
+    /// Drops the rows holding a missing value in any of `subset` (all columns
+    /// if `None`).
+    ///
+    /// Errors: [`Error::UnknownColumn`].
+    pub fn dropna(&self, subset: Option<&[&str]>) -> Result<DataFrame> {
+        let subset: Option<Vec<String>> = match subset {
+            Some(s) => {
+                check_columns("dropna", s, &self.meta)?;
+                Some(s.iter().map(|c| (*c).to_owned()).collect())
+            }
+            None => None,
+        };
+        self.map_frames(
+            "dropna",
+            Arc::new(move |df| df.drop_nulls(subset.as_deref())),
+            false,
+        )
+    }
+
+    /// A dataframe sharing this one's graph, with new partitions.
+    pub(crate) fn derived(&self, parts: Parts, meta: SchemaRef, divisions: Divisions) -> DataFrame {
+        DataFrame {
+            parts,
+            meta,
+            divisions,
+            split_every: self.split_every,
+        }
+    }
+
+    /// Checks that `predicate` is a boolean expression on this schema.
+    fn check_boolean(&self, label: &str, predicate: &Expr) -> Result<()> {
+        let out = self
+            .meta()
+            .lazy()
+            .select([predicate.clone()])
+            .collect()
+            .map_err(|e| Error::polars(label, e))?;
+        match out.columns().first().map(|c| c.dtype()) {
+            Some(DataType::Boolean) => Ok(()),
+            other => Err(Error::invalid(
+                "predicate",
+                format!("{label}: a filter needs a Boolean expression, this one gives {other:?}"),
+            )),
+        }
+    }
+
+    /// The first `n` rows, computing only the partitions needed (the first
+    /// one, then the next ones while fewer than `n` rows were found), on the
+    /// default scheduler.
+    pub fn head(&self, n: usize) -> Result<pl::DataFrame> {
+        self.head_with(n, &*dask_core::scheduler::default_scheduler()?)
+    }
+
+    /// [`head`](Self::head) on `scheduler`.
+    pub fn head_with(&self, n: usize, scheduler: &dyn Scheduler) -> Result<pl::DataFrame> {
+        self.ends(n, scheduler, false)
+    }
+
+    /// The last `n` rows, computing only the partitions needed (from the last
+    /// one backwards), on the default scheduler.
+    pub fn tail(&self, n: usize) -> Result<pl::DataFrame> {
+        self.tail_with(n, &*dask_core::scheduler::default_scheduler()?)
+    }
+
+    /// [`tail`](Self::tail) on `scheduler`.
+    pub fn tail_with(&self, n: usize, scheduler: &dyn Scheduler) -> Result<pl::DataFrame> {
+        self.ends(n, scheduler, true)
+    }
+
+    fn ends(&self, n: usize, scheduler: &dyn Scheduler, from_end: bool) -> Result<pl::DataFrame> {
+        let mut got: Vec<pl::DataFrame> = Vec::new();
+        let mut rows = 0;
+        let order: Vec<usize> = if from_end {
+            (0..self.npartitions()).rev().collect()
+        } else {
+            (0..self.npartitions()).collect()
+        };
+        for i in order {
+            if rows >= n {
+                break;
+            }
+            let want = n - rows;
+            let op = try_fn_op(move |df: pl::DataFrame| -> PolarsResult<pl::DataFrame> {
+                Ok(if from_end {
+                    df.tail(Some(want))
+                } else {
+                    df.head(Some(want))
+                })
+            });
+            let parts = Parts::from_tasks(
+                if from_end { "tail" } else { "head" },
+                vec![dask_core::Task::new(op, vec![Arg::Key(self.parts.key(i))])],
+                &[&self.parts.graph],
+            );
+            let v = Parts::compute_keys(&parts.graph, &parts.keys(), scheduler)?;
+            let df = take_frame(v)?;
+            rows += df.height();
+            got.push(df);
+        }
+        if from_end {
+            got.reverse();
+        }
+        concat_frames(&self.meta, got).map_err(|e| Error::polars("head/tail", e))
+    }
+}
+
+/// The single frame of a one-key compute.
+pub(crate) fn take_frame(values: Vec<Value>) -> Result<pl::DataFrame> {
+    let v = values
+        .into_iter()
+        .next()
+        .ok_or(dask_core::Error::WrongNumberOfValues {
+            expected: 1,
+            found: 0,
+        })?;
+    Ok(v.take::<pl::DataFrame>()?)
+}
+
+/// Checks that two partitions zipped together have the same length.
+pub(crate) fn check_len(op: &str, left: usize, right: usize) -> Result<()> {
+    if left == right {
+        Ok(())
+    } else {
+        Err(Error::NotAligned {
+            op: op.to_owned(),
+            message: format!(
+                "a partition has {left} rows on the left and {right} on the right: the operands \
+                 must come from the same dataframe without row-dropping steps in between"
+            ),
+        })
+    }
+}
+
+fn relabel(e: Error, label: &str) -> Error {
+    match e {
+        Error::Polars { source, .. } => Error::polars(label, source),
+        other => other,
+    }
+}
+
+impl Collection for DataFrame {
+    type Output = pl::DataFrame;
+
+    fn graph(&self) -> HighLevelGraph {
+        self.parts.graph.clone()
+    }
+
+    fn keys(&self) -> Vec<Key> {
+        self.parts.keys()
+    }
+
+    fn finalize(&self, values: Vec<Value>) -> dask_core::Result<pl::DataFrame> {
+        let frames = values
+            .into_iter()
+            .map(|v| v.take::<pl::DataFrame>())
+            .collect::<dask_core::Result<Vec<_>>>()?;
+        concat_frames(&self.meta, frames).map_err(|e| {
+            dask_core::Error::Internal(format!(
+                "the partitions of {} disagree on their schema: {e}",
+                self.parts.name
+            ))
+        })
+    }
+
+    fn rebuild(&self, graph: HighLevelGraph) -> Self {
+        let mut out = self.clone();
+        out.parts.graph = graph;
+        out
+    }
+}
+
+/// A dtype the way Dask prints it (`int64`, `float64`, `string`, ...).
+pub(crate) fn dtype_name(d: &DataType) -> String {
+    d.to_string()
+}
+
+impl fmt::Display for DataFrame {
+    /// Dask's structure view: column names, `npartitions=N`, the dtypes, `...`
+    /// for the values, and the graph's size.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self.columns();
+        let dtypes: Vec<String> = self.meta.iter_values().map(dtype_name).collect();
+        let rows = match &self.divisions {
+            Divisions::Known(d) => d.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+            Divisions::Unknown => vec![String::new(); self.npartitions() + 1],
+        };
+        let label = format!("npartitions={}", self.npartitions());
+        let w0 = rows
+            .iter()
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            .max(label.len());
+        let widths: Vec<usize> = names
+            .iter()
+            .zip(&dtypes)
+            .map(|(n, d)| n.len().max(d.len()).max(3))
+            .collect();
+        let line = |f: &mut fmt::Formatter<'_>, first: &str, cells: &[&str]| -> fmt::Result {
+            write!(f, "{first:<w0$}")?;
+            for (c, w) in cells.iter().zip(&widths) {
+                write!(f, " {c:>w$}")?;
+            }
+            writeln!(f)
+        };
+        writeln!(f, "Dask DataFrame Structure:")?;
+        let name_cells: Vec<&str> = names.iter().map(String::as_str).collect();
+        line(f, "", &name_cells)?;
+        writeln!(f, "{label}")?;
+        let dots: Vec<&str> = vec!["..."; names.len()];
+        let dtype_cells: Vec<&str> = dtypes.iter().map(String::as_str).collect();
+        line(f, &rows[0], &dtype_cells)?;
+        let shown = rows.len().min(4);
+        for (i, r) in rows.iter().enumerate().skip(1) {
+            if i < shown - 1 || i == rows.len() - 1 {
+                line(f, r, &dots)?;
+            } else if i == shown - 1 {
+                line(f, "...", &dots)?;
+            }
+        }
+        let graph = self.graph();
+        let layers = graph.layers().count();
+        write!(
+            f,
+            "Dask Name: {}, {} graph layer{}, {} tasks",
+            label_of(&self.parts.name),
+            layers,
+            if layers == 1 { "" } else { "s" },
+            graph.len()
+        )
+    }
+}
+
+/// `read_csv` from `read_csv-3f2a...`.
+pub(crate) fn label_of(name: &str) -> &str {
+    name.rsplit_once('-').map_or(name, |(l, _)| l)
+}

@@ -1,0 +1,148 @@
+//! [`GroupBy`]: `df.groupby(keys).agg(..)` as a tree reduction.
+//!
+//! Each partition is grouped and aggregated into partial aggregates (a sum
+//! and a count for a mean), combine tasks concatenate at most `split_every`
+//! partial frames and group them again, and the last task finishes the
+//! aggregates and sorts the groups by their keys (Dask sorts the groups when
+//! the result is one partition). The result is one partition (`split_out` is
+//! not implemented).
+
+use std::sync::Arc;
+
+use polars::prelude as pl;
+use polars::prelude::{Expr, IntoLazy};
+
+use crate::frame::{check_columns, DataFrame, Divisions};
+use crate::reduce::{reduce_frames, result_dtypes, Agg, AggSpec, Stages};
+use crate::{Error, Result};
+
+/// A grouping of a [`DataFrame`] by key columns; see [`DataFrame::groupby`].
+#[derive(Clone, Debug)]
+pub struct GroupBy {
+    frame: DataFrame,
+    keys: Vec<String>,
+}
+
+impl DataFrame {
+    /// Groups the rows by the values of the `keys` columns.
+    ///
+    /// Errors: [`Error::UnknownColumn`]; [`Error::InvalidArgument`] for no key.
+    pub fn groupby(&self, keys: &[&str]) -> Result<GroupBy> {
+        if keys.is_empty() {
+            return Err(Error::invalid(
+                "keys",
+                "groupby needs at least one key column",
+            ));
+        }
+        check_columns("groupby", keys, &self.meta)?;
+        Ok(GroupBy {
+            frame: self.clone(),
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+        })
+    }
+}
+
+impl GroupBy {
+    /// Aggregates: one output column per `(column, agg)` pair, named after the
+    /// column, or `column_agg` when the column is aggregated more than once.
+    /// The result has the key columns first, one row per group, sorted by key.
+    ///
+    /// Errors: [`Error::UnknownColumn`]; [`Error::Polars`] if an aggregation
+    /// does not apply to a column's dtype; [`Error::InvalidArgument`] for no
+    /// aggregation.
+    pub fn agg(&self, aggs: &[(&str, Agg)]) -> Result<DataFrame> {
+        if aggs.is_empty() {
+            return Err(Error::invalid(
+                "aggs",
+                "agg needs at least one (column, Agg) pair",
+            ));
+        }
+        let columns: Vec<&str> = aggs.iter().map(|a| a.0).collect();
+        check_columns("groupby.agg", &columns, &self.frame.meta)?;
+        let specs: Vec<AggSpec> = aggs
+            .iter()
+            .map(|&(column, agg)| {
+                let repeated = columns.iter().filter(|c| **c == column).count() > 1;
+                AggSpec {
+                    column: column.to_owned(),
+                    agg,
+                    out: if repeated {
+                        format!("{column}_{}", agg.name())
+                    } else {
+                        column.to_owned()
+                    },
+                }
+            })
+            .collect();
+        if let Some(clash) = specs.iter().find(|s| self.keys.contains(&s.out)) {
+            return Err(Error::invalid(
+                "aggs",
+                format!(
+                    "`{}` is a group key and cannot also be aggregated under the same name",
+                    clash.out
+                ),
+            ));
+        }
+        let keys: Vec<Expr> = self.keys.iter().map(|k| pl::col(k.as_str())).collect();
+        let meta = self.frame.meta();
+        let dtypes = result_dtypes("groupby.agg", &meta, &keys, &specs)?;
+        let chunk: Vec<Expr> = specs.iter().flat_map(AggSpec::chunk_exprs).collect();
+        let combine: Vec<Expr> = specs.iter().flat_map(AggSpec::combine_exprs).collect();
+        let mut finish: Vec<Expr> = keys.clone();
+        finish.extend(specs.iter().zip(&dtypes).map(|(s, d)| s.final_expr(d)));
+        let (k1, k2, k3) = (keys.clone(), keys.clone(), self.keys.clone());
+        let stages = Stages {
+            chunk: Arc::new(move |df| df.lazy().group_by(k1.clone()).agg(chunk.clone()).collect()),
+            combine: Arc::new(move |df| {
+                df.lazy()
+                    .group_by(k2.clone())
+                    .agg(combine.clone())
+                    .collect()
+            }),
+            finish: Arc::new(move |df| {
+                df.lazy()
+                    .select(finish.clone())
+                    .sort(k3.clone(), pl::SortMultipleOptions::default())
+                    .collect()
+            }),
+        };
+        let (parts, schema) = reduce_frames(
+            &self.frame.parts,
+            "groupby-agg",
+            &meta,
+            stages,
+            self.frame.split_every,
+        )?;
+        Ok(self.frame.derived(parts, schema, Divisions::Unknown))
+    }
+
+    /// `agg` of one column.
+    fn one(&self, column: &str, agg: Agg) -> Result<DataFrame> {
+        self.agg(&[(column, agg)])
+    }
+
+    /// Per-group sum of `column`.
+    pub fn sum(&self, column: &str) -> Result<DataFrame> {
+        self.one(column, Agg::Sum)
+    }
+
+    /// Per-group mean of `column`.
+    pub fn mean(&self, column: &str) -> Result<DataFrame> {
+        self.one(column, Agg::Mean)
+    }
+
+    /// Per-group minimum of `column`.
+    pub fn min(&self, column: &str) -> Result<DataFrame> {
+        self.one(column, Agg::Min)
+    }
+
+    /// Per-group maximum of `column`.
+    pub fn max(&self, column: &str) -> Result<DataFrame> {
+        self.one(column, Agg::Max)
+    }
+
+    /// Per-group count of non-null values of `column`.
+    pub fn count(&self, column: &str) -> Result<DataFrame> {
+        self.one(column, Agg::Count)
+    }
+}

@@ -1,0 +1,576 @@
+//! Reductions: [`Scalar`], [`Agg`] (two-stage aggregations shared with
+//! groupby), `len`, `sum`/`mean`/`min`/`max`/`count`, `unique`,
+//! `value_counts`, `drop_duplicates`.
+//!
+//! Every reduction is a tree: a chunk task per partition computes partial
+//! aggregates (sum and count for a mean), combine tasks merge at most
+//! `split_every` partial results, and a last task finishes (sum / count) and
+//! casts to the dtype polars itself gives for the same aggregation on the
+//! whole data (found by running it on the empty meta frame).
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use dask_core::op::{fn_op, try_fn_op};
+use dask_core::{Collection, HighLevelGraph, Key, Value};
+use polars::prelude as pl;
+use polars::prelude::{DataType, Expr, IntoLazy, PolarsResult, SchemaRef};
+
+use crate::frame::{check_columns, concat_frames, DataFrame, Divisions, FrameFn};
+use crate::parts::Parts;
+use crate::series::Series;
+use crate::{Error, Result};
+
+/// A lazy single value: the result of a reduction (Dask's `Scalar`).
+pub struct Scalar<T> {
+    pub(crate) parts: Parts,
+    _marker: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Scalar<T> {
+    fn clone(&self) -> Self {
+        Scalar {
+            parts: self.parts.clone(),
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Scalar<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Scalar<{}>({})",
+            std::any::type_name::<T>(),
+            self.parts.name
+        )
+    }
+}
+
+impl<T> Scalar<T> {
+    pub(crate) fn new(parts: Parts) -> Self {
+        Scalar {
+            parts,
+            _marker: PhantomData,
+        }
+    }
+
+    /// The key holding the value.
+    pub fn key(&self) -> Key {
+        self.parts.key(0)
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Collection for Scalar<T> {
+    type Output = T;
+
+    fn graph(&self) -> HighLevelGraph {
+        self.parts.graph.clone()
+    }
+
+    fn keys(&self) -> Vec<Key> {
+        vec![self.key()]
+    }
+
+    fn finalize(&self, values: Vec<Value>) -> dask_core::Result<T> {
+        let v = values
+            .into_iter()
+            .next()
+            .ok_or(dask_core::Error::WrongNumberOfValues {
+                expected: 1,
+                found: 0,
+            })?;
+        v.take::<T>()
+    }
+
+    fn rebuild(&self, graph: HighLevelGraph) -> Self {
+        let mut out = self.clone();
+        out.parts.graph = graph;
+        out
+    }
+}
+
+/// An aggregation computed in two stages (per partition, then combined).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Agg {
+    /// Sum of the non-null values (0 for none).
+    Sum,
+    /// Mean of the non-null values (null for none).
+    Mean,
+    /// Smallest non-null value.
+    Min,
+    /// Largest non-null value.
+    Max,
+    /// Number of non-null values.
+    Count,
+}
+
+impl Agg {
+    /// The name (`"sum"`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Agg::Sum => "sum",
+            Agg::Mean => "mean",
+            Agg::Min => "min",
+            Agg::Max => "max",
+            Agg::Count => "count",
+        }
+    }
+
+    /// Polars' own aggregation of `col` on a whole frame: the oracle's
+    /// semantics and the result's dtype.
+    pub fn expr(self, col: Expr) -> Expr {
+        match self {
+            Agg::Sum => col.sum(),
+            Agg::Mean => col.mean(),
+            Agg::Min => col.min(),
+            Agg::Max => col.max(),
+            Agg::Count => col.count(),
+        }
+    }
+}
+
+/// One output column of an aggregation: `out = agg(column)`.
+#[derive(Clone, Debug)]
+pub(crate) struct AggSpec {
+    pub(crate) column: String,
+    pub(crate) agg: Agg,
+    pub(crate) out: String,
+}
+
+impl AggSpec {
+    fn partial(&self, part: &str) -> String {
+        format!("__{}__{}", self.out, part)
+    }
+
+    /// Per-partition partial aggregates.
+    pub(crate) fn chunk_exprs(&self) -> Vec<Expr> {
+        let c = || pl::col(self.column.as_str());
+        match self.agg {
+            Agg::Sum => vec![c().sum().alias(self.partial("sum"))],
+            Agg::Min => vec![c().min().alias(self.partial("min"))],
+            Agg::Max => vec![c().max().alias(self.partial("max"))],
+            Agg::Count => vec![c()
+                .count()
+                .cast(DataType::UInt64)
+                .alias(self.partial("count"))],
+            Agg::Mean => vec![
+                c().cast(DataType::Float64).sum().alias(self.partial("sum")),
+                c().count()
+                    .cast(DataType::UInt64)
+                    .alias(self.partial("count")),
+            ],
+        }
+    }
+
+    /// Merges partial aggregates (stable: the output has the same columns).
+    pub(crate) fn combine_exprs(&self) -> Vec<Expr> {
+        let p = |part: &str| pl::col(self.partial(part).as_str());
+        match self.agg {
+            Agg::Sum => vec![p("sum").sum().alias(self.partial("sum"))],
+            Agg::Min => vec![p("min").min().alias(self.partial("min"))],
+            Agg::Max => vec![p("max").max().alias(self.partial("max"))],
+            Agg::Count => vec![p("count").sum().alias(self.partial("count"))],
+            Agg::Mean => vec![
+                p("sum").sum().alias(self.partial("sum")),
+                p("count").sum().alias(self.partial("count")),
+            ],
+        }
+    }
+
+    /// The final column from merged partials, cast to `dtype`.
+    pub(crate) fn final_expr(&self, dtype: &DataType) -> Expr {
+        let p = |part: &str| pl::col(self.partial(part).as_str());
+        let e = match self.agg {
+            Agg::Sum => p("sum"),
+            Agg::Min => p("min"),
+            Agg::Max => p("max"),
+            Agg::Count => p("count"),
+            Agg::Mean => pl::when(p("count").gt(pl::lit(0u64)))
+                .then(p("sum") / p("count").cast(DataType::Float64))
+                .otherwise(pl::lit(pl::NULL)),
+        };
+        e.cast(dtype.clone()).alias(self.out.as_str())
+    }
+}
+
+/// A partition's value as a frame (series partitions become one column).
+fn as_frame(v: &Value) -> std::result::Result<pl::DataFrame, dask_core::BoxError> {
+    if let Ok(df) = v.downcast_ref::<pl::DataFrame>() {
+        return Ok(df.clone());
+    }
+    Ok(v.downcast_ref::<pl::Series>()?.clone().into_frame())
+}
+
+/// Concatenates the frames in a combine task's list.
+fn concat_values(
+    schema: &pl::Schema,
+    values: &[Value],
+) -> std::result::Result<pl::DataFrame, dask_core::BoxError> {
+    let frames = values
+        .iter()
+        .map(|v| Ok(v.downcast_ref::<pl::DataFrame>()?.clone()))
+        .collect::<std::result::Result<Vec<_>, dask_core::BoxError>>()?;
+    Ok(concat_frames(schema, frames)?)
+}
+
+/// The three stages of a frame-to-frame tree reduction.
+pub(crate) struct Stages {
+    pub(crate) chunk: FrameFn,
+    pub(crate) combine: FrameFn,
+    pub(crate) finish: FrameFn,
+}
+
+/// Runs `stages` as a tree over `parts` (frames or series), giving one frame.
+pub(crate) fn reduce_frames(
+    parts: &Parts,
+    label: &str,
+    meta: &pl::DataFrame,
+    stages: Stages,
+    split_every: usize,
+) -> Result<(Parts, SchemaRef)> {
+    // The stages on the meta frame: checks them and gives the schemas.
+    let chunk_meta = (stages.chunk)(meta.clone()).map_err(|e| Error::polars(label, e))?;
+    let out_meta =
+        (stages.finish)((stages.combine)(chunk_meta.clone()).map_err(|e| Error::polars(label, e))?)
+            .map_err(|e| Error::polars(label, e))?;
+    let partial_schema = chunk_meta.schema().clone();
+    let chunk = stages.chunk;
+    let combine = stages.combine;
+    let finish = stages.finish;
+    let chunk_op = fn_op_try(move |v: &Value| Ok(chunk(as_frame(v)?)?));
+    let schema = partial_schema.clone();
+    let combine_op = try_fn_op(
+        move |xs: Vec<Value>| -> std::result::Result<pl::DataFrame, dask_core::BoxError> {
+            Ok(combine(concat_values(&schema, &xs)?)?)
+        },
+    );
+    let finish_op = try_fn_op(move |df: pl::DataFrame| finish(df));
+    let out = parts.tree_reduce(label, chunk_op, combine_op, finish_op, split_every);
+    Ok((out, out_meta.schema().clone()))
+}
+
+/// An op over one value of any type, for chunk stages that accept frames and series.
+fn fn_op_try(
+    f: impl Fn(&Value) -> std::result::Result<pl::DataFrame, dask_core::BoxError>
+        + Send
+        + Sync
+        + 'static,
+) -> Arc<dyn dask_core::Op> {
+    struct ValueOp<F>(F);
+    impl<F> dask_core::Op for ValueOp<F>
+    where
+        F: Fn(&Value) -> std::result::Result<pl::DataFrame, dask_core::BoxError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        fn name(&self) -> &str {
+            "reduce-chunk"
+        }
+        fn call(&self, args: &[Value]) -> std::result::Result<Value, dask_core::BoxError> {
+            match args {
+                [v] => Ok(Value::new((self.0)(v)?)),
+                _ => Err(format!("reduce-chunk takes 1 argument, got {}", args.len()).into()),
+            }
+        }
+    }
+    Arc::new(ValueOp(f))
+}
+
+/// The stages of a whole-frame aggregation (no groups).
+pub(crate) fn agg_stages(specs: &[AggSpec], dtypes: &[DataType]) -> Stages {
+    let chunk: Vec<Expr> = specs.iter().flat_map(AggSpec::chunk_exprs).collect();
+    let combine: Vec<Expr> = specs.iter().flat_map(AggSpec::combine_exprs).collect();
+    let finish: Vec<Expr> = specs
+        .iter()
+        .zip(dtypes)
+        .map(|(s, d)| s.final_expr(d))
+        .collect();
+    Stages {
+        chunk: Arc::new(move |df| df.lazy().select(chunk.clone()).collect()),
+        combine: Arc::new(move |df| df.lazy().select(combine.clone()).collect()),
+        finish: Arc::new(move |df| df.lazy().select(finish.clone()).collect()),
+    }
+}
+
+/// The dtypes polars gives for `specs` on the whole data (from the meta frame).
+pub(crate) fn result_dtypes(
+    label: &str,
+    meta: &pl::DataFrame,
+    group_keys: &[Expr],
+    specs: &[AggSpec],
+) -> Result<Vec<DataType>> {
+    let exprs: Vec<Expr> = specs
+        .iter()
+        .map(|s| s.agg.expr(pl::col(s.column.as_str())).alias(s.out.as_str()))
+        .collect();
+    let lf = meta.clone().lazy();
+    let out = if group_keys.is_empty() {
+        lf.select(exprs).collect()
+    } else {
+        lf.group_by(group_keys).agg(exprs).collect()
+    }
+    .map_err(|e| Error::polars(label, e))?;
+    Ok(specs
+        .iter()
+        .map(|s| {
+            out.schema()
+                .get(s.out.as_str())
+                .cloned()
+                .unwrap_or(DataType::Null)
+        })
+        .collect())
+}
+
+impl DataFrame {
+    /// The number of rows, summed over the partitions.
+    pub fn len(&self) -> Scalar<usize> {
+        let chunk = fn_op(|df: pl::DataFrame| df.height());
+        let combine = try_fn_op(|xs: Vec<Value>| -> dask_core::Result<usize> {
+            xs.iter().map(|v| v.downcast_ref::<usize>().copied()).sum()
+        });
+        let finish = fn_op(|n: usize| n);
+        Scalar::new(
+            self.parts
+                .tree_reduce("len", chunk, combine, finish, self.split_every),
+        )
+    }
+
+    /// Whether the dataframe has no rows (computes [`len`](Self::len)).
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len().compute()? == 0)
+    }
+
+    fn whole_agg(&self, agg: Agg) -> Result<DataFrame> {
+        let specs: Vec<AggSpec> = self
+            .meta
+            .iter_names()
+            .map(|n| AggSpec {
+                column: n.to_string(),
+                agg,
+                out: n.to_string(),
+            })
+            .collect();
+        let meta = self.meta();
+        let dtypes = result_dtypes(agg.name(), &meta, &[], &specs)?;
+        let (parts, schema) = reduce_frames(
+            &self.parts,
+            agg.name(),
+            &meta,
+            agg_stages(&specs, &dtypes),
+            self.split_every,
+        )?;
+        Ok(self.derived(parts, schema, Divisions::Unknown))
+    }
+
+    /// Column sums, as a one-row, one-partition dataframe (polars' `sum`).
+    ///
+    /// Errors: [`Error::Polars`] if a column cannot be summed.
+    pub fn sum(&self) -> Result<DataFrame> {
+        self.whole_agg(Agg::Sum)
+    }
+
+    /// Column means (null for a column without values).
+    pub fn mean(&self) -> Result<DataFrame> {
+        self.whole_agg(Agg::Mean)
+    }
+
+    /// Column minima.
+    pub fn min(&self) -> Result<DataFrame> {
+        self.whole_agg(Agg::Min)
+    }
+
+    /// Column maxima.
+    pub fn max(&self) -> Result<DataFrame> {
+        self.whole_agg(Agg::Max)
+    }
+
+    /// Non-null counts per column.
+    pub fn count(&self) -> Result<DataFrame> {
+        self.whole_agg(Agg::Count)
+    }
+
+    /// The distinct rows (over `subset` of the columns, keeping the first row
+    /// of each; all columns if `None`), in one partition. Row order is not
+    /// kept.
+    ///
+    /// Errors: [`Error::UnknownColumn`].
+    pub fn drop_duplicates(&self, subset: Option<&[&str]>) -> Result<DataFrame> {
+        let subset: Option<Vec<String>> = match subset {
+            Some(s) => {
+                check_columns("drop_duplicates", s, &self.meta)?;
+                Some(s.iter().map(|c| (*c).to_owned()).collect())
+            }
+            None => None,
+        };
+        let dedup = move |df: pl::DataFrame| -> PolarsResult<pl::DataFrame> {
+            let sel = subset.clone().map(pl::cols);
+            df.lazy()
+                .unique_stable(sel, pl::UniqueKeepStrategy::First)
+                .collect()
+        };
+        let f: FrameFn = Arc::new(dedup);
+        let stages = Stages {
+            chunk: f.clone(),
+            combine: f,
+            finish: Arc::new(PolarsResult::<pl::DataFrame>::Ok),
+        };
+        let (parts, schema) = reduce_frames(
+            &self.parts,
+            "drop_duplicates",
+            &self.meta(),
+            stages,
+            self.split_every,
+        )?;
+        Ok(self.derived(parts, schema, Divisions::Unknown))
+    }
+}
+
+impl Series {
+    fn reduce(&self, agg: Agg) -> Result<Scalar<pl::Scalar>> {
+        let name = self.name().to_owned();
+        let specs = [AggSpec {
+            column: name.clone(),
+            agg,
+            out: name.clone(),
+        }];
+        let meta = pl::Series::new_empty(name.as_str().into(), self.dtype()).into_frame();
+        let dtypes = result_dtypes(agg.name(), &meta, &[], &specs)?;
+        let (parts, _) = reduce_frames(
+            &self.parts,
+            agg.name(),
+            &meta,
+            agg_stages(&specs, &dtypes),
+            self.split_every,
+        )?;
+        let to_scalar = try_fn_op(|df: pl::DataFrame| -> PolarsResult<pl::Scalar> {
+            let c = &df.columns()[0];
+            Ok(pl::Scalar::new(c.dtype().clone(), c.get(0)?.into_static()))
+        });
+        Ok(Scalar::new(parts.map(agg.name(), to_scalar, &[])))
+    }
+
+    /// The sum of the non-null values (polars' dtype rules).
+    ///
+    /// Errors: [`Error::Polars`] if the dtype cannot be summed.
+    pub fn sum(&self) -> Result<Scalar<pl::Scalar>> {
+        self.reduce(Agg::Sum)
+    }
+
+    /// The mean of the non-null values (null if there are none).
+    pub fn mean(&self) -> Result<Scalar<pl::Scalar>> {
+        self.reduce(Agg::Mean)
+    }
+
+    /// The smallest value.
+    pub fn min(&self) -> Result<Scalar<pl::Scalar>> {
+        self.reduce(Agg::Min)
+    }
+
+    /// The largest value.
+    pub fn max(&self) -> Result<Scalar<pl::Scalar>> {
+        self.reduce(Agg::Max)
+    }
+
+    /// The number of non-null values.
+    pub fn count(&self) -> Result<Scalar<pl::Scalar>> {
+        self.reduce(Agg::Count)
+    }
+
+    /// The number of rows, nulls included.
+    pub fn len(&self) -> Scalar<usize> {
+        let chunk = fn_op(|s: pl::Series| s.len());
+        let combine = try_fn_op(|xs: Vec<Value>| -> dask_core::Result<usize> {
+            xs.iter().map(|v| v.downcast_ref::<usize>().copied()).sum()
+        });
+        Scalar::new(self.parts.tree_reduce(
+            "len",
+            chunk,
+            combine,
+            fn_op(|n: usize| n),
+            self.split_every,
+        ))
+    }
+
+    /// Whether the series has no rows (computes [`len`](Self::len)).
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len().compute()? == 0)
+    }
+
+    /// The distinct values (null included once, if present), in one
+    /// partition, in no particular order.
+    pub fn unique(&self) -> Result<Series> {
+        let name = self.name().to_owned();
+        let n2 = name.clone();
+        let f: FrameFn =
+            Arc::new(move |df| df.lazy().select([pl::col(n2.as_str()).unique()]).collect());
+        let stages = Stages {
+            chunk: f.clone(),
+            combine: f,
+            finish: Arc::new(PolarsResult::<pl::DataFrame>::Ok),
+        };
+        let meta = pl::Series::new_empty(name.as_str().into(), self.dtype()).into_frame();
+        let (parts, _) = reduce_frames(&self.parts, "unique", &meta, stages, self.split_every)?;
+        let frame = DataFrame::new(parts, meta.schema().clone(), Divisions::Unknown);
+        frame.column(&name)
+    }
+
+    /// How often each distinct value occurs: a one-partition dataframe with
+    /// the values and a `count` column (UInt32, polars' index type), most
+    /// frequent first (ties in no particular order). Nulls are counted as a
+    /// value, as polars does.
+    ///
+    /// Errors: [`Error::InvalidArgument`] if the series is itself named `count`.
+    pub fn value_counts(&self) -> Result<DataFrame> {
+        let name = self.name().to_owned();
+        if name == "count" {
+            return Err(Error::invalid(
+                "series",
+                "value_counts names its result column `count`; rename the series first \
+                 (map_expr(|x| x.alias(\"other\")))",
+            ));
+        }
+        let n1 = name.clone();
+        let chunk: FrameFn = Arc::new(move |df| {
+            df.lazy()
+                .group_by([pl::col(n1.as_str())])
+                .agg([pl::len().cast(DataType::UInt64).alias("count")])
+                .collect()
+        });
+        let n2 = name.clone();
+        let combine: FrameFn = Arc::new(move |df| {
+            df.lazy()
+                .group_by([pl::col(n2.as_str())])
+                .agg([pl::col("count").sum()])
+                .collect()
+        });
+        let finish: FrameFn = Arc::new(|df| {
+            df.lazy()
+                .with_column(pl::col("count").cast(pl::IDX_DTYPE))
+                .sort(
+                    ["count"],
+                    pl::SortMultipleOptions::default().with_order_descending(true),
+                )
+                .collect()
+        });
+        let meta = pl::Series::new_empty(name.as_str().into(), self.dtype()).into_frame();
+        let (parts, schema) = reduce_frames(
+            &self.parts,
+            "value_counts",
+            &meta,
+            Stages {
+                chunk,
+                combine,
+                finish,
+            },
+            self.split_every,
+        )?;
+        Ok(DataFrame {
+            parts,
+            meta: schema,
+            divisions: Divisions::Unknown,
+            split_every: self.split_every,
+        })
+    }
+}

@@ -1,0 +1,261 @@
+//! `read_csv`: blocks, dtypes, options and errors, checked against polars
+//! reading the whole file.
+
+use dask_core::Collection;
+use dask_dataframe::{read_csv, CsvOptions, DataFrame as DDF, Error};
+use polars::prelude::*;
+use proptest::prelude::*;
+
+use crate::common::*;
+
+/// Polars reading the whole file at once: the oracle.
+fn polars_read(path: &str, schema: Option<SchemaRef>) -> DataFrame {
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_schema(schema)
+        .with_infer_schema_length(None)
+        .try_into_reader_with_file_path(Some(path.into()))
+        .unwrap()
+        .finish()
+        .unwrap()
+}
+
+fn write_frame(dir: &TempDir, name: &str, df: &DataFrame) -> String {
+    let path = dir.join(name);
+    let mut file = std::fs::File::create(&path).unwrap();
+    CsvWriter::new(&mut file).finish(&mut df.clone()).unwrap();
+    path
+}
+
+/// The text of a failed compute's error chain.
+fn failure(ddf: &DDF) -> String {
+    let err = ddf.compute_with(&**sync()).unwrap_err();
+    Error::find(&err)
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| err.to_string())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn blocks_of_any_size_read_like_polars((df, _) in case(), blocksize in 1u64..400) {
+        // The sample infers the
+        // whole file's dtypes; the sample is the whole file here. A file
+        // without rows is `NoRowsToInfer` (tested in `bad_inputs`).
+        prop_assume!(df.height() > 0);
+        let dir = TempDir::new("blocks");
+        let path = write_frame(&dir, "f.csv", &df);
+        let size = std::fs::metadata(&path).unwrap().len();
+        let ddf = read_csv(&path, &CsvOptions::default().blocksize(Some(blocksize))).unwrap();
+        prop_assert_eq!(ddf.npartitions() as u64, size.div_ceil(blocksize));
+        let expected = polars_read(&path, Some(ddf.schema().clone()));
+        check_frame(&ddf, &expected);
+    }
+}
+
+#[test]
+fn glob_of_files_is_their_concatenation() {
+    let dir = TempDir::new("glob");
+    let a = df!("n" => [1i64, 2, 3], "name" => ["x", "y", "z"]).unwrap();
+    let b = df!("n" => [4i64, 5], "name" => ["u", "v"]).unwrap();
+    write_frame(&dir, "part-0.csv", &a);
+    write_frame(&dir, "part-1.csv", &b);
+    let pattern = dir.join("part-*.csv");
+    let ddf = read_csv(&pattern, &CsvOptions::default().blocksize(Some(10))).unwrap();
+    let mut expected = a.clone();
+    expected.vstack_mut(&b).unwrap();
+    check_frame(&ddf, &expected);
+    // One partition per file without a blocksize.
+    let whole = read_csv(&pattern, &CsvOptions::default().blocksize(None)).unwrap();
+    assert_eq!(whole.npartitions(), 2);
+    check_frame(&whole, &expected);
+}
+
+#[test]
+fn dtype_overrides_usecols_assume_missing_and_dates() {
+    let dir = TempDir::new("opts");
+    let path = dir.write(
+        "f.csv",
+        "id,when,price,tag\n1,2020-01-01 00:28:15,3,a\n2,2020-01-02 10:00:00,4,b\n3,2020-01-31 23:59:59,,c\n",
+    );
+    let opts = CsvOptions::default()
+        .dtype("price", DataType::Float32)
+        .usecols(&["tag", "id", "price"])
+        .parse_dates(&["when"]);
+    let ddf = read_csv(&path, &opts).unwrap();
+    assert_eq!(ddf.columns(), ["id", "price", "tag"]);
+    let expected = df!(
+        "id" => [1i64, 2, 3],
+        "price" => [Some(3f32), Some(4.0), None],
+        "tag" => ["a", "b", "c"]
+    )
+    .unwrap();
+    check_frame(&ddf, &expected);
+
+    let ddf = read_csv(
+        &path,
+        &CsvOptions::default()
+            .assume_missing(true)
+            .parse_dates(&["when"]),
+    )
+    .unwrap();
+    assert_eq!(ddf.schema().get("id"), Some(&DataType::Float64));
+    assert_eq!(ddf.schema().get("price"), Some(&DataType::Float64));
+    assert_eq!(
+        ddf.schema().get("when"),
+        Some(&DataType::Datetime(TimeUnit::Microseconds, None))
+    );
+    let expected = polars_read(&path, Some(ddf.schema().clone()));
+    assert_eq!(expected.column("when").unwrap().null_count(), 0);
+    check_frame(&ddf, &expected);
+}
+
+#[test]
+fn missing_integers_later_in_the_file_stay_integers_with_nulls() {
+    // The taxi file's pattern: VendorID is empty in the last rows.
+    let dir = TempDir::new("nullint");
+    let mut text = String::from("VendorID,fare\n");
+    for i in 0..200 {
+        text += &format!("{},{}.5\n", 1 + i % 2, i);
+    }
+    for i in 0..20 {
+        text += &format!(",{i}.25\n");
+    }
+    let path = dir.write("f.csv", &text);
+    let opts = CsvOptions::default().blocksize(Some(256)).sample(100);
+    let ddf = read_csv(&path, &opts).unwrap();
+    assert_eq!(ddf.schema().get("VendorID"), Some(&DataType::Int64));
+    let expected = polars_read(&path, None);
+    assert_eq!(expected.column("VendorID").unwrap().null_count(), 20);
+    check_frame(&ddf, &expected);
+}
+
+#[test]
+fn an_int_column_turning_float_or_text_later_fails_with_the_dtype_table() {
+    let dir = TempDir::new("mismatch");
+    let mut text = String::from("a,b,c\n");
+    for i in 0..100 {
+        text += &format!("{i},{i},x\n");
+    }
+    text += "1.5,abc,y\n";
+    let path = dir.write("f.csv", &text);
+    let ddf = read_csv(
+        &path,
+        &CsvOptions::default().sample(200).blocksize(Some(300)),
+    )
+    .unwrap();
+    assert_eq!(ddf.schema().get("a"), Some(&DataType::Int64));
+    let msg = failure(&ddf);
+    assert!(msg.contains("Mismatched dtypes found"), "{msg}");
+    assert!(
+        msg.contains(&format!("partition {}", ddf.npartitions() - 1)),
+        "{msg}"
+    );
+    assert!(msg.contains("f.csv"), "{msg}");
+    assert!(msg.contains("| a      | Float64 | Int64    |"), "{msg}");
+    assert!(msg.contains("| b      | String  | Int64    |"), "{msg}");
+    assert!(!msg.contains("| c "), "{msg}");
+    assert!(msg.contains(".dtype(\"a\", DataType::Float64)"), "{msg}");
+    assert!(msg.contains(".dtype(\"b\", DataType::String)"), "{msg}");
+    // The fix the message suggests works.
+    let fixed = CsvOptions::default()
+        .sample(200)
+        .blocksize(Some(300))
+        .dtype("a", DataType::Float64)
+        .dtype("b", DataType::String);
+    let ddf = read_csv(&path, &fixed).unwrap();
+    let expected = polars_read(&path, Some(ddf.schema().clone()));
+    check_frame(&ddf, &expected);
+    // An int column turning float only suggests assume_missing too.
+    let path = dir.write(
+        "g.csv",
+        &(String::from("a\n") + &"1\n".repeat(100) + "2.5\n"),
+    );
+    let msg = failure(&read_csv(&path, &CsvOptions::default().sample(50)).unwrap());
+    assert!(msg.contains("assume_missing(true)"), "{msg}");
+    let ok = read_csv(
+        &path,
+        &CsvOptions::default().sample(50).assume_missing(true),
+    )
+    .unwrap();
+    check_frame(&ok, &polars_read(&path, None));
+}
+
+#[test]
+fn quoted_newlines_inside_a_block_parse_and_across_blocks_are_refused() {
+    let dir = TempDir::new("quotes");
+    let path = dir.write("f.csv", "a,b\n1,\"x\ny\"\n2,z\n");
+    let whole = read_csv(&path, &CsvOptions::default()).unwrap();
+    check_frame(&whole, &polars_read(&path, None));
+    let cut = read_csv(&path, &CsvOptions::default().blocksize(Some(8))).unwrap();
+    let msg = failure(&cut);
+    assert!(
+        msg.contains("quoted field") && msg.contains("blocksize: None"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bad_inputs_are_typed_errors() {
+    let dir = TempDir::new("bad");
+    let missing = dir.join("nope.csv");
+    assert!(matches!(
+        read_csv(&missing, &CsvOptions::default()),
+        Err(Error::NoFiles { .. })
+    ));
+    assert!(matches!(
+        read_csv(&dir.join("*.nothing"), &CsvOptions::default()),
+        Err(Error::NoFiles { .. })
+    ));
+    assert!(matches!(
+        read_csv(&dir.join("[a.csv"), &CsvOptions::default()),
+        Err(Error::Pattern { .. })
+    ));
+    let empty = dir.write("empty.csv", "");
+    let err = read_csv(&empty, &CsvOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::EmptyFile { .. }) && err.to_string().contains("empty.csv"),
+        "{err}"
+    );
+    let header = dir.write("header.csv", "a,b\n");
+    let err = read_csv(&header, &CsvOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::NoRowsToInfer { .. }) && err.to_string().contains("header.csv"),
+        "{err}"
+    );
+    // With every dtype given, a header-only file is an empty frame.
+    let opts = CsvOptions::default()
+        .dtype("a", DataType::Int64)
+        .dtype("b", DataType::String);
+    let ddf = read_csv(&header, &opts).unwrap();
+    assert_eq!(ddf.compute_with(&**sync()).unwrap().height(), 0);
+    let good = dir.write("good.csv", "a,b\n1,2\n");
+    let err = read_csv(&good, &CsvOptions::default().usecols(&["a", "zz"])).unwrap_err();
+    assert!(
+        matches!(err, Error::UnknownColumn { .. }) && err.to_string().contains("zz"),
+        "{err}"
+    );
+    let err = read_csv(&good, &CsvOptions::default().dtype("q", DataType::Int64)).unwrap_err();
+    assert!(err.to_string().contains("`q`"), "{err}");
+    assert!(matches!(
+        read_csv(&good, &CsvOptions::default().blocksize(Some(0))),
+        Err(Error::InvalidArgument { .. })
+    ));
+    // A ragged row in the sample fails read_csv; later, its partition.
+    let ragged = dir.write("ragged.csv", "a,b\n1,2\n3,4,5\n");
+    let err = read_csv(&ragged, &CsvOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::Csv { .. }) && err.to_string().contains("ragged.csv"),
+        "{err}"
+    );
+    let msg = failure(&read_csv(&ragged, &CsvOptions::default().sample(8)).unwrap());
+    assert!(
+        msg.contains("ragged.csv") && msg.contains("partition 0") && msg.contains("more fields"),
+        "{msg}"
+    );
+    let other = dir.write("other.csv", "a,c\n1,2\n");
+    let _ = other;
+    let err = read_csv(&dir.join("[go]*.csv"), &CsvOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("header"), "{err}");
+}
