@@ -103,6 +103,14 @@ pub enum Agg {
     Max,
     /// Number of non-null values.
     Count,
+    /// Sample standard deviation (ddof 1) of the non-null values, combined
+    /// from per-partition counts, means and squared deviations (Chan et al.),
+    /// so it does not lose precision to cancellation.
+    Std,
+    /// The first value (null included) in row order.
+    First,
+    /// The last value (null included) in row order.
+    Last,
 }
 
 impl Agg {
@@ -114,6 +122,9 @@ impl Agg {
             Agg::Min => "min",
             Agg::Max => "max",
             Agg::Count => "count",
+            Agg::Std => "std",
+            Agg::First => "first",
+            Agg::Last => "last",
         }
     }
 
@@ -126,6 +137,9 @@ impl Agg {
             Agg::Min => col.min(),
             Agg::Max => col.max(),
             Agg::Count => col.count(),
+            Agg::Std => col.std(1),
+            Agg::First => col.first(),
+            Agg::Last => col.last(),
         }
     }
 }
@@ -160,6 +174,26 @@ impl AggSpec {
                     .cast(DataType::UInt64)
                     .alias(self.partial("count")),
             ],
+            Agg::Std => {
+                let f = || c().cast(DataType::Float64);
+                let dev = || f() - f().mean();
+                vec![
+                    c().count()
+                        .cast(DataType::UInt64)
+                        .alias(self.partial("count")),
+                    f().mean().alias(self.partial("mean")),
+                    (dev() * dev()).sum().alias(self.partial("m2")),
+                ]
+            }
+            Agg::First | Agg::Last => vec![
+                if self.agg == Agg::First {
+                    c().first()
+                } else {
+                    c().last()
+                }
+                .alias(self.partial("value")),
+                pl::len().cast(DataType::UInt64).alias(self.partial("rows")),
+            ],
         }
     }
 
@@ -175,6 +209,32 @@ impl AggSpec {
                 p("sum").sum().alias(self.partial("sum")),
                 p("count").sum().alias(self.partial("count")),
             ],
+            Agg::Std => {
+                let n = || p("count").cast(DataType::Float64);
+                let total = || p("count").sum();
+                let mean = || (n() * p("mean")).sum() / total().cast(DataType::Float64);
+                let gap = || p("mean") - mean();
+                vec![
+                    total().alias(self.partial("count")),
+                    pl::when(total().gt(pl::lit(0u64)))
+                        .then(mean())
+                        .otherwise(pl::lit(pl::NULL))
+                        .alias(self.partial("mean")),
+                    (p("m2").sum() + (n() * gap() * gap()).sum()).alias(self.partial("m2")),
+                ]
+            }
+            Agg::First | Agg::Last => {
+                let nonempty = || p("value").filter(p("rows").gt(pl::lit(0u64)));
+                vec![
+                    if self.agg == Agg::First {
+                        nonempty().first()
+                    } else {
+                        nonempty().last()
+                    }
+                    .alias(self.partial("value")),
+                    p("rows").sum().alias(self.partial("rows")),
+                ]
+            }
         }
     }
 
@@ -189,6 +249,10 @@ impl AggSpec {
             Agg::Mean => pl::when(p("count").gt(pl::lit(0u64)))
                 .then(p("sum") / p("count").cast(DataType::Float64))
                 .otherwise(pl::lit(pl::NULL)),
+            Agg::Std => pl::when(p("count").gt(pl::lit(1u64)))
+                .then((p("m2") / (p("count").cast(DataType::Float64) - pl::lit(1.0))).sqrt())
+                .otherwise(pl::lit(pl::NULL)),
+            Agg::First | Agg::Last => p("value"),
         };
         e.cast(dtype.clone()).alias(self.out.as_str())
     }
@@ -391,6 +455,11 @@ impl DataFrame {
         self.whole_agg(Agg::Count)
     }
 
+    /// Sample standard deviations (ddof 1) per column.
+    pub fn std(&self) -> Result<DataFrame> {
+        self.whole_agg(Agg::Std)
+    }
+
     /// The distinct rows (over `subset` of the columns, keeping the first row
     /// of each; all columns if `None`), in one partition. Row order is not
     /// kept.
@@ -476,6 +545,17 @@ impl Series {
     /// The number of non-null values.
     pub fn count(&self) -> Result<Scalar<pl::Scalar>> {
         self.reduce(Agg::Count)
+    }
+
+    /// The sample standard deviation (ddof 1).
+    pub fn std(&self) -> Result<Scalar<pl::Scalar>> {
+        self.reduce(Agg::Std)
+    }
+
+    /// The number of distinct values (null counts as one, as in polars'
+    /// `n_unique`).
+    pub fn nunique(&self) -> Result<Scalar<usize>> {
+        Ok(self.unique()?.len())
     }
 
     /// The number of rows, nulls included.

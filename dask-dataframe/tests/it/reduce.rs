@@ -40,6 +40,7 @@ proptest! {
         check_frame(&ddf.max().unwrap(), &lf().max().collect().unwrap());
         let counts = lf().select([col("k").count(), col("i").count(), col("x").count()]).collect().unwrap();
         check_frame(&ddf.count().unwrap(), &counts);
+        check_frame(&ddf.std().unwrap(), &lf().std(1).collect().unwrap());
     }
 
     #[test]
@@ -56,6 +57,7 @@ proptest! {
             if c != "s" {
                 cases.push(("sum", ds.sum().unwrap(), s.sum_reduce().unwrap()));
                 cases.push(("mean", ds.mean().unwrap(), s.mean_reduce().unwrap()));
+                cases.push(("std", ds.std().unwrap(), s.std_reduce(1).unwrap()));
             }
             for (what, lazy, expected) in cases {
                 for (name, sch) in schedulers() {
@@ -64,6 +66,9 @@ proptest! {
                 }
             }
             prop_assert_eq!(ds.len().compute_with(&**sync()).unwrap(), s.len());
+            for (name, sch) in schedulers() {
+                prop_assert_eq!(ds.nunique().unwrap().compute_with(&**sch).unwrap(), s.n_unique().unwrap(), "{}", name);
+            }
         }
     }
 
@@ -103,7 +108,8 @@ proptest! {
         let ddf = DDF::from_polars(df.clone(), n).unwrap().with_split_every(split_every).unwrap();
         let aggs = [
             ("x", Agg::Sum), ("x", Agg::Mean), ("i", Agg::Min), ("i", Agg::Max),
-            ("s", Agg::Count), ("i", Agg::Mean),
+            ("s", Agg::Count), ("i", Agg::Mean), ("x", Agg::Std),
+            ("s", Agg::First), ("b", Agg::Last),
         ];
         let got = ddf.groupby(&["k"]).unwrap().agg(&aggs).unwrap();
         let expected = df.clone().lazy().group_by([col("k")]).agg([
@@ -111,8 +117,11 @@ proptest! {
             col("x").mean().alias("x_mean"),
             col("i").min().alias("i_min"),
             col("i").max().alias("i_max"),
-            col("s").count().alias("s"),
+            col("s").count().alias("s_count"),
             col("i").mean().alias("i_mean"),
+            col("x").std(1).alias("x_std"),
+            col("s").first().alias("s_first"),
+            col("b").last(),
         ]).sort(["k"], SortMultipleOptions::default()).collect().unwrap();
         check_frame(&got, &expected);
         // Two keys, one aggregation through the shorthand.
