@@ -32,7 +32,7 @@
 //! Modules: `frame` ([`DataFrame`], per-partition ops, `head`/`tail`),
 //! `series` ([`Series`] and its element-wise ops), `reduce` ([`Scalar`],
 //! reductions, `unique`, `value_counts`), `groupby` ([`GroupBy`]), `csv`
-//! ([`read_csv`]), `io` (parquet, writers), `codec` (Arrow IPC for worker
+//! ([`read_csv`]), `io` (parquet, writers), `merge` (broadcast joins), `codec` (Arrow IPC for worker
 //! processes).
 #![warn(missing_docs)]
 
@@ -42,6 +42,7 @@ mod error;
 mod frame;
 mod groupby;
 mod io;
+mod merge;
 mod parts;
 mod reduce;
 mod series;
@@ -52,6 +53,7 @@ pub use error::{Error, Result};
 pub use frame::{DataFrame, Divisions};
 pub use groupby::GroupBy;
 pub use io::{expand_paths, read_parquet};
+pub use merge::How;
 pub use parts::DEFAULT_SPLIT_EVERY;
 pub use reduce::{Agg, Scalar};
 pub use series::{Operand, Series};

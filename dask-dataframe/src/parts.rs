@@ -105,6 +105,20 @@ impl Parts {
         ))
     }
 
+    /// A new layer applying `op` to each partition of `self` and the single
+    /// partition of `one` (a broadcast).
+    pub(crate) fn zip_broadcast(&self, one: &Parts, label: &str, op: Arc<dyn Op>) -> Parts {
+        let tasks = (0..self.npartitions)
+            .map(|i| {
+                Task::new(
+                    op.clone(),
+                    vec![Arg::Key(self.key(i)), Arg::Key(one.key(0))],
+                )
+            })
+            .collect();
+        Parts::from_tasks(label, tasks, &[&self.graph, &one.graph])
+    }
+
     /// A tree reduction: `chunk` on every partition, `combine` on lists of at
     /// most `split_every` results (a task receives a `Vec<Value>`) until one is
     /// left, then `finish` on it. Returns one partition holding the result.

@@ -156,3 +156,49 @@ fn bad_reduction_arguments_are_typed_errors() {
         .to_string();
     assert!(err.contains("group key"), "{err}");
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn merge_with_a_one_partition_table((df, n) in case(), m in 1usize..4) {
+        use dask_dataframe::How;
+        let lookup = df!("k" => [0i64, 1, 2, 5], "label" => ["zero", "one", "two", "five"]).unwrap();
+        let ddf = DDF::from_polars(df.clone(), n).unwrap();
+        let small = DDF::from_polars(lookup.clone(), 1).unwrap();
+        for (how, jt) in [(How::Inner, JoinType::Inner), (How::Left, JoinType::Left)] {
+            let expected = df.clone().lazy()
+                .join(lookup.clone().lazy(), [col("k")], [col("k")], JoinArgs::new(jt))
+                .collect().unwrap();
+            check_frame_unordered(&ddf.merge(&small, &["k"], how).unwrap(), &expected);
+        }
+        // The one-partition side on the left of an inner join.
+        let one = DDF::from_polars(df.clone(), 1).unwrap();
+        let many = DDF::from_polars(lookup.clone(), m).unwrap();
+        let expected = df.clone().lazy()
+            .join(lookup.clone().lazy(), [col("k")], [col("k")], JoinArgs::new(JoinType::Inner))
+            .collect().unwrap();
+        check_frame_unordered(&one.merge(&many, &["k"], How::Inner).unwrap(), &expected);
+    }
+}
+
+#[test]
+fn merge_errors_name_the_side_and_the_fix() {
+    use dask_dataframe::How;
+    let a = DDF::from_polars(df!("k" => [1i64, 2], "v" => [1.0, 2.0]).unwrap(), 2).unwrap();
+    let b = DDF::from_polars(df!("key" => [1i64], "w" => ["x"]).unwrap(), 1).unwrap();
+    let err = a.merge(&b, &["k"], How::Inner).unwrap_err().to_string();
+    assert!(
+        err.contains("right side") && err.contains("`k`") && err.contains("\"key\""),
+        "{err}"
+    );
+    let c = DDF::from_polars(df!("k" => [1i64, 2]).unwrap(), 2).unwrap();
+    let err = a.merge(&c, &["k"], How::Inner).unwrap_err().to_string();
+    assert!(
+        err.contains("shuffle") && err.contains("one partition"),
+        "{err}"
+    );
+    let s = DDF::from_polars(df!("k" => ["1"]).unwrap(), 1).unwrap();
+    assert!(a.merge(&s, &["k"], How::Inner).is_err());
+    assert!(a.merge(&b, &[], How::Inner).is_err());
+}
