@@ -9,7 +9,8 @@
 //! For each engine (dask-rs on the sync and threaded schedulers with
 //! `read_csv(blocksize=12e6)`, polars eager `CsvReader` on the whole file,
 //! polars lazy `LazyCsvReader`), it times: read + `len`, read +
-//! `groupby("passenger_count").tip_amount.mean()`, read + `VendorID.unique()`.
+//! `groupby("passenger_count").tip_amount.mean()`, read + `VendorID.unique()`,
+//! read + a merge with a 265-row zone table + `len`.
 //! Every engine reads the file in each query (nothing is cached), as a
 //! `read_csv(...).groupby(...).compute()` does. Prints the best of `reps`
 //! (default 3) runs and the ratio to polars eager, and checks that all
@@ -24,8 +25,8 @@ use dask_sync_scheduler::SyncScheduler;
 use dask_threaded::ThreadedScheduler;
 use polars::prelude::*;
 
-/// The three queries of one engine, each returning its answer's size.
-type Queries<'a> = [Box<dyn Fn() -> usize + 'a>; 3];
+/// The four queries of one engine, each returning its answer's size.
+type Queries<'a> = [Box<dyn Fn() -> usize + 'a>; 4];
 
 /// The best time of `reps` runs of `f`, and its last answer.
 fn best(reps: usize, f: &dyn Fn() -> usize) -> (Duration, usize) {
@@ -44,12 +45,20 @@ fn by_key(df: DataFrame) -> DataFrame {
         .expect("sort")
 }
 
-/// The three queries on dask-rs, each reading the file.
+/// A small lookup table: zone -> one of 7 groups (265 rows).
+fn zones() -> DataFrame {
+    let ids: Vec<i64> = (1..=265).collect();
+    let groups: Vec<i64> = ids.iter().map(|z| z % 7).collect();
+    df!("PULocationID" => ids, "zone_group" => groups).expect("zones")
+}
+
+/// The queries on dask-rs, each reading the file.
 fn dask<'a>(path: &'a str, s: &'a dyn Scheduler) -> Queries<'a> {
     let opts = CsvOptions::default().blocksize(Some(12_000_000));
     let read = move || read_csv(path, &opts).expect("read_csv");
     let read2 = read.clone();
     let read3 = read.clone();
+    let read4 = read.clone();
     [
         Box::new(move || read().len().compute_with(s).expect("len")),
         Box::new(move || {
@@ -69,6 +78,15 @@ fn dask<'a>(path: &'a str, s: &'a dyn Scheduler) -> Queries<'a> {
                 .compute_with(s)
                 .expect("unique compute")
                 .len()
+        }),
+        Box::new(move || {
+            let small = dask_dataframe::DataFrame::from_polars(zones(), 1).expect("zones");
+            read4()
+                .merge(&small, &["PULocationID"], dask_dataframe::How::Inner)
+                .expect("merge")
+                .len()
+                .compute_with(s)
+                .expect("merge compute")
         }),
     ]
 }
@@ -111,8 +129,9 @@ fn main() {
         "read + len",
         "read + groupby(passenger_count).tip_amount.mean()",
         "read + VendorID.unique()",
+        "read + merge(zones, on=PULocationID) + len",
     ];
-    let mut rows: Vec<(String, [Duration; 3])> = Vec::new();
+    let mut rows: Vec<(String, [Duration; 4])> = Vec::new();
 
     // polars eager: read the whole file, then the query.
     let pe: Queries = [
@@ -133,6 +152,19 @@ fn main() {
                 .unique()
                 .expect("unique")
                 .len()
+        }),
+        Box::new(|| {
+            eager(path)
+                .lazy()
+                .join(
+                    zones().lazy(),
+                    [col("PULocationID")],
+                    [col("PULocationID")],
+                    JoinArgs::new(JoinType::Inner),
+                )
+                .collect()
+                .expect("join")
+                .height()
         }),
     ];
     let pl_lazy: Queries = [
@@ -163,6 +195,24 @@ fn main() {
                 .expect("unique")
                 .height()
         }),
+        Box::new(|| {
+            lazy(path)
+                .join(
+                    zones().lazy(),
+                    [col("PULocationID")],
+                    [col("PULocationID")],
+                    JoinArgs::new(JoinType::Inner),
+                )
+                .select([len()])
+                .collect()
+                .expect("join")
+                .column("len")
+                .expect("len")
+                .get(0)
+                .expect("v")
+                .extract::<usize>()
+                .expect("usize")
+        }),
     ];
     let sync: Arc<dyn Scheduler> = Arc::new(SyncScheduler::new());
     let threaded: Arc<dyn Scheduler> = Arc::new(ThreadedScheduler::new());
@@ -172,10 +222,10 @@ fn main() {
         ("dask-rs sync".into(), dask(path, &*sync)),
         ("dask-rs threaded".into(), dask(path, &*threaded)),
     ];
-    let mut answers: Vec<[usize; 3]> = Vec::new();
+    let mut answers: Vec<[usize; 4]> = Vec::new();
     for (name, qs) in &engines {
-        let mut times = [Duration::ZERO; 3];
-        let mut ans = [0usize; 3];
+        let mut times = [Duration::ZERO; 4];
+        let mut ans = [0usize; 4];
         for (i, q) in qs.iter().enumerate() {
             let (t, n) = best(reps, q.as_ref());
             times[i] = t;
@@ -202,7 +252,7 @@ fn main() {
     }
     let agree = answers.windows(2).all(|w| w[0] == w[1]);
     println!(
-        "\nanswers (rows, groups, distinct VendorIDs) agree across engines: {agree} {:?}",
+        "\nanswers (rows, groups, distinct VendorIDs, merged rows) agree across engines: {agree} {:?}",
         answers[0]
     );
     // Also check the groupby values themselves against polars eager.
