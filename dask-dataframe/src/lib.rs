@@ -32,7 +32,7 @@
 //! Modules: `frame` ([`DataFrame`], per-partition ops, `head`/`tail`),
 //! `series` ([`Series`] and its element-wise ops), `reduce` ([`Scalar`],
 //! reductions, `unique`, `value_counts`), `groupby` ([`GroupBy`]), `csv`
-//! ([`read_csv`]), `io` (parquet, writers), `merge` (broadcast joins), `codec` (Arrow IPC for worker
+//! ([`read_csv`]), `io` (parquet, writers), `merge` (broadcast joins), `repartition`, `codec` (Arrow IPC for worker
 //! processes).
 #![warn(missing_docs)]
 
@@ -45,6 +45,7 @@ mod io;
 mod merge;
 mod parts;
 mod reduce;
+mod repartition;
 mod series;
 
 pub use csv::{read_csv, CsvOptions};

@@ -190,3 +190,20 @@ fn map_partitions_checks_results_against_meta() {
         "{err}"
     );
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn repartition_keeps_rows_in_order((df, n) in case(), k in 1usize..12) {
+        let ddf = DDF::from_polars(df.clone(), n).unwrap();
+        let r = ddf.repartition(k).unwrap();
+        prop_assert_eq!(r.npartitions(), k);
+        check_frame(&r, &df);
+        if let (Divisions::Known(d), true) = (r.divisions(), k <= n) {
+            prop_assert_eq!(d.len(), k + 1);
+            prop_assert_eq!(d[k], df.height() as u64);
+        }
+        prop_assert!(ddf.repartition(0).is_err());
+    }
+}
