@@ -405,8 +405,11 @@ fn read_block(
         return Ok(pl::DataFrame::empty_with_schema(&spec.out_schema));
     }
     let parse = |schema: Option<pl::SchemaRef>, bytes: Vec<u8>| {
+        // Parse only the kept columns (the diagnosis, without a schema, parses all).
+        let columns = schema.as_ref().and(spec.usecols.clone());
         pl::CsvReadOptions::default()
             .with_has_header(false)
+            .with_columns(columns)
             .with_schema(schema)
             .with_infer_schema_length(None)
             .map_parse_options(|o| o.with_separator(spec.separator))

@@ -167,6 +167,16 @@ fn an_int_column_turning_float_or_text_later_fails_with_the_dtype_table() {
     let ddf = read_csv(&path, &fixed).unwrap();
     let expected = polars_read(&path, Some(ddf.schema().clone()));
     check_frame(&ddf, &expected);
+    // Columns left out by `usecols` are not parsed, so their mismatch does not matter.
+    let only_c = read_csv(
+        &path,
+        &CsvOptions::default()
+            .sample(200)
+            .blocksize(Some(300))
+            .usecols(&["c"]),
+    )
+    .unwrap();
+    check_frame(&only_c, &polars_read(&path, None).select(["c"]).unwrap());
     // An int column turning float only suggests assume_missing too.
     let path = dir.write(
         "g.csv",
