@@ -215,3 +215,20 @@ fn hostile_peers_leave_the_cluster_serving() {
     drop(client);
     cluster.shutdown();
 }
+
+/// A short seeded round of the wire fuzzer (`cargo xtask fuzz` runs longer):
+/// no input makes a decoder panic.
+#[test]
+fn fuzzed_wire_input_never_panics_a_decoder() {
+    let report = dask_distributed::fuzz::run(42, Duration::from_secs(20), 20_000, false);
+    // The mutations reach past the framing into headers and task specs.
+    let d = report.depth;
+    assert!(d.messages > 0 && d.headers > 0 && d.tasks > 0, "{d:?}");
+    let shown: Vec<String> = report
+        .findings
+        .iter()
+        .take(3)
+        .map(|(input, m)| format!("{m} on {input:?}"))
+        .collect();
+    assert!(report.findings.is_empty(), "findings: {shown:?}");
+}
