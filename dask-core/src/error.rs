@@ -119,6 +119,17 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// Reading or writing a file failed.
+    #[error("{action} {}: {source}", .path.display())]
+    Io {
+        /// What was being done (`writing the profile report to`).
+        action: String,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// An internal invariant was broken: a bug in dask-rs.
     #[error("internal error (bug in dask-rs, please report it): {0}")]
     Internal(String),

@@ -32,9 +32,11 @@
 //! [`delayed`](mod@delayed), [`visualize`], [`reference`](mod@reference) (the oracle evaluator).
 #![warn(missing_docs)]
 
+pub mod callbacks;
 pub mod codec;
 pub mod collection;
 pub mod delayed;
+pub mod diagnostics;
 mod error;
 pub mod graph;
 pub mod hlg;

@@ -54,6 +54,8 @@ pub mod client;
 pub mod cluster;
 mod error;
 pub mod futures;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod local;
 pub mod messages;
 pub mod process;
