@@ -17,6 +17,14 @@ use crate::{Error, Result};
 
 type WhoHas = Vec<(Key, Vec<String>)>;
 
+/// A graph handed to the scheduler: waiters for the wanted keys, in-process
+/// task tokens, and every key of the plan.
+pub(crate) struct Submitted {
+    pub(crate) receivers: Vec<(Key, oneshot::Receiver<Reported>)>,
+    pub(crate) tokens: Vec<u64>,
+    pub(crate) keys: Vec<Key>,
+}
+
 /// What the client knows about a key it holds.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Reported {
@@ -65,8 +73,8 @@ struct Pending {
     wanted: HashMap<Key, usize>,
     /// Last report for each wanted key, for futures asked after it arrived.
     outcomes: HashMap<Key, Reported>,
-    /// In-process task tokens of submitted futures, dropped with their key.
-    local_tokens: HashMap<Key, u64>,
+    /// In-process tasks of submitted futures.
+    local_tokens: HashMap<Key, LocalEntry>,
     /// In-process tasks handed to the scheduler with fire-and-forget: kept
     /// until the client goes.
     kept_tokens: Vec<u64>,
@@ -75,7 +83,38 @@ struct Pending {
     closed: bool,
 }
 
+/// An in-process task handed over by `submit`. Its token stays in the table
+/// while a future holds the key or a held task depends on it (the scheduler
+/// may run it late, or rerun it after a worker died).
+struct LocalEntry {
+    token: u64,
+    /// The futures' hold (at most one) plus one per dependent entry.
+    refs: usize,
+    /// Whether the futures' hold is counted.
+    own: bool,
+    /// Dependencies whose entries this one holds.
+    deps: Vec<Key>,
+}
+
 impl Pending {
+    /// Drops one hold on `key`'s in-process task; at zero the task leaves
+    /// the table and lets go of its dependencies.
+    fn unref_local(&mut self, key: &Key) {
+        let mut stack = vec![key.clone()];
+        while let Some(k) = stack.pop() {
+            let Some(e) = self.local_tokens.get_mut(&k) else {
+                continue;
+            };
+            e.refs -= 1;
+            if e.refs == 0 {
+                if let Some(e) = self.local_tokens.remove(&k) {
+                    crate::local::remove_tasks(&[e.token]);
+                    stack.extend(e.deps);
+                }
+            }
+        }
+    }
+
     /// Marks a held key cancelled and wakes its waiters.
     fn mark_cancelled(&mut self, key: &Key) {
         if !self.wanted.contains_key(key) {
@@ -235,11 +274,30 @@ impl Inner {
         let stored = match stored {
             StoredTask::Local { pid, .. } => {
                 // A pure key submitted again reuses the task already handed over.
-                let token = match p.local_tokens.get(&key) {
-                    Some(&token) => token,
+                let token = match p.local_tokens.get_mut(&key) {
+                    Some(e) => {
+                        if !e.own {
+                            e.own = true;
+                            e.refs += 1;
+                        }
+                        e.token
+                    }
                     None => {
                         let token = crate::local::put_task(Arc::new(task));
-                        p.local_tokens.insert(key.clone(), token);
+                        let mut deps = Vec::new();
+                        for d in &dependencies {
+                            if let Some(de) = p.local_tokens.get_mut(d) {
+                                de.refs += 1;
+                                deps.push(d.clone());
+                            }
+                        }
+                        let entry = LocalEntry {
+                            token,
+                            refs: 1,
+                            own: true,
+                            deps,
+                        };
+                        p.local_tokens.insert(key.clone(), entry);
                         token
                     }
                 };
@@ -349,9 +407,10 @@ impl Inner {
             return Err(Error::Closed);
         }
         for k in &keys {
-            // The worker still needs the in-process task after the futures go.
-            if let Some(token) = p.local_tokens.remove(k) {
-                p.kept_tokens.push(token);
+            // The worker still needs the in-process task after the futures
+            // go: one hold more, kept until the client goes.
+            if let Some(e) = p.local_tokens.get_mut(k) {
+                e.refs += 1;
             }
         }
         self.send("fire-and-forget", &ToScheduler::FireAndForget { keys })
@@ -425,6 +484,8 @@ impl Drop for Inner {
     fn drop(&mut self) {
         let p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         crate::local::remove_tasks(&p.kept_tokens);
+        let tokens: Vec<u64> = p.local_tokens.values().map(|e| e.token).collect();
+        crate::local::remove_tasks(&tokens);
     }
 }
 
@@ -510,7 +571,40 @@ impl Inner {
 
     fn compute_graph(&self, graph: &Graph, outputs: &[Key]) -> Result<Vec<Value>> {
         refuse_inside_runtime()?;
-        let plan = Plan::new(graph, outputs)?;
+        let mut wanted: Vec<Key> = outputs.to_vec();
+        wanted.sort();
+        wanted.dedup();
+        let Submitted {
+            receivers,
+            tokens,
+            keys,
+        } = self.submit_graph(graph, &wanted)?;
+        let result = self.runtime.block_on(async {
+            self.await_reports(receivers).await?;
+            self.gather(&wanted).await
+        });
+        self.release(&wanted);
+        crate::local::remove_tasks(&tokens);
+        if self.in_process {
+            crate::local::remove_errors(&keys);
+        }
+        let values = result?;
+        outputs
+            .iter()
+            .map(|k| {
+                values.get(k).cloned().ok_or_else(|| Error::Malformed {
+                    what: "gather",
+                    detail: format!("no value for {k}"),
+                })
+            })
+            .collect()
+    }
+
+    /// Submits what `wanted` (sorted, without duplicates) needs of `graph`
+    /// and holds each wanted key once (the caller releases them).
+    pub(crate) fn submit_graph(&self, graph: &Graph, wanted: &[Key]) -> Result<Submitted> {
+        let graph = crate::persist::unfuse(graph);
+        let plan = Plan::new(&graph, wanted)?;
         // With in-process workers, tasks go through the local table (closures and
         // any value work). Otherwise encode everything first: an unregistered op
         // or a value without a codec is refused before anything is submitted.
@@ -543,72 +637,68 @@ impl Inner {
                 i as u64,
             ));
         }
-        let mut wanted: Vec<Key> = outputs.to_vec();
-        wanted.sort();
-        wanted.dedup();
-        let receivers = {
-            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            if p.closed {
-                return Err(Error::Closed);
-            }
-            wanted
-                .iter()
-                .map(|k| {
-                    let (tx, rx) = oneshot::channel();
-                    p.reports.entry(k.clone()).or_default().push(tx);
-                    (k.clone(), rx)
-                })
-                .collect::<Vec<_>>()
-        };
-        {
-            // Count and send under one lock, so message order follows the counts.
-            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            for k in &wanted {
-                *p.wanted.entry(k.clone()).or_default() += 1;
-            }
-            let update = ToScheduler::UpdateGraph {
-                tasks,
-                wanted: wanted.clone(),
-            };
-            self.tx
-                .send(messages::message("update-graph", &update)?)
-                .map_err(|_| Error::Closed)?;
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.closed {
+            crate::local::remove_tasks(&tokens);
+            return Err(Error::Closed);
         }
-        let result = self.runtime.block_on(async {
-            let mut failure: Option<TaskError> = None;
-            for (key, rx) in receivers {
-                match rx.await.map_err(|_| Error::Closed)? {
-                    Reported::Memory => {}
-                    Reported::Erred(e) => {
-                        failure.get_or_insert(e);
-                    }
-                    Reported::Cancelled => return Err(Error::Cancelled { key }),
-                }
-            }
-            if let Some(e) = failure {
-                // In-process workers keep the original error (with its source chain).
-                let original = in_process
-                    .then(|| crate::local::take_error(&e.key))
-                    .flatten();
-                return Err(Error::Core(original.unwrap_or_else(|| remote_failure(e))));
-            }
-            self.gather(&wanted).await
-        });
-        self.release(&wanted);
-        crate::local::remove_tasks(&tokens);
-        if in_process {
-            crate::local::remove_errors(plan.keys());
-        }
-        let values = result?;
-        outputs
+        // Waiters, counts and the message under one lock, so message order
+        // follows the counts.
+        let receivers = wanted
             .iter()
             .map(|k| {
-                values.get(k).cloned().ok_or_else(|| Error::Malformed {
-                    what: "gather",
-                    detail: format!("no value for {k}"),
-                })
+                let (tx, rx) = oneshot::channel();
+                p.reports.entry(k.clone()).or_default().push(tx);
+                *p.wanted.entry(k.clone()).or_default() += 1;
+                if p.cancelled.remove(k) {
+                    p.outcomes.remove(k);
+                }
+                (k.clone(), rx)
             })
-            .collect()
+            .collect();
+        let update = ToScheduler::UpdateGraph {
+            tasks,
+            wanted: wanted.to_vec(),
+        };
+        self.tx
+            .send(messages::message("update-graph", &update)?)
+            .map_err(|_| Error::Closed)?;
+        Ok(Submitted {
+            receivers,
+            tokens,
+            keys: plan.keys().to_vec(),
+        })
+    }
+
+    /// Waits for every report; the first failure (with its original error
+    /// from an in-process worker) or cancellation is the error.
+    pub(crate) async fn await_reports(
+        &self,
+        receivers: Vec<(Key, oneshot::Receiver<Reported>)>,
+    ) -> Result<()> {
+        let mut failure: Option<TaskError> = None;
+        for (key, rx) in receivers {
+            match rx.await.map_err(|_| Error::Closed)? {
+                Reported::Memory => {}
+                Reported::Erred(e) => {
+                    failure.get_or_insert(e);
+                }
+                Reported::Cancelled => return Err(Error::Cancelled { key }),
+            }
+        }
+        match failure {
+            Some(e) => Err(Error::Core(self.failure(e))),
+            None => Ok(()),
+        }
+    }
+
+    /// Keeps in-process tasks until the client goes.
+    pub(crate) fn keep_tokens(&self, tokens: Vec<u64>) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .kept_tokens
+            .extend(tokens);
     }
 
     /// Done with `keys`: the scheduler releases those no other compute wants.
@@ -621,8 +711,12 @@ impl Inner {
                 if *n == 0 {
                     p.wanted.remove(k);
                     p.outcomes.remove(k);
-                    if let Some(token) = p.local_tokens.remove(k) {
-                        crate::local::remove_tasks(&[token]);
+                    let own = p
+                        .local_tokens
+                        .get_mut(k)
+                        .is_some_and(|e| std::mem::replace(&mut e.own, false));
+                    if own {
+                        p.unref_local(k);
                     }
                     unwanted.push(k.clone());
                 }
@@ -774,6 +868,16 @@ impl Scheduler for Client {
 
     fn compute(&self, graph: &Graph, outputs: &[Key]) -> dask_core::Result<Vec<Value>> {
         self.compute_graph(graph, outputs).map_err(|e| match e {
+            Error::Core(core) => core,
+            other => dask_core::Error::Scheduler {
+                scheduler: "distributed".into(),
+                message: other.to_string(),
+            },
+        })
+    }
+
+    fn persist(&self, graph: &Graph, outputs: &[Key]) -> dask_core::Result<Graph> {
+        self.persist_graph(graph, outputs).map_err(|e| match e {
             Error::Core(core) => core,
             other => dask_core::Error::Scheduler {
                 scheduler: "distributed".into(),

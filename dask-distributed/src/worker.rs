@@ -403,9 +403,13 @@ fn decode_reply(addr: &str, keys: &[Key], reply: &Message) -> Result<Vec<Value>>
 }
 
 async fn serve_data(listener: TcpListener, memory: Memory) {
+    // Connections live in a set owned by this task: stopping the worker
+    // (aborting this task) closes them too, as a crash would.
+    let mut connections = JoinSet::new();
     while let Ok((stream, _)) = listener.accept().await {
+        while connections.try_join_next().is_some() {}
         let memory = memory.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let Ok(mut conn) = protocol::accept(stream, Role::Worker, Limits::default()).await
             else {
                 return;

@@ -612,3 +612,138 @@ fn scatter_in_process_needs_no_codec() {
         assert_eq!(futures[1].result().unwrap(), Opaque(vec![3]));
     });
 }
+
+fn inc(x: i64) -> i64 {
+    x + 1
+}
+dask_core::register_op!(inc);
+
+#[test]
+fn persist_keeps_results_on_the_workers() {
+    use dask_core::{delayed, Collection};
+    use dask_sync_scheduler::SyncScheduler;
+    within(limit(), || {
+        let cluster = cluster(2, 1);
+        let client = cluster.client().unwrap();
+        let sync = SyncScheduler::new();
+        let x = delayed(counted_square).call((300i64,));
+        let total = delayed(add).call((&x, &x));
+        // Oracles first: the sync scheduler runs counted_square here too.
+        let expected = total.compute_with(&sync).unwrap();
+        let oracle = delayed(inc).call((&total,)).compute_with(&sync).unwrap();
+        let calls_before = calls_of(300);
+
+        let persisted = client.persist(&total).unwrap();
+        assert_eq!(persisted.keys(), total.keys());
+        assert_eq!(
+            calls_of(300),
+            calls_before + 1,
+            "computed once on the cluster"
+        );
+        let key = persisted.keys()[0].clone();
+        assert_eq!(client.task_state(&key).unwrap(), Some(Status::Memory));
+        assert_eq!(
+            client.who_has(std::slice::from_ref(&key)).unwrap()[0]
+                .1
+                .len(),
+            1
+        );
+
+        // Reused where it is: same value, nothing recomputed.
+        assert_eq!(persisted.compute_with(&client).unwrap(), expected);
+        let downstream = delayed(inc).call((&persisted,));
+        assert_eq!(downstream.compute_with(&client).unwrap(), oracle);
+        assert_eq!(calls_of(300), calls_before + 1, "not recomputed");
+        // Another scheduler fetches the values from the cluster.
+        assert_eq!(downstream.compute_with(&sync).unwrap(), oracle);
+
+        // Dropping the persisted collection releases the values.
+        drop(downstream);
+        drop(persisted);
+        assert!(eventually(|| client.task_state(&key).unwrap().is_none()));
+    });
+}
+
+#[test]
+fn persist_in_process_and_failures() {
+    use dask_core::{delayed, Collection};
+    use dask_sync_scheduler::SyncScheduler;
+    silence_intentional_panics();
+    within(limit(), || {
+        let client = in_process(2, 1);
+        let parts: Vec<_> = (0..6i64)
+            .map(|i| delayed(move |k: i64| vec![k; 3]).call((i,)))
+            .collect();
+        let sum = delayed(|v: Vec<i64>| v.iter().sum::<i64>());
+        let sums: Vec<_> = parts.iter().map(|p| sum.call((p,))).collect();
+        let persisted: Vec<_> = sums.iter().map(|s| client.persist(s).unwrap()).collect();
+        let total: i64 = persisted
+            .iter()
+            .map(|p| p.compute_with(&client).unwrap())
+            .sum();
+        assert_eq!(total, (0..6i64).map(|i| 3 * i).sum::<i64>());
+        let sync = SyncScheduler::new();
+        assert_eq!(
+            persisted[2].compute_with(&sync).unwrap(),
+            sums[2].compute_with(&sync).unwrap()
+        );
+
+        // A failing task: persist gives the typed task failure.
+        let bad = delayed(|x: i64| -> i64 { panic!("intentional panic {x}") }).call((1i64,));
+        let err = client.persist(&bad).unwrap_err();
+        assert!(err.to_string().contains("intentional panic 1"), "{err}");
+    });
+}
+
+#[test]
+fn a_scattered_value_lost_with_its_worker_is_a_clear_error() {
+    within(limit(), || {
+        let cluster = cluster(2, 1);
+        let client = cluster.client().unwrap();
+        assert!(eventually(|| client.workers().unwrap().len() == 2));
+        let addrs = cluster.worker_addrs();
+        let fut = client
+            .scatter_with(
+                vec![5i64],
+                &ScatterOptions::new().workers([addrs[0].clone()]),
+            )
+            .unwrap()
+            .remove(0);
+        let holders = client
+            .who_has(std::slice::from_ref(fut.key()))
+            .unwrap()
+            .remove(0)
+            .1;
+        assert_eq!(holders, vec![addrs[0].clone()]);
+        assert!(cluster.kill_worker(0));
+        assert!(eventually(|| client.workers().unwrap().len() == 1));
+        let err = fut.result().unwrap_err();
+        assert!(err.to_string().contains("scatter it again"), "{err}");
+        // The cluster keeps serving.
+        assert_eq!(
+            client.submit(add, (1i64, 2i64)).unwrap().result().unwrap(),
+            3
+        );
+    });
+}
+
+#[test]
+fn a_dropped_future_still_feeds_its_pending_dependents() {
+    within(limit(), || {
+        let client = in_process(1, 2);
+        let gate = Gate::default();
+        let g = gate.clone();
+        let gated = move |x: i64| {
+            g.wait();
+            x
+        };
+        // Temporaries dropped at once: their tasks must still run for `top`.
+        let top = {
+            let a = client.submit(gated.clone(), (20i64,)).unwrap();
+            let b = client.submit(|x: i64| x + 1, (&a,)).unwrap();
+            client.submit(|x: i64| x * 2, (&b,)).unwrap()
+        };
+        gate.open();
+        assert_eq!(top.result().unwrap(), (20 + 1) * 2);
+    });
+}
