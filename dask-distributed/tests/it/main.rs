@@ -2,6 +2,7 @@
 
 mod cluster;
 mod futures_api;
+mod futures_state;
 mod properties;
 mod protocol;
 mod scheduler_state;
