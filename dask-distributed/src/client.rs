@@ -711,6 +711,7 @@ impl Inner {
                 if *n == 0 {
                     p.wanted.remove(k);
                     p.outcomes.remove(k);
+                    p.cancelled.remove(k);
                     let own = p
                         .local_tokens
                         .get_mut(k)

@@ -74,6 +74,19 @@ impl<T: Any + Clone + Send + Sync> Future<T> {
         self.inner
             .block_on(fetch_result::<T>(self.inner.clone(), self.key.clone()))?
     }
+
+    /// [`result`](Future::result), giving [`Error::Timeout`] if the value is
+    /// not here within `limit` (a task waiting for a worker that never comes,
+    /// say). The task keeps running; ask again later.
+    pub fn result_timeout(&self, limit: std::time::Duration) -> Result<T> {
+        let fetch = fetch_result::<T>(self.inner.clone(), self.key.clone());
+        self.inner
+            .block_on(async move { tokio::time::timeout(limit, fetch).await })?
+            .map_err(|_| Error::Timeout {
+                what: format!("the result of {}", self.key),
+                seconds: limit.as_secs_f64(),
+            })?
+    }
 }
 
 async fn fetch_result<T: Any + Clone + Send + Sync>(inner: Arc<Inner>, key: Key) -> Result<T> {

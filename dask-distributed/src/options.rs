@@ -8,6 +8,10 @@
 //! twice gives the same key and the work runs once. A closure (no tag) or an
 //! argument without a codec cannot be named from its content: such a call
 //! falls back to a unique key, as `pure(false)` always does.
+//!
+//! Naming by content encodes every literal argument once at submit: for a
+//! large value, [`scatter`](crate::Client::scatter) it first (a future is
+//! named by its key) or submit with `pure(false)`.
 
 use dask_core::codec::encode_value;
 use dask_core::delayed::key_prefix;

@@ -49,7 +49,21 @@ dask_core::register_op!(add);
 #[derive(Clone, Default)]
 struct Gate(Arc<(Mutex<bool>, Condvar)>);
 
+/// Opens its gate when dropped, so a failing test does not leave task
+/// threads waiting (the cluster's runtime waits for them when it stops).
+struct OpenOnDrop(Gate);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
 impl Gate {
+    fn opener(&self) -> OpenOnDrop {
+        OpenOnDrop(self.clone())
+    }
+
     fn open(&self) {
         *self.0 .0.lock().unwrap() = true;
         self.0 .1.notify_all();
@@ -157,6 +171,7 @@ fn higher_priority_runs_first() {
     within(limit(), || {
         let client = in_process(1, 1);
         let gate = Gate::default();
+        let _open_on_exit_gate = gate.opener();
         let ran = Arc::new(Mutex::new(Vec::new()));
         let record = {
             let ran = ran.clone();
@@ -295,6 +310,7 @@ fn a_task_whose_only_allowed_worker_died_waits_in_no_worker() {
         let cluster = client.cluster().unwrap();
         let addrs = cluster.worker_addrs();
         let gate = Gate::default();
+        let _open_on_exit_gate = gate.opener();
         let g = gate.clone();
         let opts = SubmitOptions::new().workers([addrs[0].clone()]);
         let fut = client
@@ -324,6 +340,8 @@ fn a_task_whose_only_allowed_worker_died_waits_in_no_worker() {
             )
             .unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        let err = fut.result_timeout(Duration::from_millis(20)).unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
         gate.open();
         // The other worker still serves.
         assert_eq!(
@@ -342,6 +360,7 @@ fn cancel_releases_the_task_and_its_dependents() {
     within(limit(), || {
         let client = in_process(1, 2);
         let gate = Gate::default();
+        let _open_on_exit_gate = gate.opener();
         let g = gate.clone();
         let a = client
             .submit(
@@ -375,6 +394,7 @@ fn cancel_releases_the_task_and_its_dependents() {
 
         // Several at once, and the client keeps serving.
         let gate2 = Gate::default();
+        let _open_on_exit_gate2 = gate2.opener();
         let g2 = gate2.clone();
         let slow = move |x: i64| {
             g2.wait();
@@ -408,6 +428,8 @@ fn wait_all_first_and_timeout() {
         );
 
         let gate = Gate::default();
+
+        let _open_on_exit_gate = gate.opener();
         let g = gate.clone();
         let blocked = client
             .submit(
@@ -480,6 +502,7 @@ fn as_completed_times_out_on_a_blocked_future() {
     within(limit(), || {
         let client = in_process(1, 1);
         let gate = Gate::default();
+        let _open_on_exit_gate = gate.opener();
         let g = gate.clone();
         let blocked = client
             .submit(
@@ -505,6 +528,7 @@ fn fire_and_forget_runs_after_every_handle_is_dropped() {
     within(limit(), || {
         let client = in_process(1, 2);
         let gate = Gate::default();
+        let _open_on_exit_gate = gate.opener();
         let g = gate.clone();
         let (tx, rx) = std::sync::mpsc::channel::<i64>();
         let tx = Mutex::new(tx);
@@ -732,6 +756,7 @@ fn a_dropped_future_still_feeds_its_pending_dependents() {
     within(limit(), || {
         let client = in_process(1, 2);
         let gate = Gate::default();
+        let _open_on_exit_gate = gate.opener();
         let g = gate.clone();
         let gated = move |x: i64| {
             g.wait();
