@@ -112,6 +112,15 @@ impl LocalCluster {
         self.workers.len()
     }
 
+    /// The data addresses of the workers, in start order (what `workers`
+    /// restrictions name; [`LocalCluster::kill_worker`] takes the same index).
+    pub fn worker_addrs(&self) -> Vec<String> {
+        self.workers
+            .iter()
+            .map(|w| w.data_addr().to_owned())
+            .collect()
+    }
+
     /// Total task threads.
     pub fn total_threads(&self) -> u64 {
         self.workers.len() as u64 * u64::from(self.threads_per_worker)

@@ -100,6 +100,23 @@ pub enum Error {
     /// A blocking client call was made from inside an async runtime.
     #[error("the blocking Client was called from inside an async runtime, where it would block the executor: call it from a plain thread (e.g. tokio::task::spawn_blocking)")]
     InsideRuntime,
+    /// The future's task was cancelled.
+    #[error("{key} was cancelled (Future::cancel or Client::cancel, here or by another client); submit it again to recompute it")]
+    Cancelled {
+        /// The cancelled key.
+        key: dask_core::Key,
+    },
+    /// A `workers` restriction or scatter target names no connected worker.
+    #[error("no worker at {addr} is connected to the scheduler; connected workers: {known:?} (see Client::workers)")]
+    UnknownWorker {
+        /// The address given.
+        addr: String,
+        /// The workers connected now.
+        known: Vec<String>,
+    },
+    /// The cluster has no worker to place data on.
+    #[error("no worker is connected to the scheduler: start one (`dask worker ADDRESS`) before scattering")]
+    NoWorkers,
     /// An I/O error on an open connection.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),

@@ -19,14 +19,22 @@
 //! - [`LocalCluster`] and [`Client::new`]: a scheduler and workers in this
 //!   process (threads), over real TCP on 127.0.0.1.
 //! - [`Future`]s: [`Client::submit`] (values or futures as arguments),
-//!   `status`, `result`, [`Client::gather`]; dropping the last clone releases
-//!   the value on the cluster.
+//!   `status`, `result`, `.await`, [`Client::gather`], [`Client::map`];
+//!   dropping the last clone releases the value on the cluster.
+//! - [`SubmitOptions`] ([`Client::submit_with`], [`Client::map_with`]): pure
+//!   keys by default (same registered op and encodable arguments: same key,
+//!   computed once), `priority`, `retries`, `workers` restrictions, explicit
+//!   `key`.
+//! - [`Future::cancel`] / [`Client::cancel`]; [`Client::wait`] with
+//!   [`ReturnWhen`] and a timeout; [`Client::as_completed`];
+//!   [`Client::fire_and_forget`].
+//! - [`scatter`]: values straight to workers' data ports, as futures.
+//! - [`persist`]: [`Client::persist`] keeps a collection's results on the
+//!   workers, referenced by futures in the returned collection.
 //! - [`process`]: the `dask scheduler` and `dask worker` processes.
-//! - `Client::map`, and `.await` on futures inside an existing tokio runtime.
 //!
-//! Not built yet (issue 3): `scatter`, `as_completed`, `wait`,
-//! `cancel`, `retries`, `fire_and_forget`, an async `Client`, `LocalCluster` with
-//! worker processes, spilling, work stealing, heartbeats.
+//! Not built yet (issue 3): an async `Client`, `LocalCluster` with worker
+//! processes, spilling, work stealing, heartbeats.
 //!
 //! ```
 //! use dask_distributed::protocol::{self, Message, Role};
@@ -58,12 +66,19 @@ pub mod futures;
 pub mod fuzz;
 pub mod local;
 pub mod messages;
+pub mod options;
+pub mod persist;
 pub mod process;
 pub mod protocol;
+pub mod scatter;
 pub mod scheduler;
+pub mod waiting;
 pub mod worker;
 
-pub use client::Client;
+pub use client::{Client, WorkerInfo};
 pub use cluster::{LocalCluster, LocalClusterBuilder};
 pub use error::{Error, Result};
 pub use futures::{Future, FutureStatus};
+pub use options::SubmitOptions;
+pub use scatter::ScatterOptions;
+pub use waiting::{AsCompleted, DoneAndNotDone, ReturnWhen};

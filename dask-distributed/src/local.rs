@@ -103,3 +103,29 @@ pub(crate) fn read(data_addr: &str, key: &Key) -> Option<Value> {
         .cloned();
     value
 }
+
+/// Stores values in an in-process worker's memory (scatter without encoding).
+/// False if that worker does not live in this process.
+pub(crate) fn put(data_addr: &str, values: &[(Key, Value)]) -> bool {
+    let Some(memory) = WORKERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(data_addr)
+        .cloned()
+    else {
+        return false;
+    };
+    let mut mem = memory.lock().unwrap_or_else(PoisonError::into_inner);
+    for (k, v) in values {
+        mem.insert(k.clone(), v.clone());
+    }
+    true
+}
+
+/// Whether the worker at `data_addr` lives in this process.
+pub(crate) fn hosts(data_addr: &str) -> bool {
+    WORKERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains_key(data_addr)
+}

@@ -298,6 +298,40 @@ impl PeerPool {
     /// Fetches `keys` from the data port at `addr`, reusing an idle connection
     /// when there is one (and a fresh one if that turns out to be dead).
     pub async fn fetch(&self, addr: &str, keys: &[Key]) -> Result<Vec<Value>> {
+        let request = PeerRequest::GetData {
+            keys: keys.to_vec(),
+        };
+        let reply = self
+            .exchange(addr, messages::message("get-data", &request)?)
+            .await?;
+        decode_reply(addr, keys, &reply)
+    }
+
+    /// Stores encoded values (key, codec tag, bytes) on the worker whose data
+    /// port is `addr` (scatter).
+    pub async fn put(&self, addr: &str, values: Vec<(Key, String, Bytes)>) -> Result<()> {
+        let (header, frames): (Vec<(Key, String)>, Vec<Bytes>) =
+            values.into_iter().map(|(k, t, b)| ((k, t), b)).unzip();
+        let request = PeerRequest::PutData { values: header };
+        let reply = self
+            .exchange(addr, messages::message_with("put-data", &request, frames)?)
+            .await?;
+        match messages::header::<PeerReply>("data", &reply)? {
+            PeerReply::Stored => Ok(()),
+            PeerReply::Failed { message } => Err(Error::Malformed {
+                what: "put-data",
+                detail: format!("the worker at {addr} could not store the values: {message}"),
+            }),
+            other => Err(Error::Malformed {
+                what: "put-data",
+                detail: format!("unexpected reply {other:?}"),
+            }),
+        }
+    }
+
+    /// Sends one request and reads its reply, on a pooled connection when one
+    /// is idle (a stale one is replaced by a fresh connection).
+    async fn exchange(&self, addr: &str, request: Message) -> Result<Message> {
         let pooled = self
             .idle
             .lock()
@@ -305,20 +339,22 @@ impl PeerPool {
             .get_mut(addr)
             .and_then(Vec::pop);
         if let Some(conn) = pooled {
-            match self.request(conn, addr, keys).await {
+            match self.request(conn, addr, &request).await {
                 Err(Error::Io(_) | Error::Closed | Error::Truncated { .. }) => {} // stale: reconnect
                 other => return other,
             }
         }
         let conn = protocol::connect(addr, self.role, Limits::default()).await?;
-        self.request(conn, addr, keys).await
+        self.request(conn, addr, &request).await
     }
 
-    async fn request(&self, mut conn: Connection, addr: &str, keys: &[Key]) -> Result<Vec<Value>> {
-        let request = PeerRequest::GetData {
-            keys: keys.to_vec(),
-        };
-        conn.send(&messages::message("get-data", &request)?).await?;
+    async fn request(
+        &self,
+        mut conn: Connection,
+        addr: &str,
+        request: &Message,
+    ) -> Result<Message> {
+        conn.send(request).await?;
         let reply = conn.recv().await?;
         {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -327,7 +363,7 @@ impl PeerPool {
                 conns.push(conn);
             }
         }
-        decode_reply(addr, keys, &reply)
+        Ok(reply)
     }
 }
 
@@ -359,28 +395,65 @@ fn decode_reply(addr: &str, keys: &[Key], reply: &Message) -> Result<Vec<Value>>
             what: "data",
             detail: message,
         }),
+        PeerReply::Stored => Err(Error::Malformed {
+            what: "data",
+            detail: format!("the worker at {addr} answered a fetch with `Stored`"),
+        }),
     }
 }
 
 async fn serve_data(listener: TcpListener, memory: Memory) {
+    // Connections live in a set owned by this task: stopping the worker
+    // (aborting this task) closes them too, as a crash would.
+    let mut connections = JoinSet::new();
     while let Ok((stream, _)) = listener.accept().await {
+        while connections.try_join_next().is_some() {}
         let memory = memory.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let Ok(mut conn) = protocol::accept(stream, Role::Worker, Limits::default()).await
             else {
                 return;
             };
             while let Ok(m) = conn.recv().await {
-                let Ok(PeerRequest::GetData { keys }) = messages::header("get-data", &m) else {
-                    return;
+                let reply = match messages::header("peer-request", &m) {
+                    Ok(PeerRequest::GetData { keys }) => data_reply(&keys, &memory),
+                    Ok(PeerRequest::PutData { values }) => put_reply(&values, &m.frames, &memory),
+                    Err(_) => return,
                 };
-                let reply = data_reply(&keys, &memory);
                 if conn.send(&reply).await.is_err() {
                     return;
                 }
             }
         });
     }
+}
+
+/// Decodes and stores scattered values: all or none.
+fn put_reply(values: &[(Key, String)], frames: &[Bytes], memory: &Memory) -> Message {
+    let decoded: std::result::Result<Vec<Value>, String> = if values.len() != frames.len() {
+        Err(format!(
+            "{} values for {} frames",
+            values.len(),
+            frames.len()
+        ))
+    } else {
+        values
+            .iter()
+            .zip(frames)
+            .map(|((_, tag), b)| codec::decode_value(tag, b).map_err(|e| e.to_string()))
+            .collect()
+    };
+    let reply = match decoded {
+        Ok(decoded) => {
+            let mut mem = memory.lock().unwrap_or_else(PoisonError::into_inner);
+            for ((k, _), v) in values.iter().zip(decoded) {
+                mem.insert(k.clone(), v);
+            }
+            PeerReply::Stored
+        }
+        Err(message) => PeerReply::Failed { message },
+    };
+    messages::message("data", &reply).unwrap_or_default()
 }
 
 fn data_reply(keys: &[Key], memory: &Memory) -> Message {

@@ -4,7 +4,7 @@
 //! One task (the *core*) owns the state; every connection has a reading task
 //! that turns messages into core events and a writing task fed by a channel.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,7 +16,9 @@ use tokio::task::JoinHandle;
 use super::state::{
     Action, ClientId, Event, Priority, SchedulerState, TaskError, TaskSpec, WorkerId,
 };
-use crate::messages::{self, ToClient, ToScheduler, ToWorker};
+use dask_core::{Key, KeySet};
+
+use crate::messages::{self, Answer, Query, ToClient, ToScheduler, ToWorker};
 use crate::protocol::{self, Limits, Message, Role};
 use crate::{Error, Result};
 
@@ -138,12 +140,16 @@ struct Peer {
     data_addr: String,
 }
 
+/// The client id under which the scheduler holds fire-and-forget keys until
+/// they finish (real clients are numbered from 1).
+pub const FIRE_AND_FORGET: ClientId = 0;
+
 async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
     let mut state = SchedulerState::new();
     let mut workers: HashMap<WorkerId, Peer> = HashMap::new();
     let mut clients: HashMap<ClientId, UnboundedSender<Message>> = HashMap::new();
     while let Some(event) = rx.recv().await {
-        let stimulus = match event {
+        let stimuli = match event {
             CoreEvent::WorkerJoined {
                 id,
                 nthreads,
@@ -151,14 +157,14 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
                 tx,
             } => {
                 workers.insert(id, Peer { tx, data_addr });
-                Event::AddWorker {
+                vec![Event::AddWorker {
                     worker: id,
                     nthreads,
-                }
+                }]
             }
             CoreEvent::WorkerLeft(id) => {
                 workers.remove(&id);
-                Event::RemoveWorker { worker: id }
+                vec![Event::RemoveWorker { worker: id }]
             }
             CoreEvent::ClientJoined { id, tx } => {
                 clients.insert(id, tx);
@@ -166,80 +172,217 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
             }
             CoreEvent::ClientLeft(id) => {
                 clients.remove(&id);
-                Event::RemoveClient { client: id }
+                vec![Event::RemoveClient { client: id }]
             }
             CoreEvent::FromWorker(worker, msg) => match msg {
-                ToScheduler::TaskFinished { key, nbytes } => Event::TaskFinished {
+                ToScheduler::TaskFinished { key, nbytes } => vec![Event::TaskFinished {
                     worker,
                     key,
                     nbytes,
-                },
-                ToScheduler::TaskErred { key, op, message } => Event::TaskErred {
+                }],
+                ToScheduler::TaskErred { key, op, message } => vec![Event::TaskErred {
                     worker,
                     key: key.clone(),
                     error: TaskError { key, op, message },
-                },
+                }],
                 _ => continue,
             },
-            CoreEvent::FromClient(client, msg) => match msg {
-                ToScheduler::UpdateGraph { tasks, wanted } => Event::UpdateGraph {
-                    client,
-                    tasks: tasks
-                        .into_iter()
-                        .map(|t| TaskSpec {
-                            key: t.key,
-                            dependencies: t.dependencies,
-                            run_spec: t.run_spec.into(),
-                            priority: Priority {
-                                order: t.order,
-                                ..Default::default()
-                            },
-                            retries: 0,
-                            restrictions: None,
-                        })
-                        .collect(),
-                    wanted,
-                },
-                ToScheduler::ReleaseKeys { keys } => Event::ReleaseKeys { client, keys },
-                ToScheduler::WhoHas { id, keys } => {
-                    let who_has = keys
-                        .into_iter()
-                        .map(|k| {
-                            let addrs = state
-                                .task(&k)
-                                .map(|t| {
-                                    t.who_has
-                                        .iter()
-                                        .filter_map(|w| workers.get(w))
-                                        .map(|p| p.data_addr.clone())
-                                        .collect()
-                                })
-                                .unwrap_or_default();
-                            (k, addrs)
-                        })
-                        .collect();
-                    if let (Some(tx), Ok(m)) = (
-                        clients.get(&client),
-                        messages::message("who-has", &ToClient::WhoHas { id, who_has }),
-                    ) {
+            CoreEvent::FromClient(client, msg) => {
+                let reply = |m: Result<Message>| {
+                    if let (Some(tx), Ok(m)) = (clients.get(&client), m) {
                         let _ = tx.send(m);
                     }
-                    continue;
+                };
+                match msg {
+                    ToScheduler::UpdateGraph { tasks, wanted } => vec![Event::UpdateGraph {
+                        client,
+                        tasks: tasks
+                            .into_iter()
+                            .map(|t| TaskSpec {
+                                key: t.key,
+                                dependencies: t.dependencies,
+                                run_spec: t.run_spec.into(),
+                                priority: Priority {
+                                    user: t.priority.saturating_neg(),
+                                    order: t.order,
+                                    ..Default::default()
+                                },
+                                retries: t.retries,
+                                restrictions: t.workers.map(|addrs| worker_ids(&workers, &addrs)),
+                            })
+                            .collect(),
+                        wanted,
+                    }],
+                    ToScheduler::ReleaseKeys { keys } => vec![Event::ReleaseKeys { client, keys }],
+                    ToScheduler::Cancel { keys } => {
+                        let (events, notices) = cancel(&state, client, keys);
+                        for (c, keys) in notices {
+                            if let Some(tx) = clients.get(&c) {
+                                if let Ok(m) =
+                                    messages::message("cancelled", &ToClient::Cancelled { keys })
+                                {
+                                    let _ = tx.send(m);
+                                }
+                            }
+                        }
+                        events
+                    }
+                    ToScheduler::FireAndForget { keys } => vec![Event::UpdateGraph {
+                        client: FIRE_AND_FORGET,
+                        tasks: Vec::new(),
+                        wanted: keys,
+                    }],
+                    ToScheduler::UpdateData {
+                        keys,
+                        workers: addrs,
+                    } => vec![Event::UpdateData {
+                        client,
+                        keys: keys
+                            .into_iter()
+                            .map(|(k, n, spec)| (k, n, spec.into()))
+                            .collect(),
+                        workers: worker_ids(&workers, &addrs).into_iter().collect(),
+                    }],
+                    ToScheduler::Query { id, query } => {
+                        let answer = answer(&state, &workers, query);
+                        reply(messages::message(
+                            "answer",
+                            &ToClient::Answer { id, answer },
+                        ));
+                        continue;
+                    }
+                    ToScheduler::WhoHas { id, keys } => {
+                        let who_has = keys
+                            .into_iter()
+                            .map(|k| {
+                                let addrs = state
+                                    .task(&k)
+                                    .map(|t| {
+                                        t.who_has
+                                            .iter()
+                                            .filter_map(|w| workers.get(w))
+                                            .map(|p| p.data_addr.clone())
+                                            .collect()
+                                    })
+                                    .unwrap_or_default();
+                                (k, addrs)
+                            })
+                            .collect();
+                        reply(messages::message(
+                            "who-has",
+                            &ToClient::WhoHas { id, who_has },
+                        ));
+                        continue;
+                    }
+                    _ => continue,
                 }
-                _ => continue,
-            },
-        };
-        let actions = match state.handle(stimulus) {
-            Ok(actions) => actions,
-            Err(bug) => {
-                eprintln!("dask-rs scheduler: {bug}");
-                continue;
             }
         };
-        for action in actions {
-            dispatch(action, &workers, &clients);
+        let mut queue: std::collections::VecDeque<Event> = stimuli.into();
+        while let Some(stimulus) = queue.pop_front() {
+            let actions = match state.handle(stimulus) {
+                Ok(actions) => actions,
+                Err(bug) => {
+                    eprintln!("dask-rs scheduler: {bug}");
+                    continue;
+                }
+            };
+            let mut finished = Vec::new();
+            for action in actions {
+                match action {
+                    // Fire-and-forget keys are let go once they reach a final state.
+                    Action::Report {
+                        client: FIRE_AND_FORGET,
+                        key,
+                        ..
+                    } => finished.push(key),
+                    action => dispatch(action, &workers, &clients),
+                }
+            }
+            if !finished.is_empty() {
+                queue.push_back(Event::ReleaseKeys {
+                    client: FIRE_AND_FORGET,
+                    keys: finished,
+                });
+            }
         }
     }
+}
+
+/// The ids of the live workers among data addresses (unknown ones are dropped:
+/// a task restricted to no live worker waits in no-worker).
+fn worker_ids(workers: &HashMap<WorkerId, Peer>, addrs: &[String]) -> BTreeSet<WorkerId> {
+    workers
+        .iter()
+        .filter(|(_, p)| addrs.contains(&p.data_addr))
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+fn answer(state: &SchedulerState, workers: &HashMap<WorkerId, Peer>, query: Query) -> Answer {
+    match query {
+        Query::Workers => {
+            let mut list: Vec<(String, u32)> = state
+                .workers()
+                .iter()
+                .filter_map(|(id, ws)| workers.get(id).map(|p| (p.data_addr.clone(), ws.nthreads)))
+                .collect();
+            list.sort();
+            Answer::Workers(list)
+        }
+        Query::TaskStatus { keys } => Answer::TaskStatus(
+            keys.iter()
+                .map(|k| state.task(k).map(|t| t.status))
+                .collect(),
+        ),
+    }
+}
+
+/// What cancelling `keys` for `client` means: each key and its transitive
+/// dependents that no other client wants is released for every client
+/// wanting it (they are told: the second list); keys other clients also want
+/// are only released for `client`.
+fn cancel(
+    state: &SchedulerState,
+    client: ClientId,
+    keys: Vec<Key>,
+) -> (Vec<Event>, Vec<(ClientId, Vec<Key>)>) {
+    let mut seen = KeySet::default();
+    let mut stack = keys;
+    let mut per_client: BTreeMap<ClientId, Vec<Key>> = BTreeMap::new();
+    let mut own = Vec::new();
+    while let Some(key) = stack.pop() {
+        let Some(ts) = state.task(&key) else {
+            continue;
+        };
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let shared = ts
+            .who_wants
+            .iter()
+            .any(|c| *c != client && *c != FIRE_AND_FORGET);
+        if shared {
+            own.push(key);
+            continue;
+        }
+        for c in &ts.who_wants {
+            per_client.entry(*c).or_default().push(key.clone());
+        }
+        stack.extend(ts.dependents.iter().cloned());
+    }
+    let mut events = Vec::new();
+    if !own.is_empty() {
+        events.push(Event::ReleaseKeys { client, keys: own });
+    }
+    let mut notices = Vec::new();
+    for (c, keys) in per_client {
+        if c != FIRE_AND_FORGET {
+            notices.push((c, keys.clone()));
+        }
+        events.push(Event::ReleaseKeys { client: c, keys });
+    }
+    (events, notices)
 }
 
 fn dispatch(

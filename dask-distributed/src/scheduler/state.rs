@@ -25,7 +25,9 @@ pub type ClientId = u64;
 pub const DEFAULT_ALLOWED_FAILURES: u32 = 3;
 
 /// The state of one task, with Dask's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Status {
     /// Known, not running, not held.
     Released,
@@ -114,6 +116,16 @@ pub enum Event {
         key: Key,
         /// The failure, as the client will see it.
         error: TaskError,
+    },
+    /// A client put values on workers (scatter): they are in memory there.
+    UpdateData {
+        /// The client, which wants them.
+        client: ClientId,
+        /// Each key, its size, and the task that recomputes (or reports the
+        /// loss of) it if every copy is lost.
+        keys: Vec<(Key, u64, Bytes)>,
+        /// The workers holding every key.
+        workers: Vec<WorkerId>,
     },
     /// A client no longer holds futures for these keys.
     ReleaseKeys {
@@ -330,6 +342,11 @@ impl SchedulerState {
                 nbytes,
             } => self.task_finished(worker, key, nbytes),
             Event::TaskErred { worker, key, error } => self.task_erred(worker, key, error),
+            Event::UpdateData {
+                client,
+                keys,
+                workers,
+            } => self.update_data(client, keys, &workers),
             Event::ReleaseKeys { client, keys } => self.release_keys(client, &keys),
             Event::RemoveClient { client } => {
                 let keys: Vec<Key> = self
@@ -491,6 +508,72 @@ impl SchedulerState {
             if ts.who_wants.is_empty() && ts.dependents.is_empty() {
                 self.recommend(&key, Status::Forgotten, "submitted but not wanted");
             }
+        }
+    }
+
+    fn update_data(
+        &mut self,
+        client: ClientId,
+        keys: Vec<(Key, u64, Bytes)>,
+        workers: &[WorkerId],
+    ) {
+        let holders: BTreeSet<WorkerId> = workers
+            .iter()
+            .copied()
+            .filter(|w| self.workers.contains_key(w))
+            .collect();
+        let mut specs = Vec::new();
+        for (key, nbytes, run_spec) in keys {
+            if self.tasks.contains_key(&key) || holders.is_empty() {
+                // Known already, or its workers died meanwhile: an ordinary task
+                // (its run_spec says the data was lost).
+                specs.push(TaskSpec {
+                    key,
+                    dependencies: Vec::new(),
+                    run_spec,
+                    priority: Priority::default(),
+                    retries: 0,
+                    restrictions: None,
+                });
+                continue;
+            }
+            for w in &holders {
+                let ws = self.workers.get_mut(w).expect("filtered");
+                ws.has_what.insert(key.clone());
+                ws.nbytes += nbytes;
+            }
+            self.tasks.insert(
+                key.clone(),
+                TaskState {
+                    key: key.clone(),
+                    status: Status::Memory,
+                    run_spec,
+                    priority: Priority::default(),
+                    dependencies: Vec::new(),
+                    dependents: KeySet::default(),
+                    waiting_on: KeySet::default(),
+                    waiters: KeySet::default(),
+                    who_has: holders.clone(),
+                    processing_on: None,
+                    who_wants: BTreeSet::from([client]),
+                    nbytes,
+                    error: None,
+                    retries: 0,
+                    suspicious: 0,
+                    restrictions: None,
+                    story: vec![(Status::Released, Status::Memory, "scattered by a client")],
+                },
+            );
+            self.touched.push(key.clone());
+            self.actions.push(Action::Report {
+                client,
+                key,
+                outcome: Outcome::Memory,
+            });
+        }
+        if !specs.is_empty() {
+            let wanted = specs.iter().map(|s| s.key.clone()).collect();
+            self.update_graph(client, specs, wanted);
         }
     }
 

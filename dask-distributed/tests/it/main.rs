@@ -1,6 +1,8 @@
 //! Integration tests of dask-distributed, over real TCP on 127.0.0.1.
 
 mod cluster;
+mod futures_api;
+mod futures_state;
 mod hostile;
 mod properties;
 mod protocol;
