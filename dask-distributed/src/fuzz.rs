@@ -115,12 +115,12 @@ pub fn seeds() -> Vec<Vec<u8>> {
         ),
         encoded(
             &ToScheduler::UpdateGraph {
-                tasks: vec![SubmittedTask {
-                    key: key.clone(),
-                    dependencies: vec![Key::named("y")],
-                    run_spec: postcard::to_allocvec(&stored).unwrap_or_default(),
-                    order: 3,
-                }],
+                tasks: vec![SubmittedTask::new(
+                    key.clone(),
+                    vec![Key::named("y")],
+                    postcard::to_allocvec(&stored).unwrap_or_default(),
+                    3,
+                )],
                 wanted: vec![key.clone()],
             },
             vec![],

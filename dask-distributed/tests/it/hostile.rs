@@ -89,12 +89,7 @@ fn header(msg: &ToScheduler) -> Message {
 
 fn nonsense_messages(rng: &mut Rng) -> Vec<Vec<Message>> {
     let key = |name: &str| Key::new(name, [0]);
-    let task = |k: Key, deps: Vec<Key>, spec: Vec<u8>| SubmittedTask {
-        key: k,
-        dependencies: deps,
-        run_spec: spec,
-        order: 0,
-    };
+    let task = |k: Key, deps: Vec<Key>, spec: Vec<u8>| SubmittedTask::new(k, deps, spec, 0);
     vec![
         // Undecodable headers.
         vec![Message::new(Bytes::from(rng.bytes(40)), vec![])],
