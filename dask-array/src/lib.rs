@@ -46,6 +46,7 @@
 
 pub mod array;
 pub mod chunks;
+pub mod codec;
 pub mod creation;
 pub mod cumulative;
 pub mod element;
