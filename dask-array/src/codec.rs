@@ -172,7 +172,7 @@ mod tests {
         let f = Array::from_shape_fn((3, 4), |(i, j)| i as f64 * 0.5 - j as f64).into_dyn();
         round_trip(&f);
         round_trip(&f.mapv(|x| x as f32));
-        round_trip(&f.mapv(|x| (x * 4.0) as i64 - 1 << 40));
+        round_trip(&f.mapv(|x| ((x * 4.0) as i64 - 1) << 40));
         round_trip(&f.mapv(|x| x as i32));
         round_trip(&f.mapv(|x| x > 0.0));
         round_trip(&ArrayD::from_elem(IxDyn(&[]), f64::NAN.min(2.5)));

@@ -44,6 +44,14 @@
 //! [`rechunk`], [`linalg`], [`element`] (the dtypes) and [`error`].
 #![warn(missing_docs)]
 
+/// Registers the generic op type `$op` once per listed element type, so worker
+/// processes can rebuild it (`register_each!(Transpose: f64, f32)`).
+macro_rules! register_each {
+    ($op:ident: $($t:ty),* $(,)?) => {
+        $(dask_core::register_op_type!($op<$t>);)*
+    };
+}
+
 pub mod array;
 pub mod chunks;
 pub mod codec;
@@ -52,6 +60,7 @@ pub mod cumulative;
 pub mod element;
 pub mod elementwise;
 pub mod error;
+mod kernels;
 pub mod linalg;
 pub mod random;
 pub mod rechunk;
