@@ -37,11 +37,20 @@
 //! # }
 //! ```
 //!
+//! Arrays run on worker processes too (`dask worker`, a distributed `Client`):
+//! every chunk task's op is a registered, serializable struct the workers
+//! rebuild from its tag and parameters, and blocks travel by the raw
+//! little-endian [`codec`]. Only user closures ([`Array::map`],
+//! [`Array::zip_with`], [`Array::map_blocks`], [`blockwise`]) are limited to
+//! in-process schedulers and workers; a client refuses them for worker
+//! processes before sending anything.
+//!
 //! Modules by job: [`chunks`] (how arrays are cut), [`array`](mod@array) (the `Array` type
 //! and its `Collection` impl), [`creation`], [`random`], [`elementwise`]
 //! (arithmetic, comparisons, math, `map_blocks`, `blockwise`, fusion),
 //! [`reduction`], [`cumulative`], [`slicing`] (transpose, slices),
-//! [`rechunk`], [`linalg`], [`element`] (the dtypes) and [`error`].
+//! [`rechunk`], [`linalg`], [`store`], [`element`] (the dtypes), [`codec`]
+//! (chunks across processes) and [`error`].
 #![warn(missing_docs)]
 
 /// Registers the generic op type `$op` once per listed element type, so worker

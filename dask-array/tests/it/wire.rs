@@ -214,3 +214,36 @@ fn seed_on_a_cluster_reached_over_the_wire() {
     // The cluster keeps serving.
     assert_eq!(total.compute_scalar_with(&client).unwrap(), expected);
 }
+
+proptest::proptest! {
+    #![proptest_config(crate::common::config())]
+
+    /// Random shapes and chunkings (irregular, size-1 blocks): a pipeline of
+    /// elementwise, transpose, rechunk, slicing, cumsum and reductions gives
+    /// the same result with a process boundary around every task and value as
+    /// on the sync scheduler.
+    #[test]
+    fn random_pipelines_across_processes(
+        (data, chunks) in crate::common::array_case(6),
+        axis in 0usize..3,
+    ) {
+        let x = from_array(data, chunks).unwrap();
+        let axis = axis % x.ndim();
+        let t = x.t();
+        let y = ((&x * 2.0).unwrap() - &t.t()).unwrap().abs();
+        check("elementwise", &y);
+        check("transpose", &(&t + 1.0).unwrap());
+        check("sum", &y.sum(None).unwrap());
+        check("mean over an axis", &y.mean(axis).unwrap());
+        check("argmax over an axis", &x.argmax(axis).unwrap());
+        check("cumsum", &x.cumsum(axis).unwrap());
+        let half = vec![x.shape()[0].div_ceil(2); 1];
+        let mut target: Vec<Vec<usize>> = x.shape().iter().map(|&d| vec![d]).collect();
+        target[0] = half.clone();
+        if half[0] < x.shape()[0] {
+            target[0].push(x.shape()[0] - half[0]);
+        }
+        check("rechunk", &x.rechunk(target).unwrap());
+        check("slice", &x.slice(&[Slice::new(0, None, 2)]).unwrap());
+    }
+}
