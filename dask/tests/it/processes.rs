@@ -207,7 +207,11 @@ fn array_closure_is_refused_for_worker_processes() {
     let (procs, client) = cluster_of_processes(1);
     let x = ones::<f64>(&[40, 40], 20).unwrap();
     let y = x.map_blocks(|b| b * 3.0);
-    let err = y.compute_with(&client).unwrap_err();
+    // Computed together with a store whose (registered) tasks write files:
+    // had any task been sent, the worker would write them.
+    let dir = std::env::temp_dir().join(format!("dask-refused-{}", std::process::id()));
+    let store = x.to_npy_dir(&dir).unwrap();
+    let err = dask::compute_with((&store, &y), &client).unwrap_err();
     match &err {
         dask::Error::OpNotRegistered { op, .. } => assert!(op.contains("map_blocks"), "{op}"),
         other => panic!("expected OpNotRegistered, got {other:?}"),
@@ -220,5 +224,11 @@ fn array_closure_is_refused_for_worker_processes() {
         s.compute_scalar_with(&client).unwrap(),
         s.compute_scalar_with(&dask::SyncScheduler::new()).unwrap()
     );
+    let written: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(written.is_empty(), "tasks of a refused graph ran: {written:?}");
+    // The same store alone runs on the worker process and writes every block.
+    assert!(store.compute_with(&client).unwrap() > 0);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), x.npartitions() + 1);
+    std::fs::remove_dir_all(&dir).unwrap();
     drop(procs);
 }
