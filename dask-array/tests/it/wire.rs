@@ -247,3 +247,28 @@ proptest::proptest! {
         check("slice", &x.slice(&[Slice::new(0, None, 2)]).unwrap());
     }
 }
+
+/// Every op dask-array registers has a tag of its own (one registration per
+/// type and dtype), and every dtype's chunks have a codec.
+#[test]
+fn registrations_are_unique_and_complete() {
+    let registry = dask_core::op::registry();
+    let tags: Vec<&str> = registry
+        .tags()
+        .into_iter()
+        .filter(|t| t.starts_with("dask_array::"))
+        .collect();
+    assert!(tags.len() > 100, "{} dask-array ops registered", tags.len());
+    for tag in &tags {
+        match dask_core::op::build_op(tag, &[0xff; 3]) {
+            Err(dask_core::Error::DuplicateOp { tag }) => panic!("{tag} registered twice"),
+            Err(dask_core::Error::Codec { .. }) | Ok(_) => {}
+            Err(other) => panic!("{tag}: {other}"),
+        }
+    }
+    fn has_codec<T: Element>() -> bool {
+        codec::has_codec(&Value::new(ArrayD::<T>::default(ndarray::IxDyn(&[1]))))
+    }
+    assert!(has_codec::<f64>() && has_codec::<f32>() && has_codec::<i64>());
+    assert!(has_codec::<i32>() && has_codec::<bool>());
+}
