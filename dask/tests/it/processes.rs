@@ -225,10 +225,16 @@ fn array_closure_is_refused_for_worker_processes() {
         s.compute_scalar_with(&dask::SyncScheduler::new()).unwrap()
     );
     let written: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
-    assert!(written.is_empty(), "tasks of a refused graph ran: {written:?}");
+    assert!(
+        written.is_empty(),
+        "tasks of a refused graph ran: {written:?}"
+    );
     // The same store alone runs on the worker process and writes every block.
     assert!(store.compute_with(&client).unwrap() > 0);
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), x.npartitions() + 1);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        x.npartitions() + 1
+    );
     std::fs::remove_dir_all(&dir).unwrap();
     drop(procs);
 }
