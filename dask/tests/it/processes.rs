@@ -145,3 +145,96 @@ fn sigkill_a_worker_process_mid_graph() {
         }
     }
 }
+
+/// A scheduler and two workers, all `dask` processes, and a client here.
+fn cluster_of_processes(workers: usize) -> (Procs, Client) {
+    let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
+    let mut procs = Procs(vec![scheduler]);
+    for _ in 0..workers {
+        let (worker, _) = spawn(&["worker", &addr, "--nthreads", "1"], "worker at ");
+        procs.0.push(worker);
+    }
+    let client = Client::connect(&addr).unwrap();
+    (procs, client)
+}
+
+/// The seed on worker processes: every chunk task is a registered op the
+/// workers rebuild, every block crosses processes by its codec. Each result
+/// is compared with the sync scheduler in this process.
+#[test]
+fn array_seed_on_worker_processes() {
+    use dask::array::{random, Collection, Reduce};
+
+    let (procs, client) = cluster_of_processes(2);
+    let sync = dask::SyncScheduler::new();
+    let x = random::random(&[600, 600], 100, 42).unwrap();
+    assert_eq!(x.shape(), &[600, 600]);
+
+    // (x + x.T).sum(): the same tree of partial sums on both schedulers, so
+    // the same floating-point result.
+    let total = (&x + &x.t()).unwrap().sum(None).unwrap();
+    let expected = total.compute_scalar_with(&sync).unwrap();
+    assert_eq!(total.compute_scalar_with(&client).unwrap(), expected);
+
+    // A mean over an axis, with partials (sums and counts) moving between
+    // workers through their codec.
+    let means = x.mean(Reduce::axis(0).split_every(2)).unwrap();
+    assert_eq!(
+        means.compute_with(&client).unwrap(),
+        means.compute_with(&sync).unwrap()
+    );
+
+    // A matmul: blocks from both workers meet in one task.
+    let prod = x.matmul(&x.t()).unwrap();
+    let (got, want) = (
+        prod.compute_with(&client).unwrap(),
+        prod.compute_with(&sync).unwrap(),
+    );
+    assert_eq!(got.shape(), want.shape());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{g} != {w}");
+    }
+    drop(procs);
+}
+
+/// A `map_blocks` closure cannot be rebuilt by a worker process: the client
+/// refuses the graph before submitting anything, naming the closure's op and
+/// how to register ops, and the cluster keeps serving.
+#[test]
+fn array_closure_is_refused_for_worker_processes() {
+    use dask::array::{ones, Collection};
+
+    let (procs, client) = cluster_of_processes(1);
+    let x = ones::<f64>(&[40, 40], 20).unwrap();
+    let y = x.map_blocks(|b| b * 3.0);
+    // Computed together with a store whose (registered) tasks write files:
+    // had any task been sent, the worker would write them.
+    let dir = std::env::temp_dir().join(format!("dask-refused-{}", std::process::id()));
+    let store = x.to_npy_dir(&dir).unwrap();
+    let err = dask::compute_with((&store, &y), &client).unwrap_err();
+    match &err {
+        dask::Error::OpNotRegistered { op, .. } => assert!(op.contains("map_blocks"), "{op}"),
+        other => panic!("expected OpNotRegistered, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains("register_op"), "{text}");
+    // Registered ops still run, and the result matches the sync scheduler.
+    let s = (&x * 3.0).unwrap().sum(None).unwrap();
+    assert_eq!(
+        s.compute_scalar_with(&client).unwrap(),
+        s.compute_scalar_with(&dask::SyncScheduler::new()).unwrap()
+    );
+    let written: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(
+        written.is_empty(),
+        "tasks of a refused graph ran: {written:?}"
+    );
+    // The same store alone runs on the worker process and writes every block.
+    assert!(store.compute_with(&client).unwrap() > 0);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        x.npartitions() + 1
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    drop(procs);
+}
