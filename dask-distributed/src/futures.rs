@@ -263,6 +263,12 @@ impl Client {
                 }
             }
         }
+        if let Some(dep) = dependencies
+            .iter()
+            .find(|d| self.inner().outcome(d) == Some(Reported::Cancelled))
+        {
+            return Err(Error::Cancelled { key: dep.clone() });
+        }
         let key = options.key_for(&*op, &task_args);
         let inner = self.inner().clone();
         inner.submit_task(

@@ -18,7 +18,7 @@ use super::state::{
 };
 use dask_core::{Key, KeySet};
 
-use crate::messages::{self, Answer, Query, ToClient, ToScheduler, ToWorker};
+use crate::messages::{self, Answer, Query, SubmittedTask, ToClient, ToScheduler, ToWorker};
 use crate::protocol::{self, Limits, Message, Role};
 use crate::{Error, Result};
 
@@ -194,25 +194,35 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
                     }
                 };
                 match msg {
-                    ToScheduler::UpdateGraph { tasks, wanted } => vec![Event::UpdateGraph {
-                        client,
-                        tasks: tasks
-                            .into_iter()
-                            .map(|t| TaskSpec {
-                                key: t.key,
-                                dependencies: t.dependencies,
-                                run_spec: t.run_spec.into(),
-                                priority: Priority {
-                                    user: t.priority.saturating_neg(),
-                                    order: t.order,
-                                    ..Default::default()
-                                },
-                                retries: t.retries,
-                                restrictions: t.workers.map(|addrs| worker_ids(&workers, &addrs)),
-                            })
-                            .collect(),
-                        wanted,
-                    }],
+                    ToScheduler::UpdateGraph { tasks, wanted } => {
+                        let (tasks, wanted) = drop_orphans(&state, tasks, wanted, |keys| {
+                            reply(messages::message(
+                                "cancelled",
+                                &ToClient::Cancelled { keys },
+                            ))
+                        });
+                        vec![Event::UpdateGraph {
+                            client,
+                            tasks: tasks
+                                .into_iter()
+                                .map(|t| TaskSpec {
+                                    key: t.key,
+                                    dependencies: t.dependencies,
+                                    run_spec: t.run_spec.into(),
+                                    priority: Priority {
+                                        user: t.priority.saturating_neg(),
+                                        order: t.order,
+                                        ..Default::default()
+                                    },
+                                    retries: t.retries,
+                                    restrictions: t
+                                        .workers
+                                        .map(|addrs| worker_ids(&workers, &addrs)),
+                                })
+                                .collect(),
+                            wanted,
+                        }]
+                    }
                     ToScheduler::ReleaseKeys { keys } => vec![Event::ReleaseKeys { client, keys }],
                     ToScheduler::Cancel { keys } => {
                         let (events, notices) = cancel(&state, client, keys);
@@ -307,6 +317,43 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
             }
         }
     }
+}
+
+/// Removes from a submission the new tasks that read a key the scheduler no
+/// longer knows (cancelled meanwhile, e.g. by another client), and their
+/// dependents in the submission; `cancelled` is told which (they count as
+/// cancelled, like dependents of a cancelled task).
+fn drop_orphans(
+    state: &SchedulerState,
+    mut tasks: Vec<SubmittedTask>,
+    mut wanted: Vec<Key>,
+    cancelled: impl FnOnce(Vec<Key>),
+) -> (Vec<SubmittedTask>, Vec<Key>) {
+    let mut available: KeySet = tasks.iter().map(|t| t.key.clone()).collect();
+    let mut dropped = Vec::new();
+    loop {
+        let before = dropped.len();
+        tasks.retain(|t| {
+            let orphan = state.task(&t.key).is_none()
+                && t.dependencies
+                    .iter()
+                    .any(|d| state.task(d).is_none() && !available.contains(d));
+            if orphan {
+                available.remove(&t.key);
+                dropped.push(t.key.clone());
+            }
+            !orphan
+        });
+        if dropped.len() == before {
+            break;
+        }
+    }
+    if !dropped.is_empty() {
+        let gone: KeySet = dropped.iter().cloned().collect();
+        wanted.retain(|k| !gone.contains(k));
+        cancelled(dropped);
+    }
+    (tasks, wanted)
 }
 
 /// The ids of the live workers among data addresses (unknown ones are dropped:
