@@ -724,6 +724,8 @@ impl Inner {
                     p.wanted.remove(k);
                     p.outcomes.remove(k);
                     p.cancelled.remove(k);
+                    // Nobody can wait for it any more (as_completed helpers end).
+                    p.reports.remove(k);
                     let own = p
                         .local_tokens
                         .get_mut(k)
