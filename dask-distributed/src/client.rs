@@ -412,6 +412,29 @@ impl Inner {
         self.send("cancel", &ToScheduler::Cancel { keys })
     }
 
+    /// Reruns held keys that erred (and the erred tasks they read): their
+    /// futures are pending again.
+    pub(crate) fn retry(&self, keys: Vec<Key>) -> Result<()> {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.closed {
+            return Err(Error::Closed);
+        }
+        let mut erred = Vec::new();
+        for k in keys {
+            if matches!(p.outcomes.get(&k), Some(Reported::Erred(_))) {
+                p.outcomes.remove(&k);
+                if self.in_process {
+                    crate::local::remove_errors([&k]);
+                }
+                erred.push(k);
+            }
+        }
+        if erred.is_empty() {
+            return Ok(());
+        }
+        self.send("retry", &ToScheduler::Retry { keys: erred })
+    }
+
     /// Asks the scheduler to keep `keys` until they finish, whoever holds them.
     pub(crate) fn fire_and_forget(&self, keys: Vec<Key>) -> Result<()> {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);

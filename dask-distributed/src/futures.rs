@@ -63,6 +63,13 @@ impl<T> Future<T> {
     pub fn cancel(&self) -> Result<()> {
         self.inner.cancel(vec![self.key.clone()])
     }
+
+    /// Reruns the task if it erred, with the erred tasks it depends on, like
+    /// Dask's `Future.retry`; the status is pending again. Does nothing to a
+    /// task that did not err.
+    pub fn retry(&self) -> Result<()> {
+        self.inner.retry(vec![self.key.clone()])
+    }
 }
 
 impl<T: Any + Clone + Send + Sync> Future<T> {
@@ -346,6 +353,12 @@ impl Client {
     /// The values of several futures, in order.
     pub fn gather<T: Any + Clone + Send + Sync>(&self, futures: &[Future<T>]) -> Result<Vec<T>> {
         futures.iter().map(Future::result).collect()
+    }
+
+    /// Reruns several erred futures (see [`Future::retry`]).
+    pub fn retry<T>(&self, futures: &[Future<T>]) -> Result<()> {
+        self.inner()
+            .retry(futures.iter().map(|f| f.key.clone()).collect())
     }
 
     /// Cancels several futures at once (see [`Future::cancel`]).

@@ -224,6 +224,7 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
                         }]
                     }
                     ToScheduler::ReleaseKeys { keys } => vec![Event::ReleaseKeys { client, keys }],
+                    ToScheduler::Retry { keys } => vec![Event::Retry { keys }],
                     ToScheduler::Cancel { keys } => {
                         let (events, notices) = cancel(&state, client, keys);
                         for (c, keys) in notices {

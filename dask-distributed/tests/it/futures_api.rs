@@ -921,3 +921,36 @@ fn random_futures_sessions_in_process() {
         }
     });
 }
+
+#[test]
+fn retry_reruns_an_erred_future_and_its_erred_dependencies() {
+    silence_intentional_panics();
+    within(limit(), || {
+        let client = in_process(2, 1);
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let counter = attempts.clone();
+        let flaky = move |x: i64| -> i64 {
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("intentional panic: first attempt");
+            }
+            x * 2
+        };
+        let a = client.submit(flaky, (21i64,)).unwrap();
+        let b = client.submit(|x: i64| x + 1, (&a,)).unwrap();
+        match b.result().unwrap_err() {
+            Error::Core(e) => assert_eq!(e.failed_key(), Some(a.key())),
+            other => panic!("expected a task failure, got {other}"),
+        }
+        assert_eq!(a.status(), FutureStatus::Error);
+        // Retrying the dependent reruns the erred dependency first.
+        b.retry().unwrap();
+        assert_eq!(b.result().unwrap(), 21 * 2 + 1);
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+        // `a` was rerun on the way; its report came before `b`'s.
+        assert_eq!(a.status(), FutureStatus::Finished);
+        assert_eq!(a.result().unwrap(), 42);
+        // Retrying a finished future does nothing.
+        a.retry().unwrap();
+        assert_eq!(a.status(), FutureStatus::Finished);
+    });
+}
