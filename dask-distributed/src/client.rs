@@ -749,6 +749,10 @@ impl Inner {
                     p.cancelled.remove(k);
                     // Nobody can wait for it any more (as_completed helpers end).
                     p.reports.remove(k);
+                    if self.in_process {
+                        // An original error nobody took (a retried attempt's, say).
+                        crate::local::remove_errors([k]);
+                    }
                     let own = p
                         .local_tokens
                         .get_mut(k)
