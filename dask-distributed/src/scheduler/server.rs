@@ -188,105 +188,7 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
                 _ => continue,
             },
             CoreEvent::FromClient(client, msg) => {
-                let reply = |m: Result<Message>| {
-                    if let (Some(tx), Ok(m)) = (clients.get(&client), m) {
-                        let _ = tx.send(m);
-                    }
-                };
-                match msg {
-                    ToScheduler::UpdateGraph { tasks, wanted } => {
-                        let (tasks, wanted) = drop_orphans(&state, tasks, wanted, |keys| {
-                            reply(messages::message(
-                                "cancelled",
-                                &ToClient::Cancelled { keys },
-                            ))
-                        });
-                        vec![Event::UpdateGraph {
-                            client,
-                            tasks: tasks
-                                .into_iter()
-                                .map(|t| TaskSpec {
-                                    key: t.key,
-                                    dependencies: t.dependencies,
-                                    run_spec: t.run_spec.into(),
-                                    priority: Priority {
-                                        user: t.priority.saturating_neg(),
-                                        order: t.order,
-                                        ..Default::default()
-                                    },
-                                    retries: t.retries,
-                                    restrictions: t
-                                        .workers
-                                        .map(|addrs| worker_ids(&workers, &addrs)),
-                                })
-                                .collect(),
-                            wanted,
-                        }]
-                    }
-                    ToScheduler::ReleaseKeys { keys } => vec![Event::ReleaseKeys { client, keys }],
-                    ToScheduler::Retry { keys } => vec![Event::Retry { keys }],
-                    ToScheduler::Cancel { keys } => {
-                        let (events, notices) = cancel(&state, client, keys);
-                        for (c, keys) in notices {
-                            if let Some(tx) = clients.get(&c) {
-                                if let Ok(m) =
-                                    messages::message("cancelled", &ToClient::Cancelled { keys })
-                                {
-                                    let _ = tx.send(m);
-                                }
-                            }
-                        }
-                        events
-                    }
-                    ToScheduler::FireAndForget { keys } => vec![Event::UpdateGraph {
-                        client: FIRE_AND_FORGET,
-                        tasks: Vec::new(),
-                        wanted: keys,
-                    }],
-                    ToScheduler::UpdateData {
-                        keys,
-                        workers: addrs,
-                    } => vec![Event::UpdateData {
-                        client,
-                        keys: keys
-                            .into_iter()
-                            .map(|(k, n, spec)| (k, n, spec.into()))
-                            .collect(),
-                        workers: worker_ids(&workers, &addrs).into_iter().collect(),
-                    }],
-                    ToScheduler::Query { id, query } => {
-                        let answer = answer(&state, &workers, query);
-                        reply(messages::message(
-                            "answer",
-                            &ToClient::Answer { id, answer },
-                        ));
-                        continue;
-                    }
-                    ToScheduler::WhoHas { id, keys } => {
-                        let who_has = keys
-                            .into_iter()
-                            .map(|k| {
-                                let addrs = state
-                                    .task(&k)
-                                    .map(|t| {
-                                        t.who_has
-                                            .iter()
-                                            .filter_map(|w| workers.get(w))
-                                            .map(|p| p.data_addr.clone())
-                                            .collect()
-                                    })
-                                    .unwrap_or_default();
-                                (k, addrs)
-                            })
-                            .collect();
-                        reply(messages::message(
-                            "who-has",
-                            &ToClient::WhoHas { id, who_has },
-                        ));
-                        continue;
-                    }
-                    _ => continue,
-                }
+                from_client(&state, &workers, &clients, client, msg)
             }
         };
         let mut queue: std::collections::VecDeque<Event> = stimuli.into();
@@ -317,6 +219,111 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
                 });
             }
         }
+    }
+}
+
+/// The events a client's message makes; queries are answered at once.
+fn from_client(
+    state: &SchedulerState,
+    workers: &HashMap<WorkerId, Peer>,
+    clients: &HashMap<ClientId, UnboundedSender<Message>>,
+    client: ClientId,
+    msg: ToScheduler,
+) -> Vec<Event> {
+    let reply = |m: Result<Message>| {
+        if let (Some(tx), Ok(m)) = (clients.get(&client), m) {
+            let _ = tx.send(m);
+        }
+    };
+    match msg {
+        ToScheduler::UpdateGraph { tasks, wanted } => {
+            let (tasks, wanted) = drop_orphans(state, tasks, wanted, |keys| {
+                reply(messages::message(
+                    "cancelled",
+                    &ToClient::Cancelled { keys },
+                ))
+            });
+            vec![Event::UpdateGraph {
+                client,
+                tasks: tasks
+                    .into_iter()
+                    .map(|t| TaskSpec {
+                        key: t.key,
+                        dependencies: t.dependencies,
+                        run_spec: t.run_spec.into(),
+                        priority: Priority {
+                            user: t.priority.saturating_neg(),
+                            order: t.order,
+                            ..Default::default()
+                        },
+                        retries: t.retries,
+                        restrictions: t.workers.map(|addrs| worker_ids(workers, &addrs)),
+                    })
+                    .collect(),
+                wanted,
+            }]
+        }
+        ToScheduler::ReleaseKeys { keys } => vec![Event::ReleaseKeys { client, keys }],
+        ToScheduler::Retry { keys } => vec![Event::Retry { keys }],
+        ToScheduler::Cancel { keys } => {
+            let (events, notices) = cancel(state, client, keys);
+            for (c, keys) in notices {
+                if let Some(tx) = clients.get(&c) {
+                    if let Ok(m) = messages::message("cancelled", &ToClient::Cancelled { keys }) {
+                        let _ = tx.send(m);
+                    }
+                }
+            }
+            events
+        }
+        ToScheduler::FireAndForget { keys } => vec![Event::UpdateGraph {
+            client: FIRE_AND_FORGET,
+            tasks: Vec::new(),
+            wanted: keys,
+        }],
+        ToScheduler::UpdateData {
+            keys,
+            workers: addrs,
+        } => vec![Event::UpdateData {
+            client,
+            keys: keys
+                .into_iter()
+                .map(|(k, n, spec)| (k, n, spec.into()))
+                .collect(),
+            workers: worker_ids(workers, &addrs).into_iter().collect(),
+        }],
+        ToScheduler::Query { id, query } => {
+            let answer = answer(state, workers, query);
+            reply(messages::message(
+                "answer",
+                &ToClient::Answer { id, answer },
+            ));
+            Vec::new()
+        }
+        ToScheduler::WhoHas { id, keys } => {
+            let who_has = keys
+                .into_iter()
+                .map(|k| {
+                    let addrs = state
+                        .task(&k)
+                        .map(|t| {
+                            t.who_has
+                                .iter()
+                                .filter_map(|w| workers.get(w))
+                                .map(|p| p.data_addr.clone())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (k, addrs)
+                })
+                .collect();
+            reply(messages::message(
+                "who-has",
+                &ToClient::WhoHas { id, who_has },
+            ));
+            Vec::new()
+        }
+        _ => Vec::new(),
     }
 }
 
