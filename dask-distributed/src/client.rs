@@ -53,6 +53,13 @@ pub(crate) struct TaskOptions {
     pub(crate) workers: Option<Vec<String>>,
 }
 
+/// A task made by `submit` or `map`, before it is sent.
+pub(crate) struct NewTask {
+    pub(crate) key: Key,
+    pub(crate) task: dask_core::Task,
+    pub(crate) dependencies: Vec<Key>,
+}
+
 /// A worker as the scheduler knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerInfo {
@@ -113,6 +120,34 @@ impl Pending {
                 }
             }
         }
+    }
+
+    /// The in-process token of a submitted task: a pure key submitted again
+    /// reuses the task already handed over; a new one holds its dependencies.
+    fn local_token(&mut self, key: &Key, task: dask_core::Task, dependencies: &[Key]) -> u64 {
+        if let Some(e) = self.local_tokens.get_mut(key) {
+            if !e.own {
+                e.own = true;
+                e.refs += 1;
+            }
+            return e.token;
+        }
+        let token = crate::local::put_task(Arc::new(task));
+        let mut deps = Vec::new();
+        for d in dependencies {
+            if let Some(de) = self.local_tokens.get_mut(d) {
+                de.refs += 1;
+                deps.push(d.clone());
+            }
+        }
+        let entry = LocalEntry {
+            token,
+            refs: 1,
+            own: true,
+            deps,
+        };
+        self.local_tokens.insert(key.clone(), entry);
+        token
     }
 
     /// Marks a held key cancelled and wakes its waiters.
@@ -246,84 +281,61 @@ impl Inner {
         *p.wanted.entry(key.clone()).or_default() += 1;
     }
 
-    /// Submits one task whose dependencies are keys the client holds, and
-    /// holds its key (the caller's future releases it).
-    pub(crate) fn submit_task(
-        &self,
-        key: Key,
-        task: dask_core::Task,
-        dependencies: Vec<Key>,
-        options: &TaskOptions,
-    ) -> Result<()> {
-        let stored = if self.in_process {
-            StoredTask::Local {
-                pid: std::process::id(),
-                token: 0,
-            }
-        } else {
-            let (task, frames) = encode_task(&key, &task)?;
-            StoredTask::Wire {
-                task,
-                frames: frames.into_iter().map(|b| b.to_vec()).collect(),
-            }
-        };
+    /// Submits tasks whose dependencies are keys the client holds (or
+    /// earlier tasks of the batch), in one message, and holds each key once
+    /// (the caller's futures release them).
+    pub(crate) fn submit_tasks(&self, items: Vec<NewTask>, options: &TaskOptions) -> Result<()> {
+        // Encode first: nothing is counted or sent if a task cannot go.
+        let mut prepared = Vec::with_capacity(items.len());
+        for item in items {
+            let wire = if self.in_process {
+                None
+            } else {
+                let (task, frames) = encode_task(&item.key, &item.task)?;
+                let stored = StoredTask::Wire {
+                    task,
+                    frames: frames.into_iter().map(|b| b.to_vec()).collect(),
+                };
+                Some(protocol::encode("task", &stored)?.to_vec())
+            };
+            prepared.push((item, wire));
+        }
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if p.closed {
             return Err(Error::Closed);
         }
-        let stored = match stored {
-            StoredTask::Local { pid, .. } => {
-                // A pure key submitted again reuses the task already handed over.
-                let token = match p.local_tokens.get_mut(&key) {
-                    Some(e) => {
-                        if !e.own {
-                            e.own = true;
-                            e.refs += 1;
-                        }
-                        e.token
-                    }
-                    None => {
-                        let token = crate::local::put_task(Arc::new(task));
-                        let mut deps = Vec::new();
-                        for d in &dependencies {
-                            if let Some(de) = p.local_tokens.get_mut(d) {
-                                de.refs += 1;
-                                deps.push(d.clone());
-                            }
-                        }
-                        let entry = LocalEntry {
-                            token,
-                            refs: 1,
-                            own: true,
-                            deps,
-                        };
-                        p.local_tokens.insert(key.clone(), entry);
-                        token
-                    }
-                };
-                StoredTask::Local { pid, token }
-            }
-            wire => wire,
-        };
-        *p.wanted.entry(key.clone()).or_default() += 1;
-        if p.cancelled.remove(&key) {
-            p.outcomes.remove(&key); // submitted again: computed again
-        }
-        let submitted = SubmittedTask {
-            priority: options.priority,
-            retries: options.retries,
-            workers: options.workers.clone(),
-            ..SubmittedTask::new(
-                key.clone(),
+        let mut tasks = Vec::with_capacity(prepared.len());
+        let mut wanted = Vec::with_capacity(prepared.len());
+        for (item, wire) in prepared {
+            let NewTask {
+                key,
+                task,
                 dependencies,
-                protocol::encode("task", &stored)?.to_vec(),
-                0,
-            )
-        };
-        let update = ToScheduler::UpdateGraph {
-            tasks: vec![submitted],
-            wanted: vec![key],
-        };
+            } = item;
+            let run_spec = match wire {
+                Some(bytes) => bytes,
+                None => {
+                    let token = p.local_token(&key, task, &dependencies);
+                    let stored = StoredTask::Local {
+                        pid: std::process::id(),
+                        token,
+                    };
+                    protocol::encode("task", &stored)?.to_vec()
+                }
+            };
+            *p.wanted.entry(key.clone()).or_default() += 1;
+            if p.cancelled.remove(&key) {
+                p.outcomes.remove(&key); // submitted again: computed again
+            }
+            tasks.push(SubmittedTask {
+                priority: options.priority,
+                retries: options.retries,
+                workers: options.workers.clone(),
+                ..SubmittedTask::new(key.clone(), dependencies, run_spec, 0)
+            });
+            wanted.push(key);
+        }
+        let update = ToScheduler::UpdateGraph { tasks, wanted };
         self.tx
             .send(messages::message("update-graph", &update)?)
             .map_err(|_| Error::Closed)
@@ -398,6 +410,29 @@ impl Inner {
             return Err(Error::Closed);
         }
         self.send("cancel", &ToScheduler::Cancel { keys })
+    }
+
+    /// Reruns held keys that erred (and the erred tasks they read): their
+    /// futures are pending again.
+    pub(crate) fn retry(&self, keys: Vec<Key>) -> Result<()> {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.closed {
+            return Err(Error::Closed);
+        }
+        let mut erred = Vec::new();
+        for k in keys {
+            if matches!(p.outcomes.get(&k), Some(Reported::Erred(_))) {
+                p.outcomes.remove(&k);
+                if self.in_process {
+                    crate::local::remove_errors([&k]);
+                }
+                erred.push(k);
+            }
+        }
+        if erred.is_empty() {
+            return Ok(());
+        }
+        self.send("retry", &ToScheduler::Retry { keys: erred })
     }
 
     /// Asks the scheduler to keep `keys` until they finish, whoever holds them.
@@ -712,6 +747,12 @@ impl Inner {
                     p.wanted.remove(k);
                     p.outcomes.remove(k);
                     p.cancelled.remove(k);
+                    // Nobody can wait for it any more (as_completed helpers end).
+                    p.reports.remove(k);
+                    if self.in_process {
+                        // An original error nobody took (a retried attempt's, say).
+                        crate::local::remove_errors([k]);
+                    }
                     let own = p
                         .local_tokens
                         .get_mut(k)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use dask_core::op::IntoOp;
 use dask_core::{Arg, Key, Task, Value};
 
-use crate::client::{Inner, Reported};
+use crate::client::{Inner, NewTask, Reported};
 use crate::{Client, Error, Result, SubmitOptions};
 
 /// Where a [`Future`]'s task stands.
@@ -62,6 +62,13 @@ impl<T> Future<T> {
     /// also holds them: then only this client lets go).
     pub fn cancel(&self) -> Result<()> {
         self.inner.cancel(vec![self.key.clone()])
+    }
+
+    /// Reruns the task if it erred, with the erred tasks it depends on, like
+    /// Dask's `Future.retry`; the status is pending again. Does nothing to a
+    /// task that did not err.
+    pub fn retry(&self) -> Result<()> {
+        self.inner.retry(vec![self.key.clone()])
     }
 }
 
@@ -252,6 +259,20 @@ impl Client {
         F: IntoOp<M>,
         X: SubmitArgs<F::Args>,
     {
+        let task = self.new_task(f, args, options)?;
+        let key = task.key.clone();
+        self.inner()
+            .submit_tasks(vec![task], &options.task_options())?;
+        Ok(self.future_of(key))
+    }
+
+    /// The task of a call, named by `options`; a cancelled future as an
+    /// argument is refused.
+    fn new_task<F, M, X>(&self, f: F, args: X, options: &SubmitOptions) -> Result<NewTask>
+    where
+        F: IntoOp<M>,
+        X: SubmitArgs<F::Args>,
+    {
         let op = f.into_op();
         let mut task_args = Vec::new();
         let mut dependencies: Vec<Key> = Vec::new();
@@ -263,19 +284,27 @@ impl Client {
                 }
             }
         }
+        if let Some(dep) = dependencies
+            .iter()
+            .find(|d| self.inner().outcome(d) == Some(Reported::Cancelled))
+        {
+            return Err(Error::Cancelled { key: dep.clone() });
+        }
         let key = options.key_for(&*op, &task_args);
-        let inner = self.inner().clone();
-        inner.submit_task(
-            key.clone(),
-            Task::new(op, task_args),
-            dependencies,
-            &options.task_options(),
-        )?;
-        Ok(Future {
+        Ok(NewTask {
             key,
-            inner,
-            _type: PhantomData,
+            task: Task::new(op, task_args),
+            dependencies,
         })
+    }
+
+    /// A future for a key just submitted (its count is already taken).
+    fn future_of<T>(&self, key: Key) -> Future<T> {
+        Future {
+            key,
+            inner: self.inner().clone(),
+            _type: PhantomData,
+        }
     }
 
     /// Submits `f(x)` for every `x`, like `client.map(f, xs)`: one future each.
@@ -311,15 +340,25 @@ impl Client {
         if let Some(addrs) = &options.workers {
             self.inner().block_on(self.inner().check_workers(addrs))??;
         }
-        inputs
+        // One message for the whole batch.
+        let tasks = inputs
             .into_iter()
-            .map(|x| self.submit_checked(f.clone(), (x,), options))
-            .collect()
+            .map(|x| self.new_task(f.clone(), (x,), options))
+            .collect::<Result<Vec<_>>>()?;
+        let keys: Vec<Key> = tasks.iter().map(|t| t.key.clone()).collect();
+        self.inner().submit_tasks(tasks, &options.task_options())?;
+        Ok(keys.into_iter().map(|k| self.future_of(k)).collect())
     }
 
     /// The values of several futures, in order.
     pub fn gather<T: Any + Clone + Send + Sync>(&self, futures: &[Future<T>]) -> Result<Vec<T>> {
         futures.iter().map(Future::result).collect()
+    }
+
+    /// Reruns several erred futures (see [`Future::retry`]).
+    pub fn retry<T>(&self, futures: &[Future<T>]) -> Result<()> {
+        self.inner()
+            .retry(futures.iter().map(|f| f.key.clone()).collect())
     }
 
     /// Cancels several futures at once (see [`Future::cancel`]).

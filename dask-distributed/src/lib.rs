@@ -25,7 +25,7 @@
 //!   keys by default (same registered op and encodable arguments: same key,
 //!   computed once), `priority`, `retries`, `workers` restrictions, explicit
 //!   `key`.
-//! - [`Future::cancel`] / [`Client::cancel`]; [`Client::wait`] with
+//! - [`Future::cancel`] / [`Client::cancel`], [`Future::retry`]; [`Client::wait`] with
 //!   [`ReturnWhen`] and a timeout; [`Client::as_completed`];
 //!   [`Client::fire_and_forget`].
 //! - [`scatter`]: values straight to workers' data ports, as futures.

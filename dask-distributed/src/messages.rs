@@ -53,6 +53,11 @@ pub enum ToScheduler {
         /// The keys.
         keys: Vec<Key>,
     },
+    /// A client reruns these erred keys (and the erred tasks they read).
+    Retry {
+        /// The keys.
+        keys: Vec<Key>,
+    },
     /// The scheduler keeps these keys wanted until they finish (memory or
     /// erred), even after every client released them.
     FireAndForget {

@@ -18,7 +18,7 @@ use super::state::{
 };
 use dask_core::{Key, KeySet};
 
-use crate::messages::{self, Answer, Query, ToClient, ToScheduler, ToWorker};
+use crate::messages::{self, Answer, Query, SubmittedTask, ToClient, ToScheduler, ToWorker};
 use crate::protocol::{self, Limits, Message, Role};
 use crate::{Error, Result};
 
@@ -188,94 +188,7 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
                 _ => continue,
             },
             CoreEvent::FromClient(client, msg) => {
-                let reply = |m: Result<Message>| {
-                    if let (Some(tx), Ok(m)) = (clients.get(&client), m) {
-                        let _ = tx.send(m);
-                    }
-                };
-                match msg {
-                    ToScheduler::UpdateGraph { tasks, wanted } => vec![Event::UpdateGraph {
-                        client,
-                        tasks: tasks
-                            .into_iter()
-                            .map(|t| TaskSpec {
-                                key: t.key,
-                                dependencies: t.dependencies,
-                                run_spec: t.run_spec.into(),
-                                priority: Priority {
-                                    user: t.priority.saturating_neg(),
-                                    order: t.order,
-                                    ..Default::default()
-                                },
-                                retries: t.retries,
-                                restrictions: t.workers.map(|addrs| worker_ids(&workers, &addrs)),
-                            })
-                            .collect(),
-                        wanted,
-                    }],
-                    ToScheduler::ReleaseKeys { keys } => vec![Event::ReleaseKeys { client, keys }],
-                    ToScheduler::Cancel { keys } => {
-                        let (events, notices) = cancel(&state, client, keys);
-                        for (c, keys) in notices {
-                            if let Some(tx) = clients.get(&c) {
-                                if let Ok(m) =
-                                    messages::message("cancelled", &ToClient::Cancelled { keys })
-                                {
-                                    let _ = tx.send(m);
-                                }
-                            }
-                        }
-                        events
-                    }
-                    ToScheduler::FireAndForget { keys } => vec![Event::UpdateGraph {
-                        client: FIRE_AND_FORGET,
-                        tasks: Vec::new(),
-                        wanted: keys,
-                    }],
-                    ToScheduler::UpdateData {
-                        keys,
-                        workers: addrs,
-                    } => vec![Event::UpdateData {
-                        client,
-                        keys: keys
-                            .into_iter()
-                            .map(|(k, n, spec)| (k, n, spec.into()))
-                            .collect(),
-                        workers: worker_ids(&workers, &addrs).into_iter().collect(),
-                    }],
-                    ToScheduler::Query { id, query } => {
-                        let answer = answer(&state, &workers, query);
-                        reply(messages::message(
-                            "answer",
-                            &ToClient::Answer { id, answer },
-                        ));
-                        continue;
-                    }
-                    ToScheduler::WhoHas { id, keys } => {
-                        let who_has = keys
-                            .into_iter()
-                            .map(|k| {
-                                let addrs = state
-                                    .task(&k)
-                                    .map(|t| {
-                                        t.who_has
-                                            .iter()
-                                            .filter_map(|w| workers.get(w))
-                                            .map(|p| p.data_addr.clone())
-                                            .collect()
-                                    })
-                                    .unwrap_or_default();
-                                (k, addrs)
-                            })
-                            .collect();
-                        reply(messages::message(
-                            "who-has",
-                            &ToClient::WhoHas { id, who_has },
-                        ));
-                        continue;
-                    }
-                    _ => continue,
-                }
+                from_client(&state, &workers, &clients, client, msg)
             }
         };
         let mut queue: std::collections::VecDeque<Event> = stimuli.into();
@@ -307,6 +220,148 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
             }
         }
     }
+}
+
+/// The events a client's message makes; queries are answered at once.
+fn from_client(
+    state: &SchedulerState,
+    workers: &HashMap<WorkerId, Peer>,
+    clients: &HashMap<ClientId, UnboundedSender<Message>>,
+    client: ClientId,
+    msg: ToScheduler,
+) -> Vec<Event> {
+    let reply = |m: Result<Message>| {
+        if let (Some(tx), Ok(m)) = (clients.get(&client), m) {
+            let _ = tx.send(m);
+        }
+    };
+    match msg {
+        ToScheduler::UpdateGraph { tasks, wanted } => {
+            let (tasks, wanted) = drop_orphans(state, tasks, wanted, |keys| {
+                reply(messages::message(
+                    "cancelled",
+                    &ToClient::Cancelled { keys },
+                ))
+            });
+            vec![Event::UpdateGraph {
+                client,
+                tasks: tasks
+                    .into_iter()
+                    .map(|t| TaskSpec {
+                        key: t.key,
+                        dependencies: t.dependencies,
+                        run_spec: t.run_spec.into(),
+                        priority: Priority {
+                            user: t.priority.saturating_neg(),
+                            order: t.order,
+                            ..Default::default()
+                        },
+                        retries: t.retries,
+                        restrictions: t.workers.map(|addrs| worker_ids(workers, &addrs)),
+                    })
+                    .collect(),
+                wanted,
+            }]
+        }
+        ToScheduler::ReleaseKeys { keys } => vec![Event::ReleaseKeys { client, keys }],
+        ToScheduler::Retry { keys } => vec![Event::Retry { keys }],
+        ToScheduler::Cancel { keys } => {
+            let (events, notices) = cancel(state, client, keys);
+            for (c, keys) in notices {
+                if let Some(tx) = clients.get(&c) {
+                    if let Ok(m) = messages::message("cancelled", &ToClient::Cancelled { keys }) {
+                        let _ = tx.send(m);
+                    }
+                }
+            }
+            events
+        }
+        ToScheduler::FireAndForget { keys } => vec![Event::UpdateGraph {
+            client: FIRE_AND_FORGET,
+            tasks: Vec::new(),
+            wanted: keys,
+        }],
+        ToScheduler::UpdateData {
+            keys,
+            workers: addrs,
+        } => vec![Event::UpdateData {
+            client,
+            keys: keys
+                .into_iter()
+                .map(|(k, n, spec)| (k, n, spec.into()))
+                .collect(),
+            workers: worker_ids(workers, &addrs).into_iter().collect(),
+        }],
+        ToScheduler::Query { id, query } => {
+            let answer = answer(state, workers, query);
+            reply(messages::message(
+                "answer",
+                &ToClient::Answer { id, answer },
+            ));
+            Vec::new()
+        }
+        ToScheduler::WhoHas { id, keys } => {
+            let who_has = keys
+                .into_iter()
+                .map(|k| {
+                    let addrs = state
+                        .task(&k)
+                        .map(|t| {
+                            t.who_has
+                                .iter()
+                                .filter_map(|w| workers.get(w))
+                                .map(|p| p.data_addr.clone())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (k, addrs)
+                })
+                .collect();
+            reply(messages::message(
+                "who-has",
+                &ToClient::WhoHas { id, who_has },
+            ));
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Removes from a submission the new tasks that read a key the scheduler no
+/// longer knows (cancelled meanwhile, e.g. by another client), and their
+/// dependents in the submission; `cancelled` is told which (they count as
+/// cancelled, like dependents of a cancelled task).
+fn drop_orphans(
+    state: &SchedulerState,
+    mut tasks: Vec<SubmittedTask>,
+    mut wanted: Vec<Key>,
+    cancelled: impl FnOnce(Vec<Key>),
+) -> (Vec<SubmittedTask>, Vec<Key>) {
+    let mut available: KeySet = tasks.iter().map(|t| t.key.clone()).collect();
+    let mut dropped = Vec::new();
+    loop {
+        let before = dropped.len();
+        tasks.retain(|t| {
+            let orphan = state.task(&t.key).is_none()
+                && t.dependencies
+                    .iter()
+                    .any(|d| state.task(d).is_none() && !available.contains(d));
+            if orphan {
+                available.remove(&t.key);
+                dropped.push(t.key.clone());
+            }
+            !orphan
+        });
+        if dropped.len() == before {
+            break;
+        }
+    }
+    if !dropped.is_empty() {
+        let gone: KeySet = dropped.iter().cloned().collect();
+        wanted.retain(|k| !gone.contains(k));
+        cancelled(dropped);
+    }
+    (tasks, wanted)
 }
 
 /// The ids of the live workers among data addresses (unknown ones are dropped:

@@ -127,6 +127,11 @@ pub enum Event {
         /// The workers holding every key.
         workers: Vec<WorkerId>,
     },
+    /// A client asks to rerun erred keys (and the erred tasks they depend on).
+    Retry {
+        /// The keys.
+        keys: Vec<Key>,
+    },
     /// A client no longer holds futures for these keys.
     ReleaseKeys {
         /// The client.
@@ -347,6 +352,7 @@ impl SchedulerState {
                 keys,
                 workers,
             } => self.update_data(client, keys, &workers),
+            Event::Retry { keys } => self.retry(&keys),
             Event::ReleaseKeys { client, keys } => self.release_keys(client, &keys),
             Event::RemoveClient { client } => {
                 let keys: Vec<Key> = self
@@ -574,6 +580,36 @@ impl SchedulerState {
         if !specs.is_empty() {
             let wanted = specs.iter().map(|s| s.key.clone()).collect();
             self.update_graph(client, specs, wanted);
+        }
+    }
+
+    /// Erred `keys` and the erred tasks they depend on go back to released,
+    /// dependencies first; then the keys wait again (pulling those in).
+    fn retry(&mut self, keys: &[Key]) {
+        let mut order = Vec::new();
+        let mut seen = KeySet::default();
+        let mut stack: Vec<(Key, bool)> = keys.iter().map(|k| (k.clone(), false)).collect();
+        while let Some((key, expanded)) = stack.pop() {
+            if expanded {
+                order.push(key);
+                continue;
+            }
+            let Some(ts) = self.tasks.get(&key) else {
+                continue;
+            };
+            if ts.status != Status::Erred || !seen.insert(key.clone()) {
+                continue;
+            }
+            stack.push((key.clone(), true));
+            stack.extend(ts.dependencies.iter().map(|d| (d.clone(), false)));
+        }
+        for key in &order {
+            self.recommend(key, Status::Released, "retried by a client");
+        }
+        for key in keys {
+            if seen.contains(key) {
+                self.recommend(key, Status::Waiting, "retried by a client");
+            }
         }
     }
 

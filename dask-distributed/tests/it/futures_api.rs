@@ -772,3 +772,185 @@ fn a_dropped_future_still_feeds_its_pending_dependents() {
         assert_eq!(top.result().unwrap(), (20 + 1) * 2);
     });
 }
+
+/// xorshift64*: reproducible by seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1) as u64) as usize
+    }
+}
+
+/// One node of the model: its value in plain Rust, its parent, whether it
+/// was cancelled itself.
+struct Node {
+    value: i64,
+    parent: Option<usize>,
+    cancelled: bool,
+}
+
+fn model_cancelled(nodes: &[Node], mut i: usize) -> bool {
+    loop {
+        if nodes[i].cancelled {
+            return true;
+        }
+        match nodes[i].parent {
+            Some(p) => i = p,
+            None => return false,
+        }
+    }
+}
+
+/// Random sequences of submit (literals or a future), scatter, cancel and
+/// drop, checked against a model: values from plain Rust; a future is
+/// cancelled iff it or an ancestor was cancelled (before or after it was
+/// submitted). Once every handle is gone, the scheduler forgets every key.
+fn random_futures_session(client: &Client, seed: u64) {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let impure = SubmitOptions::new().pure(false);
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut live: Vec<(usize, dask_distributed::Future<i64>)> = Vec::new();
+    let mut all_keys: Vec<Key> = Vec::new();
+    for _ in 0..40 {
+        match rng.below(10) {
+            0..=2 => {
+                let (a, b) = (rng.below(100) as i64, rng.below(100) as i64);
+                let f = client.submit_with(add, (a, b), &impure).unwrap();
+                nodes.push(Node {
+                    value: a + b,
+                    parent: None,
+                    cancelled: false,
+                });
+                all_keys.push(f.key().clone());
+                live.push((nodes.len() - 1, f));
+            }
+            3..=5 if !live.is_empty() => {
+                let (p, parent) = &live[rng.below(live.len())];
+                let lit = rng.below(1000) as i64;
+                nodes.push(Node {
+                    value: nodes[*p].value + lit,
+                    parent: Some(*p),
+                    cancelled: false,
+                });
+                let i = nodes.len() - 1;
+                match client.submit_with(add, (parent, lit), &impure) {
+                    Ok(f) => {
+                        all_keys.push(f.key().clone());
+                        live.push((i, f));
+                    }
+                    Err(Error::Cancelled { .. }) => {
+                        assert!(model_cancelled(&nodes, i), "refused but not cancelled");
+                    }
+                    Err(other) => panic!("submit failed: {other}"),
+                }
+            }
+            6 => {
+                let v = rng.below(100) as i64;
+                let f = client.scatter(vec![v]).unwrap().remove(0);
+                nodes.push(Node {
+                    value: v,
+                    parent: None,
+                    cancelled: false,
+                });
+                all_keys.push(f.key().clone());
+                live.push((nodes.len() - 1, f));
+            }
+            7 if !live.is_empty() => {
+                let (i, f) = &live[rng.below(live.len())];
+                f.cancel().unwrap();
+                nodes[*i].cancelled = true;
+            }
+            8 if !live.is_empty() => {
+                let k = rng.below(live.len());
+                live.swap_remove(k);
+            }
+            _ => {}
+        }
+    }
+    for (i, f) in &live {
+        match f.result() {
+            Ok(v) => {
+                assert!(
+                    !model_cancelled(&nodes, *i),
+                    "seed {seed}: {} not cancelled",
+                    f.key()
+                );
+                assert_eq!(v, nodes[*i].value, "seed {seed}: value of {}", f.key());
+            }
+            Err(Error::Cancelled { .. }) => {
+                assert!(
+                    model_cancelled(&nodes, *i),
+                    "seed {seed}: {} cancelled",
+                    f.key()
+                )
+            }
+            Err(other) => panic!("seed {seed}: {} failed: {other}", f.key()),
+        }
+    }
+    drop(live);
+    assert!(
+        eventually(|| all_keys
+            .iter()
+            .all(|k| client.task_state(k).unwrap().is_none())),
+        "seed {seed}: the scheduler still holds keys nobody wants"
+    );
+}
+
+#[test]
+fn random_futures_sessions_on_a_tcp_cluster() {
+    within(limit(), || {
+        let cluster = cluster(2, 1);
+        let client = cluster.client().unwrap();
+        assert!(eventually(|| client.workers().unwrap().len() == 2));
+        for seed in 0..12 {
+            random_futures_session(&client, seed);
+        }
+    });
+}
+
+#[test]
+fn random_futures_sessions_in_process() {
+    within(limit(), || {
+        let client = in_process(2, 1);
+        for seed in 100..112 {
+            random_futures_session(&client, seed);
+        }
+    });
+}
+
+#[test]
+fn retry_reruns_an_erred_future_and_its_erred_dependencies() {
+    silence_intentional_panics();
+    within(limit(), || {
+        let client = in_process(2, 1);
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let counter = attempts.clone();
+        let flaky = move |x: i64| -> i64 {
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("intentional panic: first attempt");
+            }
+            x * 2
+        };
+        let a = client.submit(flaky, (21i64,)).unwrap();
+        let b = client.submit(|x: i64| x + 1, (&a,)).unwrap();
+        match b.result().unwrap_err() {
+            Error::Core(e) => assert_eq!(e.failed_key(), Some(a.key())),
+            other => panic!("expected a task failure, got {other}"),
+        }
+        assert_eq!(a.status(), FutureStatus::Error);
+        // Retrying the dependent reruns the erred dependency first.
+        b.retry().unwrap();
+        assert_eq!(b.result().unwrap(), 21 * 2 + 1);
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+        // `a` was rerun on the way; its report came before `b`'s.
+        assert_eq!(a.status(), FutureStatus::Finished);
+        assert_eq!(a.result().unwrap(), 42);
+        // Retrying a finished future does nothing.
+        a.retry().unwrap();
+        assert_eq!(a.status(), FutureStatus::Finished);
+    });
+}

@@ -214,3 +214,93 @@ fn queued_root_tasks_leave_by_user_priority_then_submission() {
         .collect();
     assert_eq!(sent, expected);
 }
+
+#[test]
+fn retry_reruns_the_erred_chain_dependencies_first() {
+    let mut s = SchedulerState::new();
+    handle(
+        &mut s,
+        Event::AddWorker {
+            worker: 1,
+            nthreads: 2,
+        },
+    );
+    let (a, b) = (Key::named("a"), Key::named("b"));
+    let spec = |key: &Key, deps: Vec<Key>| TaskSpec {
+        key: key.clone(),
+        dependencies: deps,
+        run_spec: Bytes::new(),
+        priority: Priority::default(),
+        retries: 0,
+        restrictions: None,
+    };
+    let actions = handle(
+        &mut s,
+        Event::UpdateGraph {
+            client: 1,
+            tasks: vec![spec(&a, vec![]), spec(&b, vec![a.clone()])],
+            wanted: vec![b.clone()],
+        },
+    );
+    assert_eq!(computes(&actions), vec![(1, a.clone())]);
+    let error = TaskError {
+        key: a.clone(),
+        op: "flaky".into(),
+        message: "first attempt".into(),
+    };
+    let actions = handle(
+        &mut s,
+        Event::TaskErred {
+            worker: 1,
+            key: a.clone(),
+            error: error.clone(),
+        },
+    );
+    assert!(actions.contains(&Action::Report {
+        client: 1,
+        key: b.clone(),
+        outcome: Outcome::Erred(error),
+    }));
+    assert_eq!(s.task(&a).unwrap().status, Status::Erred);
+
+    // Retrying b reruns a first, then b.
+    let actions = handle(
+        &mut s,
+        Event::Retry {
+            keys: vec![b.clone()],
+        },
+    );
+    assert_eq!(computes(&actions), vec![(1, a.clone())]);
+    assert_eq!(s.task(&b).unwrap().status, Status::Waiting);
+    let actions = handle(
+        &mut s,
+        Event::TaskFinished {
+            worker: 1,
+            key: a.clone(),
+            nbytes: 8,
+        },
+    );
+    assert_eq!(computes(&actions), vec![(1, b.clone())]);
+    let actions = handle(
+        &mut s,
+        Event::TaskFinished {
+            worker: 1,
+            key: b.clone(),
+            nbytes: 8,
+        },
+    );
+    assert!(actions.contains(&Action::Report {
+        client: 1,
+        key: b.clone(),
+        outcome: Outcome::Memory,
+    }));
+    // A retry of a key that did not err changes nothing.
+    assert!(computes(&handle(
+        &mut s,
+        Event::Retry {
+            keys: vec![b.clone()]
+        }
+    ))
+    .is_empty());
+    assert_eq!(s.task(&b).unwrap().status, Status::Memory);
+}
