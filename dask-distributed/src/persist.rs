@@ -82,9 +82,10 @@ fn build_lost(params: &[u8]) -> std::result::Result<Arc<dyn Op>, BoxError> {
 
 dask_core::__private::inventory::submit! {
     OpRegistration {
-        tag: PERSISTED_TAG,
+        tag: || PERSISTED_TAG,
         type_id: || TypeId::of::<Persisted>(),
         build: build_lost,
+        encode: None,
     }
 }
 
