@@ -33,7 +33,8 @@
 //!   workers, referenced by futures in the returned collection.
 //! - [`process`]: the `dask scheduler` and `dask worker` processes.
 //! - [`coordination`]: [`Lock`], [`Semaphore`], [`Queue`], [`Variable`],
-//!   [`Event`], held on the scheduler and shared by every client and task.
+//!   [`Event`], [`Pub`]/[`Sub`], held on the scheduler and shared by every
+//!   client and task.
 //!
 //! Not built yet (issue 3): an async `Client`, `LocalCluster` with worker
 //! processes, spilling, work stealing, heartbeats.
@@ -79,7 +80,7 @@ pub mod worker;
 pub use client::{Client, WorkerInfo};
 pub use cluster::{LocalCluster, LocalClusterBuilder};
 pub use coordination::{
-    worker_scheduler_address, Coordinator, Event, Lock, Queue, Semaphore, Variable,
+    worker_scheduler_address, Coordinator, Event, Lock, Pub, Queue, Semaphore, Sub, Variable,
 };
 pub use error::{Error, Result};
 pub use futures::{Future, FutureStatus};

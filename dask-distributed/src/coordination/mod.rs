@@ -1,6 +1,6 @@
 //! Coordination primitives shared by every client and task of a cluster,
 //! held on the scheduler: [`Lock`], [`Semaphore`], [`Queue`], [`Variable`],
-//! [`Event`].
+//! [`Event`], and publish/subscribe ([`Pub`], [`Sub`]).
 //!
 //! Each primitive is named: two handles with the same name, in any client or
 //! task, are the same primitive (each kind has its own namespace). Every
@@ -41,12 +41,14 @@
 
 mod event;
 mod lock;
+mod pubsub;
 mod queue;
 mod semaphore;
 mod variable;
 
 pub use event::Event;
 pub use lock::{Lock, LockGuard};
+pub use pubsub::{Pub, Sub};
 pub use queue::Queue;
 pub use semaphore::{Semaphore, SemaphoreGuard};
 pub use variable::Variable;
@@ -125,6 +127,17 @@ impl Coordinator {
                 });
             }
         }
+        // Let go of connections to schedulers that went away (dropped on a
+        // plain thread: a runtime may not be dropped inside another).
+        let gone: Vec<String> = map
+            .iter()
+            .filter(|(_, inner)| inner.is_closed())
+            .map(|(a, _)| a.clone())
+            .collect();
+        let gone: Vec<Arc<Inner>> = gone.iter().filter_map(|a| map.remove(a)).collect();
+        if !gone.is_empty() {
+            std::thread::spawn(move || drop(gone));
+        }
         // Connect from a plain thread: a task's thread belongs to a tokio
         // runtime, where the client's own runtime cannot be started.
         let owned = addr.to_owned();
@@ -134,10 +147,7 @@ impl Coordinator {
                 what: "coordination",
                 detail: "the connecting thread panicked (bug)".into(),
             })??;
-        if let Some(old) = map.insert(addr.to_owned(), inner.clone()) {
-            // A runtime may not be dropped inside another: drop it aside.
-            std::thread::spawn(move || drop(old));
-        }
+        map.insert(addr.to_owned(), inner.clone());
         Ok(Coordinator { inner })
     }
 

@@ -1,5 +1,6 @@
 //! Coordination primitives held on the scheduler: locks, semaphores, queues,
-//! variables and events, shared by every client and task of a cluster.
+//! variables, events and pub/sub topics, shared by every client and task of
+//! a cluster.
 //!
 //! A sans-I/O state machine like [`super::state`]: requests in
 //! ([`Coordination::handle`]), replies out ([`Reply`]). A request that cannot
@@ -152,6 +153,38 @@ pub enum CoordRequest {
         /// The event.
         name: String,
     },
+    /// Subscribe `sub` (an id unique within the client) to `topic`: every
+    /// message published from now on is kept for it until it gets it.
+    Subscribe {
+        /// The topic.
+        topic: String,
+        /// The subscriber.
+        sub: u64,
+    },
+    /// End subscription `sub` to `topic` (its unread messages are dropped).
+    Unsubscribe {
+        /// The topic.
+        topic: String,
+        /// The subscriber.
+        sub: u64,
+    },
+    /// Publish a message to every subscriber of `topic`; answered with how
+    /// many subscribers it reached.
+    Publish {
+        /// The topic.
+        topic: String,
+        /// The message.
+        value: Encoded,
+    },
+    /// The oldest unread message of subscription `sub`, waiting while none.
+    Receive {
+        /// The topic.
+        topic: String,
+        /// The subscriber.
+        sub: u64,
+        /// How long to wait for a message.
+        timeout_ms: u64,
+    },
 }
 
 /// The scheduler's answer to a [`CoordRequest`].
@@ -219,6 +252,13 @@ struct VariableState {
     waiters: VecDeque<Waiter<()>>,
 }
 
+/// One subscription: messages not yet read, and a parked receive.
+#[derive(Debug, Default)]
+struct Subscription {
+    unread: VecDeque<Encoded>,
+    receiver: Option<Waiter<()>>,
+}
+
 #[derive(Debug, Default)]
 struct EventState {
     set: bool,
@@ -233,6 +273,8 @@ pub struct Coordination {
     queues: HashMap<String, QueueState>,
     variables: HashMap<String, VariableState>,
     events: HashMap<String, EventState>,
+    /// Subscriptions per topic, by (client, subscriber id).
+    topics: HashMap<String, HashMap<(ClientId, u64), Subscription>>,
 }
 
 fn reply(client: ClientId, id: u64, reply: CoordReply) -> Reply {
@@ -483,6 +525,82 @@ impl Coordination {
                 let set = self.events.get(&name).is_some_and(|e| e.set);
                 out.push(reply(client, id, CoordReply::Flag(set)));
             }
+            CoordRequest::Subscribe { topic, sub } => {
+                self.topics
+                    .entry(topic)
+                    .or_default()
+                    .entry((client, sub))
+                    .or_default();
+                out.push(reply(client, id, CoordReply::Done));
+            }
+            CoordRequest::Unsubscribe { topic, sub } => {
+                if let Some(subs) = self.topics.get_mut(&topic) {
+                    if let Some(s) = subs.remove(&(client, sub)) {
+                        if let Some(w) = s.receiver {
+                            out.push(reply(w.client, w.id, CoordReply::TimedOut));
+                        }
+                    }
+                    if subs.is_empty() {
+                        self.topics.remove(&topic);
+                    }
+                }
+                out.push(reply(client, id, CoordReply::Done));
+            }
+            CoordRequest::Publish { topic, value } => {
+                let subs = self.topics.get_mut(&topic);
+                let reached = subs.as_ref().map_or(0, |s| s.len() as u64);
+                for s in subs.into_iter().flat_map(|s| s.values_mut()) {
+                    match s.receiver.take() {
+                        Some(w) => {
+                            out.push(reply(w.client, w.id, CoordReply::Value(value.clone())))
+                        }
+                        None => s.unread.push_back(value.clone()),
+                    }
+                }
+                out.push(reply(client, id, CoordReply::Count(reached)));
+            }
+            CoordRequest::Receive {
+                topic,
+                sub,
+                timeout_ms,
+            } => {
+                let Some(s) = self
+                    .topics
+                    .get_mut(&topic)
+                    .and_then(|subs| subs.get_mut(&(client, sub)))
+                else {
+                    out.push(reply(
+                        client,
+                        id,
+                        CoordReply::Refused(format!(
+                            "this subscriber is not subscribed to topic {topic:?}: create a Sub \
+                             before receiving"
+                        )),
+                    ));
+                    return out;
+                };
+                if let Some(v) = s.unread.pop_front() {
+                    out.push(reply(client, id, CoordReply::Value(v)));
+                } else if s.receiver.is_some() {
+                    out.push(reply(
+                        client,
+                        id,
+                        CoordReply::Refused(format!(
+                            "a receive on topic {topic:?} is already waiting for this subscriber: \
+                             receive from one thread at a time"
+                        )),
+                    ));
+                } else if timeout_ms == 0 {
+                    out.push(reply(client, id, CoordReply::TimedOut));
+                } else {
+                    s.receiver = Some(Waiter {
+                        client,
+                        id,
+                        deadline: deadline(now, timeout_ms),
+                        what: (),
+                    });
+                }
+            }
         }
         out
     }
@@ -523,6 +641,10 @@ impl Coordination {
         for e in self.events.values_mut() {
             e.waiters.retain(|w| w.client != client);
         }
+        for subs in self.topics.values_mut() {
+            subs.retain(|(c, _), _| *c != client);
+        }
+        self.topics.retain(|_, subs| !subs.is_empty());
         self.locks
             .retain(|_, l| l.holder.is_some() || !l.waiters.is_empty());
         self.variables
@@ -559,6 +681,13 @@ impl Coordination {
         for e in self.events.values_mut() {
             take_expired(&mut e.waiters, now, &mut out);
         }
+        for s in self.topics.values_mut().flat_map(|subs| subs.values_mut()) {
+            if s.receiver.as_ref().is_some_and(|w| w.deadline <= now) {
+                if let Some(w) = s.receiver.take() {
+                    out.push(reply(w.client, w.id, CoordReply::TimedOut));
+                }
+            }
+        }
         self.locks
             .retain(|_, l| l.holder.is_some() || !l.waiters.is_empty());
         self.variables
@@ -591,11 +720,17 @@ impl Coordination {
             .events
             .values()
             .flat_map(|e| e.waiters.iter().map(|w| w.deadline));
+        let receivers = self
+            .topics
+            .values()
+            .flat_map(|subs| subs.values().filter_map(|s| s.receiver.as_ref()))
+            .map(|w| w.deadline);
         locks
             .chain(sems)
             .chain(queues)
             .chain(vars)
             .chain(events)
+            .chain(receivers)
             .min()
     }
 
@@ -618,6 +753,12 @@ impl Coordination {
                 .map(|v| v.waiters.len())
                 .sum::<usize>()
             + self.events.values().map(|e| e.waiters.len()).sum::<usize>()
+            + self
+                .topics
+                .values()
+                .flat_map(|subs| subs.values())
+                .filter(|s| s.receiver.is_some())
+                .count()
     }
 
     /// Frees lock `name` and hands it to the oldest waiter.

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use dask_distributed::coordination::{Coordinator, Event, Lock, Queue, Semaphore, Variable};
+use dask_distributed::coordination::{
+    Coordinator, Event, Lock, Pub, Queue, Semaphore, Sub, Variable,
+};
 use dask_distributed::{worker_scheduler_address, Client, Error, LocalCluster};
 use dask_testing::{test_timeout, within};
 
@@ -57,6 +59,20 @@ fn put_square(name: String, x: u64) -> u64 {
     x
 }
 dask_core::register_op!(put_square);
+
+/// Publishes `task * PUBLISHER + 0..count` on `topic` from inside a task.
+fn publish_numbers(topic: String, task: u64, count: u64) -> u64 {
+    let coord = Coordinator::for_task().expect("running in a task");
+    let publisher = Pub::new(&coord, topic).expect("pub");
+    for i in 0..count {
+        publisher.put(task * PUBLISHER + i).expect("put");
+    }
+    task
+}
+dask_core::register_op!(publish_numbers);
+
+/// Pub/sub messages are `publisher * PUBLISHER + sequence number`.
+const PUBLISHER: u64 = 1_000_000;
 
 #[test]
 fn a_counter_incremented_under_a_lock_by_many_tasks_and_a_client_is_exact() {
@@ -404,5 +420,99 @@ fn tasks_see_their_schedulers_address_and_addresses_work_as_targets() {
         by_addr.set(41u64).unwrap();
         let by_client = Variable::new(&client, "shared").unwrap();
         assert_eq!(by_client.get::<u64>(long()).unwrap(), 41);
+    });
+}
+
+#[test]
+fn pub_sub_delivers_every_message_to_every_subscriber_in_order_per_publisher() {
+    within(limit(), || {
+        let cluster = cluster(2, 2);
+        let a = cluster.client().unwrap();
+        let b = cluster.client().unwrap();
+        // Three subscribers: two on client b, one on client a.
+        let subs = [
+            Sub::new(&b, "news").unwrap(),
+            Sub::new(&b, "news").unwrap(),
+            Sub::new(&a, "news").unwrap(),
+        ];
+        const PER_CLIENT_PUBLISHER: u64 = 150;
+        const TASKS: u64 = 20;
+        const PER_TASK: u64 = 10;
+        // Two publishers on client a (ids 0, 1), and tasks (ids 100..).
+        let futures: Vec<_> = (0..TASKS)
+            .map(|t| {
+                a.submit(publish_numbers, ("news".to_owned(), 100 + t, PER_TASK))
+                    .unwrap()
+            })
+            .collect();
+        thread::scope(|s| {
+            for p in 0..2u64 {
+                let a = &a;
+                s.spawn(move || {
+                    let publisher = Pub::new(a, "news").unwrap();
+                    for i in 0..PER_CLIENT_PUBLISHER {
+                        assert_eq!(publisher.put(p * PUBLISHER + i).unwrap(), 3);
+                    }
+                });
+            }
+        });
+        a.gather(&futures).unwrap();
+        let mut expected: Vec<u64> = (0..2u64)
+            .flat_map(|p| (0..PER_CLIENT_PUBLISHER).map(move |i| p * PUBLISHER + i))
+            .chain((0..TASKS).flat_map(|t| (0..PER_TASK).map(move |i| (100 + t) * PUBLISHER + i)))
+            .collect();
+        expected.sort_unstable();
+        for sub in &subs {
+            let got: Vec<u64> = (0..expected.len())
+                .map(|_| sub.get::<u64>(long()).unwrap())
+                .collect();
+            // In order per publisher.
+            let mut last: std::collections::HashMap<u64, u64> = Default::default();
+            for x in &got {
+                if let Some(prev) = last.insert(x / PUBLISHER, x % PUBLISHER) {
+                    assert!(
+                        prev < x % PUBLISHER,
+                        "publisher {} out of order",
+                        x / PUBLISHER
+                    );
+                }
+            }
+            let mut sorted = got;
+            sorted.sort_unstable();
+            assert_eq!(sorted, expected, "every message, once");
+            assert!(matches!(
+                sub.get::<u64>(short()),
+                Err(Error::Timeout { .. })
+            ));
+        }
+        // A dropped subscriber and one whose client disconnected get nothing
+        // more. Dropping `on_a` and client a is seen by the scheduler on a's
+        // connection, in its own time, so b publishes numbered probes until
+        // only one subscriber is reached (bounded by the test's limit).
+        let [first, second, on_a] = subs;
+        drop(first);
+        drop((on_a, futures, a));
+        let publisher = Pub::new(&b, "news").unwrap();
+        let deadline = std::time::Instant::now() + long();
+        let mut probes = 0u64;
+        loop {
+            let reached = publisher.put(probes).unwrap();
+            probes += 1;
+            assert!((1..=2).contains(&reached), "reached {reached}");
+            if reached == 1 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "a never disconnected");
+            thread::sleep(Duration::from_millis(5));
+        }
+        let got: Vec<u64> = (0..probes).map(|_| second.get(long()).unwrap()).collect();
+        assert_eq!(got, (0..probes).collect::<Vec<u64>>());
+        assert!(matches!(Sub::new(&b, ""), Err(Error::InvalidConfig { .. })));
+        #[derive(Debug)]
+        struct Opaque;
+        assert!(matches!(
+            publisher.put(Opaque),
+            Err(Error::Core(dask_core::Error::NoCodec { .. }))
+        ));
     });
 }

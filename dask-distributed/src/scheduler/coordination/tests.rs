@@ -446,3 +446,98 @@ fn random_lock_traffic_matches_a_fifo_model() {
         prop_assert_eq!(c.parked(), model_waiters.len());
     });
 }
+
+fn subscribe(sub: u64) -> CoordRequest {
+    CoordRequest::Subscribe {
+        topic: "t".into(),
+        sub,
+    }
+}
+
+fn publish(n: u8) -> CoordRequest {
+    CoordRequest::Publish {
+        topic: "t".into(),
+        value: item(n),
+    }
+}
+
+fn receive(sub: u64, timeout_ms: u64) -> CoordRequest {
+    CoordRequest::Receive {
+        topic: "t".into(),
+        sub,
+        timeout_ms,
+    }
+}
+
+fn count(client: ClientId, id: u64, n: u64) -> Reply {
+    Reply {
+        client,
+        id,
+        reply: CoordReply::Count(n),
+    }
+}
+
+#[test]
+fn every_subscriber_gets_every_message_in_publish_order() {
+    let t = Instant::now();
+    let mut c = Coordination::new();
+    assert_eq!(
+        c.handle(t, A, 1, publish(0)),
+        vec![count(A, 1, 0)],
+        "no subscriber"
+    );
+    c.handle(t, B, 1, subscribe(1));
+    c.handle(t, C, 1, subscribe(1));
+    c.handle(t, C, 2, subscribe(2));
+    // B waits; C's subscriptions buffer.
+    assert!(c.handle(t, B, 2, receive(1, 100)).is_empty());
+    assert_eq!(
+        c.handle(t, A, 2, publish(1)),
+        vec![value(B, 2, 1), count(A, 2, 3)]
+    );
+    assert_eq!(c.handle(t, A, 3, publish(2)), vec![count(A, 3, 3)]);
+    for sub in [1, 2] {
+        assert_eq!(
+            c.handle(t, C, 10 + sub, receive(sub, 0)),
+            vec![value(C, 10 + sub, 1)]
+        );
+        assert_eq!(
+            c.handle(t, C, 20 + sub, receive(sub, 0)),
+            vec![value(C, 20 + sub, 2)]
+        );
+        assert_eq!(
+            c.handle(t, C, 30 + sub, receive(sub, 0)),
+            vec![timed_out(C, 30 + sub)]
+        );
+    }
+    assert_eq!(c.handle(t, B, 3, receive(1, 0)), vec![value(B, 3, 2)]);
+}
+
+#[test]
+fn subscribers_leave_by_unsubscribing_or_disconnecting() {
+    let t = Instant::now();
+    let mut c = Coordination::new();
+    c.handle(t, B, 1, subscribe(1));
+    c.handle(t, C, 1, subscribe(1));
+    assert!(c.handle(t, C, 2, receive(1, 100)).is_empty());
+    // A second receive on the same subscriber is refused while one waits.
+    assert!(refused(&c.handle(t, C, 3, receive(1, 100))));
+    assert!(c.client_left(C).is_empty());
+    assert_eq!(c.parked(), 0);
+    assert_eq!(c.handle(t, A, 1, publish(1)), vec![count(A, 1, 1)]);
+    let unsubscribe = CoordRequest::Unsubscribe {
+        topic: "t".into(),
+        sub: 1,
+    };
+    assert_eq!(c.handle(t, B, 2, unsubscribe), vec![done(B, 2)]);
+    assert_eq!(c.handle(t, A, 2, publish(2)), vec![count(A, 2, 0)]);
+    assert!(refused(&c.handle(t, B, 3, receive(1, 0))), "not subscribed");
+    // A parked receive times out at its deadline.
+    c.handle(t, B, 4, subscribe(5));
+    assert!(c.handle(t, B, 5, receive(5, 20)).is_empty());
+    assert_eq!(c.next_deadline(), Some(t + Duration::from_millis(20)));
+    assert_eq!(
+        c.expire(t + Duration::from_millis(20)),
+        vec![timed_out(B, 5)]
+    );
+}
