@@ -516,3 +516,84 @@ fn pub_sub_delivers_every_message_to_every_subscriber_in_order_per_publisher() {
         ));
     });
 }
+
+/// Set in the child process of
+/// [`a_lock_held_by_a_killed_process_is_released`]: the scheduler address it
+/// takes the lock on.
+const HOLDER_ENV: &str = "DASK_RS_COORDINATION_TEST_HOLDER";
+
+/// Kills and reaps a child process when dropped, so no test leaves one behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The child's part: take the lock and a lease, say so, and hold them
+/// until stdin closes (the parent kills it first).
+fn hold_until_killed(addr: &str) {
+    use std::io::{Read, Write};
+    let lock = Lock::new(addr, "held-by-a-process").unwrap();
+    lock.acquire(long()).unwrap();
+    let sem = Semaphore::new(addr, "leased-by-a-process", 1).unwrap();
+    sem.acquire(long()).unwrap();
+    println!("HOLDER-READY");
+    std::io::stdout().flush().unwrap();
+    let _ = std::io::stdin().read(&mut [0u8; 1]); // returns when the parent goes
+}
+
+/// The test binary runs itself as a second process that takes a lock and a
+/// semaphore lease, and is killed holding them: both are released.
+#[test]
+fn a_lock_held_by_a_killed_process_is_released() {
+    if let Ok(addr) = std::env::var(HOLDER_ENV) {
+        hold_until_killed(&addr);
+        return;
+    }
+    within(limit(), || {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let cluster = cluster(1, 1);
+        let addr = cluster.scheduler_addr();
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "coordination::a_lock_held_by_a_killed_process_is_released",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HOLDER_ENV, &addr)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut child = KillOnDrop(child);
+        let stdout = child.0.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("HOLDER-READY") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(long())
+            .expect("the holder process never took the lock");
+        let client = cluster.client().unwrap();
+        let lock = Lock::new(&client, "held-by-a-process").unwrap();
+        let sem = Semaphore::new(&client, "leased-by-a-process", 1).unwrap();
+        assert!(lock.locked().unwrap());
+        assert!(!lock.try_acquire().unwrap(), "held by the other process");
+        assert_eq!(sem.leases_taken().unwrap(), 1);
+        drop(child); // killed mid-lock
+        lock.acquire(long()).unwrap();
+        sem.acquire(long()).unwrap();
+        lock.release().unwrap();
+        sem.release().unwrap();
+    });
+}
