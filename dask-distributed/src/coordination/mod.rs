@@ -15,6 +15,9 @@
 //! needs a codec (`dask_core::register_codec!`); one without gives
 //! `dask_core::Error::NoCodec` before anything is sent.
 //!
+//! The API is blocking (like the blocking [`Client`]): from async code, call
+//! it in `tokio::task::spawn_blocking`.
+//!
 //! Handles are made from a [`Client`] (they use its connection), from a
 //! scheduler address, or, inside a task running on a worker, from
 //! [`Coordinator::for_task`] (the worker tells its tasks the scheduler's
