@@ -187,6 +187,22 @@ pub enum CoordRequest {
     },
 }
 
+impl CoordRequest {
+    /// How long the request may be parked, for requests that can wait.
+    pub fn timeout_ms(&self) -> Option<u64> {
+        match self {
+            CoordRequest::LockAcquire { timeout_ms, .. }
+            | CoordRequest::SemaphoreAcquire { timeout_ms, .. }
+            | CoordRequest::VariableGet { timeout_ms, .. }
+            | CoordRequest::QueuePut { timeout_ms, .. }
+            | CoordRequest::QueueGet { timeout_ms, .. }
+            | CoordRequest::EventWait { timeout_ms, .. }
+            | CoordRequest::Receive { timeout_ms, .. } => Some(*timeout_ms),
+            _ => None,
+        }
+    }
+}
+
 /// The scheduler's answer to a [`CoordRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CoordReply {
@@ -275,6 +291,9 @@ pub struct Coordination {
     events: HashMap<String, EventState>,
     /// Subscriptions per topic, by (client, subscriber id).
     topics: HashMap<String, HashMap<(ClientId, u64), Subscription>>,
+    /// No parked request's deadline is earlier (None: nothing parked since
+    /// the last scan), so [`Coordination::expire`] skips the scan until then.
+    earliest: Option<Instant>,
 }
 
 fn reply(client: ClientId, id: u64, reply: CoordReply) -> Reply {
@@ -302,6 +321,11 @@ impl Coordination {
         request: CoordRequest,
     ) -> Vec<Reply> {
         let mut out = Vec::new();
+        if let Some(wait) = request.timeout_ms().filter(|&ms| ms > 0) {
+            // Maybe parked below: keep `earliest` a lower bound.
+            let d = deadline(now, wait);
+            self.earliest = Some(self.earliest.map_or(d, |e| e.min(d)));
+        }
         match request {
             CoordRequest::LockAcquire {
                 name,
@@ -653,9 +677,12 @@ impl Coordination {
     }
 
     /// Answers [`CoordReply::TimedOut`] to every parked request whose
-    /// deadline is at or before `now`.
+    /// deadline is at or before `now`. Cheap before [`Coordination::next_deadline`].
     pub fn expire(&mut self, now: Instant) -> Vec<Reply> {
         let mut out = Vec::new();
+        if self.earliest.is_none_or(|e| now < e) {
+            return out;
+        }
         fn take_expired<T>(q: &mut VecDeque<Waiter<T>>, now: Instant, out: &mut Vec<Reply>) {
             q.retain(|w| {
                 let expired = w.deadline <= now;
@@ -692,12 +719,20 @@ impl Coordination {
             .retain(|_, l| l.holder.is_some() || !l.waiters.is_empty());
         self.variables
             .retain(|_, v| v.value.is_some() || !v.waiters.is_empty());
+        self.earliest = self.scan_earliest();
         out
     }
 
-    /// The earliest deadline of a parked request, if any is parked: when to
-    /// call [`Coordination::expire`] next.
+    /// When to call [`Coordination::expire`] next: no later than the
+    /// earliest deadline of a parked request (it may be earlier, e.g. for a
+    /// request answered since; that expiry then finds nothing and moves it).
+    /// None when nothing was parked since the last expiry scan.
     pub fn next_deadline(&self) -> Option<Instant> {
+        self.earliest
+    }
+
+    /// The exact earliest deadline of a parked request.
+    fn scan_earliest(&self) -> Option<Instant> {
         let locks = self
             .locks
             .values()

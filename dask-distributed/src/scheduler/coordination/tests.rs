@@ -122,6 +122,10 @@ fn lock_wait_times_out_at_its_deadline() {
         c.handle(t, A, 2, release("l", 10)),
         vec![done(C, 1), done(A, 2)]
     );
+    // C's deadline is stale now: the expiry it asks for finds nothing, and
+    // then nothing is left to wake for.
+    let stale = c.next_deadline().expect("a lower bound stays until a scan");
+    assert!(c.expire(stale).is_empty());
     assert_eq!(c.next_deadline(), None);
 }
 
@@ -540,4 +544,60 @@ fn subscribers_leave_by_unsubscribing_or_disconnecting() {
         c.expire(t + Duration::from_millis(20)),
         vec![timed_out(B, 5)]
     );
+}
+
+/// Random traffic on every kind of primitive with a moving clock: every
+/// request is answered exactly once (at the latest by its deadline), no
+/// parked request outlives an expiry at its deadline, and `next_deadline`
+/// is never later than the earliest parked deadline.
+#[test]
+fn random_traffic_answers_every_request_exactly_once() {
+    use proptest::prelude::*;
+    let step = (0u8..12, 1u64..4, 0u64..30, 0u64..40);
+    proptest!(|(steps in proptest::collection::vec(step, 1..150))| {
+        let start = Instant::now();
+        let mut now = start;
+        let mut c = Coordination::new();
+        let mut answers: std::collections::HashMap<(ClientId, u64), usize> = Default::default();
+        let mut sent = Vec::new();
+        let record = |replies: Vec<Reply>, answers: &mut std::collections::HashMap<_, usize>| {
+            for r in replies {
+                *answers.entry((r.client, r.id)).or_default() += 1;
+            }
+        };
+        for (i, (kind, client, wait, advance)) in steps.into_iter().enumerate() {
+            now += Duration::from_millis(advance);
+            let replies = c.expire(now);
+            record(replies, &mut answers);
+            if let Some(e) = c.scan_earliest() {
+                prop_assert!(e > now, "a parked request outlived its deadline");
+                prop_assert!(c.next_deadline().is_some_and(|n| n <= e));
+            }
+            let id = i as u64;
+            let request = match kind {
+                0 => acquire("l", client, wait),
+                1 => release("l", client),
+                2 => CoordRequest::SemaphoreAcquire { name: "s".into(), max_leases: 2, lease: id, timeout_ms: wait },
+                3 => CoordRequest::SemaphoreRelease { name: "s".into(), lease: id.saturating_sub(1) },
+                4 => CoordRequest::QueuePut { name: "q".into(), maxsize: 2, value: item(1), timeout_ms: wait },
+                5 => get(wait),
+                6 => CoordRequest::EventWait { name: "e".into(), timeout_ms: wait },
+                7 => CoordRequest::EventSet { name: "e".into() },
+                8 => CoordRequest::EventClear { name: "e".into() },
+                9 => CoordRequest::VariableGet { name: "v".into(), timeout_ms: wait },
+                10 => CoordRequest::VariableSet { name: "v".into(), value: item(2) },
+                _ => CoordRequest::Subscribe { topic: "t".into(), sub: client },
+            };
+            sent.push((client, id));
+            let replies = c.handle(now, client, id, request);
+            record(replies, &mut answers);
+        }
+        let replies = c.expire(now + Duration::from_secs(3600));
+        record(replies, &mut answers);
+        prop_assert_eq!(c.parked(), 0);
+        for key in &sent {
+            prop_assert_eq!(answers.get(key).copied(), Some(1), "request {:?}", key);
+        }
+        prop_assert_eq!(answers.len(), sent.len());
+    });
 }
