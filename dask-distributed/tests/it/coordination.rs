@@ -82,7 +82,7 @@ fn a_counter_incremented_under_a_lock_by_many_tasks_and_a_client_is_exact() {
         let prefix = "count-a".to_owned();
         let counter = Variable::new(&client, format!("{prefix}-counter")).unwrap();
         counter.set(0u64).unwrap();
-        const TASKS: u64 = 240;
+        const TASKS: u64 = 1000;
         const CLIENT_INCREMENTS: u64 = 40;
         let futures: Vec<_> = (0..TASKS)
             .map(|i| {
