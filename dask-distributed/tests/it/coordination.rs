@@ -597,3 +597,23 @@ fn a_lock_held_by_a_killed_process_is_released() {
         sem.release().unwrap();
     });
 }
+
+#[test]
+fn waits_end_with_an_error_when_the_scheduler_goes_away() {
+    within(limit(), || {
+        let cluster = cluster(1, 1);
+        let client = cluster.client().unwrap();
+        let event = Event::new(&client, "never-set").unwrap();
+        let queue = Queue::new(&client, "never-filled", None).unwrap();
+        thread::scope(|s| {
+            let waiter = s.spawn(|| event.wait(long()));
+            let getter = s.spawn(|| queue.get::<u64>(long()));
+            cluster.shutdown();
+            // Parked or not yet sent when the connection dropped: either
+            // way an error, long before the waits' own timeouts.
+            assert!(matches!(waiter.join().unwrap(), Err(Error::Closed)));
+            assert!(matches!(getter.join().unwrap(), Err(Error::Closed)));
+        });
+        assert!(matches!(event.set(), Err(Error::Closed)));
+    });
+}
