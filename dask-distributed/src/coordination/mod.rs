@@ -22,7 +22,24 @@
 //! scheduler address, or, inside a task running on a worker, from
 //! [`Coordinator::for_task`] (the worker tells its tasks the scheduler's
 //! address: [`worker_scheduler_address`]). Tasks of one process share one
-//! connection per scheduler.
+//! connection per scheduler, so what a task holds is released when its
+//! worker *process* dies, not when a thread worker of a
+//! [`LocalCluster`](crate::LocalCluster) is killed: in tasks, prefer [`Lock::lock`] and
+//! [`Semaphore::lease`], whose guards release even when the task fails.
+//!
+//! ```
+//! use std::time::Duration;
+//! use dask_distributed::coordination::{Coordinator, Lock};
+//!
+//! /// A task body: runs under the cluster-wide lock "db".
+//! fn write_row(row: u64) -> Result<u64, dask_distributed::Error> {
+//!     let coord = Coordinator::for_task()?; // Err outside a task
+//!     let lock = Lock::new(&coord, "db")?;
+//!     let _held = lock.lock(Duration::from_secs(30))?;
+//!     Ok(row) // ... write while holding it
+//! }
+//! assert!(write_row(1).is_err(), "not in a task here");
+//! ```
 //!
 //! ```
 //! use std::time::Duration;
