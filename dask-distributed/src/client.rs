@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::messages::{self, Answer, Query, StoredTask, SubmittedTask, ToClient, ToScheduler};
 use crate::protocol::{self, encode_task, Limits, Message, Role};
+use crate::scheduler::coordination::{CoordReply, CoordRequest};
 use crate::scheduler::state::{Outcome, TaskError};
 use crate::{Error, Result};
 
@@ -74,6 +75,8 @@ struct Pending {
     reports: HashMap<Key, Vec<oneshot::Sender<Reported>>>,
     who_has: HashMap<u64, oneshot::Sender<WhoHas>>,
     answers: HashMap<u64, oneshot::Sender<Answer>>,
+    /// Waiters for coordination replies (see [`crate::coordination`]).
+    coordination: HashMap<u64, std::sync::mpsc::Sender<CoordReply>>,
     next_request: u64,
     /// How many computes and futures want each key: the scheduler is told to
     /// release a key only when the last one is done with it.
@@ -484,6 +487,32 @@ impl Inner {
         rx.await.map_err(|_| Error::Closed)
     }
 
+    /// Sends a coordination request; its reply arrives on the returned
+    /// channel, which disconnects if the scheduler connection is lost.
+    /// Blocking-safe from any thread (no runtime is entered).
+    pub(crate) fn coordination(
+        &self,
+        request: CoordRequest,
+    ) -> Result<std::sync::mpsc::Receiver<CoordReply>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.closed {
+            return Err(Error::Closed);
+        }
+        let id = p.next_id();
+        p.coordination.insert(id, tx);
+        self.send("coordination", &ToScheduler::Coordination { id, request })?;
+        Ok(rx)
+    }
+
+    /// Whether the scheduler connection is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closed
+    }
+
     /// The connected workers.
     pub(crate) async fn workers(&self) -> Result<Vec<WorkerInfo>> {
         match self.query(Query::Workers).await? {
@@ -575,6 +604,11 @@ impl Inner {
                                 let _ = w.send(who_has);
                             }
                         }
+                        ToClient::Coordination { id, reply } => {
+                            if let Some(w) = p.coordination.remove(&id) {
+                                let _ = w.send(reply);
+                            }
+                        }
                     }
                 }
                 // Connection gone: wake every waiter with an error (senders dropped).
@@ -585,6 +619,7 @@ impl Inner {
                 p.reports.clear();
                 p.who_has.clear();
                 p.answers.clear();
+                p.coordination.clear();
             });
             Ok::<_, Error>(tx)
         })?;

@@ -117,6 +117,13 @@ pub enum Error {
     /// The cluster has no worker to place data on.
     #[error("no worker is connected to the scheduler: start one (`dask worker ADDRESS`) before scattering")]
     NoWorkers,
+    /// The scheduler refused a request about a coordination primitive
+    /// (lock, semaphore, queue, ...); the message says why and how to fix it.
+    #[error("{message}")]
+    Coordination {
+        /// What was wrong.
+        message: String,
+    },
     /// An I/O error on an open connection.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),

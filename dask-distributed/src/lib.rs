@@ -32,6 +32,9 @@
 //! - [`persist`]: [`Client::persist`] keeps a collection's results on the
 //!   workers, referenced by futures in the returned collection.
 //! - [`process`]: the `dask scheduler` and `dask worker` processes.
+//! - [`coordination`]: [`Lock`], [`Semaphore`], [`Queue`], [`Variable`],
+//!   [`Event`], [`Pub`]/[`Sub`], held on the scheduler and shared by every
+//!   client and task.
 //!
 //! Not built yet (issue 3): an async `Client`, `LocalCluster` with worker
 //! processes, spilling, work stealing, heartbeats.
@@ -60,6 +63,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod coordination;
 mod error;
 pub mod futures;
 #[doc(hidden)]
@@ -77,6 +81,9 @@ pub mod worker;
 
 pub use client::{Client, WorkerInfo};
 pub use cluster::{LocalCluster, LocalClusterBuilder};
+pub use coordination::{
+    worker_scheduler_address, Coordinator, Event, Lock, Pub, Queue, Semaphore, Sub, Variable,
+};
 pub use error::{Error, Result};
 pub use futures::{Future, FutureStatus};
 pub use options::SubmitOptions;

@@ -6,6 +6,7 @@ use dask_core::Key;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::protocol::{self, Message, WireTask};
+use crate::scheduler::coordination::{CoordReply, CoordRequest};
 use crate::scheduler::state::{Outcome, Status};
 use crate::Result;
 
@@ -86,6 +87,14 @@ pub enum ToScheduler {
         id: u64,
         /// The keys.
         keys: Vec<Key>,
+    },
+    /// A request about a coordination primitive (lock, queue, ...); answered
+    /// by [`ToClient::Coordination`].
+    Coordination {
+        /// Echoed in the reply.
+        id: u64,
+        /// The request.
+        request: CoordRequest,
     },
 }
 
@@ -211,6 +220,13 @@ pub enum ToClient {
         id: u64,
         /// Data addresses per key.
         who_has: Vec<(Key, Vec<String>)>,
+    },
+    /// Answer to [`ToScheduler::Coordination`].
+    Coordination {
+        /// The request's id.
+        id: u64,
+        /// The answer.
+        reply: CoordReply,
     },
 }
 

@@ -80,6 +80,7 @@ pub async fn start(scheduler_addr: &str, nthreads: u32) -> Result<WorkerHandle> 
         .map_err(|_| Error::Closed)?;
     let slots = Arc::new(Semaphore::new(nthreads.max(1) as usize));
     let peers = Arc::new(PeerPool::new(Role::Worker));
+    let scheduler: Arc<str> = Arc::from(scheduler_addr); // for tasks' coordination primitives
     let main = tokio::spawn(async move {
         // Dropping the set (kill) aborts every running task.
         let mut running = JoinSet::new();
@@ -101,6 +102,7 @@ pub async fn start(scheduler_addr: &str, nthreads: u32) -> Result<WorkerHandle> 
                         memory: memory.clone(),
                         slots: slots.clone(),
                         peers: peers.clone(),
+                        scheduler: scheduler.clone(),
                     };
                     let task = run_task(key.clone(), run_spec, who_has, resources, tx.clone());
                     running_keys.insert(key, running.spawn(task));
@@ -132,6 +134,7 @@ struct Resources {
     memory: Memory,
     slots: Arc<Semaphore>,
     peers: Arc<PeerPool>,
+    scheduler: Arc<str>,
 }
 
 async fn run_task(
@@ -145,10 +148,11 @@ async fn run_task(
         memory,
         slots,
         peers,
+        scheduler,
     } = resources;
     let (result, in_process) = match decode(&key, &run_spec) {
         Ok((task, in_process)) => (
-            execute(&key, task, who_has, &memory, &slots, &peers).await,
+            execute(&key, task, who_has, &memory, &slots, &peers, scheduler).await,
             in_process,
         ),
         Err(e) => (Err(e), false),
@@ -227,6 +231,7 @@ async fn execute(
     memory: &Memory,
     slots: &Arc<Semaphore>,
     peers: &PeerPool,
+    scheduler: Arc<str>,
 ) -> Result<Value> {
     let mut inputs: HashMap<Key, Value> = HashMap::new();
     for (dep, addrs) in who_has {
@@ -243,12 +248,14 @@ async fn execute(
     }
     let _permit = slots.acquire().await.map_err(|_| Error::Closed)?;
     let key = key.clone();
-    let result = tokio::task::spawn_blocking(move || task.execute(&key, |k| inputs[k].clone()))
-        .await
-        .map_err(|e| Error::Malformed {
-            what: "task",
-            detail: format!("task thread failed: {e}"),
-        })?;
+    let result = tokio::task::spawn_blocking(move || {
+        crate::coordination::in_task(&scheduler, || task.execute(&key, |k| inputs[k].clone()))
+    })
+    .await
+    .map_err(|e| Error::Malformed {
+        what: "task",
+        detail: format!("task thread failed: {e}"),
+    })?;
     Ok(result?)
 }
 

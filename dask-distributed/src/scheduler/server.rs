@@ -148,6 +148,7 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
     let mut state = SchedulerState::new();
     let mut workers: HashMap<WorkerId, Peer> = HashMap::new();
     let mut clients: HashMap<ClientId, UnboundedSender<Message>> = HashMap::new();
+    let coordination = super::coordination_service::CoordinationService::spawn();
     while let Some(event) = rx.recv().await {
         let stimuli = match event {
             CoreEvent::WorkerJoined {
@@ -172,6 +173,7 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
             }
             CoreEvent::ClientLeft(id) => {
                 clients.remove(&id);
+                coordination.client_left(id);
                 vec![Event::RemoveClient { client: id }]
             }
             CoreEvent::FromWorker(worker, msg) => match msg {
@@ -188,6 +190,12 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
                 _ => continue,
             },
             CoreEvent::FromClient(client, msg) => {
+                if let ToScheduler::Coordination { id, request } = msg {
+                    if let Some(tx) = clients.get(&client) {
+                        coordination.request(client, tx.clone(), id, request);
+                    }
+                    continue;
+                }
                 from_client(&state, &workers, &clients, client, msg)
             }
         };
