@@ -56,9 +56,11 @@ mod error;
 pub mod futures;
 pub mod local;
 pub mod messages;
+pub mod metrics;
 pub mod process;
 pub mod protocol;
 pub mod scheduler;
+pub mod spill;
 pub mod worker;
 
 pub use client::Client;

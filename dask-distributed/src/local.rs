@@ -13,7 +13,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use dask_core::{Key, Task, Value};
 
 /// A worker's memory, shared with in-process peers and clients.
-pub(crate) type Memory = Arc<Mutex<HashMap<Key, Value>>>;
+pub(crate) type Memory = Arc<crate::spill::Store>;
 
 static TASKS: LazyLock<Mutex<HashMap<u64, Arc<Task>>>> = LazyLock::new(Default::default);
 static WORKERS: LazyLock<Mutex<HashMap<String, Memory>>> = LazyLock::new(Default::default);
@@ -96,10 +96,5 @@ pub(crate) fn read(data_addr: &str, key: &Key) -> Option<Value> {
         .unwrap_or_else(PoisonError::into_inner)
         .get(data_addr)
         .cloned()?;
-    let value = memory
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(key)
-        .cloned();
-    value
+    memory.get(key).ok().flatten()
 }

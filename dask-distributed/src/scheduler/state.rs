@@ -12,6 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+mod stealing;
+
 use bytes::Bytes;
 use dask_core::{Key, KeyMap, KeySet};
 
@@ -127,6 +129,29 @@ pub enum Event {
         /// The client.
         client: ClientId,
     },
+    /// `worker` could not fetch `dependency` of `key` from `errant`, the
+    /// workers it was told hold it: they do not (any more). The scheduler
+    /// corrects who holds it, recomputes it if no copy is left, and sends
+    /// `key` again.
+    MissingData {
+        /// The worker that asked.
+        worker: WorkerId,
+        /// The task that could not start.
+        key: Key,
+        /// The dependency it could not get.
+        dependency: Key,
+        /// Workers that did not deliver it.
+        errant: Vec<WorkerId>,
+    },
+    /// `worker` answered an [`Action::Steal`] for `key`.
+    StealResponse {
+        /// The worker asked to give the task up.
+        worker: WorkerId,
+        /// The task.
+        key: Key,
+        /// True: it had not started and dropped it. False: it keeps it.
+        stolen: bool,
+    },
 }
 
 /// An instruction for the network layer.
@@ -151,6 +176,14 @@ pub enum Action {
         worker: WorkerId,
         /// The keys.
         keys: Vec<Key>,
+    },
+    /// Ask `worker` to give `key` up if it has not started it (work
+    /// stealing); it answers with [`Event::StealResponse`].
+    Steal {
+        /// The worker.
+        worker: WorkerId,
+        /// The task.
+        key: Key,
     },
     /// Tell `client` that `key` reached a final state.
     Report {
@@ -278,6 +311,10 @@ pub struct SchedulerState {
     recommendations: VecDeque<(Key, Status, &'static str)>,
     /// Keys transitioned by the current event (checked in debug builds).
     touched: Vec<Key>,
+    /// Whether idle workers steal queued tasks from busy ones.
+    stealing: bool,
+    /// Steal requests sent and not answered: task and the worker asked.
+    steals_in_flight: KeyMap<WorkerId>,
 }
 
 impl SchedulerState {
@@ -285,8 +322,15 @@ impl SchedulerState {
     pub fn new() -> Self {
         SchedulerState {
             allowed_failures: DEFAULT_ALLOWED_FAILURES,
+            stealing: true,
             ..Default::default()
         }
+    }
+
+    /// Turns work stealing on (the default) or off.
+    pub fn with_work_stealing(mut self, on: bool) -> Self {
+        self.stealing = on;
+        self
     }
 
     /// Sets how many worker deaths a task may cause before it errs as suspicious.
@@ -340,9 +384,21 @@ impl SchedulerState {
                     .collect();
                 self.release_keys(client, &keys)
             }
+            Event::MissingData {
+                worker,
+                key,
+                dependency,
+                errant,
+            } => self.missing_data(worker, &key, &dependency, &errant),
+            Event::StealResponse {
+                worker,
+                key,
+                stolen,
+            } => self.steal_response(worker, &key, stolen)?,
         }
         self.run_recommendations()?;
         self.fill_free_slots()?;
+        self.balance();
         let touched = std::mem::take(&mut self.touched);
         if cfg!(debug_assertions) {
             // Only what this event changed: a full check per event would make
@@ -387,6 +443,7 @@ impl SchedulerState {
         let Some(ws) = self.workers.remove(&worker) else {
             return;
         };
+        self.steals_in_flight.retain(|_, victim| *victim != worker);
         for key in ws.processing {
             let allowed = self.allowed_failures;
             if let Some(ts) = self.tasks.get_mut(&key) {
@@ -538,6 +595,36 @@ impl SchedulerState {
         } else {
             ts.error = Some(error);
             self.recommend(&key, Status::Erred, "failed on a worker");
+        }
+    }
+
+    fn missing_data(&mut self, worker: WorkerId, key: &Key, dependency: &Key, errant: &[WorkerId]) {
+        if let Some(dts) = self.tasks.get_mut(dependency) {
+            let nbytes = dts.nbytes;
+            for w in errant {
+                if dts.who_has.remove(w) {
+                    if let Some(ws) = self.workers.get_mut(w) {
+                        ws.has_what.remove(dependency);
+                        ws.nbytes = ws.nbytes.saturating_sub(nbytes);
+                    }
+                }
+            }
+            if dts.who_has.is_empty() && dts.status == Status::Memory {
+                // Releasing it sends its processing dependents (`key`) back too.
+                self.recommend(dependency, Status::Released, "no copy left (missing data)");
+                return;
+            }
+        }
+        let still_here = self
+            .tasks
+            .get(key)
+            .is_some_and(|t| t.status == Status::Processing && t.processing_on == Some(worker));
+        if still_here {
+            self.recommend(
+                key,
+                Status::Released,
+                "a dependency was missing; send it again",
+            );
         }
     }
 

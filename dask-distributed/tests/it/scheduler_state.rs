@@ -114,6 +114,8 @@ struct Cluster {
     memory: BTreeMap<WorkerId, HashMap<Key, u64>>,
     reports: Vec<(Key, Outcome)>,
     next_worker: WorkerId,
+    /// Steal requests not answered yet.
+    steals: Vec<(WorkerId, Key)>,
 }
 
 impl Cluster {
@@ -136,6 +138,7 @@ impl Cluster {
                     }
                 }
                 Action::Report { key, outcome, .. } => self.reports.push((key, outcome)),
+                Action::Steal { worker, key } => self.steals.push((worker, key)),
             }
         }
     }
@@ -214,6 +217,7 @@ fn run(seed: u64) -> Result<(), String> {
             let victim = victims[rng.below(victims.len() as u64) as usize];
             cluster.running.remove(&victim);
             cluster.memory.remove(&victim);
+            cluster.steals.retain(|(w, _)| *w != victim);
             let actions = checked(&mut state, Event::RemoveWorker { worker: victim })
                 .map_err(|e| e.to_string())?;
             cluster.apply(actions);
@@ -222,6 +226,28 @@ fn run(seed: u64) -> Result<(), String> {
         if roll < 5 {
             let threads = 1 + rng.below(3) as u32;
             cluster.add_worker(&mut state, threads);
+            continue;
+        }
+        // Answer a steal request: the simulated worker gives the task up if it
+        // holds it and a coin says it has not started it.
+        if roll < 40 && !cluster.steals.is_empty() {
+            let i = rng.below(cluster.steals.len() as u64) as usize;
+            let (worker, key) = cluster.steals.swap_remove(i);
+            let running = cluster.running.get_mut(&worker).unwrap();
+            let stolen = running.contains(&key) && rng.below(2) == 0;
+            if stolen {
+                running.retain(|k| *k != key);
+            }
+            let actions = checked(
+                &mut state,
+                Event::StealResponse {
+                    worker,
+                    key,
+                    stolen,
+                },
+            )
+            .map_err(|e| format!("seed {seed}: {e}"))?;
+            cluster.apply(actions);
             continue;
         }
         // Finish a random running task on a random busy worker.
