@@ -662,9 +662,12 @@ fn decode_reply(addr: &str, keys: &[Key], reply: &Message) -> Result<Vec<Value>>
 }
 
 async fn serve_data(listener: TcpListener, memory: Memory) {
+    // Connections live in this set: stopping the server (kill) closes them too.
+    let mut connections = JoinSet::new();
     while let Ok((stream, _)) = listener.accept().await {
+        while connections.try_join_next().is_some() {}
         let memory = memory.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let Ok(mut conn) = protocol::accept(stream, Role::Worker, Limits::default()).await
             else {
                 return;

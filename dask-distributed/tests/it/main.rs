@@ -3,5 +3,6 @@
 mod cluster;
 mod properties;
 mod protocol;
+mod resilience;
 mod scheduler_state;
 mod task_encoding;

@@ -1,12 +1,15 @@
 //! The `dask` command: run a scheduler or a worker as its own process.
 //!
 //! ```text
-//! dask scheduler [--host 127.0.0.1] [--port 8786]
-//! dask worker SCHEDULER_ADDRESS [--nthreads N]
+//! dask scheduler [--host 127.0.0.1] [--port 8786] [--worker-ttl SECONDS] [--no-work-stealing]
+//! dask worker SCHEDULER_ADDRESS [--nthreads N] [--memory-limit 4GB] [--local-directory DIR]
 //! ```
 //!
 //! The binary links every collection crate, so the ops they register can run
 //! on its workers.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +21,8 @@ use dask::bag as _;
 #[cfg(feature = "dataframe")]
 use dask::dataframe as _;
 use dask::distributed::process;
+use dask::distributed::scheduler::server::SchedulerOptions;
+use dask::distributed::worker::WorkerOptions;
 
 #[derive(Parser)]
 #[command(name = "dask", version, about = "dask-rs: run a scheduler or a worker")]
@@ -36,6 +41,13 @@ enum Command {
         /// Port (0: any free port; a taken port falls back to a free one).
         #[arg(long, default_value_t = process::DEFAULT_SCHEDULER_PORT)]
         port: u16,
+        /// Seconds a worker may go without a heartbeat before it is removed
+        /// and its data recomputed.
+        #[arg(long, default_value_t = 300.0)]
+        worker_ttl: f64,
+        /// Do not move queued tasks from busy workers to idle ones.
+        #[arg(long)]
+        no_work_stealing: bool,
     },
     /// Run a worker for the scheduler at ADDRESS (host:port).
     Worker {
@@ -44,7 +56,29 @@ enum Command {
         /// Task threads.
         #[arg(long, default_value_t = default_threads())]
         nthreads: u32,
+        /// Memory limit (bytes, or with a unit: 4GB, 3.5GiB); values beyond 60%
+        /// of it are spilled to disk, tasks pause at 80%, the worker stops at 95%.
+        #[arg(long)]
+        memory_limit: Option<String>,
+        /// Where to create the spill directory (default: the temporary directory).
+        #[arg(long)]
+        local_directory: Option<PathBuf>,
     },
+}
+
+fn scheduler_options(
+    worker_ttl: f64,
+    work_stealing: bool,
+) -> dask::distributed::Result<SchedulerOptions> {
+    if !(worker_ttl.is_finite() && worker_ttl > 0.0) {
+        return Err(dask::distributed::Error::InvalidConfig {
+            message: format!("--worker-ttl must be a positive number of seconds, got {worker_ttl}"),
+        });
+    }
+    Ok(SchedulerOptions {
+        worker_ttl: Duration::from_secs_f64(worker_ttl),
+        work_stealing,
+    })
 }
 
 fn default_threads() -> u32 {
@@ -54,8 +88,30 @@ fn default_threads() -> u32 {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Scheduler { host, port } => process::run_scheduler(&host, port),
-        Command::Worker { address, nthreads } => process::run_worker(&address, nthreads),
+        Command::Scheduler {
+            host,
+            port,
+            worker_ttl,
+            no_work_stealing,
+        } => scheduler_options(worker_ttl, !no_work_stealing)
+            .and_then(|options| process::run_scheduler_with(&host, port, options)),
+        Command::Worker {
+            address,
+            nthreads,
+            memory_limit,
+            local_directory,
+        } => memory_limit
+            .as_deref()
+            .map(process::parse_bytes)
+            .transpose()
+            .and_then(|memory_limit| {
+                let options = WorkerOptions {
+                    memory_limit,
+                    local_directory,
+                    ..WorkerOptions::new(nthreads)
+                };
+                process::run_worker_with(&address, options)
+            }),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
