@@ -170,12 +170,30 @@ impl Store {
     /// Stores `value` (of about `nbytes`) under `key`, replacing any previous
     /// value, then spills down to the target.
     pub fn insert(&self, key: Key, value: Value, nbytes: u64) {
+        self.insert_unless(key, value, nbytes, || false);
+    }
+
+    /// [`Store::insert`], unless `cancelled()` (checked under the store's lock)
+    /// says the value is no longer wanted; returns whether it was stored. A
+    /// canceller that sets its flag before calling [`Store::remove`] can never
+    /// leave the value behind.
+    pub fn insert_unless(
+        &self,
+        key: Key,
+        value: Value,
+        nbytes: u64,
+        cancelled: impl FnOnce() -> bool,
+    ) -> bool {
         let mut inner = self.lock();
+        if cancelled() {
+            return false;
+        }
         inner.remove(&key);
         inner.insert_fast(key, value, nbytes);
         if let Some(target) = self.target_bytes {
             self.spill_down_to(&mut inner, target);
         }
+        true
     }
 
     /// Whether `key` is held, in memory or on disk.

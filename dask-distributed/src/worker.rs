@@ -236,6 +236,8 @@ pub async fn start(scheduler_addr: &str, nthreads: u32) -> Result<WorkerHandle> 
 const PENDING: u8 = 0;
 const STARTED: u8 = 1;
 const STOLEN: u8 = 2;
+/// Freed by the scheduler: its result, if it still comes, must not be kept.
+const CANCELLED: u8 = 3;
 
 struct Running {
     abort: tokio::task::AbortHandle,
@@ -332,12 +334,15 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
                 }
                 Ok(ToWorker::Free { keys }) => {
                     for k in keys {
-                        worker.store.remove(&k);
                         // A task the scheduler no longer wants here: stop it, so it
                         // neither stores nor reports a result.
+                        // Flag first, then remove: a result finishing meanwhile on
+                        // a task thread is either removed here or never stored.
                         if let Some(r) = running_keys.remove(&k) {
+                            r.phase.store(CANCELLED, Ordering::Release);
                             r.abort.abort();
                         }
+                        worker.store.remove(&k);
                     }
                 }
                 Ok(ToWorker::Steal { key }) => {
@@ -378,8 +383,8 @@ enum Outcome {
         dependency: Key,
         errant: Vec<String>,
     },
-    /// Stolen before it started: nothing to report.
-    Stolen,
+    /// Stolen before it started, or freed by the scheduler: nothing to report.
+    Dropped,
 }
 
 /// Decrements a counter when dropped (also when the task is aborted).
@@ -414,7 +419,7 @@ async fn run_task(
         Err(e) => (Outcome::Failed(e), false),
     };
     let reply = match outcome {
-        Outcome::Stolen => return key,
+        Outcome::Dropped => return key,
         Outcome::Finished(nbytes) => ToScheduler::TaskFinished {
             key: key.clone(),
             nbytes,
@@ -485,7 +490,7 @@ async fn execute(
     task: Arc<dask_core::Task>,
     who_has: Vec<(Key, Vec<String>)>,
     worker: &Arc<Shared>,
-    phase: &AtomicU8,
+    phase: &Arc<AtomicU8>,
 ) -> Outcome {
     let ready = Gauge::up(&worker.ready);
     // Remote inputs now; local ones (maybe spilled) on the task thread.
@@ -518,12 +523,13 @@ async fn execute(
         .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
     {
-        return Outcome::Stolen;
+        return Outcome::Dropped;
     }
     drop(ready);
     let _executing = Gauge::up(&worker.executing);
     let key = key.clone();
     let shared = worker.clone();
+    let phase = phase.clone();
     let result = tokio::task::spawn_blocking(move || {
         for dep in local_deps {
             match shared.store.get(&dep) {
@@ -543,8 +549,14 @@ async fn execute(
         match task.execute(&key, |k| inputs[k].clone()) {
             Ok(value) => {
                 let nbytes = dask_core::sizeof::sizeof_value(&value);
-                shared.store.insert(key, value, nbytes);
-                Outcome::Finished(nbytes)
+                // Aborting the task does not stop this thread: a task freed
+                // meanwhile must not leave its value behind.
+                let cancelled = || phase.load(Ordering::Acquire) == CANCELLED;
+                if shared.store.insert_unless(key, value, nbytes, cancelled) {
+                    Outcome::Finished(nbytes)
+                } else {
+                    Outcome::Dropped
+                }
             }
             Err(e) => Outcome::Failed(e.into()),
         }
