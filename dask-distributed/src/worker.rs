@@ -308,8 +308,14 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
                     continue;
                 }
             };
-            while let Some(Ok(done)) = running.try_join_next() {
-                running_keys.remove(&done);
+            // Reap every attempt that ended (aborted ones included), and
+            // forget its entry unless a newer attempt of the key replaced it.
+            while let Some(ended) = running.try_join_next_with_id() {
+                if let Ok((id, key)) = ended {
+                    if running_keys.get(&key).is_some_and(|r| r.abort.id() == id) {
+                        running_keys.remove(&key);
+                    }
+                }
             }
             match messages::header::<ToWorker>("worker", &m) {
                 Ok(ToWorker::Compute {

@@ -479,7 +479,11 @@ impl SchedulerState {
         let generation = self.generation;
         let mut new_keys = Vec::with_capacity(specs.len());
         for spec in specs {
-            if self.tasks.contains_key(&spec.key) {
+            if let Some(ts) = self.tasks.get_mut(&spec.key) {
+                // Known: keep its state, but any later send (a retry, a steal,
+                // a recomputation) uses the newest spec: an older client's
+                // in-process task may be gone by then.
+                ts.run_spec = spec.run_spec;
                 continue;
             }
             new_keys.push(spec.key.clone());
