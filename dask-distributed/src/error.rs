@@ -100,6 +100,14 @@ pub enum Error {
     /// A blocking client call was made from inside an async runtime.
     #[error("the blocking Client was called from inside an async runtime, where it would block the executor: call it from a plain thread (e.g. tokio::task::spawn_blocking)")]
     InsideRuntime,
+    /// A worker's process went above its terminate threshold and stopped.
+    #[error("the worker's process used {used} bytes, above its terminate threshold of {threshold} bytes: raise --memory-limit, lower the data per task, or register codecs so values can spill")]
+    MemoryExceeded {
+        /// Resident memory measured.
+        used: u64,
+        /// The terminate threshold in bytes.
+        threshold: u64,
+    },
     /// An I/O error on an open connection.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),

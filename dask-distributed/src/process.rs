@@ -69,7 +69,7 @@ pub fn run_worker_with(scheduler_addr: &str, options: WorkerOptions) -> Result<(
         let handle = worker::start_with(scheduler_addr, options).await?;
         println!("worker at {}", handle.data_addr());
         std::io::stdout().flush()?;
-        handle.finished().await;
+        handle.finished().await?;
         eprintln!("the scheduler at {scheduler_addr} went away; worker exiting");
         Ok(())
     })

@@ -131,17 +131,27 @@ impl WorkerHandle {
         self.main.is_finished()
     }
 
-    /// Waits until the worker stops (its scheduler connection ended).
-    pub async fn finished(self) {
+    /// Waits until the worker stops: its scheduler connection ended (`Ok`),
+    /// or its process went above the terminate threshold
+    /// ([`Error::MemoryExceeded`]).
+    pub async fn finished(self) -> Result<()> {
         let WorkerHandle {
             main,
             data,
             data_addr,
-            ..
+            shared,
         } = self;
         let _ = main.await;
         local::unregister_worker(&data_addr);
         data.abort();
+        if shared.terminated.load(Ordering::Relaxed) {
+            let o = &shared.options;
+            return Err(Error::MemoryExceeded {
+                used: shared.process_memory.load(Ordering::Relaxed),
+                threshold: o.bytes_at(o.thresholds.terminate).unwrap_or(0),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -155,6 +165,8 @@ struct Shared {
     heartbeats: AtomicBool,
     paused: AtomicBool,
     process_memory: AtomicU64,
+    /// Set when the worker stopped itself above its terminate threshold.
+    terminated: AtomicBool,
     executing: AtomicU64,
     ready: AtomicU64,
     executed: AtomicU64,
@@ -201,6 +213,7 @@ impl Shared {
                         .spill_to(managed.saturating_sub(rss.saturating_sub(target)));
                 }
                 if rss > o.bytes_at(o.thresholds.terminate).unwrap_or(limit) {
+                    self.terminated.store(true, Ordering::Relaxed);
                     eprintln!(
                         "dask-rs worker {}: process memory {rss} bytes is above the terminate \
                          threshold ({:.0}% of {limit}); stopping",
@@ -271,6 +284,7 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
         heartbeats: AtomicBool::new(true),
         paused: AtomicBool::new(false),
         process_memory: AtomicU64::new(0),
+        terminated: AtomicBool::new(false),
         executing: AtomicU64::new(0),
         ready: AtomicU64::new(0),
         executed: AtomicU64::new(0),

@@ -50,8 +50,9 @@ dask::core::register_op!(inc);
 fn scheduler_and_workers_as_processes() {
     let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
     let mut procs = Procs(vec![scheduler]);
-    for _ in 0..2 {
-        let (worker, _) = spawn(&["worker", &addr, "--nthreads", "1"], "worker at ");
+    for limit in ["4GB", "3.5GiB"] {
+        let args = ["worker", &addr, "--nthreads", "1", "--memory-limit", limit];
+        let (worker, _) = spawn(&args, "worker at ");
         procs.0.push(worker);
     }
     let client = Client::connect(&addr).unwrap();
@@ -144,4 +145,48 @@ fn sigkill_a_worker_process_mid_graph() {
             );
         }
     }
+}
+
+/// Runs `dask ARGS` to its end (bounded) and returns its status and stderr.
+fn run_to_end(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dask"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the dask binary");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).ok();
+        text
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the worker") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`dask {args:?}` did not exit");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap())
+}
+
+#[test]
+fn worker_memory_limit_flag_is_checked_and_enforced() {
+    let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
+    let _procs = Procs(vec![scheduler]);
+    // A limit that is not a size: refused with the way to write one.
+    let (status, stderr) = run_to_end(&["worker", &addr, "--memory-limit", "12 parsecs"]);
+    assert!(!status.success());
+    assert!(stderr.contains("cannot read \"12 parsecs\""), "{stderr}");
+    // A limit below what the process itself needs: the worker stops above its
+    // terminate threshold (95%) and says why.
+    let (status, stderr) = run_to_end(&["worker", &addr, "--memory-limit", "1MB"]);
+    assert!(!status.success());
+    assert!(stderr.contains("terminate threshold"), "{stderr}");
 }
