@@ -267,11 +267,17 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>, options: SchedulerOptions) {
                     key,
                     stolen,
                 },
-                ToScheduler::Heartbeat { .. } => {
-                    if let Some(p) = workers.get_mut(&worker) {
-                        p.last_seen = tokio::time::Instant::now();
+                ToScheduler::Heartbeat { metrics } => {
+                    let Some(p) = workers.get_mut(&worker) else {
+                        continue; // already removed
+                    };
+                    p.last_seen = tokio::time::Instant::now();
+                    let paused = metrics.status == crate::metrics::WorkerStatus::Paused;
+                    let was = state.workers().get(&worker).map(|w| w.paused);
+                    if was == Some(paused) {
+                        continue; // nothing changed for placement
                     }
-                    continue;
+                    Event::Heartbeat { worker, paused }
                 }
                 _ => continue,
             },

@@ -143,6 +143,13 @@ pub enum Event {
         /// Workers that did not deliver it.
         errant: Vec<WorkerId>,
     },
+    /// A worker's heartbeat: whether it is paused by memory.
+    Heartbeat {
+        /// The worker.
+        worker: WorkerId,
+        /// Above its pause threshold.
+        paused: bool,
+    },
     /// `worker` answered an [`Action::Steal`] for `key`.
     StealResponse {
         /// The worker asked to give the task up.
@@ -267,6 +274,9 @@ pub struct WorkerState {
     pub has_what: KeySet,
     /// Bytes it holds.
     pub nbytes: u64,
+    /// Above its memory pause threshold (from its heartbeats): it starts no
+    /// task, gets no new root task, and its backlog may be stolen.
+    pub paused: bool,
 }
 
 impl WorkerState {
@@ -395,6 +405,11 @@ impl SchedulerState {
                 key,
                 stolen,
             } => self.steal_response(worker, &key, stolen)?,
+            Event::Heartbeat { worker, paused } => {
+                if let Some(ws) = self.workers.get_mut(&worker) {
+                    ws.paused = paused;
+                }
+            }
         }
         self.run_recommendations()?;
         self.fill_free_slots()?;
@@ -802,8 +817,8 @@ impl SchedulerState {
         if ts.dependencies.is_empty() {
             return candidates
                 .into_iter()
-                .filter(|w| !self.workers[w].saturated())
-                .min_by_key(|w| (occupancy(w), *w));
+                .filter(|w| !self.workers[w].saturated() && !self.workers[w].paused)
+                .min_by_key(|w| (occupancy(w), self.workers[w].nbytes, *w));
         }
         candidates.into_iter().min_by_key(|w| {
             let local: u64 = ts

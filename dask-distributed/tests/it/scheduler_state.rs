@@ -886,3 +886,84 @@ fn idle_workers_steal_only_what_the_victim_gives_up() {
         keys: vec![again[0].clone()]
     }));
 }
+
+#[test]
+fn a_paused_worker_gets_no_root_tasks_and_its_backlog_is_stolen() {
+    let mut s = SchedulerState::new();
+    for worker in 0..2 {
+        s.handle(Event::AddWorker {
+            worker,
+            nthreads: 1,
+        })
+        .unwrap();
+    }
+    checked(
+        &mut s,
+        Event::Heartbeat {
+            worker: 0,
+            paused: true,
+        },
+    )
+    .unwrap();
+    // Two roots: both fit on worker 1 (saturation 1.1 of one thread).
+    let roots: Vec<TaskSpec> = (0..2).map(|i| spec(&format!("root{i}"), &[], 0)).collect();
+    let wanted = roots.iter().map(|t| t.key.clone()).collect();
+    let actions = checked(
+        &mut s,
+        Event::UpdateGraph {
+            client: 1,
+            tasks: roots,
+            wanted,
+        },
+    )
+    .unwrap();
+    let placed: Vec<WorkerId> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Compute { worker, .. } => Some(*worker),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placed, vec![1, 1], "{actions:?}");
+    // Worker 1 pauses with a backlog; worker 0 resumes: it steals all of it
+    // that the paused worker gives up.
+    checked(
+        &mut s,
+        Event::Heartbeat {
+            worker: 1,
+            paused: true,
+        },
+    )
+    .unwrap();
+    let actions = checked(
+        &mut s,
+        Event::Heartbeat {
+            worker: 0,
+            paused: false,
+        },
+    )
+    .unwrap();
+    let asked: Vec<Key> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Steal { worker: 1, key } => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), 1, "one idle thread, one request: {actions:?}");
+    let actions = checked(
+        &mut s,
+        Event::StealResponse {
+            worker: 1,
+            key: asked[0].clone(),
+            stolen: true,
+        },
+    )
+    .unwrap();
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Compute { worker: 0, key, .. } if *key == asked[0])),
+        "{actions:?}"
+    );
+}

@@ -2,7 +2,8 @@
 //! beyond their threads (sent, not started), the scheduler asks a busy worker
 //! to give such tasks up ([`Action::Steal`]). Only the worker knows whether a
 //! task has started; it answers ([`Event::StealResponse`]), and a task it gave
-//! up is sent to the least occupied worker. A task already running stays.
+//! up is sent to the least occupied worker that is not paused. A task already
+//! running stays. A worker paused by memory has its whole backlog stolen.
 
 use dask_core::Key;
 
@@ -21,6 +22,7 @@ impl SchedulerState {
         let idle_slots: usize = self
             .workers
             .values()
+            .filter(|ws| !ws.paused)
             .map(|ws| (ws.nthreads as usize).saturating_sub(ws.processing.len()))
             .sum();
         let mut budget = idle_slots.saturating_sub(self.steals_in_flight.len());
@@ -32,10 +34,9 @@ impl SchedulerState {
             .iter()
             .map(|(w, ws)| {
                 let asked = self.steals_in_flight.values().filter(|v| *v == w).count();
-                let excess = ws
-                    .processing
-                    .len()
-                    .saturating_sub(ws.nthreads as usize + asked);
+                // A paused worker starts nothing: all its backlog may go.
+                let running = if ws.paused { 0 } else { ws.nthreads as usize };
+                let excess = ws.processing.len().saturating_sub(running + asked);
                 (excess, *w)
             })
             .filter(|(excess, _)| *excess > 0)
@@ -90,11 +91,8 @@ impl SchedulerState {
             .iter()
             .min_by_key(|(w, ws)| {
                 let load = ws.processing.len() - usize::from(**w == victim);
-                (
-                    (load as u64 * 1000) / u64::from(ws.nthreads),
-                    **w == victim,
-                    **w,
-                )
+                let occupancy = (load as u64 * 1000) / u64::from(ws.nthreads);
+                (ws.paused, occupancy, **w == victim, **w)
             })
             .map(|(w, _)| *w)
             .ok_or_else(|| self.invariant(key, "processing with no worker".into()))?;
