@@ -12,7 +12,10 @@
 //!   worker held, suspicious tasks, retries, client reference counts), and
 //!   [`scheduler::server`], the tokio server around it.
 //! - [`worker`]: runs tasks on a bounded blocking pool, fetches dependencies
-//!   from peers, serves its data.
+//!   from peers (a missing one is reported to the scheduler at once), serves
+//!   its data, sends heartbeats with [`metrics`], gives up tasks not started
+//!   to work stealing; [`spill`]: its memory limit, spilling least recently
+//!   used values to disk, pausing above Dask's thresholds.
 //! - [`Client`]: submits graphs, gathers results from workers; implements
 //!   `dask_core::Scheduler`, so `x.compute_with(&client)` works.
 //!
@@ -26,7 +29,7 @@
 //!
 //! Not built yet (issue 3): `scatter`, `as_completed`, `wait`,
 //! `cancel`, `retries`, `fire_and_forget`, an async `Client`, `LocalCluster` with
-//! worker processes, spilling, work stealing, heartbeats.
+//! worker processes, a nanny.
 //!
 //! ```
 //! use dask_distributed::protocol::{self, Message, Role};
