@@ -200,6 +200,55 @@ impl dask_core::sizeof::Sizeof for Opaque {
 dask_core::register_sizeof!(Opaque);
 
 #[test]
+fn spilled_values_are_served_to_peers_over_tcp_and_to_futures() {
+    use dask_distributed::protocol::Role;
+    use dask_distributed::worker::PeerPool;
+    within(PATIENCE, || {
+        let words: u64 = 16 * 1024; // 128 KiB per value
+        let cluster = LocalCluster::builder()
+            .n_workers(2)
+            .threads_per_worker(1)
+            .memory_limit(1024 * 1024) // target 600 KiB: most of 24 values spill
+            .start()
+            .unwrap();
+        let client = cluster.client().unwrap();
+        let futures: Vec<_> = (0..24u64)
+            .map(|i| client.submit(chunk, (i, words)).unwrap())
+            .collect();
+        for (i, f) in futures.iter().enumerate() {
+            assert_eq!(f.result().unwrap(), chunk(i as u64, words), "future {i}");
+        }
+        let spilled: u64 = cluster
+            .worker_metrics()
+            .iter()
+            .map(|m| m.store.spilled_keys)
+            .sum();
+        assert!(spilled > 0, "{:?}", cluster.worker_metrics());
+        // A peer's request over TCP (not the in-process shortcut): whichever
+        // worker holds each value sends it, spilled or not.
+        let addrs: Vec<String> = (0..2)
+            .map(|i| cluster.worker(i).unwrap().data_addr().to_owned())
+            .collect();
+        let pool = PeerPool::new(Role::Worker);
+        cluster.runtime().block_on(async {
+            for (i, f) in futures.iter().enumerate() {
+                let mut found = None;
+                for addr in &addrs {
+                    if let Ok(mut v) = pool.fetch(addr, std::slice::from_ref(f.key())).await {
+                        found = v.pop();
+                    }
+                }
+                let v = found.unwrap_or_else(|| panic!("no worker served {}", f.key()));
+                assert_eq!(
+                    v.downcast_ref::<Vec<u64>>().unwrap(),
+                    &chunk(i as u64, words)
+                );
+            }
+        });
+    });
+}
+
+#[test]
 fn values_without_a_codec_stay_in_memory_and_the_worker_says_so() {
     within(PATIENCE, || {
         let cluster = LocalCluster::builder()
