@@ -3,6 +3,7 @@
 //! ```text
 //! dask scheduler [--host 127.0.0.1] [--port 8786] [--worker-ttl SECONDS] [--no-work-stealing]
 //! dask worker SCHEDULER_ADDRESS [--nthreads N] [--memory-limit 4GB] [--local-directory DIR]
+//!             [--memory-{target,spill,pause,terminate}-fraction F]
 //! ```
 //!
 //! The binary links every collection crate, so the ops they register can run
@@ -22,6 +23,7 @@ use dask::bag as _;
 use dask::dataframe as _;
 use dask::distributed::process;
 use dask::distributed::scheduler::server::SchedulerOptions;
+use dask::distributed::spill::MemoryThresholds;
 use dask::distributed::worker::WorkerOptions;
 
 #[derive(Parser)]
@@ -63,6 +65,18 @@ enum Command {
         /// Where to create the spill directory (default: the temporary directory).
         #[arg(long)]
         local_directory: Option<PathBuf>,
+        /// Fraction of the memory limit beyond which values spill to disk.
+        #[arg(long, default_value_t = 0.6)]
+        memory_target_fraction: f64,
+        /// Fraction of the limit of process memory beyond which values spill.
+        #[arg(long, default_value_t = 0.7)]
+        memory_spill_fraction: f64,
+        /// Fraction of the limit beyond which the worker starts no task.
+        #[arg(long, default_value_t = 0.8)]
+        memory_pause_fraction: f64,
+        /// Fraction of the limit of process memory beyond which the worker stops.
+        #[arg(long, default_value_t = 0.95)]
+        memory_terminate_fraction: f64,
     },
 }
 
@@ -100,6 +114,10 @@ fn main() {
             nthreads,
             memory_limit,
             local_directory,
+            memory_target_fraction,
+            memory_spill_fraction,
+            memory_pause_fraction,
+            memory_terminate_fraction,
         } => memory_limit
             .as_deref()
             .map(process::parse_bytes)
@@ -108,6 +126,12 @@ fn main() {
                 let options = WorkerOptions {
                     memory_limit,
                     local_directory,
+                    thresholds: MemoryThresholds {
+                        target: memory_target_fraction,
+                        spill: memory_spill_fraction,
+                        pause: memory_pause_fraction,
+                        terminate: memory_terminate_fraction,
+                    },
                     ..WorkerOptions::new(nthreads)
                 };
                 process::run_worker_with(&address, options)

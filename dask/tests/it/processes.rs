@@ -184,6 +184,17 @@ fn worker_memory_limit_flag_is_checked_and_enforced() {
     let (status, stderr) = run_to_end(&["worker", &addr, "--memory-limit", "12 parsecs"]);
     assert!(!status.success());
     assert!(stderr.contains("cannot read \"12 parsecs\""), "{stderr}");
+    // Thresholds out of order: refused, naming the rule.
+    let (status, stderr) = run_to_end(&[
+        "worker",
+        &addr,
+        "--memory-limit",
+        "4GB",
+        "--memory-pause-fraction",
+        "0.5",
+    ]);
+    assert!(!status.success());
+    assert!(stderr.contains("target <= spill <= pause"), "{stderr}");
     // A limit below what the process itself needs: the worker stops above its
     // terminate threshold (95%) and says why.
     let (status, stderr) = run_to_end(&["worker", &addr, "--memory-limit", "1MB"]);
