@@ -29,7 +29,7 @@
 //!
 //! Not built yet (issue 3): `scatter`, `as_completed`, `wait`,
 //! `cancel`, `retries`, `fire_and_forget`, an async `Client`, `LocalCluster` with
-//! worker processes, a nanny.
+//! worker processes.
 //!
 //! ```
 //! use dask_distributed::protocol::{self, Message, Role};

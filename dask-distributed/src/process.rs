@@ -1,6 +1,7 @@
 //! Blocking entry points for the `dask scheduler` and `dask worker` processes.
 
 use std::io::Write;
+use std::time::Duration;
 
 use crate::scheduler::server::{self, SchedulerOptions};
 use crate::worker::{self, WorkerOptions};
@@ -111,6 +112,50 @@ pub fn parse_bytes(text: &str) -> Result<u64> {
         return Err(bad("out of range"));
     }
     Ok(bytes as u64)
+}
+
+/// Exit status of a worker process that stopped above its terminate
+/// threshold; its nanny ([`supervise`]) restarts it.
+pub const EXIT_MEMORY_EXCEEDED: i32 = 3;
+
+/// Pause between a worker's death and its restart by [`supervise`].
+const RESTART_DELAY: Duration = Duration::from_millis(200);
+
+/// Dask's nanny: runs the process `spawn` starts, and starts it again when it
+/// exits with [`EXIT_MEMORY_EXCEEDED`] or dies by a signal. Any other exit
+/// ends the supervision with that exit code (0: the scheduler went away;
+/// other: an error the worker printed, which a restart would not fix).
+pub fn supervise(mut spawn: impl FnMut() -> std::io::Result<std::process::Child>) -> Result<i32> {
+    loop {
+        let mut child = spawn()?;
+        // `wait` closes the child's stdin: keep it open, the child watches it.
+        let stdin = child.stdin.take();
+        let status = child.wait()?;
+        drop(stdin);
+        match status.code() {
+            Some(EXIT_MEMORY_EXCEEDED) => {
+                eprintln!("nanny: the worker went above its memory limit; restarting it")
+            }
+            Some(code) => return Ok(code),
+            None => eprintln!("nanny: the worker died ({status}); restarting it"),
+        }
+        std::thread::sleep(RESTART_DELAY);
+    }
+}
+
+/// Exits this process as soon as its standard input closes: a worker started
+/// by a nanny (with a pipe as stdin) does not outlive it.
+pub fn exit_when_stdin_closes() {
+    std::thread::spawn(|| {
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 64];
+        loop {
+            match std::io::Read::read(&mut stdin, &mut buf) {
+                Ok(0) | Err(_) => std::process::exit(1),
+                Ok(_) => {}
+            }
+        }
+    });
 }
 
 #[cfg(test)]

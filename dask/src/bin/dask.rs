@@ -3,7 +3,7 @@
 //! ```text
 //! dask scheduler [--host 127.0.0.1] [--port 8786] [--worker-ttl SECONDS] [--no-work-stealing]
 //! dask worker SCHEDULER_ADDRESS [--nthreads N] [--memory-limit 4GB] [--local-directory DIR]
-//!             [--memory-{target,spill,pause,terminate}-fraction F]
+//!             [--memory-{target,spill,pause,terminate}-fraction F] [--no-nanny]
 //! ```
 //!
 //! The binary links every collection crate, so the ops they register can run
@@ -74,9 +74,17 @@ enum Command {
         /// Fraction of the limit beyond which the worker starts no task.
         #[arg(long, default_value_t = 0.8)]
         memory_pause_fraction: f64,
-        /// Fraction of the limit of process memory beyond which the worker stops.
+        /// Fraction of the limit of process memory beyond which the worker stops
+        /// (and its nanny starts a fresh one).
         #[arg(long, default_value_t = 0.95)]
         memory_terminate_fraction: f64,
+        /// Run the worker in this process, without a nanny process that
+        /// restarts it when it dies or exceeds its memory.
+        #[arg(long)]
+        no_nanny: bool,
+        /// Started by a nanny: exit when standard input closes.
+        #[arg(long, hide = true)]
+        supervised: bool,
     },
 }
 
@@ -93,6 +101,21 @@ fn scheduler_options(
         worker_ttl: Duration::from_secs_f64(worker_ttl),
         work_stealing,
     })
+}
+
+/// `dask worker` with a nanny: this process runs the same command with
+/// `--no-nanny --supervised` as a child, and restarts it when it dies.
+fn run_nanny() -> dask::distributed::Result<()> {
+    let program = std::env::current_exe()?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = process::supervise(|| {
+        std::process::Command::new(&program)
+            .args(&args)
+            .args(["--no-nanny", "--supervised"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+    })?;
+    std::process::exit(code);
 }
 
 fn default_threads() -> u32 {
@@ -118,7 +141,9 @@ fn main() {
             memory_spill_fraction,
             memory_pause_fraction,
             memory_terminate_fraction,
-        } => memory_limit
+            no_nanny,
+            supervised,
+        } if no_nanny || supervised => memory_limit
             .as_deref()
             .map(process::parse_bytes)
             .transpose()
@@ -134,11 +159,19 @@ fn main() {
                     },
                     ..WorkerOptions::new(nthreads)
                 };
+                if supervised {
+                    process::exit_when_stdin_closes();
+                }
                 process::run_worker_with(&address, options)
             }),
+        Command::Worker { .. } => run_nanny(),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
-        std::process::exit(1);
+        let code = match e {
+            dask::distributed::Error::MemoryExceeded { .. } => process::EXIT_MEMORY_EXCEEDED,
+            _ => 1,
+        };
+        std::process::exit(code);
     }
 }

@@ -197,7 +197,58 @@ fn worker_memory_limit_flag_is_checked_and_enforced() {
     assert!(stderr.contains("target <= spill <= pause"), "{stderr}");
     // A limit below what the process itself needs: the worker stops above its
     // terminate threshold (95%) and says why.
-    let (status, stderr) = run_to_end(&["worker", &addr, "--memory-limit", "1MB"]);
-    assert!(!status.success());
+    let (status, stderr) = run_to_end(&["worker", &addr, "--memory-limit", "1MB", "--no-nanny"]);
+    assert_eq!(
+        status.code(),
+        Some(dask::distributed::process::EXIT_MEMORY_EXCEEDED)
+    );
     assert!(stderr.contains("terminate threshold"), "{stderr}");
+}
+
+#[test]
+fn a_nanny_restarts_a_worker_over_its_memory_limit_and_takes_it_down_with_it() {
+    let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
+    let _procs = Procs(vec![scheduler]);
+    let mut nanny = Command::new(env!("CARGO_BIN_EXE_dask"))
+        .args(["worker", &addr, "--memory-limit", "1MB"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the dask binary");
+    let stderr = nanny.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut restarts = 0;
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("nanny:") && line.contains("restarting") {
+                restarts += 1;
+                let _ = tx.send(restarts);
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text // EOF: the nanny and every worker it started have exited
+    });
+    // Two restarts in a row: the nanny keeps the worker coming back.
+    for want in 1..=2 {
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("restart {want} never came"));
+        assert_eq!(got, want);
+    }
+    nanny.kill().expect("SIGKILL the nanny");
+    let _ = nanny.wait();
+    // The worker process shares the stderr pipe: the reader only ends once
+    // it exited too (it watches its stdin, the nanny's pipe).
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(reader.join());
+    });
+    let text = done_rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("a worker outlived its nanny")
+        .unwrap();
+    assert!(text.contains("terminate threshold"), "{text}");
 }
