@@ -142,13 +142,17 @@ pub fn has_sizeof(value: &Value) -> bool {
     registry().contains_key(&value.value_type_id())
 }
 
+/// The registered [`Sizeof`] of `value`, if its type has one (cheap).
+pub fn sizeof_registered(value: &Value) -> Option<u64> {
+    registry()
+        .get(&value.value_type_id())
+        .and_then(|r| (r.sizeof)(value))
+}
+
 /// Approximate bytes held by `value`: its registered [`Sizeof`], else the
 /// length of its codec encoding, else [`DEFAULT_SIZEOF`].
 pub fn sizeof_value(value: &Value) -> u64 {
-    if let Some(n) = registry()
-        .get(&value.value_type_id())
-        .and_then(|r| (r.sizeof)(value))
-    {
+    if let Some(n) = sizeof_registered(value) {
         return n;
     }
     if codec::has_codec(value) {
@@ -208,6 +212,7 @@ mod tests {
         assert_eq!(sizeof_value(&Value::new(words)), expected);
         assert_eq!(sizeof_value(&Value::new(Some(1.5f64))), 16);
         assert!(has_sizeof(&Value::new(1i64)));
+        assert_eq!(sizeof_registered(&Value::new(String::new())), Some(24));
     }
 
     #[test]
@@ -220,6 +225,7 @@ mod tests {
         assert!(!has_sizeof(&v));
         let (_, bytes) = codec::encode_value(&v).unwrap();
         assert_eq!(sizeof_value(&v), bytes.len() as u64);
+        assert_eq!(sizeof_registered(&v), None);
         struct Opaque;
         assert_eq!(sizeof_value(&Value::new(Opaque)), DEFAULT_SIZEOF);
     }

@@ -195,6 +195,20 @@ impl Shared {
         }
     }
 
+    /// The size of a result: its registered sizeof; for other types, with a
+    /// memory limit, the length of its encoding (exact but costs an encode),
+    /// and without one, a nominal [`dask_core::sizeof::DEFAULT_SIZEOF`].
+    fn sizeof(&self, value: &Value) -> u64 {
+        use dask_core::sizeof;
+        sizeof::sizeof_registered(value).unwrap_or_else(|| {
+            if self.options.memory_limit.is_some() {
+                sizeof::sizeof_value(value)
+            } else {
+                sizeof::DEFAULT_SIZEOF
+            }
+        })
+    }
+
     /// Spills, pauses or stops by the thresholds; false: stop the worker.
     fn check_memory(&self) -> bool {
         let o = &self.options;
@@ -568,7 +582,7 @@ async fn execute(
         shared.executed.fetch_add(1, Ordering::Relaxed);
         match task.execute(&key, |k| inputs[k].clone()) {
             Ok(value) => {
-                let nbytes = dask_core::sizeof::sizeof_value(&value);
+                let nbytes = shared.sizeof(&value);
                 // Aborting the task does not stop this thread: a task freed
                 // meanwhile must not leave its value behind.
                 let cancelled = || phase.load(Ordering::Acquire) == CANCELLED;
