@@ -169,6 +169,7 @@ fn data_three_times_the_memory_limit_reduces_via_spilling() {
         let got = as_u64(&client.compute(&g, &outputs).unwrap());
         assert_eq!(got, expected);
         let metrics = cluster.worker_metrics();
+        eprintln!("spilling 3x the limit: {metrics:#?}");
         let writes: u64 = metrics.iter().map(|m| m.store.spill_writes).sum();
         let reads: u64 = metrics.iter().map(|m| m.store.spill_reads).sum();
         assert!(writes > 0, "nothing was spilled: {metrics:?}");
@@ -399,6 +400,7 @@ fn idle_workers_steal_tasks_placed_by_locality_and_none_runs_twice() {
         // Control: locality alone puts every reader on the chunk's holder.
         assert_eq!(without.iter().filter(|&&e| e > 0).count(), 1, "{without:?}");
         let with = skewed_by_locality(true, 20_000, n);
+        eprintln!("tasks per worker: without stealing {without:?}, with {with:?}");
         assert_eq!(with.iter().sum::<u64>(), n + 1, "{with:?}");
         assert!(
             with.iter().filter(|&&e| e > 0).count() >= 2,
