@@ -198,6 +198,7 @@ fn run(seed: u64) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     cluster.apply(actions);
 
+    let mut paused = std::collections::BTreeSet::new();
     let mut steps = 0;
     loop {
         let done = wanted
@@ -218,14 +219,52 @@ fn run(seed: u64) -> Result<(), String> {
             cluster.running.remove(&victim);
             cluster.memory.remove(&victim);
             cluster.steals.retain(|(w, _)| *w != victim);
+            paused.remove(&victim);
             let actions = checked(&mut state, Event::RemoveWorker { worker: victim })
                 .map_err(|e| e.to_string())?;
             cluster.apply(actions);
+            // Paused workers resume as memory frees; keep one running here.
+            if paused.len() == cluster.running.len() {
+                let worker = paused.pop_first().expect("some worker is left");
+                let actions = checked(
+                    &mut state,
+                    Event::Heartbeat {
+                        worker,
+                        paused: false,
+                    },
+                )
+                .map_err(|e| e.to_string())?;
+                cluster.apply(actions);
+            }
             continue;
         }
         if roll < 5 {
             let threads = 1 + rng.below(3) as u32;
             cluster.add_worker(&mut state, threads);
+            continue;
+        }
+        // A heartbeat pauses or resumes a worker (one stays running).
+        if roll < 10 {
+            let ids: Vec<WorkerId> = cluster.running.keys().copied().collect();
+            let worker = ids[rng.below(ids.len() as u64) as usize];
+            let pause = !paused.contains(&worker);
+            if pause && paused.len() + 1 >= ids.len() {
+                continue;
+            }
+            if pause {
+                paused.insert(worker);
+            } else {
+                paused.remove(&worker);
+            }
+            let actions = checked(
+                &mut state,
+                Event::Heartbeat {
+                    worker,
+                    paused: pause,
+                },
+            )
+            .map_err(|e| format!("seed {seed}: {e}"))?;
+            cluster.apply(actions);
             continue;
         }
         // A holder lost a value a running task needs (as a worker that freed
