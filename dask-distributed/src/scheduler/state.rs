@@ -625,6 +625,12 @@ impl SchedulerState {
                     if let Some(ws) = self.workers.get_mut(w) {
                         ws.has_what.remove(dependency);
                         ws.nbytes = ws.nbytes.saturating_sub(nbytes);
+                        // If it does hold it after all (a transient failure),
+                        // it must not keep a copy the scheduler forgot.
+                        self.actions.push(Action::Free {
+                            worker: *w,
+                            keys: vec![dependency.clone()],
+                        });
                     }
                 }
             }

@@ -794,6 +794,11 @@ fn missing_data_with_another_copy_resends_the_task_with_the_corrected_holders() 
         Some(vec![(Key::named("a"), vec![1])]),
         "{actions:?}"
     );
+    // The errant worker drops any copy it still has: none the scheduler forgot.
+    assert!(actions.contains(&Action::Free {
+        worker: 0,
+        keys: vec![Key::named("a")]
+    }));
     assert_eq!(
         s.task(&Key::named("a")).unwrap().who_has,
         [1].into(),
