@@ -579,6 +579,9 @@ impl SchedulerState {
                 // Never free it here: it may be the copy the scheduler counts on.
                 let ts = self.tasks.get_mut(&key).expect("known");
                 if ts.who_has.insert(worker) {
+                    // Counted at the size recorded for the key, as it will be
+                    // discounted when freed.
+                    let nbytes = ts.nbytes;
                     let ws = self.workers.get_mut(&worker).expect("checked");
                     ws.has_what.insert(key);
                     ws.nbytes += nbytes;
@@ -1023,9 +1026,15 @@ impl SchedulerState {
         }
         let ts = self.tasks.get_mut(key).expect("known");
         let holders: Vec<WorkerId> = std::mem::take(&mut ts.who_has).into_iter().collect();
+        let nbytes = ts.nbytes;
         for w in holders {
             if let Some(ws) = self.workers.get_mut(&w) {
                 ws.has_what.remove(key);
+                ws.nbytes = ws.nbytes.saturating_sub(nbytes);
+                self.actions.push(Action::Free {
+                    worker: w,
+                    keys: vec![key.clone()],
+                });
             }
         }
         let ts = self.tasks.get_mut(key).expect("known");
@@ -1237,10 +1246,27 @@ impl SchedulerState {
                     return Err(self.invariant(k, format!("worker {w} lists it as processing")));
                 }
             }
+            let mut held = 0u64;
             for k in &ws.has_what {
-                if !self.tasks.get(k).is_some_and(|t| t.who_has.contains(w)) {
-                    return Err(self.invariant(k, format!("worker {w} lists it in memory")));
+                match self.tasks.get(k) {
+                    Some(t) if t.who_has.contains(w) => held += t.nbytes,
+                    _ => return Err(self.invariant(k, format!("worker {w} lists it in memory"))),
                 }
+            }
+            if held != ws.nbytes {
+                let key = ws
+                    .has_what
+                    .iter()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| Key::named("-"));
+                return Err(self.invariant(
+                    &key,
+                    format!(
+                        "worker {w} is counted as holding {} bytes, its keys hold {held}",
+                        ws.nbytes
+                    ),
+                ));
             }
         }
         Ok(())

@@ -244,7 +244,7 @@ fn run(seed: u64) -> Result<(), String> {
             continue;
         }
         // A heartbeat pauses or resumes a worker (one stays running).
-        if roll < 10 {
+        if (8..10).contains(&roll) {
             let ids: Vec<WorkerId> = cluster.running.keys().copied().collect();
             let worker = ids[rng.below(ids.len() as u64) as usize];
             let pause = !paused.contains(&worker);
@@ -362,7 +362,8 @@ fn run(seed: u64) -> Result<(), String> {
             Event::TaskFinished {
                 worker,
                 key,
-                nbytes: 8,
+                // Sizes vary, so the per-worker byte accounting is checked.
+                nbytes: value % 4096 + 1,
             },
         )
         .map_err(|e| format!("seed {seed}: {e}"))?;
