@@ -46,6 +46,7 @@ pub mod optimize;
 pub mod plan;
 pub mod reference;
 pub mod scheduler;
+pub mod sizeof;
 pub mod task;
 pub mod tokenize;
 pub mod value;

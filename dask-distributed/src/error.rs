@@ -124,6 +124,14 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+    /// A worker's process went above its terminate threshold and stopped.
+    #[error("the worker's process used {used} bytes, above its terminate threshold of {threshold} bytes: raise --memory-limit, lower the data per task, or register codecs so values can spill")]
+    MemoryExceeded {
+        /// Resident memory measured.
+        used: u64,
+        /// The terminate threshold in bytes.
+        threshold: u64,
+    },
     /// An I/O error on an open connection.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),

@@ -12,7 +12,10 @@
 //!   worker held, suspicious tasks, retries, client reference counts), and
 //!   [`scheduler::server`], the tokio server around it.
 //! - [`worker`]: runs tasks on a bounded blocking pool, fetches dependencies
-//!   from peers, serves its data.
+//!   from peers (a missing one is reported to the scheduler at once), serves
+//!   its data, sends heartbeats with [`metrics`], gives up tasks not started
+//!   to work stealing; [`spill`]: its memory limit, spilling least recently
+//!   used values to disk, pausing above Dask's thresholds.
 //! - [`Client`]: submits graphs, gathers results from workers; implements
 //!   `dask_core::Scheduler`, so `x.compute_with(&client)` works.
 //!
@@ -37,7 +40,7 @@
 //!   client and task.
 //!
 //! Not built yet (issue 3): an async `Client`, `LocalCluster` with worker
-//! processes, spilling, work stealing, heartbeats.
+//! processes (use `dask scheduler` / `dask worker`).
 //!
 //! ```
 //! use dask_distributed::protocol::{self, Message, Role};
@@ -72,11 +75,13 @@ pub mod local;
 pub mod messages;
 pub mod options;
 pub mod persist;
+pub mod metrics;
 pub mod process;
 pub mod protocol;
 pub mod scatter;
 pub mod scheduler;
 pub mod waiting;
+pub mod spill;
 pub mod worker;
 
 pub use client::{Client, WorkerInfo};

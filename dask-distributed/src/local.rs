@@ -13,7 +13,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use dask_core::{Key, Task, Value};
 
 /// A worker's memory, shared with in-process peers and clients.
-pub(crate) type Memory = Arc<Mutex<HashMap<Key, Value>>>;
+pub(crate) type Memory = Arc<crate::spill::Store>;
 
 static TASKS: LazyLock<Mutex<HashMap<u64, Arc<Task>>>> = LazyLock::new(Default::default);
 static WORKERS: LazyLock<Mutex<HashMap<String, Memory>>> = LazyLock::new(Default::default);
@@ -96,12 +96,7 @@ pub(crate) fn read(data_addr: &str, key: &Key) -> Option<Value> {
         .unwrap_or_else(PoisonError::into_inner)
         .get(data_addr)
         .cloned()?;
-    let value = memory
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(key)
-        .cloned();
-    value
+    memory.get(key).ok().flatten()
 }
 
 /// Stores values in an in-process worker's memory (scatter without encoding).
@@ -115,9 +110,9 @@ pub(crate) fn put(data_addr: &str, values: &[(Key, Value)]) -> bool {
     else {
         return false;
     };
-    let mut mem = memory.lock().unwrap_or_else(PoisonError::into_inner);
     for (k, v) in values {
-        mem.insert(k.clone(), v.clone());
+        let nbytes = dask_core::sizeof::sizeof_registered(v).unwrap_or(dask_core::sizeof::DEFAULT_SIZEOF);
+        memory.insert(k.clone(), v.clone(), nbytes);
     }
     true
 }

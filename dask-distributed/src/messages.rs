@@ -96,6 +96,28 @@ pub enum ToScheduler {
         /// The request.
         request: CoordRequest,
     },
+    /// A worker could not get `dependency` of `key` from `errant` (data
+    /// addresses): it dropped `key` and waits for it to be sent again.
+    MissingData {
+        /// The task that could not start.
+        key: Key,
+        /// The dependency it could not get.
+        dependency: Key,
+        /// Data addresses that did not deliver it.
+        errant: Vec<String>,
+    },
+    /// A worker's periodic sign of life, with its metrics.
+    Heartbeat {
+        /// Memory, spilling and tasks.
+        metrics: crate::metrics::WorkerMetrics,
+    },
+    /// A worker's answer to [`ToWorker::Steal`].
+    StealResponse {
+        /// The task.
+        key: Key,
+        /// True: it had not started, and dropped it. False: it runs or ran here.
+        stolen: bool,
+    },
 }
 
 /// One task of a client's submission.
@@ -189,6 +211,12 @@ pub enum ToWorker {
     Free {
         /// The keys.
         keys: Vec<Key>,
+    },
+    /// Give up `key` if it has not started (work stealing); answer with
+    /// [`ToScheduler::StealResponse`].
+    Steal {
+        /// The task.
+        key: Key,
     },
 }
 

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -59,8 +60,40 @@ enum CoreEvent {
     ClientLeft(ClientId),
 }
 
+/// How long a worker may stay silent (no heartbeat) before the scheduler
+/// removes it, by default (Dask's `distributed.scheduler.worker-ttl`).
+pub const DEFAULT_WORKER_TTL: Duration = Duration::from_secs(300);
+
+/// A scheduler's settings.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// A worker silent for longer than this is removed and its data recomputed.
+    pub worker_ttl: Duration,
+    /// Whether idle workers steal tasks not yet started from busy ones.
+    pub work_stealing: bool,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions {
+            worker_ttl: DEFAULT_WORKER_TTL,
+            work_stealing: true,
+        }
+    }
+}
+
 /// Starts a scheduler listening on `addr` (use port 0 to let the OS pick).
 pub async fn start(addr: &str) -> Result<SchedulerHandle> {
+    start_with(addr, SchedulerOptions::default()).await
+}
+
+/// Starts a scheduler with `options`, listening on `addr`.
+pub async fn start_with(addr: &str, options: SchedulerOptions) -> Result<SchedulerHandle> {
+    if options.worker_ttl.is_zero() {
+        return Err(Error::InvalidConfig {
+            message: "worker_ttl must be positive (Dask's default is 5 minutes)".into(),
+        });
+    }
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Connect {
@@ -69,7 +102,7 @@ pub async fn start(addr: &str) -> Result<SchedulerHandle> {
         })?;
     let addr = listener.local_addr()?;
     let (tx, rx) = unbounded_channel();
-    let core = tokio::spawn(core(rx));
+    let core = tokio::spawn(core(rx, options));
     let ids = Arc::new(AtomicU64::new(1));
     let accept = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -138,18 +171,47 @@ async fn serve_connection(
 struct Peer {
     tx: UnboundedSender<Message>,
     data_addr: String,
+    last_seen: tokio::time::Instant,
 }
 
 /// The client id under which the scheduler holds fire-and-forget keys until
 /// they finish (real clients are numbered from 1).
 pub const FIRE_AND_FORGET: ClientId = 0;
 
-async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
-    let mut state = SchedulerState::new();
+async fn core(mut rx: UnboundedReceiver<CoreEvent>, options: SchedulerOptions) {
+    let mut state = SchedulerState::new().with_work_stealing(options.work_stealing);
     let mut workers: HashMap<WorkerId, Peer> = HashMap::new();
     let mut clients: HashMap<ClientId, UnboundedSender<Message>> = HashMap::new();
     let coordination = super::coordination_service::CoordinationService::spawn();
-    while let Some(event) = rx.recv().await {
+    let mut ttl_check =
+        tokio::time::interval((options.worker_ttl / 4).max(Duration::from_millis(10)));
+    ttl_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let event = tokio::select! {
+            event = rx.recv() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            _ = ttl_check.tick() => {
+                let now = tokio::time::Instant::now();
+                let silent: Vec<WorkerId> = workers
+                    .iter()
+                    .filter(|(_, p)| now.duration_since(p.last_seen) > options.worker_ttl)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in silent {
+                    if let Some(peer) = workers.remove(&id) {
+                        eprintln!(
+                            "dask-rs scheduler: worker {} sent no heartbeat for {:?}; removing it",
+                            peer.data_addr, options.worker_ttl
+                        );
+                    }
+                    // Dropping its sender closes the connection; its data is recomputed.
+                    apply(&mut state, vec![Event::RemoveWorker { worker: id }], &workers, &clients);
+                }
+                continue;
+            }
+        };
         let stimuli = match event {
             CoreEvent::WorkerJoined {
                 id,
@@ -157,7 +219,14 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
                 data_addr,
                 tx,
             } => {
-                workers.insert(id, Peer { tx, data_addr });
+                workers.insert(
+                    id,
+                    Peer {
+                        tx,
+                        data_addr,
+                        last_seen: tokio::time::Instant::now(),
+                    },
+                );
                 vec![Event::AddWorker {
                     worker: id,
                     nthreads,
@@ -187,6 +256,37 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
                     key: key.clone(),
                     error: TaskError { key, op, message },
                 }],
+                ToScheduler::MissingData {
+                    key,
+                    dependency,
+                    errant,
+                } => vec![Event::MissingData {
+                    worker,
+                    key,
+                    dependency,
+                    errant: workers
+                        .iter()
+                        .filter(|(_, p)| errant.contains(&p.data_addr))
+                        .map(|(id, _)| *id)
+                        .collect(),
+                }],
+                ToScheduler::StealResponse { key, stolen } => vec![Event::StealResponse {
+                    worker,
+                    key,
+                    stolen,
+                }],
+                ToScheduler::Heartbeat { metrics } => {
+                    let Some(p) = workers.get_mut(&worker) else {
+                        continue; // already removed
+                    };
+                    p.last_seen = tokio::time::Instant::now();
+                    let paused = metrics.status == crate::metrics::WorkerStatus::Paused;
+                    let was = state.workers().get(&worker).map(|w| w.paused);
+                    if was == Some(paused) {
+                        continue; // nothing changed for placement
+                    }
+                    vec![Event::Heartbeat { worker, paused }]
+                }
                 _ => continue,
             },
             CoreEvent::FromClient(client, msg) => {
@@ -199,33 +299,43 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
                 from_client(&state, &workers, &clients, client, msg)
             }
         };
-        let mut queue: std::collections::VecDeque<Event> = stimuli.into();
-        while let Some(stimulus) = queue.pop_front() {
-            let actions = match state.handle(stimulus) {
-                Ok(actions) => actions,
-                Err(bug) => {
-                    eprintln!("dask-rs scheduler: {bug}");
-                    continue;
-                }
-            };
-            let mut finished = Vec::new();
-            for action in actions {
-                match action {
-                    // Fire-and-forget keys are let go once they reach a final state.
-                    Action::Report {
-                        client: FIRE_AND_FORGET,
-                        key,
-                        ..
-                    } => finished.push(key),
-                    action => dispatch(action, &workers, &clients),
-                }
+        apply(&mut state, stimuli, &workers, &clients);
+    }
+}
+
+/// Feeds events to the state machine and dispatches its actions; fire-and-forget
+/// keys are let go once they reach a final state.
+fn apply(
+    state: &mut SchedulerState,
+    stimuli: Vec<Event>,
+    workers: &HashMap<WorkerId, Peer>,
+    clients: &HashMap<ClientId, UnboundedSender<Message>>,
+) {
+    let mut queue: std::collections::VecDeque<Event> = stimuli.into();
+    while let Some(stimulus) = queue.pop_front() {
+        let actions = match state.handle(stimulus) {
+            Ok(actions) => actions,
+            Err(bug) => {
+                eprintln!("dask-rs scheduler: {bug}");
+                continue;
             }
-            if !finished.is_empty() {
-                queue.push_back(Event::ReleaseKeys {
+        };
+        let mut finished = Vec::new();
+        for action in actions {
+            match action {
+                Action::Report {
                     client: FIRE_AND_FORGET,
-                    keys: finished,
-                });
+                    key,
+                    ..
+                } => finished.push(key),
+                action => dispatch(action, workers, clients),
             }
+        }
+        if !finished.is_empty() {
+            queue.push_back(Event::ReleaseKeys {
+                client: FIRE_AND_FORGET,
+                keys: finished,
+            });
         }
     }
 }
@@ -486,6 +596,10 @@ fn dispatch(
         Action::Free { worker, keys } => (
             workers.get(&worker).map(|p| &p.tx),
             messages::message("free", &ToWorker::Free { keys }),
+        ),
+        Action::Steal { worker, key } => (
+            workers.get(&worker).map(|p| &p.tx),
+            messages::message("steal", &ToWorker::Steal { key }),
         ),
         Action::Report {
             client,

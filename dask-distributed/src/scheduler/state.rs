@@ -12,6 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+mod stealing;
+
 use bytes::Bytes;
 use dask_core::{Key, KeyMap, KeySet};
 
@@ -144,6 +146,36 @@ pub enum Event {
         /// The client.
         client: ClientId,
     },
+    /// `worker` could not fetch `dependency` of `key` from `errant`, the
+    /// workers it was told hold it: they do not (any more). The scheduler
+    /// corrects who holds it, recomputes it if no copy is left, and sends
+    /// `key` again.
+    MissingData {
+        /// The worker that asked.
+        worker: WorkerId,
+        /// The task that could not start.
+        key: Key,
+        /// The dependency it could not get.
+        dependency: Key,
+        /// Workers that did not deliver it.
+        errant: Vec<WorkerId>,
+    },
+    /// A worker's heartbeat: whether it is paused by memory.
+    Heartbeat {
+        /// The worker.
+        worker: WorkerId,
+        /// Above its pause threshold.
+        paused: bool,
+    },
+    /// `worker` answered an [`Action::Steal`] for `key`.
+    StealResponse {
+        /// The worker asked to give the task up.
+        worker: WorkerId,
+        /// The task.
+        key: Key,
+        /// True: it had not started and dropped it. False: it keeps it.
+        stolen: bool,
+    },
 }
 
 /// An instruction for the network layer.
@@ -168,6 +200,14 @@ pub enum Action {
         worker: WorkerId,
         /// The keys.
         keys: Vec<Key>,
+    },
+    /// Ask `worker` to give `key` up if it has not started it (work
+    /// stealing); it answers with [`Event::StealResponse`].
+    Steal {
+        /// The worker.
+        worker: WorkerId,
+        /// The task.
+        key: Key,
     },
     /// Tell `client` that `key` reached a final state.
     Report {
@@ -251,6 +291,9 @@ pub struct WorkerState {
     pub has_what: KeySet,
     /// Bytes it holds.
     pub nbytes: u64,
+    /// Above its memory pause threshold (from its heartbeats): it starts no
+    /// task, gets no new root task, and its backlog may be stolen.
+    pub paused: bool,
 }
 
 impl WorkerState {
@@ -295,6 +338,10 @@ pub struct SchedulerState {
     recommendations: VecDeque<(Key, Status, &'static str)>,
     /// Keys transitioned by the current event (checked in debug builds).
     touched: Vec<Key>,
+    /// Whether idle workers steal queued tasks from busy ones.
+    stealing: bool,
+    /// Steal requests sent and not answered: task and the worker asked.
+    steals_in_flight: KeyMap<WorkerId>,
 }
 
 impl SchedulerState {
@@ -302,8 +349,15 @@ impl SchedulerState {
     pub fn new() -> Self {
         SchedulerState {
             allowed_failures: DEFAULT_ALLOWED_FAILURES,
+            stealing: true,
             ..Default::default()
         }
+    }
+
+    /// Turns work stealing on (the default) or off.
+    pub fn with_work_stealing(mut self, on: bool) -> Self {
+        self.stealing = on;
+        self
     }
 
     /// Sets how many worker deaths a task may cause before it errs as suspicious.
@@ -363,9 +417,26 @@ impl SchedulerState {
                     .collect();
                 self.release_keys(client, &keys)
             }
+            Event::MissingData {
+                worker,
+                key,
+                dependency,
+                errant,
+            } => self.missing_data(worker, &key, &dependency, &errant),
+            Event::StealResponse {
+                worker,
+                key,
+                stolen,
+            } => self.steal_response(worker, &key, stolen)?,
+            Event::Heartbeat { worker, paused } => {
+                if let Some(ws) = self.workers.get_mut(&worker) {
+                    ws.paused = paused;
+                }
+            }
         }
         self.run_recommendations()?;
         self.fill_free_slots()?;
+        self.balance();
         let touched = std::mem::take(&mut self.touched);
         if cfg!(debug_assertions) {
             // Only what this event changed: a full check per event would make
@@ -410,6 +481,7 @@ impl SchedulerState {
         let Some(ws) = self.workers.remove(&worker) else {
             return;
         };
+        self.steals_in_flight.retain(|_, victim| *victim != worker);
         for key in ws.processing {
             let allowed = self.allowed_failures;
             if let Some(ts) = self.tasks.get_mut(&key) {
@@ -445,7 +517,11 @@ impl SchedulerState {
         let generation = self.generation;
         let mut new_keys = Vec::with_capacity(specs.len());
         for spec in specs {
-            if self.tasks.contains_key(&spec.key) {
+            if let Some(ts) = self.tasks.get_mut(&spec.key) {
+                // Known: keep its state, but any later send (a retry, a steal,
+                // a recomputation) uses the newest spec: an older client's
+                // in-process task may be gone by then.
+                ts.run_spec = spec.run_spec;
                 continue;
             }
             new_keys.push(spec.key.clone());
@@ -622,6 +698,9 @@ impl SchedulerState {
                 // Never free it here: it may be the copy the scheduler counts on.
                 let ts = self.tasks.get_mut(&key).expect("known");
                 if ts.who_has.insert(worker) {
+                    // Counted at the size recorded for the key, as it will be
+                    // discounted when freed.
+                    let nbytes = ts.nbytes;
                     let ws = self.workers.get_mut(&worker).expect("checked");
                     ws.has_what.insert(key);
                     ws.nbytes += nbytes;
@@ -657,6 +736,42 @@ impl SchedulerState {
         } else {
             ts.error = Some(error);
             self.recommend(&key, Status::Erred, "failed on a worker");
+        }
+    }
+
+    fn missing_data(&mut self, worker: WorkerId, key: &Key, dependency: &Key, errant: &[WorkerId]) {
+        if let Some(dts) = self.tasks.get_mut(dependency) {
+            let nbytes = dts.nbytes;
+            for w in errant {
+                if dts.who_has.remove(w) {
+                    if let Some(ws) = self.workers.get_mut(w) {
+                        ws.has_what.remove(dependency);
+                        ws.nbytes = ws.nbytes.saturating_sub(nbytes);
+                        // If it does hold it after all (a transient failure),
+                        // it must not keep a copy the scheduler forgot.
+                        self.actions.push(Action::Free {
+                            worker: *w,
+                            keys: vec![dependency.clone()],
+                        });
+                    }
+                }
+            }
+            if dts.who_has.is_empty() && dts.status == Status::Memory {
+                // Releasing it sends its processing dependents (`key`) back too.
+                self.recommend(dependency, Status::Released, "no copy left (missing data)");
+                return;
+            }
+        }
+        let still_here = self
+            .tasks
+            .get(key)
+            .is_some_and(|t| t.status == Status::Processing && t.processing_on == Some(worker));
+        if still_here {
+            self.recommend(
+                key,
+                Status::Released,
+                "a dependency was missing; send it again",
+            );
         }
     }
 
@@ -830,8 +945,8 @@ impl SchedulerState {
         if ts.dependencies.is_empty() {
             return candidates
                 .into_iter()
-                .filter(|w| !self.workers[w].saturated())
-                .min_by_key(|w| (occupancy(w), *w));
+                .filter(|w| !self.workers[w].saturated() && !self.workers[w].paused)
+                .min_by_key(|w| (occupancy(w), self.workers[w].nbytes, *w));
         }
         candidates.into_iter().min_by_key(|w| {
             let local: u64 = ts
@@ -1030,9 +1145,15 @@ impl SchedulerState {
         }
         let ts = self.tasks.get_mut(key).expect("known");
         let holders: Vec<WorkerId> = std::mem::take(&mut ts.who_has).into_iter().collect();
+        let nbytes = ts.nbytes;
         for w in holders {
             if let Some(ws) = self.workers.get_mut(&w) {
                 ws.has_what.remove(key);
+                ws.nbytes = ws.nbytes.saturating_sub(nbytes);
+                self.actions.push(Action::Free {
+                    worker: w,
+                    keys: vec![key.clone()],
+                });
             }
         }
         let ts = self.tasks.get_mut(key).expect("known");
@@ -1244,10 +1365,27 @@ impl SchedulerState {
                     return Err(self.invariant(k, format!("worker {w} lists it as processing")));
                 }
             }
+            let mut held = 0u64;
             for k in &ws.has_what {
-                if !self.tasks.get(k).is_some_and(|t| t.who_has.contains(w)) {
-                    return Err(self.invariant(k, format!("worker {w} lists it in memory")));
+                match self.tasks.get(k) {
+                    Some(t) if t.who_has.contains(w) => held += t.nbytes,
+                    _ => return Err(self.invariant(k, format!("worker {w} lists it in memory"))),
                 }
+            }
+            if held != ws.nbytes {
+                let key = ws
+                    .has_what
+                    .iter()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| Key::named("-"));
+                return Err(self.invariant(
+                    &key,
+                    format!(
+                        "worker {w} is counted as holding {} bytes, its keys hold {held}",
+                        ws.nbytes
+                    ),
+                ));
             }
         }
         Ok(())

@@ -7,5 +7,6 @@ mod futures_state;
 mod hostile;
 mod properties;
 mod protocol;
+mod resilience;
 mod scheduler_state;
 mod task_encoding;

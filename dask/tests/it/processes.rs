@@ -50,8 +50,9 @@ dask::core::register_op!(inc);
 fn scheduler_and_workers_as_processes() {
     let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
     let mut procs = Procs(vec![scheduler]);
-    for _ in 0..2 {
-        let (worker, _) = spawn(&["worker", &addr, "--nthreads", "1"], "worker at ");
+    for limit in ["4GB", "3.5GiB"] {
+        let args = ["worker", &addr, "--nthreads", "1", "--memory-limit", limit];
+        let (worker, _) = spawn(&args, "worker at ");
         procs.0.push(worker);
     }
     let client = Client::connect(&addr).unwrap();
@@ -237,4 +238,110 @@ fn array_closure_is_refused_for_worker_processes() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
     drop(procs);
+}
+
+/// Runs `dask ARGS` to its end (bounded) and returns its status and stderr.
+fn run_to_end(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dask"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the dask binary");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).ok();
+        text
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the worker") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`dask {args:?}` did not exit");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap())
+}
+
+#[test]
+fn worker_memory_limit_flag_is_checked_and_enforced() {
+    let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
+    let _procs = Procs(vec![scheduler]);
+    // A limit that is not a size: refused with the way to write one.
+    let (status, stderr) = run_to_end(&["worker", &addr, "--memory-limit", "12 parsecs"]);
+    assert!(!status.success());
+    assert!(stderr.contains("cannot read \"12 parsecs\""), "{stderr}");
+    // Thresholds out of order: refused, naming the rule.
+    let (status, stderr) = run_to_end(&[
+        "worker",
+        &addr,
+        "--memory-limit",
+        "4GB",
+        "--memory-pause-fraction",
+        "0.5",
+    ]);
+    assert!(!status.success());
+    assert!(stderr.contains("target <= spill <= pause"), "{stderr}");
+    // A limit below what the process itself needs: the worker stops above its
+    // terminate threshold (95%) and says why.
+    let (status, stderr) = run_to_end(&["worker", &addr, "--memory-limit", "1MB", "--no-nanny"]);
+    assert_eq!(
+        status.code(),
+        Some(dask::distributed::process::EXIT_MEMORY_EXCEEDED)
+    );
+    assert!(stderr.contains("terminate threshold"), "{stderr}");
+}
+
+#[test]
+fn a_nanny_restarts_a_worker_over_its_memory_limit_and_takes_it_down_with_it() {
+    let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
+    let _procs = Procs(vec![scheduler]);
+    let mut nanny = Command::new(env!("CARGO_BIN_EXE_dask"))
+        .args(["worker", &addr, "--memory-limit", "1MB"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the dask binary");
+    let stderr = nanny.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut restarts = 0;
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("nanny:") && line.contains("restarting") {
+                restarts += 1;
+                let _ = tx.send(restarts);
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text // EOF: the nanny and every worker it started have exited
+    });
+    // Two restarts in a row: the nanny keeps the worker coming back.
+    for want in 1..=2 {
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("restart {want} never came"));
+        assert_eq!(got, want);
+    }
+    nanny.kill().expect("SIGKILL the nanny");
+    let _ = nanny.wait();
+    // The worker process shares the stderr pipe: the reader only ends once
+    // it exited too (it watches its stdin, the nanny's pipe).
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(reader.join());
+    });
+    let text = done_rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("a worker outlived its nanny")
+        .unwrap();
+    assert!(text.contains("terminate threshold"), "{text}");
 }
