@@ -5,6 +5,7 @@ use std::fmt;
 
 use tokio::runtime::Runtime;
 
+use crate::dashboard::{self, Dashboard, DashboardHandle};
 use crate::scheduler::server::{self, SchedulerHandle};
 use crate::worker::{self, WorkerHandle};
 use crate::{Client, Error, Result};
@@ -15,6 +16,8 @@ pub struct LocalClusterBuilder {
     n_workers: usize,
     threads_per_worker: u32,
     scheduler_addr: String,
+    /// Dashboard port (`None`: no dashboard).
+    dashboard_port: Option<u16>,
 }
 
 impl Default for LocalClusterBuilder {
@@ -24,6 +27,7 @@ impl Default for LocalClusterBuilder {
             n_workers: 1,
             threads_per_worker: cores,
             scheduler_addr: "127.0.0.1:0".into(),
+            dashboard_port: Some(dashboard::DEFAULT_DASHBOARD_PORT),
         }
     }
 }
@@ -47,6 +51,20 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// Serves the dashboard on `port` of the scheduler's host (default 8787;
+    /// 0: any free port). A taken port falls back to a free one, with a
+    /// message on stderr saying which.
+    pub fn dashboard_port(mut self, port: u16) -> Self {
+        self.dashboard_port = Some(port);
+        self
+    }
+
+    /// Runs without a dashboard (no scheduler plugin, no HTTP server).
+    pub fn no_dashboard(mut self) -> Self {
+        self.dashboard_port = None;
+        self
+    }
+
     /// Starts the scheduler and the workers.
     pub fn start(self) -> Result<LocalCluster> {
         if self.n_workers == 0 || self.threads_per_worker == 0 {
@@ -65,19 +83,29 @@ impl LocalClusterBuilder {
             .thread_name("dask-cluster")
             .enable_all()
             .build()?;
-        let (scheduler, workers) = runtime.block_on(async {
-            let scheduler = server::start(&self.scheduler_addr).await?;
+        let (scheduler, workers, dashboard) = runtime.block_on(async {
+            let dashboard = self.dashboard_port.map(|port| (Dashboard::new(), port));
+            let plugins = dashboard.iter().map(|(d, _)| d.plugin()).collect();
+            let scheduler = server::start_with_plugins(&self.scheduler_addr, plugins).await?;
+            let dashboard = match dashboard {
+                Some((d, port)) => {
+                    let host = scheduler.addr().ip().to_string();
+                    Some(dashboard::serve(&d, &host, port).await?)
+                }
+                None => None,
+            };
             let addr = scheduler.addr().to_string();
             let mut workers = Vec::with_capacity(self.n_workers);
             for _ in 0..self.n_workers {
                 workers.push(worker::start(&addr, self.threads_per_worker).await?);
             }
-            Ok::<_, Error>((scheduler, workers))
+            Ok::<_, Error>((scheduler, workers, dashboard))
         })?;
         Ok(LocalCluster {
             runtime,
             scheduler,
             workers,
+            dashboard,
             threads_per_worker: self.threads_per_worker,
         })
     }
@@ -88,6 +116,7 @@ pub struct LocalCluster {
     runtime: Runtime,
     scheduler: SchedulerHandle,
     workers: Vec<WorkerHandle>,
+    dashboard: Option<DashboardHandle>,
     threads_per_worker: u32,
 }
 
@@ -100,6 +129,24 @@ impl LocalCluster {
     /// The scheduler's address (`127.0.0.1:port`).
     pub fn scheduler_addr(&self) -> String {
         self.scheduler.addr().to_string()
+    }
+
+    /// The dashboard's address (`127.0.0.1:port`), if it has one.
+    pub fn dashboard_address(&self) -> Option<String> {
+        self.dashboard.as_ref().map(|d| d.addr().to_string())
+    }
+
+    /// The dashboard's status page, `http://127.0.0.1:port/status`, if any.
+    pub fn dashboard_link(&self) -> Option<String> {
+        self.dashboard.as_ref().map(DashboardHandle::link)
+    }
+
+    /// The data addresses of the workers started, in order.
+    pub fn worker_addrs(&self) -> Vec<String> {
+        self.workers
+            .iter()
+            .map(|w| w.data_addr().to_owned())
+            .collect()
     }
 
     /// A client connected to this cluster.
@@ -127,6 +174,9 @@ impl LocalCluster {
         for w in &self.workers {
             w.kill();
         }
+        if let Some(d) = &self.dashboard {
+            d.shutdown();
+        }
         self.scheduler.shutdown();
     }
 
@@ -146,10 +196,14 @@ impl fmt::Display for LocalCluster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "LocalCluster(scheduler=tcp://{}, workers={}, threads={})",
+            "LocalCluster(scheduler=tcp://{}, workers={}, threads={}",
             self.scheduler_addr(),
             self.n_workers(),
             self.total_threads()
-        )
+        )?;
+        if let Some(link) = self.dashboard_link() {
+            write!(f, ", dashboard={link}")?;
+        }
+        write!(f, ")")
     }
 }

@@ -52,6 +52,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod dashboard;
 mod error;
 pub mod futures;
 pub mod local;

@@ -11,14 +11,27 @@ pub const DEFAULT_SCHEDULER_PORT: u16 = 8786;
 /// taken, listens on a free one instead and says so. Prints
 /// `scheduler at HOST:PORT` on stdout once listening.
 pub fn run_scheduler(host: &str, port: u16) -> Result<()> {
+    run_scheduler_with_dashboard(host, port, Some(crate::dashboard::DEFAULT_DASHBOARD_PORT))
+}
+
+/// [`run_scheduler`] with the dashboard on `dashboard_port` (`None`: no
+/// dashboard; a taken port falls back to a free one). Prints
+/// `dashboard at http://HOST:PORT/status` on stdout.
+pub fn run_scheduler_with_dashboard(
+    host: &str,
+    port: u16,
+    dashboard_port: Option<u16>,
+) -> Result<()> {
+    let dashboard = dashboard_port.map(|p| (crate::dashboard::Dashboard::new(), p));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let handle = match server::start(&format!("{host}:{port}")).await {
+        let plugins = || dashboard.iter().map(|(d, _)| d.plugin()).collect();
+        let handle = match server::start_with_plugins(&format!("{host}:{port}"), plugins()).await {
             Ok(h) => h,
             Err(Error::Connect { .. }) if port != 0 => {
-                let h = server::start(&format!("{host}:0")).await?;
+                let h = server::start_with_plugins(&format!("{host}:0"), plugins()).await?;
                 eprintln!(
                     "port {port} is already in use (perhaps a scheduler is already running?); \
                      listening on port {} instead",
@@ -29,6 +42,14 @@ pub fn run_scheduler(host: &str, port: u16) -> Result<()> {
             Err(e) => return Err(e),
         };
         println!("scheduler at {}", handle.addr());
+        let _dashboard = match &dashboard {
+            Some((d, port)) => {
+                let served = crate::dashboard::serve(d, host, *port).await?;
+                println!("dashboard at {}", served.link());
+                Some(served)
+            }
+            None => None,
+        };
         std::io::stdout().flush()?;
         std::future::pending::<()>().await;
         Ok(())

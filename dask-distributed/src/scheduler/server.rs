@@ -59,6 +59,15 @@ enum CoreEvent {
 
 /// Starts a scheduler listening on `addr` (use port 0 to let the OS pick).
 pub async fn start(addr: &str) -> Result<SchedulerHandle> {
+    start_with_plugins(addr, Vec::new()).await
+}
+
+/// [`start`], with plugins registered on the scheduler (see
+/// [`super::plugin`]; the dashboard is one).
+pub async fn start_with_plugins(
+    addr: &str,
+    plugins: Vec<Box<dyn super::plugin::SchedulerPlugin>>,
+) -> Result<SchedulerHandle> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Connect {
@@ -67,7 +76,7 @@ pub async fn start(addr: &str) -> Result<SchedulerHandle> {
         })?;
     let addr = listener.local_addr()?;
     let (tx, rx) = unbounded_channel();
-    let core = tokio::spawn(core(rx));
+    let core = tokio::spawn(core(rx, plugins));
     let ids = Arc::new(AtomicU64::new(1));
     let accept = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -138,8 +147,14 @@ struct Peer {
     data_addr: String,
 }
 
-async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
+async fn core(
+    mut rx: UnboundedReceiver<CoreEvent>,
+    plugins: Vec<Box<dyn super::plugin::SchedulerPlugin>>,
+) {
     let mut state = SchedulerState::new();
+    for plugin in plugins {
+        state.add_plugin(plugin);
+    }
     let mut workers: HashMap<WorkerId, Peer> = HashMap::new();
     let mut clients: HashMap<ClientId, UnboundedSender<Message>> = HashMap::new();
     while let Some(event) = rx.recv().await {
@@ -150,6 +165,7 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
                 data_addr,
                 tx,
             } => {
+                state.plugins_mut().worker_address(id, &data_addr); // scheduler plugins
                 workers.insert(id, Peer { tx, data_addr });
                 Event::AddWorker {
                     worker: id,
