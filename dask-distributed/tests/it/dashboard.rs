@@ -223,39 +223,88 @@ pub(super) struct Response {
 
 /// GET `path` from `addr` over plain HTTP/1.1 (bounded by timeouts).
 pub(super) fn get(addr: &str, path: &str) -> Response {
-    let mut stream = TcpStream::connect(addr).expect("connect to the dashboard");
+    request("GET", addr, path, None)
+}
+
+/// One HTTP/1.1 request with an optional JSON body; reads Content-Length and
+/// chunked bodies; every read and write is bounded by a timeout.
+pub(super) fn request(method: &str, addr: &str, path: &str, json: Option<&str>) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect");
     stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     stream
-        .set_write_timeout(Some(Duration::from_secs(30)))
+        .set_write_timeout(Some(Duration::from_secs(60)))
         .unwrap();
+    let body = json.unwrap_or("");
+    let content = if json.is_some() {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+    } else {
+        String::new()
+    };
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{content}\r\n{body}"
     )
     .unwrap();
+    // Read the head, then exactly the body (a peer may keep the connection open).
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read the response");
-    let raw = String::from_utf8(raw).expect("utf-8 response");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a complete response");
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = stream.read(&mut buf).expect("read the response");
+        assert!(n > 0, "connection closed before the end of the headers");
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8(raw[..head_end].to_vec()).expect("utf-8 head");
+    let mut rest = raw[head_end + 4..].to_vec();
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().to_owned();
     let headers: BTreeMap<String, String> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    assert!(
-        !headers.contains_key("transfer-encoding"),
-        "this tiny client reads Content-Length bodies only"
-    );
-    if let Some(len) = headers.get("content-length") {
-        assert_eq!(body.len(), len.parse::<usize>().unwrap());
-    }
+    let chunked = headers.get("transfer-encoding").map(String::as_str) == Some("chunked");
+    let body = if let Some(len) = headers.get("content-length") {
+        let len: usize = len.parse().unwrap();
+        while rest.len() < len {
+            let n = stream.read(&mut buf).expect("read the body");
+            assert!(n > 0, "connection closed in the body");
+            rest.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(rest[..len].to_vec()).expect("utf-8 body")
+    } else if chunked {
+        while !rest.ends_with(b"0\r\n\r\n") {
+            let n = stream.read(&mut buf).expect("read the body");
+            assert!(n > 0, "connection closed in the body");
+            rest.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8(rest).expect("utf-8 body");
+        let mut out = String::new();
+        let mut rest = text.as_str();
+        loop {
+            let (size, after) = rest.split_once("\r\n").expect("chunk size");
+            let size = usize::from_str_radix(size.trim(), 16).expect("hex chunk size");
+            if size == 0 {
+                break;
+            }
+            out.push_str(&after[..size]);
+            rest = &after[size + 2..];
+        }
+        out
+    } else {
+        stream.read_to_end(&mut rest).expect("read the body");
+        String::from_utf8(rest).expect("utf-8 body")
+    };
     Response {
         status: status.parse().unwrap(),
         headers,
-        body: body.to_owned(),
+        body,
     }
 }
 

@@ -2,6 +2,8 @@
 
 mod cluster;
 mod dashboard;
+#[cfg(unix)]
+mod dashboard_browser;
 mod properties;
 mod protocol;
 mod scheduler_state;

@@ -1,7 +1,7 @@
 //! The `dask` command: run a scheduler or a worker as its own process.
 //!
 //! ```text
-//! dask scheduler [--host 127.0.0.1] [--port 8786]
+//! dask scheduler [--host 127.0.0.1] [--port 8786] [--dashboard-port 8787 | --no-dashboard]
 //! dask worker SCHEDULER_ADDRESS [--nthreads N]
 //! ```
 //!
@@ -36,6 +36,12 @@ enum Command {
         /// Port (0: any free port; a taken port falls back to a free one).
         #[arg(long, default_value_t = process::DEFAULT_SCHEDULER_PORT)]
         port: u16,
+        /// Dashboard port (0: any free port; a taken port falls back to a free one).
+        #[arg(long, default_value_t = dask::distributed::dashboard::DEFAULT_DASHBOARD_PORT)]
+        dashboard_port: u16,
+        /// Do not serve the dashboard.
+        #[arg(long)]
+        no_dashboard: bool,
     },
     /// Run a worker for the scheduler at ADDRESS (host:port).
     Worker {
@@ -54,7 +60,16 @@ fn default_threads() -> u32 {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Scheduler { host, port } => process::run_scheduler(&host, port),
+        Command::Scheduler {
+            host,
+            port,
+            dashboard_port,
+            no_dashboard,
+        } => process::run_scheduler_with_dashboard(
+            &host,
+            port,
+            (!no_dashboard).then_some(dashboard_port),
+        ),
         Command::Worker { address, nthreads } => process::run_worker(&address, nthreads),
     };
     if let Err(e) = result {
