@@ -41,16 +41,21 @@ pub fn run_scheduler_with_dashboard(
             }
             Err(e) => return Err(e),
         };
-        println!("scheduler at {}", handle.addr());
+        let mut lines = format!("scheduler at {}\n", handle.addr());
         let _dashboard = match &dashboard {
             Some((d, port)) => {
                 let served = crate::dashboard::serve(d, host, *port).await?;
-                println!("dashboard at {}", served.link());
+                lines.push_str(&format!("dashboard at {}\n", served.link()));
                 Some(served)
             }
             None => None,
         };
-        std::io::stdout().flush()?;
+        // One write: a reader that takes the first line and closes the pipe
+        // must not make a later line fail.
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(lines.as_bytes())?;
+        stdout.flush()?;
+        drop(stdout);
         std::future::pending::<()>().await;
         Ok(())
     })
