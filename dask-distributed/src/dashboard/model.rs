@@ -220,15 +220,8 @@ impl DashboardModel {
     /// Records one task transition.
     pub fn apply(&mut self, t: &TaskTransition<'_>) {
         self.transitions_total += 1;
-        let now = self.started.elapsed().as_secs_f64();
-        let (prev, group) = match self.keys.get(t.key) {
-            Some(e) => (Some(e.status), e.group),
-            None => (None, self.group_of(t.key.name())),
-        };
-        if prev == Some(t.to) {
-            return; // the same step reported twice
-        }
-        if prev.is_none() {
+        if !self.keys.contains_key(t.key) {
+            let group = self.group_of(t.key.name());
             self.groups[group].total += 1;
             self.keys.insert(
                 t.key.clone(),
@@ -237,30 +230,40 @@ impl DashboardModel {
                     group,
                     worker: None,
                     nbytes: 0,
-                    started: now,
+                    started: 0.0,
                     computed: false,
                 },
             );
+            // Released was never counted: the key enters the counts now.
+            self.counts.move_one(None, Status::Released);
+            self.groups[group].counts.move_one(None, Status::Released);
         }
-        self.counts.move_one(prev, t.to);
-        self.groups[group].counts.move_one(prev, t.to);
+        // Disjoint fields: the entry stays borrowed while the rest is updated.
         let Some(e) = self.keys.get_mut(t.key) else {
             return;
         };
         let prev = e.status;
+        if prev == t.to {
+            return; // the same step reported twice
+        }
+        let group = e.group;
         e.status = t.to;
-        let mut record = None;
+        self.counts.move_one(Some(prev), t.to);
+        self.groups[group].counts.move_one(Some(prev), t.to);
         if prev == Status::Processing {
             if let Some(w) = e.worker.and_then(|w| self.workers.get_mut(&w)) {
                 w.in_flight = w.in_flight.saturating_sub(1);
             }
             if let (Some(worker), Status::Memory | Status::Erred) = (e.worker, t.to) {
-                record = Some(StreamEntry {
+                if self.stream.len() == TASK_STREAM_CAPACITY {
+                    self.stream.pop_front();
+                }
+                self.stream.push_back(StreamEntry {
                     key: t.key.clone(),
                     group,
                     worker,
                     start: e.started,
-                    end: now,
+                    end: self.started.elapsed().as_secs_f64(),
                     erred: t.to == Status::Erred,
                 });
             }
@@ -273,7 +276,7 @@ impl DashboardModel {
         match t.to {
             Status::Processing => {
                 e.worker = t.worker;
-                e.started = now;
+                e.started = self.started.elapsed().as_secs_f64();
                 if let Some(w) = t.worker.and_then(|w| self.workers.get_mut(&w)) {
                     w.in_flight += 1;
                 }
@@ -298,12 +301,6 @@ impl DashboardModel {
                 self.keys.remove(t.key);
             }
             _ => {}
-        }
-        if let Some(entry) = record {
-            if self.stream.len() == TASK_STREAM_CAPACITY {
-                self.stream.pop_front();
-            }
-            self.stream.push_back(entry);
         }
     }
 
