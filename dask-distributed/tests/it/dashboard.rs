@@ -628,3 +628,181 @@ fn a_cluster_without_dashboard_has_no_address() {
     assert_eq!(cluster.dashboard_address(), None);
     assert!(!cluster.to_string().contains("dashboard"));
 }
+
+// ---- the model against the state machine, under random runs ----
+
+/// xorshift64*: reproducible by seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
+
+/// The dashboard's counts and worker table against the state machine's own
+/// tasks and workers (the oracle), after every event.
+fn compare(dash: &Dashboard, state: &SchedulerState, seed: u64, step: usize) {
+    let s = dash.snapshot();
+    let count = |st: Status| state.tasks().filter(|t| t.status == st).count() as u64;
+    let want = (
+        count(Status::Released),
+        count(Status::Waiting),
+        count(Status::NoWorker),
+        count(Status::Queued),
+        count(Status::Processing),
+        count(Status::Memory),
+        count(Status::Erred),
+    );
+    let t = s.tasks;
+    let got = (
+        t.released,
+        t.waiting,
+        t.no_worker,
+        t.queued,
+        t.processing,
+        t.memory,
+        t.erred,
+    );
+    assert_eq!(got, want, "seed {seed} step {step}: counts by state");
+    assert_eq!(
+        s.tasks_seen - t.forgotten,
+        state.tasks().count() as u64,
+        "seed {seed} step {step}: live tasks"
+    );
+    let workers: Vec<(WorkerId, u64)> = state
+        .workers()
+        .iter()
+        .map(|(id, w)| (*id, w.processing.len() as u64))
+        .collect();
+    let shown: Vec<(WorkerId, u64)> = s.workers.iter().map(|w| (w.id, w.in_flight)).collect();
+    assert_eq!(shown, workers, "seed {seed} step {step}: workers in flight");
+}
+
+#[test]
+fn dashboard_counts_match_the_state_machine_in_random_runs() {
+    use dask_distributed::scheduler::state::TaskError;
+    for seed in 1..=60u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let n = 1 + rng.below(80) as usize;
+        let key = |i: usize| Key::new(if i % 2 == 0 { "even" } else { "odd" }, [i as u64]);
+        let deps: Vec<Vec<usize>> = (0..n)
+            .map(|i| {
+                let mut d: Vec<usize> = (0..rng.below(4))
+                    .filter(|_| i > 0)
+                    .map(|_| rng.below(i as u64) as usize)
+                    .collect();
+                d.sort_unstable();
+                d.dedup();
+                d
+            })
+            .collect();
+        // Every task is needed (sinks are wanted), as after the client's cull.
+        let mut has_dependent = vec![false; n];
+        deps.iter().flatten().for_each(|&d| has_dependent[d] = true);
+        let mut wanted: Vec<Key> = (0..n)
+            .filter(|&i| !has_dependent[i] || rng.below(5) == 0)
+            .map(key)
+            .collect();
+        let specs = (0..n)
+            .map(|i| TaskSpec {
+                key: key(i),
+                dependencies: deps[i].iter().map(|&d| key(d)).collect(),
+                run_spec: Bytes::new(),
+                priority: Priority {
+                    order: i as u64,
+                    ..Default::default()
+                },
+                retries: 0,
+                restrictions: None,
+            })
+            .collect();
+        let dash = Dashboard::new();
+        let mut state = SchedulerState::new().with_allowed_failures(1000);
+        state.add_plugin(dash.plugin());
+        let mut running: BTreeMap<WorkerId, Vec<Key>> = BTreeMap::new();
+        let mut next_worker = 1;
+        let mut events = Vec::new();
+        for _ in 0..1 + rng.below(3) {
+            running.insert(next_worker, Vec::new());
+            events.push(Event::AddWorker {
+                worker: next_worker,
+                nthreads: 1 + rng.below(3) as u32,
+            });
+            next_worker += 1;
+        }
+        events.push(Event::UpdateGraph {
+            client: 1,
+            tasks: specs,
+            wanted: wanted.clone(),
+        });
+        for step in 0..20_000 {
+            for event in events.drain(..) {
+                for action in state.handle(event).unwrap() {
+                    match action {
+                        Action::Compute { worker, key, .. } => {
+                            running.get_mut(&worker).unwrap().push(key)
+                        }
+                        Action::Free { worker, keys } => {
+                            if let Some(r) = running.get_mut(&worker) {
+                                r.retain(|k| !keys.contains(k));
+                            }
+                        }
+                        Action::Report { .. } => {}
+                    }
+                }
+                compare(&dash, &state, seed, step);
+            }
+            let busy: Vec<WorkerId> = running
+                .iter()
+                .filter(|(_, r)| !r.is_empty())
+                .map(|(w, _)| *w)
+                .collect();
+            if busy.is_empty() {
+                break;
+            }
+            let worker = busy[rng.below(busy.len() as u64) as usize];
+            let roll = rng.below(100);
+            if roll < 4 && running.len() > 1 {
+                running.remove(&worker);
+                events.push(Event::RemoveWorker { worker });
+            } else if roll < 8 {
+                running.insert(next_worker, Vec::new());
+                events.push(Event::AddWorker {
+                    worker: next_worker,
+                    nthreads: 2,
+                });
+                next_worker += 1;
+            } else if roll < 10 && !wanted.is_empty() {
+                let k = wanted.swap_remove(rng.below(wanted.len() as u64) as usize);
+                events.push(Event::ReleaseKeys {
+                    client: 1,
+                    keys: vec![k],
+                });
+            } else {
+                let r = running.get_mut(&worker).unwrap();
+                let key = r.remove(rng.below(r.len() as u64) as usize);
+                events.push(if roll < 13 {
+                    Event::TaskErred {
+                        worker,
+                        key: key.clone(),
+                        error: TaskError {
+                            key,
+                            op: "op".into(),
+                            message: "failed on purpose".into(),
+                        },
+                    }
+                } else {
+                    Event::TaskFinished {
+                        worker,
+                        key,
+                        nbytes: rng.below(1000),
+                    }
+                });
+            }
+        }
+    }
+}
