@@ -688,7 +688,7 @@ fn dashboard_counts_match_the_state_machine_in_random_runs() {
     for seed in 1..=60u64 {
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let n = 1 + rng.below(80) as usize;
-        let key = |i: usize| Key::new(if i % 2 == 0 { "even" } else { "odd" }, [i as u64]);
+        let key = |i: usize| Key::new(if i.is_multiple_of(2) { "even" } else { "odd" }, [i as u64]);
         let deps: Vec<Vec<usize>> = (0..n)
             .map(|i| {
                 let mut d: Vec<usize> = (0..rng.below(4))
