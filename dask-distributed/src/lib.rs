@@ -22,6 +22,11 @@
 //!   `status`, `result`, [`Client::gather`]; dropping the last clone releases
 //!   the value on the cluster.
 //! - [`process`]: the `dask scheduler` and `dask worker` processes.
+//! - [`scheduler::plugin`]: scheduler plugins told about every transition and
+//!   worker; [`dashboard`], one of them, served over HTTP (axum) at
+//!   `/status`, with a JSON API, `/metrics` (Prometheus) and `/health`; on
+//!   port 8787, or a free one when it is taken
+//!   ([`LocalCluster::dashboard_link`]).
 //! - `Client::map`, and `.await` on futures inside an existing tokio runtime.
 //!
 //! Not built yet (issue 3): `scatter`, `as_completed`, `wait`,

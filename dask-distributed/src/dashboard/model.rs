@@ -4,6 +4,8 @@
 //! The model keeps each live key's last state itself rather than trusting the
 //! `from` of a transition, so counts stay exact even when the scheduler
 //! reports a step twice (released -> waiting -> processing in one call).
+//! A key enters the counts at its first transition: a task submitted but
+//! never needed (the client culls those) stays invisible.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
