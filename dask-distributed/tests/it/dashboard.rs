@@ -596,6 +596,33 @@ fn a_taken_dashboard_port_falls_back_to_a_free_one() {
 }
 
 #[test]
+fn with_8787_taken_the_default_dashboard_moves() {
+    // Hold 8787 ourselves: another cluster of this test binary may hold it
+    // for a while, and release it at any moment. A port still held by someone
+    // else after the wait is taken for good, which is as good.
+    let start = std::time::Instant::now();
+    let _held = loop {
+        match std::net::TcpListener::bind(("127.0.0.1", dashboard::DEFAULT_DASHBOARD_PORT)) {
+            Ok(l) => break Some(l),
+            Err(_) if start.elapsed() < Duration::from_secs(60) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(_) => break None,
+        }
+    };
+    let cluster = LocalCluster::builder()
+        .threads_per_worker(1)
+        .start()
+        .unwrap();
+    let addr: std::net::SocketAddr = cluster.dashboard_address().unwrap().parse().unwrap();
+    assert_ne!(addr.port(), dashboard::DEFAULT_DASHBOARD_PORT);
+    assert_eq!(get(&addr.to_string(), "/health").status, 200);
+    assert!(cluster
+        .to_string()
+        .contains(&format!("dashboard=http://{addr}/status")));
+}
+
+#[test]
 fn serve_says_where_it_moved_and_refuses_bad_hosts() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
