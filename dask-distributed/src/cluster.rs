@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::runtime::Runtime;
 
+use crate::dashboard::{self, Dashboard, DashboardHandle};
 use crate::metrics::WorkerMetrics;
 use crate::scheduler::server::{self, SchedulerHandle, SchedulerOptions};
 use crate::spill::MemoryThresholds;
@@ -24,6 +25,8 @@ pub struct LocalClusterBuilder {
     local_directory: Option<PathBuf>,
     heartbeat_interval: Duration,
     scheduler: SchedulerOptions,
+    /// Dashboard port (`None`: no dashboard).
+    dashboard_port: Option<u16>,
 }
 
 impl Default for LocalClusterBuilder {
@@ -38,6 +41,7 @@ impl Default for LocalClusterBuilder {
             local_directory: None,
             heartbeat_interval: worker::DEFAULT_HEARTBEAT_INTERVAL,
             scheduler: SchedulerOptions::default(),
+            dashboard_port: Some(dashboard::DEFAULT_DASHBOARD_PORT),
         }
     }
 }
@@ -113,6 +117,20 @@ impl LocalClusterBuilder {
         }
     }
 
+    /// Serves the dashboard on `port` of the scheduler's host (default 8787;
+    /// 0: any free port). A taken port falls back to a free one, with a
+    /// message on stderr saying which.
+    pub fn dashboard_port(mut self, port: u16) -> Self {
+        self.dashboard_port = Some(port);
+        self
+    }
+
+    /// Runs without a dashboard (no scheduler plugin, no HTTP server).
+    pub fn no_dashboard(mut self) -> Self {
+        self.dashboard_port = None;
+        self
+    }
+
     /// Starts the scheduler and the workers.
     pub fn start(self) -> Result<LocalCluster> {
         if self.n_workers == 0 || self.threads_per_worker == 0 {
@@ -133,20 +151,30 @@ impl LocalClusterBuilder {
             .thread_name("dask-cluster")
             .enable_all()
             .build()?;
-        let (scheduler, workers) = runtime.block_on(async {
+        let (scheduler, workers, dashboard) = runtime.block_on(async {
+            let dashboard = self.dashboard_port.map(|port| (Dashboard::new(), port));
+            let plugins = dashboard.iter().map(|(d, _)| d.plugin()).collect();
             let scheduler =
-                server::start_with(&self.scheduler_addr, self.scheduler.clone()).await?;
+                server::start_full(&self.scheduler_addr, self.scheduler.clone(), plugins).await?;
+            let dashboard = match dashboard {
+                Some((d, port)) => {
+                    let host = scheduler.addr().ip().to_string();
+                    Some(dashboard::serve(&d, &host, port).await?)
+                }
+                None => None,
+            };
             let addr = scheduler.addr().to_string();
             let mut workers = Vec::with_capacity(self.n_workers);
             for _ in 0..self.n_workers {
                 workers.push(worker::start_with(&addr, options.clone()).await?);
             }
-            Ok::<_, Error>((scheduler, workers))
+            Ok::<_, Error>((scheduler, workers, dashboard))
         })?;
         Ok(LocalCluster {
             runtime,
             scheduler,
             workers,
+            dashboard,
             threads_per_worker: self.threads_per_worker,
             memory_limit: self.memory_limit,
         })
@@ -158,6 +186,7 @@ pub struct LocalCluster {
     runtime: Runtime,
     scheduler: SchedulerHandle,
     workers: Vec<WorkerHandle>,
+    dashboard: Option<DashboardHandle>,
     threads_per_worker: u32,
     memory_limit: Option<u64>,
 }
@@ -171,6 +200,16 @@ impl LocalCluster {
     /// The scheduler's address (`127.0.0.1:port`).
     pub fn scheduler_addr(&self) -> String {
         self.scheduler.addr().to_string()
+    }
+
+    /// The dashboard's address (`127.0.0.1:port`), if it has one.
+    pub fn dashboard_address(&self) -> Option<String> {
+        self.dashboard.as_ref().map(|d| d.addr().to_string())
+    }
+
+    /// The dashboard's status page, `http://127.0.0.1:port/status`, if any.
+    pub fn dashboard_link(&self) -> Option<String> {
+        self.dashboard.as_ref().map(DashboardHandle::link)
     }
 
     /// A client connected to this cluster.
@@ -222,6 +261,9 @@ impl LocalCluster {
         for w in &self.workers {
             w.kill();
         }
+        if let Some(d) = &self.dashboard {
+            d.shutdown();
+        }
         self.scheduler.shutdown();
     }
 
@@ -252,6 +294,9 @@ impl fmt::Display for LocalCluster {
                 ", memory={}",
                 format_bytes(limit * self.n_workers() as u64)
             )?;
+        }
+        if let Some(link) = self.dashboard_link() {
+            write!(f, ", dashboard={link}")?;
         }
         write!(f, ")")
     }

@@ -138,4 +138,13 @@ pub enum Error {
     /// An error from the graph layer.
     #[error(transparent)]
     Core(#[from] dask_core::Error),
+    /// The dashboard could not listen (dashboard/http.rs).
+    #[error("the dashboard could not listen on {addr}: {source}; choose another port or disable the dashboard")]
+    Dashboard {
+        /// The address tried.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -38,6 +38,12 @@
 //! - [`coordination`]: [`Lock`], [`Semaphore`], [`Queue`], [`Variable`],
 //!   [`Event`], [`Pub`]/[`Sub`], held on the scheduler and shared by every
 //!   client and task.
+//! - [`scheduler::plugin`]: scheduler plugins told about every transition and
+//!   worker; [`dashboard`], one of them, served over HTTP (axum) at
+//!   `/status`, with a JSON API, `/metrics` (Prometheus) and `/health`; on
+//!   port 8787, or a free one when it is taken
+//!   ([`LocalCluster::dashboard_link`]).
+//! - `Client::map`, and `.await` on futures inside an existing tokio runtime.
 //!
 //! Not built yet (issue 3): an async `Client`, `LocalCluster` with worker
 //! processes (use `dask scheduler` / `dask worker`).
@@ -67,6 +73,7 @@
 pub mod client;
 pub mod cluster;
 pub mod coordination;
+pub mod dashboard;
 mod error;
 pub mod futures;
 #[doc(hidden)]

@@ -14,19 +14,35 @@ pub const DEFAULT_SCHEDULER_PORT: u16 = 8786;
 /// taken, listens on a free one instead and says so. Prints
 /// `scheduler at HOST:PORT` on stdout once listening.
 pub fn run_scheduler(host: &str, port: u16) -> Result<()> {
-    run_scheduler_with(host, port, SchedulerOptions::default())
+    run_scheduler_with(
+        host,
+        port,
+        SchedulerOptions::default(),
+        Some(crate::dashboard::DEFAULT_DASHBOARD_PORT),
+    )
 }
 
-/// [`run_scheduler`] with settings (worker heartbeat timeout, work stealing).
-pub fn run_scheduler_with(host: &str, port: u16, options: SchedulerOptions) -> Result<()> {
+/// [`run_scheduler`] with settings (worker heartbeat timeout, work stealing)
+/// and the dashboard on `dashboard_port` (`None`: no dashboard; a taken port
+/// falls back to a free one). Prints `dashboard at http://HOST:PORT/status`
+/// on stdout.
+pub fn run_scheduler_with(
+    host: &str,
+    port: u16,
+    options: SchedulerOptions,
+    dashboard_port: Option<u16>,
+) -> Result<()> {
+    let dashboard = dashboard_port.map(|p| (crate::dashboard::Dashboard::new(), p));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let handle = match server::start_with(&format!("{host}:{port}"), options.clone()).await {
+        let plugins = || dashboard.iter().map(|(d, _)| d.plugin()).collect();
+        let addr = format!("{host}:{port}");
+        let handle = match server::start_full(&addr, options.clone(), plugins()).await {
             Ok(h) => h,
             Err(Error::Connect { .. }) if port != 0 => {
-                let h = server::start_with(&format!("{host}:0"), options).await?;
+                let h = server::start_full(&format!("{host}:0"), options, plugins()).await?;
                 eprintln!(
                     "port {port} is already in use (perhaps a scheduler is already running?); \
                      listening on port {} instead",
@@ -36,8 +52,21 @@ pub fn run_scheduler_with(host: &str, port: u16, options: SchedulerOptions) -> R
             }
             Err(e) => return Err(e),
         };
-        println!("scheduler at {}", handle.addr());
-        std::io::stdout().flush()?;
+        let mut lines = format!("scheduler at {}\n", handle.addr());
+        let _dashboard = match &dashboard {
+            Some((d, port)) => {
+                let served = crate::dashboard::serve(d, host, *port).await?;
+                lines.push_str(&format!("dashboard at {}\n", served.link()));
+                Some(served)
+            }
+            None => None,
+        };
+        // One write: a reader that takes the first line and closes the pipe
+        // must not make a later line fail.
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(lines.as_bytes())?;
+        stdout.flush()?;
+        drop(stdout);
         std::future::pending::<()>().await;
         Ok(())
     })

@@ -8,5 +8,6 @@
 
 pub mod coordination;
 mod coordination_service;
+pub mod plugin;
 pub mod server;
 pub mod state;

@@ -89,6 +89,24 @@ pub async fn start(addr: &str) -> Result<SchedulerHandle> {
 
 /// Starts a scheduler with `options`, listening on `addr`.
 pub async fn start_with(addr: &str, options: SchedulerOptions) -> Result<SchedulerHandle> {
+    start_full(addr, options, Vec::new()).await
+}
+
+/// [`start`], with plugins registered on the scheduler (see
+/// [`super::plugin`]; the dashboard is one).
+pub async fn start_with_plugins(
+    addr: &str,
+    plugins: Vec<Box<dyn super::plugin::SchedulerPlugin>>,
+) -> Result<SchedulerHandle> {
+    start_full(addr, SchedulerOptions::default(), plugins).await
+}
+
+/// Starts a scheduler with `options` and `plugins`, listening on `addr`.
+pub async fn start_full(
+    addr: &str,
+    options: SchedulerOptions,
+    plugins: Vec<Box<dyn super::plugin::SchedulerPlugin>>,
+) -> Result<SchedulerHandle> {
     if options.worker_ttl.is_zero() {
         return Err(Error::InvalidConfig {
             message: "worker_ttl must be positive (Dask's default is 5 minutes)".into(),
@@ -102,7 +120,7 @@ pub async fn start_with(addr: &str, options: SchedulerOptions) -> Result<Schedul
         })?;
     let addr = listener.local_addr()?;
     let (tx, rx) = unbounded_channel();
-    let core = tokio::spawn(core(rx, options));
+    let core = tokio::spawn(core(rx, options, plugins));
     let ids = Arc::new(AtomicU64::new(1));
     let accept = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -178,8 +196,15 @@ struct Peer {
 /// they finish (real clients are numbered from 1).
 pub const FIRE_AND_FORGET: ClientId = 0;
 
-async fn core(mut rx: UnboundedReceiver<CoreEvent>, options: SchedulerOptions) {
+async fn core(
+    mut rx: UnboundedReceiver<CoreEvent>,
+    options: SchedulerOptions,
+    plugins: Vec<Box<dyn super::plugin::SchedulerPlugin>>,
+) {
     let mut state = SchedulerState::new().with_work_stealing(options.work_stealing);
+    for plugin in plugins {
+        state.add_plugin(plugin);
+    }
     let mut workers: HashMap<WorkerId, Peer> = HashMap::new();
     let mut clients: HashMap<ClientId, UnboundedSender<Message>> = HashMap::new();
     let coordination = super::coordination_service::CoordinationService::spawn();
@@ -219,6 +244,7 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>, options: SchedulerOptions) {
                 data_addr,
                 tx,
             } => {
+                state.plugins_mut().worker_address(id, &data_addr); // scheduler plugins
                 workers.insert(
                     id,
                     Peer {

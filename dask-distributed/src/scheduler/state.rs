@@ -342,6 +342,8 @@ pub struct SchedulerState {
     stealing: bool,
     /// Steal requests sent and not answered: task and the worker asked.
     steals_in_flight: KeyMap<WorkerId>,
+    /// Plugins told about every transition (dashboard: scheduler/plugin.rs).
+    plugins: super::plugin::Plugins,
 }
 
 impl SchedulerState {
@@ -364,6 +366,22 @@ impl SchedulerState {
     pub fn with_allowed_failures(mut self, n: u32) -> Self {
         self.allowed_failures = n;
         self
+    }
+
+    /// Registers a plugin told about every transition and worker (see
+    /// [`super::plugin`]).
+    pub fn add_plugin(&mut self, plugin: Box<dyn super::plugin::SchedulerPlugin>) {
+        self.plugins.add(plugin);
+    }
+
+    /// The registered plugins.
+    pub fn plugins(&self) -> &super::plugin::Plugins {
+        &self.plugins
+    }
+
+    /// The registered plugins, to tell them what only the network layer knows.
+    pub fn plugins_mut(&mut self) -> &mut super::plugin::Plugins {
+        &mut self.plugins
     }
 
     /// The state of `key`, if known.
@@ -464,6 +482,7 @@ impl SchedulerState {
     // ---- events ----
 
     fn add_worker(&mut self, worker: WorkerId, nthreads: u32) {
+        self.plugins.add_worker(worker, nthreads); // scheduler plugins
         self.workers.insert(
             worker,
             WorkerState {
@@ -482,6 +501,7 @@ impl SchedulerState {
             return;
         };
         self.steals_in_flight.retain(|_, victim| *victim != worker);
+        self.plugins.remove_worker(worker); // scheduler plugins
         for key in ws.processing {
             let allowed = self.allowed_failures;
             if let Some(ts) = self.tasks.get_mut(&key) {
@@ -824,7 +844,7 @@ impl SchedulerState {
         to: Status,
         why: &'static str,
     ) -> Result<(), InvariantError> {
-        let Some(from) = self.tasks.get(key).map(|t| t.status) else {
+        let Some((from, was_on)) = self.tasks.get(key).map(|t| (t.status, t.processing_on)) else {
             return Ok(()); // already forgotten
         };
         if from == to {
@@ -868,6 +888,11 @@ impl SchedulerState {
         if let Some(ts) = self.tasks.get_mut(key) {
             let now = ts.status;
             ts.story.push((from, now, why));
+        }
+        // Scheduler plugins (the dashboard): see scheduler/plugin.rs.
+        if !self.plugins.is_empty() {
+            let task = self.tasks.get(key);
+            self.plugins.task_transition(key, from, was_on, task, why);
         }
         Ok(())
     }

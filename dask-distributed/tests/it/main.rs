@@ -5,6 +5,9 @@ mod coordination;
 mod futures_api;
 mod futures_state;
 mod hostile;
+mod dashboard;
+#[cfg(unix)]
+mod dashboard_browser;
 mod properties;
 mod protocol;
 mod resilience;

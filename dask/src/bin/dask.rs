@@ -1,7 +1,8 @@
 //! The `dask` command: run a scheduler or a worker as its own process.
 //!
 //! ```text
-//! dask scheduler [--host 127.0.0.1] [--port 8786] [--worker-ttl SECONDS] [--no-work-stealing]
+//! dask scheduler [--host 127.0.0.1] [--port 8786] [--dashboard-port 8787 | --no-dashboard]
+//!                [--worker-ttl SECONDS] [--no-work-stealing]
 //! dask worker SCHEDULER_ADDRESS [--nthreads N] [--memory-limit 4GB] [--local-directory DIR]
 //!             [--memory-{target,spill,pause,terminate}-fraction F] [--no-nanny]
 //! ```
@@ -50,6 +51,12 @@ enum Command {
         /// Do not move queued tasks from busy workers to idle ones.
         #[arg(long)]
         no_work_stealing: bool,
+        /// Dashboard port (0: any free port; a taken port falls back to a free one).
+        #[arg(long, default_value_t = dask::distributed::dashboard::DEFAULT_DASHBOARD_PORT)]
+        dashboard_port: u16,
+        /// Do not serve the dashboard.
+        #[arg(long)]
+        no_dashboard: bool,
     },
     /// Run a worker for the scheduler at ADDRESS (host:port).
     Worker {
@@ -130,8 +137,16 @@ fn main() {
             port,
             worker_ttl,
             no_work_stealing,
-        } => scheduler_options(worker_ttl, !no_work_stealing)
-            .and_then(|options| process::run_scheduler_with(&host, port, options)),
+            dashboard_port,
+            no_dashboard,
+        } => scheduler_options(worker_ttl, !no_work_stealing).and_then(|options| {
+            process::run_scheduler_with(
+                &host,
+                port,
+                options,
+                (!no_dashboard).then_some(dashboard_port),
+            )
+        }),
         Command::Worker {
             address,
             nthreads,

@@ -1,3 +1,4 @@
 //! Integration tests of the `dask` facade and binary.
 
+mod dashboard;
 mod processes;

@@ -48,7 +48,10 @@ dask::core::register_op!(inc);
 
 #[test]
 fn scheduler_and_workers_as_processes() {
-    let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
+    let (scheduler, addr) = spawn(
+        &["scheduler", "--port", "0", "--dashboard-port", "0"],
+        "scheduler at ",
+    );
     let mut procs = Procs(vec![scheduler]);
     for limit in ["4GB", "3.5GiB"] {
         let args = ["worker", &addr, "--nthreads", "1", "--memory-limit", limit];
@@ -116,7 +119,10 @@ fn layered_graph(seed: u64) -> (Graph, Vec<Key>) {
 #[test]
 fn sigkill_a_worker_process_mid_graph() {
     for run in 0..3u64 {
-        let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
+        let (scheduler, addr) = spawn(
+            &["scheduler", "--port", "0", "--dashboard-port", "0"],
+            "scheduler at ",
+        );
         let mut procs = Procs(vec![scheduler]);
         for _ in 0..3 {
             let (worker, _) = spawn(&["worker", &addr, "--nthreads", "1"], "worker at ");
