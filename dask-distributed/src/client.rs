@@ -200,6 +200,33 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// Like Dask's repr: `Client(scheduler=tcp://.., workers=2, threads=4,
+/// memory=.., dashboard=http://../status)`. A client that owns its cluster
+/// describes it; otherwise it asks the scheduler for its workers.
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(cluster) = &self.cluster {
+            let text = cluster.to_string();
+            let fields = text.strip_prefix("LocalCluster(").unwrap_or(&text);
+            return write!(f, "Client({fields}");
+        }
+        match self.workers() {
+            Ok(ws) => write!(
+                f,
+                "Client(scheduler=tcp://{}, workers={}, threads={})",
+                self.inner.addr,
+                ws.len(),
+                ws.iter().map(|w| u64::from(w.nthreads)).sum::<u64>()
+            ),
+            Err(_) => write!(
+                f,
+                "Client(scheduler=tcp://{}, unreachable)",
+                self.inner.addr
+            ),
+        }
+    }
+}
+
 impl Client {
     /// Connects to the scheduler at `addr` (`host:port`).
     pub fn connect(addr: &str) -> Result<Client> {

@@ -8,6 +8,8 @@
 //!   test command `cargo test --workspace`. Each step prints its name and time.
 //! - `cargo xtask bench [--quick] [--reps N]`: the scheduler benchmark
 //!   (`cargo run --release -p dask-bench -- ...`), see `dask-bench`.
+//! - `cargo xtask fuzz [--secs N] [--seed S]`: the wire fuzzer of
+//!   dask-distributed (frames, headers, task specs) for a time budget.
 //! - `cargo xtask help`: the list of tasks.
 //!
 //! Every task runs from the workspace root, whatever the current directory.
@@ -29,10 +31,13 @@ tasks:
                             the scheduler benchmark (release build):
                             cargo run --release -p dask-bench -- [args];
                             --quick is a smoke run on smaller sizes
+  fuzz [--secs N] [--seed S]
+                            fuzz the wire decoders for N seconds (default 60):
+                            cargo run --release -p dask-distributed --example fuzz
   help                      this text";
 
 /// The tasks, for error messages.
-const TASKS: &[&str] = &["ci", "bench", "help"];
+const TASKS: &[&str] = &["ci", "bench", "fuzz", "help"];
 
 /// One CI step: a name and the cargo arguments that run it.
 struct Step {
@@ -89,6 +94,7 @@ fn run(args: &[String]) -> Result<()> {
             ci()
         }
         "bench" => bench(rest),
+        "fuzz" => fuzz(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -170,4 +176,18 @@ fn bench(args: &[String]) -> Result<()> {
     let mut cmd = vec!["run", "--release", "--package", "dask-bench", "--"];
     cmd.extend(args.iter().map(String::as_str));
     cargo("bench", &cmd).map(|_| ())
+}
+
+fn fuzz(args: &[String]) -> Result<()> {
+    let mut cmd = vec![
+        "run",
+        "--release",
+        "--package",
+        "dask-distributed",
+        "--example",
+        "fuzz",
+        "--",
+    ];
+    cmd.extend(args.iter().map(String::as_str));
+    cargo("fuzz", &cmd).map(|_| ())
 }
