@@ -93,11 +93,20 @@ impl<'a> Source<'a> {
     }
 }
 
+/// A registered op struct as a task's op.
+pub(crate) fn op(o: impl Op) -> Arc<dyn Op> {
+    Arc::new(o)
+}
+
 /// The function type behind [`BlockOp`].
 pub(crate) type BlockFn = dyn Fn(&[Value]) -> Result<Value, BoxError> + Send + Sync;
 
-/// The op of every dask-array task: a stable name (`dask_array::add`) and a
-/// function of the task's values.
+/// The op of tasks built from user closures ([`Array::map`],
+/// [`Array::map_blocks`], [`blockwise`](crate::blockwise), ...): a stable name
+/// and a function of the task's values. Closures cannot be rebuilt in another
+/// process, so such tasks run on in-process schedulers and workers only; every
+/// other dask-array task uses a registered op struct that worker processes
+/// rebuild.
 pub struct BlockOp {
     name: Arc<str>,
     f: Arc<BlockFn>,

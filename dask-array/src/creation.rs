@@ -1,10 +1,15 @@
 //! Creating arrays: [`from_array`], [`full`], [`zeros`], [`ones`], [`arange`],
 //! [`linspace`], [`from_delayed`], [`concatenate`], [`stack`].
 
-use dask_core::{tokenize, tokenize::Tokenizer, Arg, Collection, Delayed, Task, Value};
-use ndarray::{ArrayD, Axis, Dimension, IxDyn, Slice};
+use std::marker::PhantomData;
 
-use crate::array::{block_op, chunk_arg, new_layer, value_arg, Array, Meta};
+use dask_core::{
+    tokenize, tokenize::Tokenizer, Arg, BoxError, Collection, Delayed, Op, Task, Value,
+};
+use ndarray::{ArrayD, Axis, Dimension, IxDyn, Slice};
+use serde::{Deserialize, Serialize};
+
+use crate::array::{chunk_arg, new_layer, op, value_arg, Array, Meta};
 use crate::chunks::{refine, ChunkSpec, Chunks};
 use crate::element::{Element, Float, Number};
 use crate::error::{Error, Result};
@@ -52,10 +57,7 @@ pub fn full<T: Element>(
 ) -> Result<Array<T>> {
     let chunks = Chunks::new(shape, chunks)?;
     let name = format!("full-{}", tokenize(&(T::DTYPE, value, &chunks)));
-    let op = block_op("full", move |args| {
-        let shape = value_arg::<Vec<usize>>(args, 0)?;
-        Ok(Value::new(ArrayD::from_elem(IxDyn(shape), value)))
-    });
+    let op = op(Full { value });
     let c = chunks.clone();
     Ok(new_layer::<T>(name, chunks, &[], false, |idx| {
         Task::new(op.clone(), vec![Arg::value(c.block_shape(idx))])
@@ -98,9 +100,7 @@ pub fn arange<T: Number>(
         "arange-{}",
         tokenize(&(T::DTYPE, start, stop, step, &chunks))
     );
-    Ok(one_d_from_fn(name, "arange", chunks, move |i| {
-        T::arange_at(start, step, i)
-    }))
+    Ok(one_d(name, chunks, op(Arange { start, step })))
 }
 
 /// `num` evenly spaced values from `start` to `stop` (both included), like
@@ -121,24 +121,122 @@ pub fn linspace<T: Float>(
         "linspace-{}",
         tokenize(&(T::DTYPE, start, stop, num, &chunks))
     );
-    Ok(one_d_from_fn(name, "linspace", chunks, move |i| {
-        start + T::from_f64(i as f64) * step
-    }))
+    Ok(one_d(name, chunks, op(Linspace { start, step })))
 }
 
-/// A 1-D array layer whose element `i` is `element(i)`: each block task gets
-/// its offset and length and fills its range.
-fn one_d_from_fn<T: Element>(
-    name: String,
-    op_name: &'static str,
-    chunks: Chunks,
-    element: impl Fn(usize) -> T + Send + Sync + 'static,
-) -> Array<T> {
-    let op = block_op(op_name, move |args| {
-        let &(offset, len) = value_arg::<(usize, usize)>(args, 0)?;
-        let v: Vec<T> = (offset..offset + len).map(&element).collect();
-        Ok(Value::new(ArrayD::from_shape_vec(IxDyn(&[len]), v)?))
-    });
+/// The op of [`full`]: a block of the shape it gets, filled with `value`.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "T: Element")]
+struct Full<T> {
+    value: T,
+}
+
+impl<T: Element> Op for Full<T> {
+    fn name(&self) -> &str {
+        "dask_array::full"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let shape = value_arg::<Vec<usize>>(args, 0)?;
+        Ok(Value::new(ArrayD::from_elem(IxDyn(shape), self.value)))
+    }
+}
+
+/// The 1-D block of elements `offset..offset + len` of `element`.
+fn fill_1d<T: Element>(args: &[Value], element: impl Fn(usize) -> T) -> Result<Value, BoxError> {
+    let &(offset, len) = value_arg::<(usize, usize)>(args, 0)?;
+    let v: Vec<T> = (offset..offset + len).map(element).collect();
+    Ok(Value::new(ArrayD::from_shape_vec(IxDyn(&[len]), v)?))
+}
+
+/// The op of [`arange`]: element `i` is `start + i * step`.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "T: Element")]
+struct Arange<T> {
+    start: T,
+    step: T,
+}
+
+impl<T: Number> Op for Arange<T> {
+    fn name(&self) -> &str {
+        "dask_array::arange"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        fill_1d(args, |i| T::arange_at(self.start, self.step, i))
+    }
+}
+
+/// The op of [`linspace`]: element `i` is `start + i * step`, in floats.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "T: Element")]
+struct Linspace<T> {
+    start: T,
+    step: T,
+}
+
+impl<T: Float> Op for Linspace<T> {
+    fn name(&self) -> &str {
+        "dask_array::linspace"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        fill_1d(args, |i| self.start + T::from_f64(i as f64) * self.step)
+    }
+}
+
+/// The op of [`from_delayed`]: checks the delayed block's shape.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct CheckShape<T> {
+    expected: Vec<usize>,
+    #[serde(skip)]
+    _t: PhantomData<T>,
+}
+
+impl<T: Element> Op for CheckShape<T> {
+    fn name(&self) -> &str {
+        "dask_array::from_delayed"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let block = chunk_arg::<T>(args, 0)?;
+        if block.shape() != self.expected.as_slice() {
+            return Err(format!(
+                "from_delayed: the delayed array has shape {:?}, but the array was declared with shape {:?}",
+                block.shape(),
+                self.expected
+            )
+            .into());
+        }
+        Ok(args[0].clone())
+    }
+}
+
+/// The op of [`stack`]: a block with a new axis of length 1.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct ExpandDims<T> {
+    axis: usize,
+    #[serde(skip)]
+    _t: PhantomData<T>,
+}
+
+impl<T: Element> Op for ExpandDims<T> {
+    fn name(&self) -> &str {
+        "dask_array::expand_dims"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let block = chunk_arg::<T>(args, 0)?;
+        Ok(Value::new(block.clone().insert_axis(Axis(self.axis))))
+    }
+}
+
+register_each!(Full: f64, f32, i64, i32, bool);
+register_each!(Arange: f64, f32, i64, i32);
+register_each!(Linspace: f64, f32);
+register_each!(CheckShape: f64, f32, i64, i32, bool);
+register_each!(ExpandDims: f64, f32, i64, i32, bool);
+
+/// A 1-D array layer of `op`: each block task gets its offset and length and
+/// fills its range.
+fn one_d<T: Element>(name: String, chunks: Chunks, op: std::sync::Arc<dyn Op>) -> Array<T> {
     let offsets = chunks.offsets(0);
     let c = chunks.clone();
     new_layer::<T>(name, chunks, &[], false, |idx| {
@@ -156,17 +254,9 @@ pub fn from_delayed<T: Element>(value: &Delayed<ArrayD<T>>, shape: &[usize]) -> 
         "from_delayed-{}",
         tokenize(&(value.key(), &expected, T::DTYPE))
     );
-    let op = block_op("from_delayed", move |args| {
-        let block = chunk_arg::<T>(args, 0)?;
-        if block.shape() != expected.as_slice() {
-            return Err(format!(
-                "from_delayed: the delayed array has shape {:?}, but the array was declared with shape {:?}",
-                block.shape(),
-                expected
-            )
-            .into());
-        }
-        Ok(args[0].clone())
+    let op = op(CheckShape::<T> {
+        expected,
+        _t: PhantomData,
     });
     let key = value.key().clone();
     new_layer::<T>(name, Chunks::single(shape), &[value.graph()], false, |_| {
@@ -294,9 +384,9 @@ pub fn stack<T: Element>(arrays: &[&Array<T>], axis: usize) -> Result<Array<T>> 
     let names: Vec<&str> = metas.iter().map(|m| &*m.name).collect();
     let name = format!("stack-{}", tokenize(&(&names, axis)));
     let deps: Vec<_> = metas.iter().map(|m| m.graph.clone()).collect();
-    let op = block_op("expand_dims", move |args| {
-        let block = chunk_arg::<T>(args, 0)?;
-        Ok(Value::new(block.clone().insert_axis(Axis(axis))))
+    let op = op(ExpandDims::<T> {
+        axis,
+        _t: PhantomData,
     });
     Ok(new_layer::<T>(
         name,

@@ -18,7 +18,17 @@ mod sealed {
 /// Sealed: the set of dtypes is fixed so chunks can later cross process
 /// boundaries as raw little-endian buffers tagged by [`Element::DTYPE`].
 pub trait Element:
-    sealed::Sealed + Copy + Default + PartialOrd + Debug + Send + Sync + Tokenize + 'static
+    sealed::Sealed
+    + Copy
+    + Default
+    + PartialOrd
+    + Debug
+    + Send
+    + Sync
+    + Tokenize
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + 'static
 {
     /// The NumPy name of the dtype (`"float64"`, `"int32"`, `"bool"`, ...).
     const DTYPE: &'static str;
@@ -35,6 +45,29 @@ pub trait Element:
     /// Reads a value from exactly `size_of::<Self>()` little-endian bytes
     /// (`None` for a bad length or, for `bool`, a byte other than 0 or 1).
     fn read_le(bytes: &[u8]) -> Option<Self>;
+
+    /// Appends the little-endian bytes of every element of `values` (a bulk
+    /// copy the compiler vectorizes; no per-element serde).
+    fn write_le_slice(values: &[Self], out: &mut Vec<u8>) {
+        out.reserve(std::mem::size_of_val(values));
+        for &v in values {
+            v.write_le(out);
+        }
+    }
+
+    /// Reads `bytes` (a whole number of little-endian elements) into `out`;
+    /// `None` for a bad length or an invalid element.
+    fn read_le_slice(bytes: &[u8], out: &mut Vec<Self>) -> Option<()> {
+        let size = std::mem::size_of::<Self>();
+        if !bytes.len().is_multiple_of(size) {
+            return None;
+        }
+        out.reserve(bytes.len() / size);
+        for b in bytes.chunks_exact(size) {
+            out.push(Self::read_le(b)?);
+        }
+        Some(())
+    }
 }
 
 /// Numeric element types (`f64`, `f32`, `i64`, `i32`): arithmetic and
@@ -125,6 +158,26 @@ macro_rules! int_elements {
             fn read_le(bytes: &[u8]) -> Option<Self> {
                 Some(<$t>::from_le_bytes(bytes.try_into().ok()?))
             }
+            fn write_le_slice(values: &[Self], out: &mut Vec<u8>) {
+                const N: usize = std::mem::size_of::<$t>();
+                let start = out.len();
+                out.resize(start + values.len() * N, 0);
+                for (dst, v) in out[start..].chunks_exact_mut(N).zip(values) {
+                    dst.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            fn read_le_slice(bytes: &[u8], out: &mut Vec<Self>) -> Option<()> {
+                const N: usize = std::mem::size_of::<$t>();
+                if !bytes.len().is_multiple_of(N) {
+                    return None;
+                }
+                out.extend(bytes.chunks_exact(N).map(|b| {
+                    let mut a = [0u8; N];
+                    a.copy_from_slice(b);
+                    <$t>::from_le_bytes(a)
+                }));
+                Some(())
+            }
         }
         impl Number for $t {
             const ZERO: Self = 0;
@@ -168,6 +221,26 @@ macro_rules! float_elements {
             }
             fn read_le(bytes: &[u8]) -> Option<Self> {
                 Some($t::from_le_bytes(bytes.try_into().ok()?))
+            }
+            fn write_le_slice(values: &[Self], out: &mut Vec<u8>) {
+                const N: usize = std::mem::size_of::<$t>();
+                let start = out.len();
+                out.resize(start + values.len() * N, 0);
+                for (dst, v) in out[start..].chunks_exact_mut(N).zip(values) {
+                    dst.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            fn read_le_slice(bytes: &[u8], out: &mut Vec<Self>) -> Option<()> {
+                const N: usize = std::mem::size_of::<$t>();
+                if !bytes.len().is_multiple_of(N) {
+                    return None;
+                }
+                out.extend(bytes.chunks_exact(N).map(|b| {
+                    let mut a = [0u8; N];
+                    a.copy_from_slice(b);
+                    $t::from_le_bytes(a)
+                }));
+                Some(())
             }
         }
         impl Number for $t {

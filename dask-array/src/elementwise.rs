@@ -8,15 +8,21 @@
 //! `x`. An input is inlined only when each of its blocks is read exactly once
 //! (same block grid, not repeated among the inputs), so nothing is computed twice.
 
+use std::marker::PhantomData;
 use std::ops::{Add, Div, Mul, Neg, Sub};
+use std::sync::Arc;
 
-use dask_core::{tokenize, tokenize::unique_token, BoxError, Task, Value};
-use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
+use dask_core::{tokenize, tokenize::unique_token, Op, Task, Value};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
-use crate::array::{block_op, chunk_arg, new_layer, Array, Meta, Source};
+use crate::array::{block_op, chunk_arg, new_layer, op, Array, Meta, Source};
 use crate::chunks::{refine, Chunks};
 use crate::element::{CastTo, Element, Float, Number};
 use crate::error::{Error, Result};
+use crate::kernels::{
+    broadcast_view, co_shape, Arith, ArithKernel, Astype, Cmp, CmpKernel, CmpScalar, FloatFn,
+    FloatKernel, Logical, MapOp, Not, NumFn, NumKernel, ScalarArith, ToF64, ZipOp,
+};
 use crate::rechunk::rechunk_meta;
 
 /// One operand of an elementwise operation, with a way to rechunk it.
@@ -62,39 +68,14 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     Ok(out)
 }
 
-/// Right-aligned co-broadcast shape of block shapes known to be compatible.
-fn co_shape(shapes: &[&[usize]]) -> Vec<usize> {
-    let n = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
-    (0..n)
-        .map(|i| {
-            shapes
-                .iter()
-                .filter_map(|s| (i + s.len()).checked_sub(n).map(|j| s[j]))
-                .find(|&d| d != 1)
-                .unwrap_or(1)
-        })
-        .collect()
-}
-
-fn broadcast_view<'a, T>(a: &'a ArrayD<T>, shape: &[usize]) -> Result<ArrayViewD<'a, T>, BoxError> {
-    a.broadcast(IxDyn(shape)).ok_or_else(|| -> BoxError {
-        format!(
-            "block of shape {:?} does not broadcast to {:?} (bug in dask-array)",
-            a.shape(),
-            shape
-        )
-        .into()
-    })
-}
-
-/// Builds an elementwise layer over broadcast, chunk-aligned inputs. `f` gets
+/// Builds an elementwise layer over broadcast, chunk-aligned inputs. `op` gets
 /// the input blocks (broadcastable against each other) and returns the output
 /// block.
 pub(crate) fn elementwise<R: Element>(
     opname: &str,
     params: &str,
     inputs: &[In<'_>],
-    f: impl Fn(&[Value]) -> Result<ArrayD<R>, BoxError> + Send + Sync + 'static,
+    op: Arc<dyn Op>,
 ) -> Result<Array<R>> {
     let mut shape: Vec<usize> = Vec::new();
     for input in inputs {
@@ -155,7 +136,6 @@ pub(crate) fn elementwise<R: Element>(
         .collect();
     let name = format!("{opname}-{}", tokenize(&(opname, params, &names, &shape)));
     let deps: Vec<_> = sources.iter().map(Source::graph).collect();
-    let op = block_op(opname, move |args| f(args).map(Value::new));
     let shapes: Vec<Vec<usize>> = metas.iter().map(Meta::shape).collect();
     Ok(new_layer::<R>(name, chunks, &deps, true, |idx| {
         let args = sources
@@ -175,38 +155,71 @@ pub(crate) fn elementwise<R: Element>(
     }))
 }
 
-/// An elementwise unary layer: `f` applied to every element.
+/// An elementwise unary layer: `op` applied to every block.
 pub(crate) fn unary<T: Element, R: Element>(
     x: &Array<T>,
     opname: &str,
     params: &str,
-    f: impl Fn(T) -> R + Send + Sync + 'static,
+    op: Arc<dyn Op>,
 ) -> Array<R> {
     let m = x.meta();
     let source = Source::new(m, true);
     let name = format!("{opname}-{}", tokenize(&(opname, params, &*m.name)));
-    let op = block_op(opname, move |args| {
-        Ok(Value::new(chunk_arg::<T>(args, 0)?.mapv(&f)))
-    });
     new_layer::<R>(name, m.chunks.clone(), &[source.graph()], true, |idx| {
         Task::new(op.clone(), vec![source.arg(idx)])
     })
 }
 
-/// An elementwise binary layer with broadcasting: `f` on every pair of elements.
-pub(crate) fn binary<A: Element, B: Element, R: Element>(
-    a: &Array<A>,
-    b: &Array<B>,
+/// An elementwise unary layer of a registered kernel.
+pub(crate) fn unary_kernel<K: crate::kernels::UnaryKernel>(
+    x: &Array<K::In>,
     opname: &str,
     params: &str,
-    f: impl Fn(A, B) -> R + Send + Sync + 'static,
-) -> Result<Array<R>> {
-    elementwise(opname, params, &[a.input(), b.input()], move |args| {
-        let (x, y) = (chunk_arg::<A>(args, 0)?, chunk_arg::<B>(args, 1)?);
-        let shape = co_shape(&[x.shape(), y.shape()]);
-        let (xv, yv) = (broadcast_view(x, &shape)?, broadcast_view(y, &shape)?);
-        Ok(Zip::from(xv).and(yv).map_collect(|&p, &q| f(p, q)))
-    })
+    kernel: K,
+) -> Array<K::Out> {
+    unary(x, opname, params, op(MapOp(kernel)))
+}
+
+/// An elementwise unary layer of a closure (in-process schedulers only).
+fn unary_closure<T: Element, R: Element>(
+    x: &Array<T>,
+    opname: &str,
+    params: &str,
+    f: impl Fn(T) -> R + Send + Sync + 'static,
+) -> Array<R> {
+    let op = block_op(opname, move |args| {
+        Ok(Value::new(chunk_arg::<T>(args, 0)?.mapv(&f)))
+    });
+    unary(x, opname, params, op)
+}
+
+/// An elementwise binary layer with broadcasting, of a registered kernel.
+pub(crate) fn binary<K: crate::kernels::BinaryKernel>(
+    a: &Array<K::A>,
+    b: &Array<K::B>,
+    opname: &str,
+    params: &str,
+    kernel: K,
+) -> Result<Array<K::Out>> {
+    elementwise(opname, params, &[a.input(), b.input()], op(ZipOp(kernel)))
+}
+
+fn arith<T: Number>(op: Arith) -> ArithKernel<T> {
+    ArithKernel {
+        op,
+        _t: PhantomData,
+    }
+}
+
+fn cmp<T: Element>(cmp: Cmp) -> CmpKernel<T> {
+    CmpKernel {
+        cmp,
+        _t: PhantomData,
+    }
+}
+
+fn num<T: Number>(f: NumFn) -> NumKernel<T> {
+    NumKernel { f, _t: PhantomData }
 }
 
 /// Elementwise `f` over any number of arrays of one type, broadcast against each
@@ -232,7 +245,7 @@ pub fn blockwise<T: Element, R: Element>(
     }
     let ins: Vec<In<'_>> = inputs.iter().map(|a| a.input()).collect();
     let n = inputs.len();
-    elementwise("blockwise", &unique_token(), &ins, move |args| {
+    let op = block_op("blockwise", move |args| {
         let blocks: Vec<&ArrayD<T>> = (0..n)
             .map(|i| chunk_arg::<T>(args, i))
             .collect::<Result<_, _>>()?;
@@ -253,8 +266,9 @@ pub fn blockwise<T: Element, R: Element>(
             }
             out.push(f(&buf));
         }
-        Ok(ArrayD::from_shape_vec(IxDyn(&shape), out)?)
-    })
+        Ok(Value::new(ArrayD::from_shape_vec(IxDyn(&shape), out)?))
+    });
+    elementwise("blockwise", &unique_token(), &ins, op)
 }
 
 impl<T: Element> Array<T> {
@@ -272,12 +286,12 @@ impl<T: Element> Array<T> {
     where
         T: CastTo<U>,
     {
-        unary(self, "astype", U::DTYPE, |x: T| x.cast())
+        unary_kernel(self, "astype", U::DTYPE, Astype::<T, U>(PhantomData))
     }
 
     /// `f` applied to every element (a closure: its layer gets a unique name).
     pub fn map<R: Element>(&self, f: impl Fn(T) -> R + Send + Sync + 'static) -> Array<R> {
-        unary(self, "map", &unique_token(), f)
+        unary_closure(self, "map", &unique_token(), f)
     }
 
     /// `f` applied to the elements of `self` and `other` at each position, with
@@ -287,7 +301,20 @@ impl<T: Element> Array<T> {
         other: &Array<U>,
         f: impl Fn(T, U) -> R + Send + Sync + 'static,
     ) -> Result<Array<R>> {
-        binary(self, other, "zip_with", &unique_token(), f)
+        let op = block_op("zip_with", move |args| {
+            let (x, y) = (chunk_arg::<T>(args, 0)?, chunk_arg::<U>(args, 1)?);
+            let shape = co_shape(&[x.shape(), y.shape()]);
+            let (xv, yv) = (broadcast_view(x, &shape)?, broadcast_view(y, &shape)?);
+            Ok(Value::new(
+                ndarray::Zip::from(xv).and(yv).map_collect(|&p, &q| f(p, q)),
+            ))
+        });
+        elementwise(
+            "zip_with",
+            &unique_token(),
+            &[self.input(), other.input()],
+            op,
+        )
     }
 
     /// `f` applied to every block. `f` must return a block of the same shape as
@@ -345,82 +372,95 @@ macro_rules! scalar_operand {
 scalar_operand!(f64, f32, i64, i32, bool);
 
 macro_rules! comparisons {
-    ($($method:ident => $name:literal, $op:tt;)*) => {
+    ($($method:ident => $name:literal, $cmp:ident, $op:tt;)*) => {
         impl<T: Element> Array<T> {$(
             #[doc = concat!("Elementwise `self ", stringify!($op), " other` (an array, broadcast, or a scalar), as `Array<bool>`.")]
             pub fn $method<'a>(&self, other: impl Into<Operand<'a, T>>) -> Result<Array<bool>> {
                 match other.into() {
-                    Operand::Array(b) => binary(self, b, $name, "", |x: T, y: T| x $op y),
-                    Operand::Scalar(s) => Ok(unary(self, concat!($name, "_scalar"), &tokenize(&s), move |x: T| x $op s)),
+                    Operand::Array(b) => binary(self, b, $name, "", cmp::<T>(Cmp::$cmp)),
+                    Operand::Scalar(s) => Ok(unary_kernel(
+                        self,
+                        concat!($name, "_scalar"),
+                        &tokenize(&s),
+                        CmpScalar { cmp: Cmp::$cmp, scalar: s },
+                    )),
                 }
             }
         )*}
     };
 }
 comparisons! {
-    greater => "greater", >;
-    greater_equal => "greater_equal", >=;
-    less => "less", <;
-    less_equal => "less_equal", <=;
-    equal => "equal", ==;
-    not_equal => "not_equal", !=;
+    greater => "greater", Greater, >;
+    greater_equal => "greater_equal", GreaterEqual, >=;
+    less => "less", Less, <;
+    less_equal => "less_equal", LessEqual, <=;
+    equal => "equal", Equal, ==;
+    not_equal => "not_equal", NotEqual, !=;
 }
 
 impl Array<bool> {
     /// Elementwise logical and, with broadcasting.
     pub fn logical_and(&self, other: &Array<bool>) -> Result<Array<bool>> {
-        binary(self, other, "logical_and", "", |a: bool, b: bool| a && b)
+        binary(self, other, "logical_and", "", Logical { and: true })
     }
     /// Elementwise logical or, with broadcasting.
     pub fn logical_or(&self, other: &Array<bool>) -> Result<Array<bool>> {
-        binary(self, other, "logical_or", "", |a: bool, b: bool| a || b)
+        binary(self, other, "logical_or", "", Logical { and: false })
     }
     /// Elementwise logical not.
     pub fn logical_not(&self) -> Array<bool> {
-        unary(self, "logical_not", "", |a: bool| !a)
+        unary_kernel(self, "logical_not", "", Not)
     }
 }
 
 macro_rules! float_unary {
-    ($($method:ident),*) => {
+    ($($method:ident => $f:ident),*) => {
         impl<T: Float> Array<T> {$(
             #[doc = concat!("Elementwise `", stringify!($method), "`.")]
             pub fn $method(&self) -> Array<T> {
-                unary(self, stringify!($method), "", |x: T| x.$method())
+                unary_kernel(self, stringify!($method), "", FloatKernel { f: FloatFn::$f })
             }
         )*}
     };
 }
-float_unary!(sqrt, exp, ln, sin, cos, tan, tanh, floor, ceil);
+float_unary!(sqrt => Sqrt, exp => Exp, ln => Ln, sin => Sin, cos => Cos, tan => Tan,
+    tanh => Tanh, floor => Floor, ceil => Ceil);
 
 impl<T: Float> Array<T> {
     /// Elementwise `x^e`.
     pub fn powf(&self, e: T) -> Array<T> {
-        unary(self, "powf", &tokenize(&e), move |x: T| x.powf(e))
+        unary_kernel(
+            self,
+            "powf",
+            &tokenize(&e),
+            FloatKernel {
+                f: FloatFn::Powf(e),
+            },
+        )
     }
 }
 
 impl<T: Number> Array<T> {
     /// Elementwise absolute value.
     pub fn abs(&self) -> Array<T> {
-        unary(self, "abs", "", |x: T| x.abs())
+        unary_kernel(self, "abs", "", num::<T>(NumFn::Abs))
     }
 
     /// Elementwise square.
     pub fn square(&self) -> Array<T> {
-        unary(self, "square", "", |x: T| x * x)
+        unary_kernel(self, "square", "", num::<T>(NumFn::Square))
     }
 
     /// The elements converted to `f64`.
     pub fn to_f64(&self) -> Array<f64> {
-        unary(self, "to_f64", "", |x: T| x.to_f64())
+        unary_kernel(self, "to_f64", "", ToF64::<T>(PhantomData))
     }
 }
 
 impl<T: Number> Neg for &Array<T> {
     type Output = Array<T>;
     fn neg(self) -> Array<T> {
-        unary(self, "neg", "", |x: T| -x)
+        unary_kernel(self, "neg", "", num::<T>(NumFn::Neg))
     }
 }
 
@@ -432,11 +472,11 @@ impl<T: Number> Neg for Array<T> {
 }
 
 macro_rules! arithmetic {
-    ($($Trait:ident $method:ident $name:literal $op:tt;)*) => {$(
+    ($($Trait:ident $method:ident $name:literal $kind:ident;)*) => {$(
         impl<T: Number> $Trait<&Array<T>> for &Array<T> {
             type Output = Result<Array<T>>;
             fn $method(self, rhs: &Array<T>) -> Result<Array<T>> {
-                binary(self, rhs, $name, "", |a: T, b: T| a $op b)
+                binary(self, rhs, $name, "", arith::<T>(Arith::$kind))
             }
         }
         impl<T: Number> $Trait<Array<T>> for &Array<T> {
@@ -460,7 +500,8 @@ macro_rules! arithmetic {
         impl<T: Number> $Trait<T> for &Array<T> {
             type Output = Result<Array<T>>;
             fn $method(self, rhs: T) -> Result<Array<T>> {
-                Ok(unary(self, concat!($name, "_scalar"), &tokenize(&rhs), move |a: T| a $op rhs))
+                let kernel = ScalarArith { op: Arith::$kind, scalar: rhs, scalar_left: false };
+                Ok(unary_kernel(self, concat!($name, "_scalar"), &tokenize(&rhs), kernel))
             }
         }
         impl<T: Number> $Trait<T> for Array<T> {
@@ -496,24 +537,25 @@ macro_rules! arithmetic {
     )*};
 }
 arithmetic! {
-    Add add "add" +;
-    Sub sub "sub" -;
-    Mul mul "mul" *;
-    Div div "div" /;
+    Add add "add" Add;
+    Sub sub "sub" Sub;
+    Mul mul "mul" Mul;
+    Div div "div" Div;
 }
 
 macro_rules! scalar_lhs {
     ($($t:ty),*) => {$(
-        scalar_lhs!(@one $t, Add add "radd" +);
-        scalar_lhs!(@one $t, Sub sub "rsub" -);
-        scalar_lhs!(@one $t, Mul mul "rmul" *);
-        scalar_lhs!(@one $t, Div div "rdiv" /);
+        scalar_lhs!(@one $t, Add add "radd" Add);
+        scalar_lhs!(@one $t, Sub sub "rsub" Sub);
+        scalar_lhs!(@one $t, Mul mul "rmul" Mul);
+        scalar_lhs!(@one $t, Div div "rdiv" Div);
     )*};
-    (@one $t:ty, $Trait:ident $method:ident $name:literal $op:tt) => {
+    (@one $t:ty, $Trait:ident $method:ident $name:literal $kind:ident) => {
         impl $Trait<&Array<$t>> for $t {
             type Output = Result<Array<$t>>;
             fn $method(self, rhs: &Array<$t>) -> Result<Array<$t>> {
-                Ok(unary(rhs, $name, &tokenize(&self), move |a: $t| self $op a))
+                let kernel = ScalarArith { op: Arith::$kind, scalar: self, scalar_left: true };
+                Ok(unary_kernel(rhs, $name, &tokenize(&self), kernel))
             }
         }
         impl $Trait<Array<$t>> for $t {

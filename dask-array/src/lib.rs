@@ -37,20 +37,39 @@
 //! # }
 //! ```
 //!
+//! Arrays run on worker processes too (`dask worker`, a distributed `Client`):
+//! every chunk task's op is a registered, serializable struct the workers
+//! rebuild from its tag and parameters, and blocks travel by the raw
+//! little-endian [`codec`]. Only user closures ([`Array::map`],
+//! [`Array::zip_with`], [`Array::map_blocks`], [`blockwise`]) are limited to
+//! in-process schedulers and workers; a client refuses them for worker
+//! processes before sending anything.
+//!
 //! Modules by job: [`chunks`] (how arrays are cut), [`array`](mod@array) (the `Array` type
 //! and its `Collection` impl), [`creation`], [`random`], [`elementwise`]
 //! (arithmetic, comparisons, math, `map_blocks`, `blockwise`, fusion),
 //! [`reduction`], [`cumulative`], [`slicing`] (transpose, slices),
-//! [`rechunk`], [`linalg`], [`element`] (the dtypes) and [`error`].
+//! [`rechunk`], [`linalg`], [`store`], [`element`] (the dtypes), [`codec`]
+//! (chunks across processes) and [`error`].
 #![warn(missing_docs)]
+
+/// Registers the generic op type `$op` once per listed element type, so worker
+/// processes can rebuild it (`register_each!(Transpose: f64, f32)`).
+macro_rules! register_each {
+    ($op:ident: $($t:ty),* $(,)?) => {
+        $(dask_core::register_op_type!($op<$t>);)*
+    };
+}
 
 pub mod array;
 pub mod chunks;
+pub mod codec;
 pub mod creation;
 pub mod cumulative;
 pub mod element;
 pub mod elementwise;
 pub mod error;
+mod kernels;
 pub mod linalg;
 pub mod random;
 pub mod rechunk;
@@ -68,5 +87,6 @@ pub use dask_core::Collection;
 pub use element::{CastTo, Element, Float, Number};
 pub use elementwise::{blockwise, broadcast_shapes, Operand};
 pub use error::{Error, Result};
+pub use ndarray;
 pub use ndarray::Slice;
 pub use reduction::Reduce;

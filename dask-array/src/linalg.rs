@@ -1,13 +1,54 @@
 //! Linear algebra: [`Array::matmul`] / [`Array::dot`] for 2-D arrays.
 
-use dask_core::{tokenize, Arg, Task, Value};
-use ndarray::{Array2, Ix2};
+use std::marker::PhantomData;
 
-use crate::array::{block_op, value_arg, Array};
+use dask_core::{tokenize, Arg, BoxError, Op, Task, Value};
+use ndarray::{Array2, Ix2};
+use serde::{Deserialize, Serialize};
+
+use crate::array::{op, value_arg, Array};
 use crate::chunks::{refine, Chunks};
 use crate::element::Number;
 use crate::error::{Error, Result};
 use crate::rechunk::rechunk_meta;
+
+/// The op of a matmul output block: the sum over `k` of `left[k] . right[k]`.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct Matmul<T>(#[serde(skip)] PhantomData<T>);
+
+impl<T: Number> Op for Matmul<T> {
+    fn name(&self) -> &str {
+        "dask_array::matmul"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let lefts = value_arg::<Vec<Value>>(args, 0)?;
+        let rights = value_arg::<Vec<Value>>(args, 1)?;
+        let &(rows, cols) = value_arg::<(usize, usize)>(args, 2)?;
+        let mut acc = Array2::<T>::zeros((rows, cols));
+        for (x, y) in lefts.iter().zip(rights) {
+            let x = x
+                .downcast_ref::<ndarray::ArrayD<T>>()?
+                .view()
+                .into_dimensionality::<Ix2>()?;
+            let y = y
+                .downcast_ref::<ndarray::ArrayD<T>>()?
+                .view()
+                .into_dimensionality::<Ix2>()?;
+            if x.nrows() != rows || y.ncols() != cols || x.ncols() != y.nrows() {
+                return Err(format!(
+                    "matmul: blocks {:?} and {:?} for an output block of ({rows}, {cols}) (bug in dask-array)",
+                    x.shape(),
+                    y.shape()
+                )
+                .into());
+            }
+            ndarray::linalg::general_mat_mul(T::ONE, &x, &y, T::ONE, &mut acc);
+        }
+        Ok(Value::new(acc.into_dyn()))
+    }
+}
+register_each!(Matmul: f64, f32, i64, i32);
 
 impl<T: Number> Array<T> {
     /// The matrix product of two 2-D arrays, like `numpy.matmul`.
@@ -57,24 +98,7 @@ impl<T: Number> Array<T> {
         ]);
         let name = format!("matmul-{}", tokenize(&(&*a.name, &*b.name)));
         let nk = inner.len();
-        let op = block_op("matmul", move |args| {
-            let lefts = value_arg::<Vec<Value>>(args, 0)?;
-            let rights = value_arg::<Vec<Value>>(args, 1)?;
-            let &(rows, cols) = value_arg::<(usize, usize)>(args, 2)?;
-            let mut acc = Array2::<T>::zeros((rows, cols));
-            for (x, y) in lefts.iter().zip(rights) {
-                let x = x
-                    .downcast_ref::<ndarray::ArrayD<T>>()?
-                    .view()
-                    .into_dimensionality::<Ix2>()?;
-                let y = y
-                    .downcast_ref::<ndarray::ArrayD<T>>()?
-                    .view()
-                    .into_dimensionality::<Ix2>()?;
-                ndarray::linalg::general_mat_mul(T::ONE, &x, &y, T::ONE, &mut acc);
-            }
-            Ok(Value::new(acc.into_dyn()))
-        });
+        let op = op(Matmul::<T>(PhantomData));
         let deps = [a.graph.clone(), b.graph.clone()];
         let c = out.clone();
         Ok(crate::array::new_layer::<T>(

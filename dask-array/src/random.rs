@@ -5,10 +5,11 @@
 //! and its position: never on the scheduler, the number of threads or the order
 //! in which blocks run. The generator is xoshiro256** (no dependency needed).
 
-use dask_core::{tokenize, Arg, Task, Value};
+use dask_core::{tokenize, Arg, BoxError, Op, Task, Value};
 use ndarray::{ArrayD, IxDyn};
+use serde::{Deserialize, Serialize};
 
-use crate::array::{block_op, new_layer, value_arg, Array};
+use crate::array::{new_layer, op, value_arg, Array};
 use crate::chunks::{ChunkSpec, Chunks};
 use crate::error::{Error, Result};
 
@@ -59,7 +60,7 @@ impl Xoshiro {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Serialize, Deserialize)]
 enum Dist {
     Uniform { low: f64, high: f64 },
     Normal { mean: f64, std: f64 },
@@ -80,6 +81,31 @@ impl Dist {
     }
 }
 
+/// The op of a random block: draws the block at the index it gets from the
+/// generator of `(seed, index)`.
+#[derive(Serialize, Deserialize)]
+struct RandomBlock {
+    dist: Dist,
+    seed: u64,
+}
+
+impl Op for RandomBlock {
+    fn name(&self) -> &str {
+        match self.dist {
+            Dist::Uniform { .. } => "dask_array::uniform",
+            Dist::Normal { .. } => "dask_array::normal",
+        }
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let (index, shape) = value_arg::<(Vec<usize>, Vec<usize>)>(args, 0)?;
+        let mut rng = Xoshiro::for_block(self.seed, index);
+        let n: usize = shape.iter().product();
+        let v: Vec<f64> = (0..n).map(|_| self.dist.sample(&mut rng)).collect();
+        Ok(Value::new(ArrayD::from_shape_vec(IxDyn(shape), v)?))
+    }
+}
+dask_core::register_op_type!(RandomBlock);
+
 fn build(
     kind: &str,
     dist: Dist,
@@ -90,13 +116,7 @@ fn build(
 ) -> Result<Array<f64>> {
     let chunks = Chunks::new(shape, chunks)?;
     let name = format!("{kind}-{}", tokenize(&(kind, params, seed, &chunks)));
-    let op = block_op(kind, move |args| {
-        let (index, shape) = value_arg::<(Vec<usize>, Vec<usize>)>(args, 0)?;
-        let mut rng = Xoshiro::for_block(seed, index);
-        let n: usize = shape.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| dist.sample(&mut rng)).collect();
-        Ok(Value::new(ArrayD::from_shape_vec(IxDyn(shape), v)?))
-    });
+    let op = op(RandomBlock { dist, seed });
     let c = chunks.clone();
     Ok(new_layer::<f64>(name, chunks, &[], false, |idx| {
         Task::new(

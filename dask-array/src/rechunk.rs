@@ -1,22 +1,79 @@
 //! [`Array::rechunk`]: regroup an array into other blocks.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
-use dask_core::{tokenize, Arg, Graph, HighLevelGraph, Key, Task, Value};
+use dask_core::{tokenize, Arg, BoxError, Graph, HighLevelGraph, Key, Op, Task, Value};
 use ndarray::{ArrayD, IxDyn, Slice};
+use serde::{Deserialize, Serialize};
 
-use crate::array::{block_key, block_op, chunk_arg, layer_from_graph, value_arg, Array, Meta};
+use crate::array::{block_key, chunk_arg, layer_from_graph, op, value_arg, Array, Meta};
 use crate::chunks::{grid_indices, offsets, ChunkSpec, Chunks};
 use crate::element::Element;
 use crate::error::Result;
 
 /// How the pieces of one output block are placed: the grid of pieces and,
 /// per axis, each piece's length.
+#[derive(Serialize, Deserialize)]
 struct Placement {
     shape: Vec<usize>,
     grid: Vec<usize>,
     lengths: Vec<Vec<usize>>,
 }
+
+dask_core::register_codec!(Placement);
+
+/// The split op of a rechunk: the local `(start, end)` range of every axis.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct Split<T>(#[serde(skip)] PhantomData<T>);
+
+impl<T: Element> Op for Split<T> {
+    fn name(&self) -> &str {
+        "dask_array::rechunk-split"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let block = chunk_arg::<T>(args, 0)?;
+        let ranges = value_arg::<Vec<(usize, usize)>>(args, 1)?;
+        if ranges.len() != block.ndim() {
+            return Err("rechunk-split: ranges and block disagree (bug in dask-array)".into());
+        }
+        let view = block.slice_each_axis(|ax| {
+            let (s, e) = ranges[ax.axis.index()];
+            Slice::from(s..e)
+        });
+        Ok(Value::new(view.to_owned()))
+    }
+}
+
+/// The merge op of a rechunk: assembles a block from its pieces.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct Merge<T>(#[serde(skip)] PhantomData<T>);
+
+impl<T: Element> Op for Merge<T> {
+    fn name(&self) -> &str {
+        "dask_array::rechunk-merge"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let parts = value_arg::<Vec<Value>>(args, 0)?;
+        let p = value_arg::<Placement>(args, 1)?;
+        let mut out = ArrayD::<T>::default(IxDyn(&p.shape));
+        for (k, idx) in grid_indices(&p.grid).iter().enumerate() {
+            let piece = chunk_arg::<T>(parts, k)?;
+            out.slice_each_axis_mut(|ax| {
+                let a = ax.axis.index();
+                let d: usize = p.lengths[a][..idx[a]].iter().sum();
+                Slice::from(d..d + p.lengths[a][idx[a]])
+            })
+            .assign(piece);
+        }
+        Ok(Value::new(out))
+    }
+}
+
+register_each!(Split: f64, f32, i64, i32, bool);
+register_each!(Merge: f64, f32, i64, i32, bool);
 
 impl<T: Element> Array<T> {
     /// The same array cut into other blocks (`chunks` as for
@@ -53,30 +110,8 @@ pub(crate) fn rechunk_meta<T: Element>(meta: &Meta, target: &Chunks) -> Meta {
         .map(|a| axis_pieces(meta.chunks.axis(a), target.axis(a)))
         .collect();
     let token = tokenize(&(&*meta.name, target));
-    let split_op = block_op("rechunk-split", move |args| {
-        let block = chunk_arg::<T>(args, 0)?;
-        let ranges = value_arg::<Vec<(usize, usize)>>(args, 1)?;
-        let view = block.slice_each_axis(|ax| {
-            let (s, e) = ranges[ax.axis.index()];
-            Slice::from(s..e)
-        });
-        Ok(Value::new(view.to_owned()))
-    });
-    let merge_op = block_op("rechunk-merge", move |args| {
-        let parts = value_arg::<Vec<Value>>(args, 0)?;
-        let p = value_arg::<Placement>(args, 1)?;
-        let mut out = ArrayD::<T>::default(IxDyn(&p.shape));
-        for (k, idx) in grid_indices(&p.grid).iter().enumerate() {
-            let piece = chunk_arg::<T>(parts, k)?;
-            out.slice_each_axis_mut(|ax| {
-                let a = ax.axis.index();
-                let d: usize = p.lengths[a][..idx[a]].iter().sum();
-                Slice::from(d..d + p.lengths[a][idx[a]])
-            })
-            .assign(piece);
-        }
-        Ok(Value::new(out))
-    });
+    let split_op = op(Split::<T>(PhantomData));
+    let merge_op = op(Merge::<T>(PhantomData));
     // Split tasks, numbered in a deterministic order.
     let split_name: Arc<str> = format!("rechunk-split-{token}").into();
     let mut splits = Graph::new();

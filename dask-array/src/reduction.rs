@@ -7,13 +7,17 @@
 //! finalized. Memory per task is bounded by `split_every` partials, and the
 //! depth of the tree is `log_split_every(blocks)`.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
-use dask_core::{tokenize, Arg, BoxError, Graph, HighLevelGraph, Key, Task, Value};
+use dask_core::{tokenize, Arg, BoxError, Graph, HighLevelGraph, Key, Op, Task, Value};
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-use crate::array::{block_key, block_op, chunk_arg, new_layer, value_arg, Array, Source};
+use crate::array::{block_key, chunk_arg, new_layer, value_arg, Array, Source};
 use crate::chunks::{grid_indices, Chunks};
+use crate::codec::serde_chunk;
 use crate::element::{Element, Number};
 use crate::error::{Error, Result};
 
@@ -163,8 +167,8 @@ impl<const N: usize> From<[usize; N]> for Reduce {
 }
 
 /// The axes a reduction covers, as the block functions see them.
-#[derive(Clone, Copy)]
-enum Axes {
+#[derive(Clone, Copy, Serialize, Deserialize)]
+pub(crate) enum Axes {
     All,
     One(usize),
     /// Several axes (not all) or none: a bit per reduced axis.
@@ -287,16 +291,74 @@ fn drop_axes<A>(a: ArrayD<A>, axes: Axes) -> Result<ArrayD<A>, BoxError> {
     })
 }
 
-type ChunkFn<T, I> = dyn Fn(&ArrayD<T>, &[usize]) -> Result<I, BoxError> + Send + Sync;
-type CombineFn<I> = dyn Fn(Vec<I>) -> Result<I, BoxError> + Send + Sync;
-type FinalizeFn<I, R> = dyn Fn(I) -> Result<ArrayD<R>, BoxError> + Send + Sync;
+/// A tree reduction as data: `chunk` turns a block (and its global start
+/// offsets) into a partial, `combine` merges partials, `finalize` gives the
+/// output block. Kinds are serializable, so each stage is a registered op
+/// ([`TreeOp`]) that worker processes rebuild; partials have codecs.
+pub(crate) trait TreeKind:
+    Clone + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// The element type reduced.
+    type In: Element;
+    /// The partial result (a registered codec lets it move between workers).
+    type Part: Clone + Send + Sync + 'static;
+    /// The output element type.
+    type Out: Element;
+    /// The partial of one block.
+    fn chunk(&self, block: &ArrayD<Self::In>, start: &[usize]) -> Result<Self::Part, BoxError>;
+    /// Several partials merged into one.
+    fn combine(&self, parts: Vec<Self::Part>) -> Result<Self::Part, BoxError>;
+    /// The output block of the last partial.
+    fn finalize(&self, part: Self::Part) -> Result<ArrayD<Self::Out>, BoxError>;
+}
 
-/// A tree reduction: `chunk` turns a block (and its global start offsets) into a
-/// partial, `combine` merges partials, `finalize` gives the output block.
-struct Tree<T, I, R> {
-    chunk: Arc<ChunkFn<T, I>>,
-    combine: Arc<CombineFn<I>>,
-    finalize: Arc<FinalizeFn<I, R>>,
+/// Which stage of a tree reduction a task runs.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+enum Stage {
+    Chunk,
+    Combine,
+    Final,
+}
+
+/// The op of every task of a tree reduction: a kind and a stage.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct TreeOp<K> {
+    kind: K,
+    stage: Stage,
+    name: String,
+}
+
+impl<K: TreeKind> TreeOp<K> {
+    fn parts(args: &[Value]) -> Result<Vec<K::Part>, BoxError> {
+        value_arg::<Vec<Value>>(args, 0)?
+            .iter()
+            .map(|v| v.downcast_ref::<K::Part>().cloned())
+            .collect::<Result<_, _>>()
+            .map_err(Into::into)
+    }
+}
+
+impl<K: TreeKind> Op for TreeOp<K> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        Ok(match self.stage {
+            Stage::Chunk => {
+                let block = chunk_arg::<K::In>(args, 0)?;
+                let start = value_arg::<Vec<usize>>(args, 1)?;
+                if start.len() != block.ndim() {
+                    return Err("reduction: block and offsets disagree (bug in dask-array)".into());
+                }
+                Value::new(self.kind.chunk(block, start)?)
+            }
+            Stage::Combine => Value::new(self.kind.combine(Self::parts(args)?)?),
+            Stage::Final => {
+                let part = self.kind.combine(Self::parts(args)?)?;
+                Value::new(self.kind.finalize(part)?)
+            }
+        })
+    }
 }
 
 impl<T: Element> Array<T> {
@@ -356,17 +418,13 @@ impl<T: Element> Array<T> {
         Ok(axes)
     }
 
-    fn tree_reduce<I, R>(
+    fn tree_reduce<K: TreeKind<In = T>>(
         &self,
         op: &'static str,
         how: &Reduce,
         axes: Axes,
-        tree: Tree<T, I, R>,
-    ) -> Array<R>
-    where
-        I: Clone + Send + Sync + 'static,
-        R: Element,
-    {
+        kind: K,
+    ) -> Array<K::Out> {
         let m = self.meta();
         let ndim = self.ndim();
         let reduced: Vec<bool> = (0..ndim).map(|k| axes.has(k)).collect();
@@ -383,16 +441,14 @@ impl<T: Element> Array<T> {
         // Level 0: one partial per block.
         let source = Source::new(m, true);
         let chunk_name: Arc<str> = format!("{op}-chunk-{token}").into();
-        let Tree {
-            chunk,
-            combine,
-            finalize,
-        } = tree;
-        let chunk_op = block_op(&format!("{op}-chunk"), move |args| {
-            let block = chunk_arg::<T>(args, 0)?;
-            let start = value_arg::<Vec<usize>>(args, 1)?;
-            Ok(Value::new(chunk(block, start)?))
-        });
+        let stage_op = |stage: Stage, name: String| -> Arc<dyn Op> {
+            Arc::new(TreeOp {
+                kind: kind.clone(),
+                stage,
+                name,
+            })
+        };
+        let chunk_op = stage_op(Stage::Chunk, format!("dask_array::{op}-chunk"));
         let offsets: Vec<Vec<usize>> = (0..ndim).map(|a| m.chunks.offsets(a)).collect();
         let mut graph = Graph::new();
         for idx in m.chunks.block_indices() {
@@ -406,17 +462,7 @@ impl<T: Element> Array<T> {
         let mut level_name = chunk_name;
         let mut grid = m.chunks.numblocks();
 
-        let combine_op = {
-            let combine = combine.clone();
-            block_op(&format!("{op}-combine"), move |args| {
-                let parts = value_arg::<Vec<Value>>(args, 0)?;
-                let parts: Vec<I> = parts
-                    .iter()
-                    .map(|v| v.downcast_ref::<I>().cloned())
-                    .collect::<Result<_, _>>()?;
-                Ok(Value::new(combine(parts)?))
-            })
-        };
+        let combine_op = stage_op(Stage::Combine, format!("dask_array::{op}-combine"));
         // Group `grid` positions: for a new index, the old indices it combines.
         let group = |grid: &[usize], new_idx: &[usize], width: &[usize]| -> Vec<Vec<usize>> {
             let extents: Vec<usize> = (0..ndim)
@@ -480,19 +526,12 @@ impl<T: Element> Array<T> {
             .filter(|&k| !reduced[k])
             .map(|k| m.chunks.axis(k).to_vec())
             .collect();
-        let final_op = block_op(op, move |args| {
-            let parts = value_arg::<Vec<Value>>(args, 0)?;
-            let parts: Vec<I> = parts
-                .iter()
-                .map(|v| v.downcast_ref::<I>().cloned())
-                .collect::<Result<_, _>>()?;
-            Ok(Value::new(finalize(combine(parts)?)?))
-        });
+        let final_op = stage_op(Stage::Final, format!("dask_array::{op}"));
         let width: Vec<usize> = (0..ndim)
             .map(|k| if reduced[k] { grid[k] } else { 1 })
             .collect();
         let name = format!("{op}-{token}");
-        new_layer::<R>(
+        new_layer::<K::Out>(
             name,
             Chunks::from_axes_unchecked(out_axes),
             &[hlg],
@@ -522,30 +561,94 @@ impl<T: Element> Array<T> {
         )
     }
 
-    /// A reduction by an associative `f` with identity `identity`: partials
-    /// are keepdims arrays of `T`, folded with static dispatch (ndarray's
-    /// `fold_axis` over whole sub-views for one axis).
-    fn fold_reduce(
+    /// A reduction by an associative function with an identity (sum, prod,
+    /// min, max, any, all): partials are keepdims arrays of `T`, folded with
+    /// static dispatch (ndarray's `fold_axis` over whole sub-views for one axis).
+    fn fold_reduce<K: TreeKind<In = T, Out = T>>(
         &self,
         op: &'static str,
         how: Reduce,
         needs_elements: bool,
-        identity: T,
-        f: fn(T, T) -> T,
+        kind: impl FnOnce(Axes) -> K,
     ) -> Result<Array<T>> {
         let axes = self.reduce_axes(op, &how, needs_elements)?;
-        Ok(self.tree_reduce(
-            op,
-            &how,
-            axes,
-            Tree {
-                chunk: Arc::new(move |block: &ArrayD<T>, _: &[usize]| {
-                    fold_keep(block, axes, identity, |acc, &x| f(acc, x))
-                }),
-                combine: Arc::new(move |parts: Vec<ArrayD<T>>| zip_all(parts, |&a, &b| f(a, b))),
-                finalize: Arc::new(move |a: ArrayD<T>| drop_axes(a, axes)),
-            },
-        ))
+        Ok(self.tree_reduce(op, &how, axes, kind(axes)))
+    }
+}
+
+/// The associative functions of [`Fold`].
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub(crate) enum FoldFn {
+    Sum,
+    Prod,
+    Min,
+    Max,
+}
+
+/// Sum, prod, min, max of numbers: partials are keepdims arrays of `T`. The
+/// function is chosen once per block, then folded with a static closure.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) struct Fold<T> {
+    f: FoldFn,
+    axes: Axes,
+    #[serde(skip)]
+    _t: PhantomData<T>,
+}
+
+impl<T: Number> TreeKind for Fold<T> {
+    type In = T;
+    type Part = ArrayD<T>;
+    type Out = T;
+    fn chunk(&self, b: &ArrayD<T>, _: &[usize]) -> Result<ArrayD<T>, BoxError> {
+        let axes = self.axes;
+        match self.f {
+            FoldFn::Sum => fold_keep(b, axes, T::ZERO, |a, &x| a + x),
+            FoldFn::Prod => fold_keep(b, axes, T::ONE, |a, &x| a * x),
+            FoldFn::Min => fold_keep(b, axes, T::HIGHEST, |a, &x| min_nan(a, x)),
+            FoldFn::Max => fold_keep(b, axes, T::LOWEST, |a, &x| max_nan(a, x)),
+        }
+    }
+    fn combine(&self, parts: Vec<ArrayD<T>>) -> Result<ArrayD<T>, BoxError> {
+        match self.f {
+            FoldFn::Sum => zip_all(parts, |&a, &b| a + b),
+            FoldFn::Prod => zip_all(parts, |&a, &b| a * b),
+            FoldFn::Min => zip_all(parts, |&a, &b| min_nan(a, b)),
+            FoldFn::Max => zip_all(parts, |&a, &b| max_nan(a, b)),
+        }
+    }
+    fn finalize(&self, part: ArrayD<T>) -> Result<ArrayD<T>, BoxError> {
+        drop_axes(part, self.axes)
+    }
+}
+
+/// `any` (or, with `all`, every) of booleans.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct BoolFold {
+    all: bool,
+    axes: Axes,
+}
+
+impl TreeKind for BoolFold {
+    type In = bool;
+    type Part = ArrayD<bool>;
+    type Out = bool;
+    fn chunk(&self, b: &ArrayD<bool>, _: &[usize]) -> Result<ArrayD<bool>, BoxError> {
+        if self.all {
+            fold_keep(b, self.axes, true, |a, &x| a && x)
+        } else {
+            fold_keep(b, self.axes, false, |a, &x| a || x)
+        }
+    }
+    fn combine(&self, parts: Vec<ArrayD<bool>>) -> Result<ArrayD<bool>, BoxError> {
+        if self.all {
+            zip_all(parts, |&a, &b| a && b)
+        } else {
+            zip_all(parts, |&a, &b| a || b)
+        }
+    }
+    fn finalize(&self, part: ArrayD<bool>) -> Result<ArrayD<bool>, BoxError> {
+        drop_axes(part, self.axes)
     }
 }
 
@@ -579,27 +682,40 @@ fn max_nan<T: Element>(a: T, b: T) -> T {
 }
 
 /// Partial of `mean`: running sum and count.
-#[derive(Clone)]
-struct MeanPart {
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct MeanPart {
+    #[serde(with = "serde_chunk")]
     sum: ArrayD<f64>,
     count: f64,
 }
 
 /// Partial of `var`: count, mean and sum of squared deviations (Chan et al.'s
 /// parallel algorithm, numerically stable when partials are merged).
-#[derive(Clone)]
-struct VarPart {
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct VarPart {
     n: f64,
+    #[serde(with = "serde_chunk")]
     mean: ArrayD<f64>,
+    #[serde(with = "serde_chunk")]
     m2: ArrayD<f64>,
 }
 
 /// Partial of `argmin`/`argmax`: best values and their global indices.
-#[derive(Clone)]
-struct ArgPart<T> {
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(bound = "T: Element")]
+pub(crate) struct ArgPart<T> {
+    #[serde(with = "serde_chunk")]
     vals: ArrayD<T>,
+    #[serde(with = "serde_chunk")]
     idx: ArrayD<i64>,
 }
+
+dask_core::register_codec!(MeanPart);
+dask_core::register_codec!(VarPart);
+dask_core::register_codec!(ArgPart<f64>);
+dask_core::register_codec!(ArgPart<f32>);
+dask_core::register_codec!(ArgPart<i64>);
+dask_core::register_codec!(ArgPart<i32>);
 
 fn reduced_count(shape: &[usize], axes: Axes) -> f64 {
     (0..shape.len())
@@ -608,52 +724,232 @@ fn reduced_count(shape: &[usize], axes: Axes) -> f64 {
         .product::<usize>() as f64
 }
 
+fn fold<T: Number>(f: FoldFn) -> impl FnOnce(Axes) -> Fold<T> {
+    move |axes| Fold {
+        f,
+        axes,
+        _t: PhantomData,
+    }
+}
+
+/// The mean in `f64`: partials are sums and counts.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) struct Mean<T> {
+    axes: Axes,
+    #[serde(skip)]
+    _t: PhantomData<T>,
+}
+
+impl<T: Number> TreeKind for Mean<T> {
+    type In = T;
+    type Part = MeanPart;
+    type Out = f64;
+    fn chunk(&self, block: &ArrayD<T>, _: &[usize]) -> Result<MeanPart, BoxError> {
+        Ok(MeanPart {
+            sum: fold_keep(block, self.axes, 0.0, |acc, x| acc + x.to_f64())?,
+            count: reduced_count(block.shape(), self.axes),
+        })
+    }
+    fn combine(&self, parts: Vec<MeanPart>) -> Result<MeanPart, BoxError> {
+        let count = parts.iter().map(|p| p.count).sum();
+        let sum = zip_all(parts.into_iter().map(|p| p.sum).collect(), |a, b| a + b)?;
+        Ok(MeanPart { sum, count })
+    }
+    fn finalize(&self, p: MeanPart) -> Result<ArrayD<f64>, BoxError> {
+        Ok(drop_axes(p.sum, self.axes)?.mapv(|s| s / p.count))
+    }
+}
+
+/// The variance in `f64` (Chan et al.'s parallel algorithm).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) struct Var<T> {
+    axes: Axes,
+    ddof: f64,
+    #[serde(skip)]
+    _t: PhantomData<T>,
+}
+
+impl<T: Number> TreeKind for Var<T> {
+    type In = T;
+    type Part = VarPart;
+    type Out = f64;
+    fn chunk(&self, block: &ArrayD<T>, _: &[usize]) -> Result<VarPart, BoxError> {
+        let axes = self.axes;
+        let n = reduced_count(block.shape(), axes);
+        let sum = fold_keep(block, axes, 0.0, |acc, x| acc + x.to_f64())?;
+        let mean = sum.mapv(|s| if n > 0.0 { s / n } else { 0.0 });
+        let dev = block.mapv(|x| x.to_f64()) - &mean;
+        let m2 = fold_keep(&dev, axes, 0.0, |acc, d| acc + d * d)?;
+        Ok(VarPart { n, mean, m2 })
+    }
+    fn combine(&self, parts: Vec<VarPart>) -> Result<VarPart, BoxError> {
+        let mut it = parts.into_iter();
+        let mut acc = it.next().ok_or("no partial results to combine")?;
+        for p in it {
+            let n = acc.n + p.n;
+            if p.n == 0.0 {
+                continue;
+            }
+            if acc.n == 0.0 {
+                acc = p;
+                continue;
+            }
+            let delta = &p.mean - &acc.mean;
+            let mean = &acc.mean + &delta.mapv(|d| d * p.n / n);
+            let m2 = &acc.m2 + &p.m2 + delta.mapv(|d| d * d * acc.n * p.n / n);
+            acc = VarPart { n, mean, m2 };
+        }
+        Ok(acc)
+    }
+    fn finalize(&self, p: VarPart) -> Result<ArrayD<f64>, BoxError> {
+        let ddof = self.ddof;
+        Ok(drop_axes(p.m2, self.axes)?.mapv(|m2| m2 / (p.n - ddof)))
+    }
+}
+
+/// `argmin` / `argmax` (with `max`): partials are best values and their
+/// global indices.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) struct ArgReduce<T> {
+    axes: Axes,
+    /// The one reduced axis, or `None` for the flattened array.
+    axis_one: Option<usize>,
+    /// The whole array's shape (for flat indices).
+    shape: Vec<usize>,
+    max: bool,
+    #[serde(skip)]
+    _t: PhantomData<T>,
+}
+
+impl<T: Number> ArgReduce<T> {
+    /// Is candidate `(b, j)` better than the current `(a, i)`? NaN wins, then
+    /// the better value, then the lower index.
+    fn wins(&self, a: T, i: i64, b: T, j: i64) -> bool {
+        match (a.is_nan(), b.is_nan()) {
+            (true, true) => j < i,
+            (true, false) => false,
+            (false, true) => true,
+            (false, false) => {
+                let better = if self.max { b > a } else { b < a };
+                better || (a == b && j < i)
+            }
+        }
+    }
+}
+
+impl<T: Number> TreeKind for ArgReduce<T> {
+    type In = T;
+    type Part = ArgPart<T>;
+    type Out = i64;
+    fn chunk(&self, block: &ArrayD<T>, start: &[usize]) -> Result<ArgPart<T>, BoxError> {
+        let bshape = block.shape().to_vec();
+        let shape = &self.shape;
+        if shape.len() != bshape.len() {
+            return Err("arg reduction: block and array disagree (bug in dask-array)".into());
+        }
+        // The global index of local position p along the lane.
+        let global = |p: usize| -> i64 {
+            match self.axis_one {
+                Some(a) => (start[a] + p) as i64,
+                None => {
+                    let mut rem = p;
+                    let mut local = vec![0; bshape.len()];
+                    for k in (0..bshape.len()).rev() {
+                        local[k] = rem % bshape[k];
+                        rem /= bshape[k];
+                    }
+                    let mut flat = 0usize;
+                    for k in 0..shape.len() {
+                        flat = flat * shape[k] + start[k] + local[k];
+                    }
+                    flat as i64
+                }
+            }
+        };
+        let best = reduce_keep(block, self.axes, |it| {
+            let mut best: Option<(T, i64)> = None;
+            for (p, &x) in it {
+                let j = global(p);
+                best = match best {
+                    Some((a, i)) if !self.wins(a, i, x, j) => Some((a, i)),
+                    _ => Some((x, j)),
+                };
+            }
+            best.unwrap_or((T::ZERO, -1))
+        })?;
+        Ok(ArgPart {
+            vals: best.mapv(|(v, _)| v),
+            idx: best.mapv(|(_, i)| i),
+        })
+    }
+    fn combine(&self, parts: Vec<ArgPart<T>>) -> Result<ArgPart<T>, BoxError> {
+        let mut it = parts.into_iter();
+        let mut acc = it.next().ok_or("no partial results to combine")?;
+        for p in it {
+            if p.vals.shape() != acc.vals.shape() || p.idx.shape() != acc.idx.shape() {
+                return Err("partial results of different shapes (bug in dask-array)".into());
+            }
+            Zip::from(&mut acc.vals)
+                .and(&mut acc.idx)
+                .and(&p.vals)
+                .and(&p.idx)
+                .for_each(|a, i, &b, &j| {
+                    if j >= 0 && (*i < 0 || self.wins(*a, *i, b, j)) {
+                        *a = b;
+                        *i = j;
+                    }
+                });
+        }
+        Ok(acc)
+    }
+    fn finalize(&self, p: ArgPart<T>) -> Result<ArrayD<i64>, BoxError> {
+        drop_axes(p.idx, self.axes)
+    }
+}
+
+type FoldOp<T> = TreeOp<Fold<T>>;
+type MeanOp<T> = TreeOp<Mean<T>>;
+type VarOp<T> = TreeOp<Var<T>>;
+type ArgOp<T> = TreeOp<ArgReduce<T>>;
+register_each!(FoldOp: f64, f32, i64, i32);
+register_each!(MeanOp: f64, f32, i64, i32);
+register_each!(VarOp: f64, f32, i64, i32);
+register_each!(ArgOp: f64, f32, i64, i32);
+dask_core::register_op_type!(TreeOp<BoolFold>);
+
 impl<T: Number> Array<T> {
     /// The sum over all axes (`None`) or one axis, as a tree reduction.
     pub fn sum(&self, how: impl Into<Reduce>) -> Result<Array<T>> {
-        self.fold_reduce("sum", how.into(), false, T::ZERO, |a, b| a + b)
+        self.fold_reduce("sum", how.into(), false, fold(FoldFn::Sum))
     }
 
     /// The product over all axes or one axis.
     pub fn prod(&self, how: impl Into<Reduce>) -> Result<Array<T>> {
-        self.fold_reduce("prod", how.into(), false, T::ONE, |a, b| a * b)
+        self.fold_reduce("prod", how.into(), false, fold(FoldFn::Prod))
     }
 
     /// The minimum (NaN if any element is NaN). Errors on an empty reduction.
     pub fn min(&self, how: impl Into<Reduce>) -> Result<Array<T>> {
-        self.fold_reduce("min", how.into(), true, T::HIGHEST, min_nan)
+        self.fold_reduce("min", how.into(), true, fold(FoldFn::Min))
     }
 
     /// The maximum (NaN if any element is NaN). Errors on an empty reduction.
     pub fn max(&self, how: impl Into<Reduce>) -> Result<Array<T>> {
-        self.fold_reduce("max", how.into(), true, T::LOWEST, max_nan)
+        self.fold_reduce("max", how.into(), true, fold(FoldFn::Max))
     }
 
     /// The arithmetic mean, computed in `f64` (NaN for an empty reduction, as in NumPy).
     pub fn mean(&self, how: impl Into<Reduce>) -> Result<Array<f64>> {
         let how = how.into();
         let axes = self.reduce_axes("mean", &how, false)?;
-        Ok(self.tree_reduce(
-            "mean",
-            &how,
+        let kind = Mean::<T> {
             axes,
-            Tree {
-                chunk: Arc::new(move |block: &ArrayD<T>, _: &[usize]| {
-                    Ok(MeanPart {
-                        sum: fold_keep(block, axes, 0.0, |acc, x| acc + x.to_f64())?,
-                        count: reduced_count(block.shape(), axes),
-                    })
-                }),
-                combine: Arc::new(|parts: Vec<MeanPart>| {
-                    let count = parts.iter().map(|p| p.count).sum();
-                    let sum = zip_all(parts.into_iter().map(|p| p.sum).collect(), |a, b| a + b)?;
-                    Ok(MeanPart { sum, count })
-                }),
-                finalize: Arc::new(move |p: MeanPart| {
-                    Ok(drop_axes(p.sum, axes)?.mapv(|s| s / p.count))
-                }),
-            },
-        ))
+            _t: PhantomData,
+        };
+        Ok(self.tree_reduce("mean", &how, axes, kind))
     }
 
     /// The variance, computed in `f64`, dividing by `n - ddof` (set with
@@ -661,71 +957,37 @@ impl<T: Number> Array<T> {
     pub fn var(&self, how: impl Into<Reduce>) -> Result<Array<f64>> {
         let how = how.into();
         let axes = self.reduce_axes("var", &how, false)?;
-        let ddof = how.ddof as f64;
-        Ok(self.tree_reduce(
-            "var",
-            &how,
+        let kind = Var::<T> {
             axes,
-            Tree {
-                chunk: Arc::new(move |block: &ArrayD<T>, _: &[usize]| {
-                    let n = reduced_count(block.shape(), axes);
-                    let sum = fold_keep(block, axes, 0.0, |acc, x| acc + x.to_f64())?;
-                    let mean = sum.mapv(|s| if n > 0.0 { s / n } else { 0.0 });
-                    let dev = block.mapv(|x| x.to_f64()) - &mean;
-                    let m2 = fold_keep(&dev, axes, 0.0, |acc, d| acc + d * d)?;
-                    Ok(VarPart { n, mean, m2 })
-                }),
-                combine: Arc::new(|parts: Vec<VarPart>| {
-                    let mut it = parts.into_iter();
-                    let mut acc = it.next().ok_or("no partial results to combine")?;
-                    for p in it {
-                        let n = acc.n + p.n;
-                        if p.n == 0.0 {
-                            continue;
-                        }
-                        if acc.n == 0.0 {
-                            acc = p;
-                            continue;
-                        }
-                        let delta = &p.mean - &acc.mean;
-                        let mean = &acc.mean + &delta.mapv(|d| d * p.n / n);
-                        let m2 = &acc.m2 + &p.m2 + delta.mapv(|d| d * d * acc.n * p.n / n);
-                        acc = VarPart { n, mean, m2 };
-                    }
-                    Ok(acc)
-                }),
-                finalize: Arc::new(move |p: VarPart| {
-                    Ok(drop_axes(p.m2, axes)?.mapv(|m2| m2 / (p.n - ddof)))
-                }),
-            },
-        ))
+            ddof: how.ddof as f64,
+            _t: PhantomData,
+        };
+        Ok(self.tree_reduce("var", &how, axes, kind))
     }
 
     /// The standard deviation: the square root of [`Array::var`].
     pub fn std(&self, how: impl Into<Reduce>) -> Result<Array<f64>> {
         let how = how.into();
         let var = self.var(how)?;
-        Ok(crate::elementwise::unary(&var, "std", "", f64::sqrt))
+        let sqrt = crate::kernels::FloatKernel {
+            f: crate::kernels::FloatFn::Sqrt,
+        };
+        Ok(crate::elementwise::unary_kernel(&var, "std", "", sqrt))
     }
 
     /// The index of the minimum: along `axis`, or into the flattened (C order)
     /// array for a full reduction. The first occurrence wins; NaN counts as the
     /// minimum, as in NumPy. Errors on an empty reduction.
     pub fn argmin(&self, how: impl Into<Reduce>) -> Result<Array<i64>> {
-        self.arg_reduce("argmin", how.into(), |a, b| b < a)
+        self.arg_reduce("argmin", how.into(), false)
     }
 
     /// The index of the maximum; see [`Array::argmin`].
     pub fn argmax(&self, how: impl Into<Reduce>) -> Result<Array<i64>> {
-        self.arg_reduce("argmax", how.into(), |a, b| b > a)
+        self.arg_reduce("argmax", how.into(), true)
     }
 
-    fn arg_reduce(
-        &self,
-        op: &'static str,
-        how: Reduce,
-        better: fn(T, T) -> bool,
-    ) -> Result<Array<i64>> {
+    fn arg_reduce(&self, op: &'static str, how: Reduce, max: bool) -> Result<Array<i64>> {
         let axes = self.reduce_axes(op, &how, true)?;
         // One axis, or None for all (as in NumPy, no tuple of axes).
         let axis_one = match axes {
@@ -740,89 +1002,31 @@ impl<T: Number> Array<T> {
                 })
             }
         };
-        let shape = self.shape().to_vec();
-        // Is candidate (b, j) better than the current (a, i)?
-        let wins = move |a: T, i: i64, b: T, j: i64| -> bool {
-            match (a.is_nan(), b.is_nan()) {
-                (true, true) => j < i,
-                (true, false) => false,
-                (false, true) => true,
-                (false, false) => better(a, b) || (a == b && j < i),
-            }
-        };
-        Ok(self.tree_reduce(
-            op,
-            &how,
+        let kind = ArgReduce::<T> {
             axes,
-            Tree {
-                chunk: Arc::new(move |block: &ArrayD<T>, start: &[usize]| {
-                    let bshape = block.shape().to_vec();
-                    // The global index of local position p along the lane.
-                    let global = |p: usize| -> i64 {
-                        match axis_one {
-                            Some(a) => (start[a] + p) as i64,
-                            None => {
-                                let mut rem = p;
-                                let mut local = vec![0; bshape.len()];
-                                for k in (0..bshape.len()).rev() {
-                                    local[k] = rem % bshape[k];
-                                    rem /= bshape[k];
-                                }
-                                let mut flat = 0usize;
-                                for k in 0..shape.len() {
-                                    flat = flat * shape[k] + start[k] + local[k];
-                                }
-                                flat as i64
-                            }
-                        }
-                    };
-                    let best = reduce_keep(block, axes, |it| {
-                        let mut best: Option<(T, i64)> = None;
-                        for (p, &x) in it {
-                            let j = global(p);
-                            best = match best {
-                                Some((a, i)) if !wins(a, i, x, j) => Some((a, i)),
-                                _ => Some((x, j)),
-                            };
-                        }
-                        best.unwrap_or((T::ZERO, -1))
-                    })?;
-                    Ok(ArgPart {
-                        vals: best.mapv(|(v, _)| v),
-                        idx: best.mapv(|(_, i)| i),
-                    })
-                }),
-                combine: Arc::new(move |parts: Vec<ArgPart<T>>| {
-                    let mut it = parts.into_iter();
-                    let mut acc = it.next().ok_or("no partial results to combine")?;
-                    for p in it {
-                        Zip::from(&mut acc.vals)
-                            .and(&mut acc.idx)
-                            .and(&p.vals)
-                            .and(&p.idx)
-                            .for_each(|a, i, &b, &j| {
-                                if j >= 0 && (*i < 0 || wins(*a, *i, b, j)) {
-                                    *a = b;
-                                    *i = j;
-                                }
-                            });
-                    }
-                    Ok(acc)
-                }),
-                finalize: Arc::new(move |p: ArgPart<T>| drop_axes(p.idx, axes)),
-            },
-        ))
+            axis_one,
+            shape: self.shape().to_vec(),
+            max,
+            _t: PhantomData,
+        };
+        Ok(self.tree_reduce(op, &how, axes, kind))
     }
 }
 
 impl Array<bool> {
     /// Whether any element is true (false for an empty reduction).
     pub fn any(&self, how: impl Into<Reduce>) -> Result<Array<bool>> {
-        self.fold_reduce("any", how.into(), false, false, |a, b| a || b)
+        self.fold_reduce("any", how.into(), false, |axes| BoolFold {
+            all: false,
+            axes,
+        })
     }
 
     /// Whether every element is true (true for an empty reduction).
     pub fn all(&self, how: impl Into<Reduce>) -> Result<Array<bool>> {
-        self.fold_reduce("all", how.into(), false, true, |a, b| a && b)
+        self.fold_reduce("all", how.into(), false, |axes| BoolFold {
+            all: true,
+            axes,
+        })
     }
 }

@@ -1,9 +1,12 @@
 //! [`Array::reshape`]: the same elements (in C order) under another shape.
 
-use dask_core::{tokenize, Arg, Task, Value};
-use ndarray::IxDyn;
+use std::marker::PhantomData;
 
-use crate::array::{block_op, chunk_arg, new_layer, value_arg, Array, Source};
+use dask_core::{tokenize, Arg, BoxError, Op, Task, Value};
+use ndarray::IxDyn;
+use serde::{Deserialize, Serialize};
+
+use crate::array::{chunk_arg, new_layer, op, value_arg, Array, Source};
 use crate::chunks::Chunks;
 use crate::element::Element;
 use crate::error::{Error, Result};
@@ -30,6 +33,24 @@ fn row_chunks(shape: &[usize], rows: usize) -> Chunks {
     }
     Chunks::from_axes_unchecked(axes)
 }
+
+/// The op of [`Array::reshape`]: a block's elements (C order) under the shape it gets.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct Reshape<T>(#[serde(skip)] PhantomData<T>);
+
+impl<T: Element> Op for Reshape<T> {
+    fn name(&self) -> &str {
+        "dask_array::reshape"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let block = chunk_arg::<T>(args, 0)?;
+        let shape = value_arg::<Vec<usize>>(args, 1)?;
+        let flat = block.as_standard_layout().into_owned();
+        Ok(Value::new(flat.into_shape_with_order(IxDyn(shape))?))
+    }
+}
+register_each!(Reshape: f64, f32, i64, i32, bool);
 
 impl<T: Element> Array<T> {
     /// The same elements, in C (row-major) order, under `shape`, like
@@ -88,12 +109,7 @@ impl<T: Element> Array<T> {
         let rechunked = rechunk_meta::<T>(m, &input);
         let source = Source::new(&rechunked, true);
         let name = format!("reshape-{}", tokenize(&(&*m.name, shape)));
-        let op = block_op("reshape", move |args| {
-            let block = chunk_arg::<T>(args, 0)?;
-            let shape = value_arg::<Vec<usize>>(args, 1)?;
-            let flat = block.as_standard_layout().into_owned();
-            Ok(Value::new(flat.into_shape_with_order(IxDyn(shape))?))
-        });
+        let op = op(Reshape::<T>(PhantomData));
         let ndim_in = self.ndim();
         let out = output.clone();
         Ok(new_layer::<T>(

@@ -3,10 +3,13 @@
 //! integer index, dropping the axis), [`Array::take`] (integer-array
 //! indexing on one axis), [`Array::compress`] (boolean indexing on one axis).
 
-use dask_core::{tokenize, Arg, Task, Value};
-use ndarray::Slice;
+use std::marker::PhantomData;
 
-use crate::array::{block_op, chunk_arg, new_layer, value_arg, Array, Source};
+use dask_core::{tokenize, Arg, BoxError, Op, Task, Value};
+use ndarray::Slice;
+use serde::{Deserialize, Serialize};
+
+use crate::array::{chunk_arg, new_layer, op, value_arg, Array, Source};
 use crate::chunks::{offsets, Chunks};
 use crate::element::Element;
 use crate::error::{Error, Result};
@@ -44,11 +47,9 @@ impl<T: Element> Array<T> {
             Chunks::from_axes_unchecked(perm.iter().map(|&a| m.chunks.axis(a).to_vec()).collect());
         let source = Source::new(m, true);
         let name = format!("transpose-{}", tokenize(&(&*m.name, &perm)));
-        let p = perm.clone();
-        let op = block_op("transpose", move |args| {
-            let block = chunk_arg::<T>(args, 0)?;
-            let t = block.view().permuted_axes(p.clone());
-            Ok(Value::new(t.as_standard_layout().into_owned()))
+        let op = op(Transpose::<T> {
+            perm: perm.clone(),
+            _t: PhantomData,
         });
         Ok(new_layer::<T>(
             name,
@@ -116,15 +117,7 @@ impl<T: Element> Array<T> {
         let key_slices: Vec<(isize, Option<isize>, isize)> =
             slices.iter().map(|s| (s.start, s.end, s.step)).collect();
         let name = format!("getitem-{}", tokenize(&(&*m.name, &key_slices)));
-        let op = block_op("getitem", move |args| {
-            let block = chunk_arg::<T>(args, 0)?;
-            let s = value_arg::<Vec<(isize, isize, isize)>>(args, 1)?;
-            let view = block.slice_each_axis(|ax| {
-                let (a, b, st) = s[ax.axis.index()];
-                Slice::new(a, Some(b), st)
-            });
-            Ok(Value::new(view.to_owned()))
-        });
+        let op = op(GetItem::<T>(PhantomData));
         Ok(new_layer::<T>(
             name,
             chunks,
@@ -177,10 +170,9 @@ impl<T: Element> Array<T> {
             runs.iter().map(|(_, l)| l.len()).collect()
         };
         let name = format!("take-{}", tokenize(&(&*m.name, indices, axis)));
-        let op = block_op("take", move |args| {
-            let block = chunk_arg::<T>(args, 0)?;
-            let local = value_arg::<Vec<usize>>(args, 1)?;
-            Ok(Value::new(block.select(ndarray::Axis(axis), local)))
+        let op = op(Take::<T> {
+            axis,
+            _t: PhantomData,
         });
         // An input block may feed several runs: reference it by key.
         Ok(new_layer::<T>(
@@ -214,11 +206,10 @@ impl<T: Element> Array<T> {
         axes.remove(axis);
         let source = Source::new(m, true);
         let name = format!("index_axis-{}", tokenize(&(&*m.name, axis, index)));
-        let op = block_op("index_axis", move |args| {
-            let b = chunk_arg::<T>(args, 0)?;
-            Ok(Value::new(
-                b.index_axis(ndarray::Axis(axis), local).to_owned(),
-            ))
+        let op = op(IndexAxis::<T> {
+            axis,
+            index: local,
+            _t: PhantomData,
         });
         Ok(new_layer::<T>(
             name,
@@ -250,6 +241,110 @@ impl<T: Element> Array<T> {
         self.take(&indices, axis)
     }
 }
+
+/// The op of [`Array::transpose`]: a block with its axes permuted.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct Transpose<T> {
+    perm: Vec<usize>,
+    #[serde(skip)]
+    _t: PhantomData<T>,
+}
+
+impl<T: Element> Op for Transpose<T> {
+    fn name(&self) -> &str {
+        "dask_array::transpose"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let block = chunk_arg::<T>(args, 0)?;
+        if self.perm.len() != block.ndim() {
+            return Err(format!(
+                "transpose: permutation {:?} for a block of shape {:?} (bug in dask-array)",
+                self.perm,
+                block.shape()
+            )
+            .into());
+        }
+        let t = block.view().permuted_axes(self.perm.clone());
+        Ok(Value::new(t.as_standard_layout().into_owned()))
+    }
+}
+
+/// The op of [`Array::slice`]: the local `(start, end, step)` of every axis.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct GetItem<T>(#[serde(skip)] PhantomData<T>);
+
+impl<T: Element> Op for GetItem<T> {
+    fn name(&self) -> &str {
+        "dask_array::getitem"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let block = chunk_arg::<T>(args, 0)?;
+        let s = value_arg::<Vec<(isize, isize, isize)>>(args, 1)?;
+        if s.len() != block.ndim() {
+            return Err(format!(
+                "getitem: {} slices for a block of shape {:?} (bug in dask-array)",
+                s.len(),
+                block.shape()
+            )
+            .into());
+        }
+        let view = block.slice_each_axis(|ax| {
+            let (a, b, st) = s[ax.axis.index()];
+            Slice::new(a, Some(b), st)
+        });
+        Ok(Value::new(view.to_owned()))
+    }
+}
+
+/// The op of [`Array::take`]: the local indices it gets, along `axis`.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct Take<T> {
+    axis: usize,
+    #[serde(skip)]
+    _t: PhantomData<T>,
+}
+
+impl<T: Element> Op for Take<T> {
+    fn name(&self) -> &str {
+        "dask_array::take"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let block = chunk_arg::<T>(args, 0)?;
+        let local = value_arg::<Vec<usize>>(args, 1)?;
+        Ok(Value::new(block.select(ndarray::Axis(self.axis), local)))
+    }
+}
+
+/// The op of [`Array::index_axis`]: one index along `axis`, which is dropped.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct IndexAxis<T> {
+    axis: usize,
+    index: usize,
+    #[serde(skip)]
+    _t: PhantomData<T>,
+}
+
+impl<T: Element> Op for IndexAxis<T> {
+    fn name(&self) -> &str {
+        "dask_array::index_axis"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let b = chunk_arg::<T>(args, 0)?;
+        Ok(Value::new(
+            b.index_axis(ndarray::Axis(self.axis), self.index)
+                .to_owned(),
+        ))
+    }
+}
+
+register_each!(Transpose: f64, f32, i64, i32, bool);
+register_each!(GetItem: f64, f32, i64, i32, bool);
+register_each!(Take: f64, f32, i64, i32, bool);
+register_each!(IndexAxis: f64, f32, i64, i32, bool);
 
 /// One output block of an axis: the input block and the local
 /// `(start, end, step)` slice of it.

@@ -4,13 +4,15 @@
 //! lazily. Each block file is a standard `.npy` (version 1.0) that NumPy's
 //! `np.load` reads.
 
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use dask_core::{tokenize, Arg, Collection, Graph, HighLevelGraph, Key, Task, Value};
+use dask_core::{tokenize, Arg, BoxError, Collection, Graph, HighLevelGraph, Key, Op, Task, Value};
 use ndarray::{ArrayD, IxDyn};
+use serde::{Deserialize, Serialize};
 
-use crate::array::{block_op, new_layer, value_arg, Array};
+use crate::array::{new_layer, op, value_arg, Array};
 use crate::chunks::Chunks;
 use crate::element::Element;
 use crate::error::{fmt_shape, Error, Result};
@@ -198,13 +200,7 @@ impl<T: Element> Array<T> {
         let dir_text = dir.to_string_lossy().into_owned();
         let token = tokenize(&(&*m.name, &dir_text));
         let write_name: Arc<str> = format!("to_npy-block-{token}").into();
-        let write = block_op("to_npy-block", |args| {
-            let block = crate::array::chunk_arg::<T>(args, 0)?;
-            let path = value_arg::<PathBuf>(args, 1)?;
-            let bytes = encode_npy(block);
-            std::fs::write(path, &bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
-            Ok(Value::new(bytes.len() as u64))
-        });
+        let write = op(WriteNpy::<T>(PhantomData));
         let mut graph = Graph::new();
         let mut keys = Vec::new();
         for idx in m.chunks.block_indices() {
@@ -221,16 +217,7 @@ impl<T: Element> Array<T> {
         let writes = HighLevelGraph::from_layer(write_name, graph, &[&m.graph]);
         let info = info_text(T::DTYPE, &m.chunks);
         let info_path = dir.join("info");
-        let finish = block_op("to_npy", move |args| {
-            let sizes = value_arg::<Vec<Value>>(args, 0)?;
-            let mut total = 0u64;
-            for s in sizes {
-                total += *s.downcast_ref::<u64>()?;
-            }
-            std::fs::write(&info_path, &info)
-                .map_err(|e| format!("writing {}: {e}", info_path.display()))?;
-            Ok(Value::new(total + info.len() as u64))
-        });
+        let finish = op(FinishNpy { info, info_path });
         let key = Key::named(format!("to_npy-{token}"));
         let mut g = Graph::new();
         g.insert(key.clone(), Task::new(finish, vec![Arg::List(keys)]));
@@ -238,6 +225,78 @@ impl<T: Element> Array<T> {
         Ok(NpyStore { key, graph })
     }
 }
+
+/// The op writing one block to the path it gets; its value is the bytes written.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct WriteNpy<T>(#[serde(skip)] PhantomData<T>);
+
+impl<T: Element> Op for WriteNpy<T> {
+    fn name(&self) -> &str {
+        "dask_array::to_npy-block"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let block = crate::array::chunk_arg::<T>(args, 0)?;
+        let path = value_arg::<PathBuf>(args, 1)?;
+        let bytes = encode_npy(block);
+        std::fs::write(path, &bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        Ok(Value::new(bytes.len() as u64))
+    }
+}
+
+/// The last op of a store: writes the `info` file once every block is written.
+#[derive(Serialize, Deserialize)]
+struct FinishNpy {
+    info: String,
+    info_path: PathBuf,
+}
+
+impl Op for FinishNpy {
+    fn name(&self) -> &str {
+        "dask_array::to_npy"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let sizes = value_arg::<Vec<Value>>(args, 0)?;
+        let mut total = 0u64;
+        for s in sizes {
+            total += *s.downcast_ref::<u64>()?;
+        }
+        std::fs::write(&self.info_path, &self.info)
+            .map_err(|e| format!("writing {}: {e}", self.info_path.display()))?;
+        Ok(Value::new(total + self.info.len() as u64))
+    }
+}
+
+/// The op reading one block file, checked against the shape it gets.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct ReadNpy<T>(#[serde(skip)] PhantomData<T>);
+
+impl<T: Element> Op for ReadNpy<T> {
+    fn name(&self) -> &str {
+        "dask_array::from_npy"
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let path = value_arg::<PathBuf>(args, 0)?;
+        let shape = value_arg::<Vec<usize>>(args, 1)?;
+        let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let a = decode_npy::<T>(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        if a.shape() != shape.as_slice() {
+            return Err(format!(
+                "{}: block has shape {}, the info file says {}",
+                path.display(),
+                fmt_shape(a.shape()),
+                fmt_shape(shape)
+            )
+            .into());
+        }
+        Ok(Value::new(a))
+    }
+}
+
+register_each!(WriteNpy: f64, f32, i64, i32, bool);
+register_each!(ReadNpy: f64, f32, i64, i32, bool);
+dask_core::register_op_type!(FinishNpy);
 
 /// A lazy array reading the blocks [`Array::to_npy_dir`] wrote. The `info`
 /// file is read now (errors: [`Error::Io`], or [`Error::BadFile`] for a
@@ -288,22 +347,7 @@ pub fn from_npy_dir<T: Element>(dir: impl AsRef<Path>) -> Result<Array<T>> {
         "from_npy-{}",
         tokenize(&(dir.to_string_lossy().as_ref(), &info))
     );
-    let read = block_op("from_npy", |args| {
-        let path = value_arg::<PathBuf>(args, 0)?;
-        let shape = value_arg::<Vec<usize>>(args, 1)?;
-        let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let a = decode_npy::<T>(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        if a.shape() != shape.as_slice() {
-            return Err(format!(
-                "{}: block has shape {}, the info file says {}",
-                path.display(),
-                fmt_shape(a.shape()),
-                fmt_shape(shape)
-            )
-            .into());
-        }
-        Ok(Value::new(a))
-    });
+    let read = op(ReadNpy::<T>(PhantomData));
     let c = chunks.clone();
     Ok(new_layer::<T>(name, chunks, &[], false, |idx| {
         Task::new(

@@ -16,7 +16,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dask_bag::read_text;
+use dask_bag::{read_text, words};
 use dask_core::{Collection, Scheduler};
 use dask_sync_scheduler::SyncScheduler;
 use dask_threaded::ThreadedScheduler;
@@ -172,7 +172,7 @@ fn loop_tuned(paths: &[PathBuf]) -> Top {
 fn bag(pattern: &str, s: &dyn Scheduler) -> Top {
     read_text(pattern, None)
         .unwrap()
-        .flat_map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(words)
         .frequencies()
         .topk(10, |(w, c)| (*c, Reverse(w.clone())))
         .unwrap()

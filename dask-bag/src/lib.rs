@@ -71,6 +71,7 @@ mod json;
 mod reduce;
 mod stage;
 mod text;
+mod words;
 
 pub use bag::{Bag, DEFAULT_SPLIT_EVERY};
 pub use error::{Error, Result};
@@ -78,3 +79,4 @@ pub use json::Field;
 pub use reduce::AsF64;
 pub use stage::Items;
 pub use text::read_text;
+pub use words::{words, Words};

@@ -41,8 +41,15 @@
 //! of several timed repetitions after one untimed warm-up. Missing a target is
 //! reported, not an error: timed asserts belong to no test.
 //!
+//! Last, the distributed figures (see `distributed.rs`): submit/result
+//! latency and map throughput from a TCP client, a tree reduction through
+//! `compute_with(&client)` next to the threaded scheduler, and the transfer
+//! rate of a large value gathered over TCP, on an in-process `LocalCluster`.
+//!
 //! Flags: `--quick` (10k tasks per shape, a 100k-task graph: a smoke test),
 //! `--reps N` (timed repetitions per figure), `--help`.
+
+mod distributed;
 
 use std::error::Error;
 use std::fmt::Write as _;
@@ -723,6 +730,14 @@ fn run(config: Config) -> BenchResult<()> {
     drop(shapes);
 
     let (big, total) = bench_big_graph(config.big, &ops, config.reps.min(5))?;
+    let quick = config.tasks < 100_000;
+    distributed::run(&distributed::Sizes {
+        round_trips: if quick { 200 } else { 2000 },
+        map_tasks: if quick { 2_000 } else { 20_000 },
+        tree_leaves: if quick { 2_000 } else { 20_000 },
+        transfer_mb: if quick { 16 } else { 128 },
+        reps: config.reps.min(5),
+    })?;
 
     println!("\ntargets (issue 2), µs/task including the op's own work:");
     for (who, target) in [("sync", SYNC_TARGET_US), ("threaded", THREADED_TARGET_US)] {

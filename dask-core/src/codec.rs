@@ -161,6 +161,13 @@ register_codec!((String, i64));
 register_codec!((String, u64));
 register_codec!(Vec<(String, u64)>);
 register_codec!(Vec<(String, i64)>);
+// Shapes, indices and slice bounds: the literal arguments of collection tasks.
+register_codec!(Vec<usize>);
+register_codec!((usize, usize));
+register_codec!((Vec<usize>, Vec<usize>));
+register_codec!(Vec<(usize, usize)>);
+register_codec!(Vec<(isize, isize, isize)>);
+register_codec!(std::path::PathBuf);
 
 #[cfg(test)]
 mod tests {

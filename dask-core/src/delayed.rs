@@ -229,8 +229,8 @@ impl<Args, R: Any + Send + Sync> DelayedFn<Args, R> {
         let args = args
             .into_args()
             .into_iter()
-            .map(|DelayedArg { arg, node }| {
-                deps.extend(node);
+            .map(|DelayedArg { arg, nodes }| {
+                deps.extend(nodes);
                 arg
             })
             .collect();
@@ -247,11 +247,13 @@ impl<Args, R: Any + Send + Sync> DelayedFn<Args, R> {
 /// One argument of a delayed call, as a graph argument.
 pub struct DelayedArg {
     arg: Arg,
-    node: Option<Arc<Node>>,
+    nodes: Vec<Arc<Node>>,
 }
 
 /// A value usable as an argument of type `T` in a delayed call: `T` itself,
-/// `Delayed<T>` or `&Delayed<T>`.
+/// `Delayed<T>` or `&Delayed<T>`; for an argument of type `Vec<T>`, also a
+/// list of delayed values (`Vec<Delayed<T>>`, `&[Delayed<T>]`), as in Dask's
+/// `delayed(sum)([a, b, c])`.
 pub trait IntoArg<T> {
     /// Converts to a graph argument.
     fn into_arg(self) -> DelayedArg;
@@ -261,7 +263,7 @@ impl<T: Any + Send + Sync> IntoArg<T> for T {
     fn into_arg(self) -> DelayedArg {
         DelayedArg {
             arg: Arg::Value(Value::new(self)),
-            node: None,
+            nodes: Vec::new(),
         }
     }
 }
@@ -270,7 +272,7 @@ impl<T> IntoArg<T> for Delayed<T> {
     fn into_arg(self) -> DelayedArg {
         DelayedArg {
             arg: Arg::Key(self.node.key.clone()),
-            node: Some(self.node),
+            nodes: vec![self.node],
         }
     }
 }
@@ -279,8 +281,54 @@ impl<T> IntoArg<T> for &Delayed<T> {
     fn into_arg(self) -> DelayedArg {
         DelayedArg {
             arg: Arg::Key(self.node.key.clone()),
-            node: Some(self.node.clone()),
+            nodes: vec![self.node.clone()],
         }
+    }
+}
+
+/// Gathers a list argument's values into the `Vec<T>` the function takes.
+struct CollectList<T>(PhantomData<fn() -> T>);
+
+impl<T: Any + Clone + Send + Sync> Op for CollectList<T> {
+    fn name(&self) -> &str {
+        "list"
+    }
+    fn call(&self, args: &[Value]) -> std::result::Result<Value, crate::BoxError> {
+        let items = args
+            .iter()
+            .map(|v| v.downcast_ref::<T>().cloned())
+            .collect::<Result<Vec<T>>>()?;
+        Ok(Value::new(items))
+    }
+}
+
+fn list_arg<'a, T: Any + Clone + Send + Sync>(
+    items: impl Iterator<Item = &'a Delayed<T>>,
+) -> DelayedArg {
+    let nodes: Vec<Arc<Node>> = items.map(|d| d.node.clone()).collect();
+    let args = nodes.iter().map(|n| Arg::Key(n.key.clone())).collect();
+    let task = Task::new(Arc::new(CollectList::<T>(PhantomData)), args);
+    DelayedArg {
+        arg: Arg::Task(Box::new(task)),
+        nodes,
+    }
+}
+
+impl<T: Any + Clone + Send + Sync> IntoArg<Vec<T>> for Vec<Delayed<T>> {
+    fn into_arg(self) -> DelayedArg {
+        list_arg(self.iter())
+    }
+}
+
+impl<T: Any + Clone + Send + Sync> IntoArg<Vec<T>> for &Vec<Delayed<T>> {
+    fn into_arg(self) -> DelayedArg {
+        list_arg(self.iter())
+    }
+}
+
+impl<T: Any + Clone + Send + Sync> IntoArg<Vec<T>> for &[Delayed<T>] {
+    fn into_arg(self) -> DelayedArg {
+        list_arg(self.iter())
     }
 }
 

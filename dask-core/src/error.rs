@@ -71,7 +71,7 @@ pub enum Error {
         hint: String,
     },
     /// No op is registered under this tag.
-    #[error("no op is registered under tag `{tag}`: register it with `dask_core::register_op!` in a crate the binary links")]
+    #[error("no op is registered under tag `{tag}`: register it with `dask_core::register_op!` (functions) or `dask_core::register_op_type!` (op structs) in a crate the binary links")]
     UnknownOp {
         /// The tag looked up.
         tag: String,
@@ -104,7 +104,7 @@ pub enum Error {
         source: BoxError,
     },
     /// A task must run in another process but its op cannot be rebuilt there.
-    #[error("task {key} calls `{op}`, which is not registered, so it cannot run on a worker process: register the function with `dask_core::register_op!(path::to::function)`, or use threads instead of processes (closures only run in-process)")]
+    #[error("task {key} calls `{op}`, which is not registered, so it cannot run on a worker process: register the function with `dask_core::register_op!(path::to::function)` (or an op struct with `dask_core::register_op_type!(Type)`), or use threads instead of processes (closures only run in-process)")]
     OpNotRegistered {
         /// The task.
         key: Key,
@@ -118,6 +118,17 @@ pub enum Error {
         scheduler: String,
         /// What went wrong.
         message: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{action} {}: {source}", .path.display())]
+    Io {
+        /// What was being done (`writing the profile report to`).
+        action: String,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
     },
     /// An internal invariant was broken: a bug in dask-rs.
     #[error("internal error (bug in dask-rs, please report it): {0}")]

@@ -32,9 +32,11 @@
 //! [`delayed`](mod@delayed), [`visualize`], [`reference`](mod@reference) (the oracle evaluator).
 #![warn(missing_docs)]
 
+pub mod callbacks;
 pub mod codec;
 pub mod collection;
 pub mod delayed;
+pub mod diagnostics;
 mod error;
 pub mod graph;
 pub mod hlg;
@@ -44,6 +46,7 @@ pub mod optimize;
 pub mod plan;
 pub mod reference;
 pub mod scheduler;
+pub mod sizeof;
 pub mod task;
 pub mod tokenize;
 pub mod value;

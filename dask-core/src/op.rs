@@ -5,8 +5,14 @@
 //! enough for in-process schedulers. An op that must be rebuilt in another
 //! process is registered with [`register_op!`](crate::register_op) under a stable
 //! tag; [`build_op`] rebuilds it from the tag (and parameter bytes).
+//!
+//! Ops with parameters are structs: implement [`Op`] (`name` and `call`) for a
+//! `Serialize + DeserializeOwned` type and register it with
+//! [`register_op_type!`](crate::register_op_type). Its tag is the type's path and
+//! its parameters are the struct itself, encoded with postcard; [`wire_form`]
+//! gives both, and [`build_op`] rebuilds the struct on the other side.
 
-use std::any::{Any, TypeId};
+use std::any::{type_name, Any, TypeId};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, LazyLock, OnceLock};
@@ -14,7 +20,10 @@ use std::sync::{Arc, LazyLock, OnceLock};
 use crate::{BoxError, Error, Result, Value};
 
 /// A function a task calls on its resolved arguments.
-pub trait Op: Send + Sync + 'static {
+///
+/// `Any` is a supertrait so a registered struct op can be encoded from a
+/// `&dyn Op` (see [`wire_form`]).
+pub trait Op: Any + Send + Sync + 'static {
     /// A short name for diagnostics and key prefixes (`"inc"`, `"sum-chunk"`).
     fn name(&self) -> &str;
 
@@ -23,11 +32,17 @@ pub trait Op: Send + Sync + 'static {
     fn call(&self, args: &[Value]) -> Result<Value, BoxError>;
 
     /// The stable tag this op is registered under, if it can be rebuilt elsewhere.
+    ///
+    /// By default the tag a [`register_op_type!`](crate::register_op_type)
+    /// registered for this type, if any.
     fn tag(&self) -> Option<&str> {
-        None
+        registry().tag_of(TypeId::of::<Self>())
     }
 
-    /// The parameters [`build_op`] needs next to the tag (empty for plain functions).
+    /// The parameters [`build_op`] needs next to the tag (empty for plain
+    /// functions). Struct ops registered with
+    /// [`register_op_type!`](crate::register_op_type) need not implement it:
+    /// [`wire_form`] encodes the struct itself.
     fn params(&self) -> Vec<u8> {
         Vec::new()
     }
@@ -237,16 +252,22 @@ pub fn op_name<F>() -> String {
 /// Rebuilds a registered op from its parameter bytes.
 pub type BuildOp = fn(&[u8]) -> Result<Arc<dyn Op>, BoxError>;
 
+/// Encodes a registered struct op (given as `&dyn Any`) to its parameter bytes.
+pub type EncodeOp = fn(&dyn Any) -> Result<Vec<u8>, BoxError>;
+
 /// One registered op: how a process rebuilds it from its tag.
 ///
 /// Created by [`register_op!`](crate::register_op); collected at link time.
 pub struct OpRegistration {
     /// The stable tag (by convention the op's path: `my_crate::inc`).
-    pub tag: &'static str,
+    pub tag: fn() -> &'static str,
     /// The `TypeId` of the function or op type, so [`fn_op`] finds its tag.
     pub type_id: fn() -> TypeId,
     /// Rebuilds the op from its parameter bytes.
     pub build: BuildOp,
+    /// For struct ops: encodes the op's parameters (`None` for functions,
+    /// whose parameters come from [`Op::params`]).
+    pub encode: Option<EncodeOp>,
 }
 
 inventory::collect!(OpRegistration);
@@ -260,6 +281,7 @@ pub fn type_id_of_val<T: 'static>(_: &T) -> TypeId {
 pub struct Registry {
     by_tag: HashMap<String, &'static OpRegistration>,
     tag_by_type: HashMap<TypeId, &'static str>,
+    encode_by_type: HashMap<TypeId, EncodeOp>,
     duplicates: Vec<String>,
 }
 
@@ -268,18 +290,23 @@ impl Registry {
         let mut registry = Registry {
             by_tag: HashMap::new(),
             tag_by_type: HashMap::new(),
+            encode_by_type: HashMap::new(),
             duplicates: Vec::new(),
         };
         for reg in inventory::iter::<OpRegistration> {
-            let tag: &'static str = if reg.tag.contains(' ') {
-                Box::leak(reg.tag.replace(' ', "").into_boxed_str())
+            let raw = (reg.tag)();
+            let tag: &'static str = if raw.contains(' ') {
+                Box::leak(raw.replace(' ', "").into_boxed_str())
             } else {
-                reg.tag
+                raw
             };
             if registry.by_tag.insert(tag.to_owned(), reg).is_some() {
                 registry.duplicates.push(tag.to_owned());
             }
             registry.tag_by_type.insert((reg.type_id)(), tag);
+            if let Some(encode) = reg.encode {
+                registry.encode_by_type.insert((reg.type_id)(), encode);
+            }
         }
         registry
     }
@@ -306,8 +333,10 @@ impl Registry {
         let reg = self.by_tag.get(tag).ok_or_else(|| Error::UnknownOp {
             tag: tag.to_owned(),
         })?;
-        (reg.build)(params)
-            .map_err(|source| Error::Internal(format!("rebuilding op `{tag}`: {source}")))
+        (reg.build)(params).map_err(|source| Error::Codec {
+            tag: tag.to_owned(),
+            source,
+        })
     }
 }
 
@@ -323,6 +352,92 @@ pub fn build_op(tag: &str, params: &[u8]) -> Result<Arc<dyn Op>> {
         return Ok(IDENTITY.clone());
     }
     registry().build(tag, params)
+}
+
+/// The tag and parameter bytes that rebuild `op` in another process (with
+/// [`build_op`]), or `None` if it is not registered (closures, unregistered
+/// functions and op types).
+///
+/// Errors: [`Error::Codec`] if a struct op's parameters fail to encode.
+pub fn wire_form(op: &dyn Op) -> Result<Option<(&str, Vec<u8>)>> {
+    let Some(tag) = op.tag() else {
+        return Ok(None);
+    };
+    let any: &dyn Any = op;
+    let params = match registry().encode_by_type.get(&any.type_id()) {
+        Some(encode) => encode(any).map_err(|source| Error::Codec {
+            tag: tag.to_owned(),
+            source,
+        })?,
+        None => op.params(),
+    };
+    Ok(Some((tag, params)))
+}
+
+/// Rebuilds a struct op from postcard bytes; used by
+/// [`register_op_type!`](crate::register_op_type).
+pub fn postcard_build<T>(params: &[u8]) -> Result<Arc<dyn Op>, BoxError>
+where
+    T: Op + serde::de::DeserializeOwned,
+{
+    let op: T = postcard::from_bytes(params)
+        .map_err(|e| format!("parameters of op `{}`: {e}", type_name::<T>()))?;
+    Ok(Arc::new(op))
+}
+
+/// Encodes a struct op with postcard; used by
+/// [`register_op_type!`](crate::register_op_type).
+pub fn postcard_params<T>(op: &dyn Any) -> Result<Vec<u8>, BoxError>
+where
+    T: Op + serde::Serialize,
+{
+    let op = op.downcast_ref::<T>().ok_or_else(|| -> BoxError {
+        format!("op is not a `{}` (bug in dask-rs)", type_name::<T>()).into()
+    })?;
+    Ok(postcard::to_allocvec(op)?)
+}
+
+/// Registers an op type with parameters (a struct implementing [`Op`] and
+/// serde's `Serialize + DeserializeOwned`) under its type path, so a process
+/// that links it rebuilds the op from its tag and the struct's postcard bytes.
+///
+/// Generic op types are registered once per instantiation
+/// (`register_op_type!(Scale<f32>)`). The type's [`Op::tag`] and
+/// [`wire_form`] then need no code in the impl.
+///
+/// ```
+/// use dask_core::{op::{build_op, wire_form}, BoxError, Op, Value};
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Scale { factor: i64 }
+///
+/// impl Op for Scale {
+///     fn name(&self) -> &str { "scale" }
+///     fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+///         Ok(Value::new(args[0].downcast_ref::<i64>()? * self.factor))
+///     }
+/// }
+/// dask_core::register_op_type!(Scale);
+///
+/// let op = Scale { factor: 3 };
+/// let (tag, params) = wire_form(&op).unwrap().expect("registered");
+/// assert!(tag.ends_with("Scale"));
+/// let rebuilt = build_op(tag, &params).unwrap();
+/// let out = rebuilt.call(&[Value::new(5i64)]).unwrap();
+/// assert_eq!(*out.downcast_ref::<i64>().unwrap(), 15);
+/// ```
+#[macro_export]
+macro_rules! register_op_type {
+    ($t:ty) => {
+        $crate::__private::inventory::submit! {
+            $crate::op::OpRegistration {
+                tag: || ::std::any::type_name::<$t>(),
+                type_id: || ::std::any::TypeId::of::<$t>(),
+                build: $crate::op::postcard_build::<$t>,
+                encode: ::std::option::Option::Some($crate::op::postcard_params::<$t>),
+            }
+        }
+    };
 }
 
 /// Registers a plain function as an op under the tag `module::path::name`, so a
@@ -347,18 +462,20 @@ macro_rules! register_op {
     (try $f:path) => {
         $crate::__private::inventory::submit! {
             $crate::op::OpRegistration {
-                tag: concat!(module_path!(), "::", stringify!($f)),
+                tag: || concat!(module_path!(), "::", stringify!($f)),
                 type_id: || $crate::op::type_id_of_val(&$f),
                 build: |_params| Ok($crate::op::try_fn_op($f)),
+                encode: None,
             }
         }
     };
     ($f:path) => {
         $crate::__private::inventory::submit! {
             $crate::op::OpRegistration {
-                tag: concat!(module_path!(), "::", stringify!($f)),
+                tag: || concat!(module_path!(), "::", stringify!($f)),
                 type_id: || $crate::op::type_id_of_val(&$f),
                 build: |_params| Ok($crate::op::fn_op($f)),
+                encode: None,
             }
         }
     };
@@ -396,6 +513,83 @@ mod tests {
             op.call(&[Value::new(-1i64)]).unwrap_err().to_string(),
             "not positive"
         );
+    }
+
+    /// An op with parameters, generic over the element type.
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    struct AddConst<T> {
+        add: T,
+        label: String,
+    }
+
+    impl<T> Op for AddConst<T>
+    where
+        T: Copy + std::ops::Add<Output = T> + Send + Sync + 'static,
+    {
+        fn name(&self) -> &str {
+            &self.label
+        }
+        fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+            Ok(Value::new(*args[0].downcast_ref::<T>()? + self.add))
+        }
+    }
+    crate::register_op_type!(AddConst<i64>);
+    crate::register_op_type!(AddConst<f64>);
+
+    /// Serializable, but never registered.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Unregistered;
+    impl Op for Unregistered {
+        fn name(&self) -> &str {
+            "unregistered"
+        }
+        fn call(&self, _: &[Value]) -> Result<Value, BoxError> {
+            Ok(Value::new(()))
+        }
+    }
+
+    #[test]
+    fn struct_ops_round_trip_with_their_parameters() {
+        let ints = AddConst {
+            add: 7i64,
+            label: "add7".into(),
+        };
+        let floats = AddConst {
+            add: 0.5f64,
+            label: "half".into(),
+        };
+        let (tag_i, params_i) = wire_form(&ints).unwrap().expect("registered");
+        let (tag_f, params_f) = wire_form(&floats).unwrap().expect("registered");
+        assert_eq!(tag_i, std::any::type_name::<AddConst<i64>>());
+        assert_ne!(tag_i, tag_f, "each instantiation has its own tag");
+        assert_eq!(params_i, postcard::to_allocvec(&ints).unwrap());
+        let rebuilt = build_op(tag_i, &params_i).unwrap();
+        assert_eq!(rebuilt.name(), "add7");
+        assert_eq!(rebuilt.tag(), Some(tag_i));
+        let out = rebuilt.call(&[Value::new(35i64)]).unwrap();
+        assert_eq!(*out.downcast_ref::<i64>().unwrap(), 35 + ints.add);
+        let out = build_op(tag_f, &params_f)
+            .unwrap()
+            .call(&[Value::new(1.0f64)])
+            .unwrap();
+        assert_eq!(*out.downcast_ref::<f64>().unwrap(), 1.0 + floats.add);
+        // As a trait object (what a task holds), the same wire form.
+        let shared: Arc<dyn Op> = Arc::new(ints.clone());
+        assert_eq!(
+            wire_form(&*shared).unwrap(),
+            Some((tag_i, params_i.clone()))
+        );
+    }
+
+    #[test]
+    fn unregistered_ops_have_no_wire_form_and_bad_params_are_typed_errors() {
+        assert_eq!(Unregistered.tag(), None);
+        assert!(wire_form(&Unregistered).unwrap().is_none());
+        assert!(wire_form(&*fn_op(|x: i64| x)).unwrap().is_none());
+        let tag = std::any::type_name::<AddConst<i64>>();
+        let err = build_op(tag, &[0xff, 0xff]).unwrap_err();
+        assert!(matches!(err, Error::Codec { .. }), "{err}");
+        assert!(err.to_string().contains("AddConst"), "{err}");
     }
 
     #[test]

@@ -49,6 +49,7 @@ mod repartition;
 mod series;
 
 pub use csv::{read_csv, CsvOptions};
+pub use polars;
 pub use dask_core::Collection;
 pub use error::{Error, Result};
 pub use frame::{DataFrame, Divisions};

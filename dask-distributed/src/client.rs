@@ -2,7 +2,7 @@
 //! workers. Implements [`dask_core::Scheduler`], so any collection's
 //! `compute_with(&client)` runs on the cluster.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dask_core::{Graph, Key, Plan, Scheduler, Value};
@@ -10,26 +10,165 @@ use tokio::runtime::Runtime;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
-use crate::messages::{self, StoredTask, SubmittedTask, ToClient, ToScheduler};
+use crate::messages::{self, Answer, Query, StoredTask, SubmittedTask, ToClient, ToScheduler};
 use crate::protocol::{self, encode_task, Limits, Message, Role};
+use crate::scheduler::coordination::{CoordReply, CoordRequest};
 use crate::scheduler::state::{Outcome, TaskError};
 use crate::{Error, Result};
 
 type WhoHas = Vec<(Key, Vec<String>)>;
 
+/// A graph handed to the scheduler: waiters for the wanted keys, in-process
+/// task tokens, and every key of the plan.
+pub(crate) struct Submitted {
+    pub(crate) receivers: Vec<(Key, oneshot::Receiver<Reported>)>,
+    pub(crate) tokens: Vec<u64>,
+    pub(crate) keys: Vec<Key>,
+}
+
+/// What the client knows about a key it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Reported {
+    /// In memory on a worker.
+    Memory,
+    /// Failed (itself or a dependency).
+    Erred(TaskError),
+    /// Cancelled (by this or another client).
+    Cancelled,
+}
+
+impl From<Outcome> for Reported {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Memory => Reported::Memory,
+            Outcome::Erred(e) => Reported::Erred(e),
+        }
+    }
+}
+
+/// Task options as they go to the scheduler.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TaskOptions {
+    pub(crate) priority: i64,
+    pub(crate) retries: u32,
+    pub(crate) workers: Option<Vec<String>>,
+}
+
+/// A task made by `submit` or `map`, before it is sent.
+pub(crate) struct NewTask {
+    pub(crate) key: Key,
+    pub(crate) task: dask_core::Task,
+    pub(crate) dependencies: Vec<Key>,
+}
+
+/// A worker as the scheduler knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerInfo {
+    /// Its data address: what `workers` restrictions and scatter name.
+    pub addr: String,
+    /// Its task threads.
+    pub nthreads: u32,
+}
+
 #[derive(Default)]
 struct Pending {
-    reports: HashMap<Key, Vec<oneshot::Sender<Outcome>>>,
+    reports: HashMap<Key, Vec<oneshot::Sender<Reported>>>,
     who_has: HashMap<u64, oneshot::Sender<WhoHas>>,
+    answers: HashMap<u64, oneshot::Sender<Answer>>,
+    /// Waiters for coordination replies (see [`crate::coordination`]).
+    coordination: HashMap<u64, std::sync::mpsc::Sender<CoordReply>>,
     next_request: u64,
     /// How many computes and futures want each key: the scheduler is told to
     /// release a key only when the last one is done with it.
     wanted: HashMap<Key, usize>,
     /// Last report for each wanted key, for futures asked after it arrived.
-    outcomes: HashMap<Key, Outcome>,
-    /// In-process task tokens of submitted futures, dropped with their key.
-    local_tokens: HashMap<Key, u64>,
+    outcomes: HashMap<Key, Reported>,
+    /// In-process tasks of submitted futures.
+    local_tokens: HashMap<Key, LocalEntry>,
+    /// In-process tasks handed to the scheduler with fire-and-forget: kept
+    /// until the client goes.
+    kept_tokens: Vec<u64>,
+    /// Cancelled keys: later reports for them are ignored until resubmitted.
+    cancelled: HashSet<Key>,
     closed: bool,
+}
+
+/// An in-process task handed over by `submit`. Its token stays in the table
+/// while a future holds the key or a held task depends on it (the scheduler
+/// may run it late, or rerun it after a worker died).
+struct LocalEntry {
+    token: u64,
+    /// The futures' hold (at most one) plus one per dependent entry.
+    refs: usize,
+    /// Whether the futures' hold is counted.
+    own: bool,
+    /// Dependencies whose entries this one holds.
+    deps: Vec<Key>,
+}
+
+impl Pending {
+    /// Drops one hold on `key`'s in-process task; at zero the task leaves
+    /// the table and lets go of its dependencies.
+    fn unref_local(&mut self, key: &Key) {
+        let mut stack = vec![key.clone()];
+        while let Some(k) = stack.pop() {
+            let Some(e) = self.local_tokens.get_mut(&k) else {
+                continue;
+            };
+            e.refs -= 1;
+            if e.refs == 0 {
+                if let Some(e) = self.local_tokens.remove(&k) {
+                    crate::local::remove_tasks(&[e.token]);
+                    stack.extend(e.deps);
+                }
+            }
+        }
+    }
+
+    /// The in-process token of a submitted task: a pure key submitted again
+    /// reuses the task already handed over; a new one holds its dependencies.
+    fn local_token(&mut self, key: &Key, task: dask_core::Task, dependencies: &[Key]) -> u64 {
+        if let Some(e) = self.local_tokens.get_mut(key) {
+            if !e.own {
+                e.own = true;
+                e.refs += 1;
+            }
+            return e.token;
+        }
+        let token = crate::local::put_task(Arc::new(task));
+        let mut deps = Vec::new();
+        for d in dependencies {
+            if let Some(de) = self.local_tokens.get_mut(d) {
+                de.refs += 1;
+                deps.push(d.clone());
+            }
+        }
+        let entry = LocalEntry {
+            token,
+            refs: 1,
+            own: true,
+            deps,
+        };
+        self.local_tokens.insert(key.clone(), entry);
+        token
+    }
+
+    /// Marks a held key cancelled and wakes its waiters.
+    fn mark_cancelled(&mut self, key: &Key) {
+        if !self.wanted.contains_key(key) {
+            return;
+        }
+        self.cancelled.insert(key.clone());
+        self.outcomes.insert(key.clone(), Reported::Cancelled);
+        for waiter in self.reports.remove(key).unwrap_or_default() {
+            let _ = waiter.send(Reported::Cancelled);
+        }
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.next_request += 1;
+        self.next_request
+    }
 }
 
 /// A connection to a scheduler.
@@ -58,6 +197,33 @@ pub(crate) struct Inner {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Client(scheduler={})", self.inner.addr)
+    }
+}
+
+/// Like Dask's repr: `Client(scheduler=tcp://.., workers=2, threads=4,
+/// memory=.., dashboard=http://../status)`. A client that owns its cluster
+/// describes it; otherwise it asks the scheduler for its workers.
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(cluster) = &self.cluster {
+            let text = cluster.to_string();
+            let fields = text.strip_prefix("LocalCluster(").unwrap_or(&text);
+            return write!(f, "Client({fields}");
+        }
+        match self.workers() {
+            Ok(ws) => write!(
+                f,
+                "Client(scheduler=tcp://{}, workers={}, threads={})",
+                self.inner.addr,
+                ws.len(),
+                ws.iter().map(|w| u64::from(w.nthreads)).sum::<u64>()
+            ),
+            Err(_) => write!(
+                f,
+                "Client(scheduler=tcp://{}, unreachable)",
+                self.inner.addr
+            ),
+        }
     }
 }
 
@@ -105,6 +271,37 @@ impl Client {
     pub(crate) fn inner(&self) -> &Arc<Inner> {
         &self.inner
     }
+
+    /// The workers connected to the scheduler, sorted by address.
+    pub fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        self.inner.block_on(self.inner.workers())?
+    }
+
+    /// Where the values of `keys` are held: data addresses of the workers
+    /// holding each (empty while not in memory).
+    pub fn who_has(&self, keys: &[Key]) -> Result<Vec<(Key, Vec<String>)>> {
+        self.inner.block_on(self.inner.who_has(keys))?
+    }
+
+    /// The scheduler-side state of `key` (`None`: the scheduler does not know
+    /// it, e.g. it was released and forgotten). A task restricted to workers
+    /// that are all gone shows [`Status::NoWorker`](crate::scheduler::state::Status).
+    pub fn task_state(&self, key: &Key) -> Result<Option<crate::scheduler::state::Status>> {
+        let query = Query::TaskStatus {
+            keys: vec![key.clone()],
+        };
+        match self.inner.block_on(self.inner.query(query))?? {
+            Answer::TaskStatus(mut s) if s.len() == 1 => Ok(s.pop().flatten()),
+            other => Err(unexpected_answer(&other)),
+        }
+    }
+}
+
+fn unexpected_answer(answer: &Answer) -> Error {
+    Error::Malformed {
+        what: "answer",
+        detail: format!("unexpected answer {answer:?}"),
+    }
 }
 
 impl Inner {
@@ -114,49 +311,61 @@ impl Inner {
         *p.wanted.entry(key.clone()).or_default() += 1;
     }
 
-    /// Submits one task whose dependencies are keys the client holds, and
-    /// holds its key (the caller's future releases it).
-    pub(crate) fn submit_task(
-        &self,
-        key: Key,
-        task: dask_core::Task,
-        dependencies: Vec<Key>,
-    ) -> Result<()> {
-        let stored = if self.in_process {
-            StoredTask::Local {
-                pid: std::process::id(),
-                token: 0,
-            }
-        } else {
-            let (task, frames) = encode_task(&key, &task)?;
-            StoredTask::Wire {
-                task,
-                frames: frames.into_iter().map(|b| b.to_vec()).collect(),
-            }
-        };
+    /// Submits tasks whose dependencies are keys the client holds (or
+    /// earlier tasks of the batch), in one message, and holds each key once
+    /// (the caller's futures release them).
+    pub(crate) fn submit_tasks(&self, items: Vec<NewTask>, options: &TaskOptions) -> Result<()> {
+        // Encode first: nothing is counted or sent if a task cannot go.
+        let mut prepared = Vec::with_capacity(items.len());
+        for item in items {
+            let wire = if self.in_process {
+                None
+            } else {
+                let (task, frames) = encode_task(&item.key, &item.task)?;
+                let stored = StoredTask::Wire {
+                    task,
+                    frames: frames.into_iter().map(|b| b.to_vec()).collect(),
+                };
+                Some(protocol::encode("task", &stored)?.to_vec())
+            };
+            prepared.push((item, wire));
+        }
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if p.closed {
             return Err(Error::Closed);
         }
-        let stored = match stored {
-            StoredTask::Local { pid, .. } => {
-                let token = crate::local::put_task(Arc::new(task));
-                p.local_tokens.insert(key.clone(), token);
-                StoredTask::Local { pid, token }
+        let mut tasks = Vec::with_capacity(prepared.len());
+        let mut wanted = Vec::with_capacity(prepared.len());
+        for (item, wire) in prepared {
+            let NewTask {
+                key,
+                task,
+                dependencies,
+            } = item;
+            let run_spec = match wire {
+                Some(bytes) => bytes,
+                None => {
+                    let token = p.local_token(&key, task, &dependencies);
+                    let stored = StoredTask::Local {
+                        pid: std::process::id(),
+                        token,
+                    };
+                    protocol::encode("task", &stored)?.to_vec()
+                }
+            };
+            *p.wanted.entry(key.clone()).or_default() += 1;
+            if p.cancelled.remove(&key) {
+                p.outcomes.remove(&key); // submitted again: computed again
             }
-            wire => wire,
-        };
-        *p.wanted.entry(key.clone()).or_default() += 1;
-        let submitted = SubmittedTask {
-            key: key.clone(),
-            dependencies,
-            run_spec: protocol::encode("task", &stored)?.to_vec(),
-            order: 0,
-        };
-        let update = ToScheduler::UpdateGraph {
-            tasks: vec![submitted],
-            wanted: vec![key],
-        };
+            tasks.push(SubmittedTask {
+                priority: options.priority,
+                retries: options.retries,
+                workers: options.workers.clone(),
+                ..SubmittedTask::new(key.clone(), dependencies, run_spec, 0)
+            });
+            wanted.push(key);
+        }
+        let update = ToScheduler::UpdateGraph { tasks, wanted };
         self.tx
             .send(messages::message("update-graph", &update)?)
             .map_err(|_| Error::Closed)
@@ -166,7 +375,7 @@ impl Inner {
     pub(crate) fn outcome_or_waiter(
         &self,
         key: &Key,
-    ) -> Result<std::result::Result<Outcome, oneshot::Receiver<Outcome>>> {
+    ) -> Result<std::result::Result<Reported, oneshot::Receiver<Reported>>> {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(o) = p.outcomes.get(key) {
             return Ok(Ok(o.clone()));
@@ -180,7 +389,7 @@ impl Inner {
     }
 
     /// The last report for `key`, without waiting.
-    pub(crate) fn outcome(&self, key: &Key) -> Option<Outcome> {
+    pub(crate) fn outcome(&self, key: &Key) -> Option<Reported> {
         self.pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -203,6 +412,171 @@ impl Inner {
     pub(crate) fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> Result<T> {
         refuse_inside_runtime()?;
         Ok(self.runtime.block_on(f))
+    }
+
+    /// Runs `f` in the background on the client's runtime.
+    pub(crate) fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.runtime.spawn(f);
+    }
+
+    /// Whether tasks and values go through the in-process tables.
+    pub(crate) fn in_process(&self) -> bool {
+        self.in_process
+    }
+
+    /// The pool of connections to workers' data ports.
+    pub(crate) fn peers(&self) -> &crate::worker::PeerPool {
+        &self.peers
+    }
+
+    /// Cancels held keys: their futures report cancelled at once, and the
+    /// scheduler releases them and their dependents.
+    pub(crate) fn cancel(&self, keys: Vec<Key>) -> Result<()> {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        for k in &keys {
+            p.mark_cancelled(k);
+        }
+        if p.closed {
+            return Err(Error::Closed);
+        }
+        self.send("cancel", &ToScheduler::Cancel { keys })
+    }
+
+    /// Reruns held keys that erred (and the erred tasks they read): their
+    /// futures are pending again.
+    pub(crate) fn retry(&self, keys: Vec<Key>) -> Result<()> {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.closed {
+            return Err(Error::Closed);
+        }
+        let mut erred = Vec::new();
+        for k in keys {
+            if matches!(p.outcomes.get(&k), Some(Reported::Erred(_))) {
+                p.outcomes.remove(&k);
+                if self.in_process {
+                    crate::local::remove_errors([&k]);
+                }
+                erred.push(k);
+            }
+        }
+        if erred.is_empty() {
+            return Ok(());
+        }
+        self.send("retry", &ToScheduler::Retry { keys: erred })
+    }
+
+    /// Asks the scheduler to keep `keys` until they finish, whoever holds them.
+    pub(crate) fn fire_and_forget(&self, keys: Vec<Key>) -> Result<()> {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.closed {
+            return Err(Error::Closed);
+        }
+        for k in &keys {
+            // The worker still needs the in-process task after the futures
+            // go: one hold more, kept until the client goes.
+            if let Some(e) = p.local_tokens.get_mut(k) {
+                e.refs += 1;
+            }
+        }
+        self.send("fire-and-forget", &ToScheduler::FireAndForget { keys })
+    }
+
+    /// Holds `keys` (scattered values just stored on `workers`) and tells the
+    /// scheduler where they are; `lost` is the encoded task each key runs if
+    /// every copy is lost.
+    pub(crate) fn register_data(
+        &self,
+        keys: Vec<(Key, u64, Vec<u8>)>,
+        workers: Vec<String>,
+    ) -> Result<()> {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.closed {
+            return Err(Error::Closed);
+        }
+        for (k, _, _) in &keys {
+            *p.wanted.entry(k.clone()).or_default() += 1;
+        }
+        self.send("update-data", &ToScheduler::UpdateData { keys, workers })
+    }
+
+    /// Asks the scheduler a question.
+    pub(crate) async fn query(&self, query: Query) -> Result<Answer> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if p.closed {
+                return Err(Error::Closed);
+            }
+            let id = p.next_id();
+            p.answers.insert(id, tx);
+            self.send("query", &ToScheduler::Query { id, query })?;
+        }
+        rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// Sends a coordination request; its reply arrives on the returned
+    /// channel, which disconnects if the scheduler connection is lost.
+    /// Blocking-safe from any thread (no runtime is entered).
+    pub(crate) fn coordination(
+        &self,
+        request: CoordRequest,
+    ) -> Result<std::sync::mpsc::Receiver<CoordReply>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.closed {
+            return Err(Error::Closed);
+        }
+        let id = p.next_id();
+        p.coordination.insert(id, tx);
+        self.send("coordination", &ToScheduler::Coordination { id, request })?;
+        Ok(rx)
+    }
+
+    /// Whether the scheduler connection is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closed
+    }
+
+    /// The connected workers.
+    pub(crate) async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        match self.query(Query::Workers).await? {
+            Answer::Workers(list) => Ok(list
+                .into_iter()
+                .map(|(addr, nthreads)| WorkerInfo { addr, nthreads })
+                .collect()),
+            other => Err(unexpected_answer(&other)),
+        }
+    }
+
+    /// Checks that every address names a connected worker.
+    pub(crate) async fn check_workers(&self, addrs: &[String]) -> Result<()> {
+        if addrs.is_empty() {
+            return Err(Error::InvalidConfig {
+                message: "`workers` names no worker: give at least one worker address \
+                          (see Client::workers), or leave the restriction out"
+                    .into(),
+            });
+        }
+        let known: Vec<String> = self.workers().await?.into_iter().map(|w| w.addr).collect();
+        match addrs.iter().find(|a| !known.contains(a)) {
+            Some(addr) => Err(Error::UnknownWorker {
+                addr: addr.clone(),
+                known,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        crate::local::remove_tasks(&p.kept_tokens);
+        let tokens: Vec<u64> = p.local_tokens.values().map(|e| e.token).collect();
+        crate::local::remove_tasks(&tokens);
     }
 }
 
@@ -231,6 +605,10 @@ impl Inner {
                         .unwrap_or_else(PoisonError::into_inner);
                     match msg {
                         ToClient::Report { key, outcome } => {
+                            if p.cancelled.contains(&key) {
+                                continue; // cancelled here; the scheduler will hear
+                            }
+                            let outcome = Reported::from(outcome);
                             for waiter in p.reports.remove(&key).unwrap_or_default() {
                                 let _ = waiter.send(outcome.clone());
                             }
@@ -238,9 +616,24 @@ impl Inner {
                                 p.outcomes.insert(key, outcome);
                             }
                         }
+                        ToClient::Cancelled { keys } => {
+                            for k in &keys {
+                                p.mark_cancelled(k);
+                            }
+                        }
+                        ToClient::Answer { id, answer } => {
+                            if let Some(w) = p.answers.remove(&id) {
+                                let _ = w.send(answer);
+                            }
+                        }
                         ToClient::WhoHas { id, who_has } => {
                             if let Some(w) = p.who_has.remove(&id) {
                                 let _ = w.send(who_has);
+                            }
+                        }
+                        ToClient::Coordination { id, reply } => {
+                            if let Some(w) = p.coordination.remove(&id) {
+                                let _ = w.send(reply);
                             }
                         }
                     }
@@ -252,6 +645,8 @@ impl Inner {
                 p.closed = true;
                 p.reports.clear();
                 p.who_has.clear();
+                p.answers.clear();
+                p.coordination.clear();
             });
             Ok::<_, Error>(tx)
         })?;
@@ -273,7 +668,40 @@ impl Inner {
 
     fn compute_graph(&self, graph: &Graph, outputs: &[Key]) -> Result<Vec<Value>> {
         refuse_inside_runtime()?;
-        let plan = Plan::new(graph, outputs)?;
+        let mut wanted: Vec<Key> = outputs.to_vec();
+        wanted.sort();
+        wanted.dedup();
+        let Submitted {
+            receivers,
+            tokens,
+            keys,
+        } = self.submit_graph(graph, &wanted)?;
+        let result = self.runtime.block_on(async {
+            self.await_reports(receivers).await?;
+            self.gather(&wanted).await
+        });
+        self.release(&wanted);
+        crate::local::remove_tasks(&tokens);
+        if self.in_process {
+            crate::local::remove_errors(&keys);
+        }
+        let values = result?;
+        outputs
+            .iter()
+            .map(|k| {
+                values.get(k).cloned().ok_or_else(|| Error::Malformed {
+                    what: "gather",
+                    detail: format!("no value for {k}"),
+                })
+            })
+            .collect()
+    }
+
+    /// Submits what `wanted` (sorted, without duplicates) needs of `graph`
+    /// and holds each wanted key once (the caller releases them).
+    pub(crate) fn submit_graph(&self, graph: &Graph, wanted: &[Key]) -> Result<Submitted> {
+        let graph = crate::persist::unfuse(graph);
+        let plan = Plan::new(&graph, wanted)?;
         // With in-process workers, tasks go through the local table (closures and
         // any value work). Otherwise encode everything first: an unregistered op
         // or a value without a codec is refused before anything is submitted.
@@ -296,82 +724,78 @@ impl Inner {
                     frames: frames.into_iter().map(|b| b.to_vec()).collect(),
                 }
             };
-            tasks.push(SubmittedTask {
-                key: key.clone(),
-                dependencies: plan
-                    .dependencies(i)
+            tasks.push(SubmittedTask::new(
+                key.clone(),
+                plan.dependencies(i)
                     .iter()
                     .map(|&d| plan.key(d as usize).clone())
                     .collect(),
-                run_spec: protocol::encode("task", &stored)?.to_vec(),
-                order: i as u64,
-            });
+                protocol::encode("task", &stored)?.to_vec(),
+                i as u64,
+            ));
         }
-        let mut wanted: Vec<Key> = outputs.to_vec();
-        wanted.sort();
-        wanted.dedup();
-        let receivers = {
-            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            if p.closed {
-                return Err(Error::Closed);
-            }
-            wanted
-                .iter()
-                .map(|k| {
-                    let (tx, rx) = oneshot::channel();
-                    p.reports.entry(k.clone()).or_default().push(tx);
-                    (k.clone(), rx)
-                })
-                .collect::<Vec<_>>()
-        };
-        {
-            // Count and send under one lock, so message order follows the counts.
-            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            for k in &wanted {
-                *p.wanted.entry(k.clone()).or_default() += 1;
-            }
-            let update = ToScheduler::UpdateGraph {
-                tasks,
-                wanted: wanted.clone(),
-            };
-            self.tx
-                .send(messages::message("update-graph", &update)?)
-                .map_err(|_| Error::Closed)?;
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.closed {
+            crate::local::remove_tasks(&tokens);
+            return Err(Error::Closed);
         }
-        let result = self.runtime.block_on(async {
-            let mut failure: Option<TaskError> = None;
-            for (_, rx) in receivers {
-                match rx.await.map_err(|_| Error::Closed)? {
-                    Outcome::Memory => {}
-                    Outcome::Erred(e) => {
-                        failure.get_or_insert(e);
-                    }
-                }
-            }
-            if let Some(e) = failure {
-                // In-process workers keep the original error (with its source chain).
-                let original = in_process
-                    .then(|| crate::local::take_error(&e.key))
-                    .flatten();
-                return Err(Error::Core(original.unwrap_or_else(|| remote_failure(e))));
-            }
-            self.gather(&wanted).await
-        });
-        self.release(&wanted);
-        crate::local::remove_tasks(&tokens);
-        if in_process {
-            crate::local::remove_errors(plan.keys());
-        }
-        let values = result?;
-        outputs
+        // Waiters, counts and the message under one lock, so message order
+        // follows the counts.
+        let receivers = wanted
             .iter()
             .map(|k| {
-                values.get(k).cloned().ok_or_else(|| Error::Malformed {
-                    what: "gather",
-                    detail: format!("no value for {k}"),
-                })
+                let (tx, rx) = oneshot::channel();
+                p.reports.entry(k.clone()).or_default().push(tx);
+                *p.wanted.entry(k.clone()).or_default() += 1;
+                if p.cancelled.remove(k) {
+                    p.outcomes.remove(k);
+                }
+                (k.clone(), rx)
             })
-            .collect()
+            .collect();
+        let update = ToScheduler::UpdateGraph {
+            tasks,
+            wanted: wanted.to_vec(),
+        };
+        self.tx
+            .send(messages::message("update-graph", &update)?)
+            .map_err(|_| Error::Closed)?;
+        Ok(Submitted {
+            receivers,
+            tokens,
+            keys: plan.keys().to_vec(),
+        })
+    }
+
+    /// Waits for every report; the first failure (with its original error
+    /// from an in-process worker) or cancellation is the error.
+    pub(crate) async fn await_reports(
+        &self,
+        receivers: Vec<(Key, oneshot::Receiver<Reported>)>,
+    ) -> Result<()> {
+        let mut failure: Option<TaskError> = None;
+        for (key, rx) in receivers {
+            match rx.await.map_err(|_| Error::Closed)? {
+                Reported::Memory => {}
+                Reported::Erred(e) => {
+                    failure.get_or_insert(e);
+                }
+                Reported::Cancelled => return Err(Error::Cancelled { key }),
+            }
+        }
+        match failure {
+            Some(e) => Err(Error::Core(self.failure(e))),
+            None => Ok(()),
+        }
+    }
+
+    /// Keeps in-process tasks until the client goes.
+    pub(crate) fn keep_tokens(&self, tokens: Vec<u64>) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .kept_tokens
+            .extend(tokens);
     }
 
     /// Done with `keys`: the scheduler releases those no other compute wants.
@@ -384,8 +808,19 @@ impl Inner {
                 if *n == 0 {
                     p.wanted.remove(k);
                     p.outcomes.remove(k);
-                    if let Some(token) = p.local_tokens.remove(k) {
-                        crate::local::remove_tasks(&[token]);
+                    p.cancelled.remove(k);
+                    // Nobody can wait for it any more (as_completed helpers end).
+                    p.reports.remove(k);
+                    if self.in_process {
+                        // An original error nobody took (a retried attempt's, say).
+                        crate::local::remove_errors([k]);
+                    }
+                    let own = p
+                        .local_tokens
+                        .get_mut(k)
+                        .is_some_and(|e| std::mem::replace(&mut e.own, false));
+                    if own {
+                        p.unref_local(k);
                     }
                     unwanted.push(k.clone());
                 }
@@ -401,7 +836,7 @@ impl Inner {
     }
 
     /// Registers a waiter for the next report of each key.
-    fn expect_reports(&self, keys: &[Key]) -> Result<Vec<(Key, oneshot::Receiver<Outcome>)>> {
+    fn expect_reports(&self, keys: &[Key]) -> Result<Vec<(Key, oneshot::Receiver<Reported>)>> {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if p.closed {
             return Err(Error::Closed);
@@ -436,8 +871,10 @@ impl Inner {
                 if !missing.contains(&key) {
                     continue;
                 }
-                if let Outcome::Erred(e) = rx.await.map_err(|_| Error::Closed)? {
-                    return Err(Error::Core(remote_failure(e)));
+                match rx.await.map_err(|_| Error::Closed)? {
+                    Reported::Erred(e) => return Err(Error::Core(remote_failure(e))),
+                    Reported::Cancelled => return Err(Error::Cancelled { key }),
+                    Reported::Memory => {}
                 }
             }
             remaining = missing;
@@ -470,8 +907,7 @@ impl Inner {
             if p.closed {
                 return Err(Error::Closed);
             }
-            p.next_request += 1;
-            let id = p.next_request;
+            let id = p.next_id();
             p.who_has.insert(id, tx);
             id
         };
@@ -536,6 +972,16 @@ impl Scheduler for Client {
 
     fn compute(&self, graph: &Graph, outputs: &[Key]) -> dask_core::Result<Vec<Value>> {
         self.compute_graph(graph, outputs).map_err(|e| match e {
+            Error::Core(core) => core,
+            other => dask_core::Error::Scheduler {
+                scheduler: "distributed".into(),
+                message: other.to_string(),
+            },
+        })
+    }
+
+    fn persist(&self, graph: &Graph, outputs: &[Key]) -> dask_core::Result<Graph> {
+        self.persist_graph(graph, outputs).map_err(|e| match e {
             Error::Core(core) => core,
             other => dask_core::Error::Scheduler {
                 scheduler: "distributed".into(),

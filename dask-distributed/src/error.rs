@@ -100,10 +100,51 @@ pub enum Error {
     /// A blocking client call was made from inside an async runtime.
     #[error("the blocking Client was called from inside an async runtime, where it would block the executor: call it from a plain thread (e.g. tokio::task::spawn_blocking)")]
     InsideRuntime,
+    /// The future's task was cancelled.
+    #[error("{key} was cancelled (Future::cancel or Client::cancel, here or by another client); submit it again to recompute it")]
+    Cancelled {
+        /// The cancelled key.
+        key: dask_core::Key,
+    },
+    /// A `workers` restriction or scatter target names no connected worker.
+    #[error("no worker at {addr} is connected to the scheduler; connected workers: {known:?} (see Client::workers)")]
+    UnknownWorker {
+        /// The address given.
+        addr: String,
+        /// The workers connected now.
+        known: Vec<String>,
+    },
+    /// The cluster has no worker to place data on.
+    #[error("no worker is connected to the scheduler: start one (`dask worker ADDRESS`) before scattering")]
+    NoWorkers,
+    /// The scheduler refused a request about a coordination primitive
+    /// (lock, semaphore, queue, ...); the message says why and how to fix it.
+    #[error("{message}")]
+    Coordination {
+        /// What was wrong.
+        message: String,
+    },
+    /// A worker's process went above its terminate threshold and stopped.
+    #[error("the worker's process used {used} bytes, above its terminate threshold of {threshold} bytes: raise --memory-limit, lower the data per task, or register codecs so values can spill")]
+    MemoryExceeded {
+        /// Resident memory measured.
+        used: u64,
+        /// The terminate threshold in bytes.
+        threshold: u64,
+    },
     /// An I/O error on an open connection.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),
     /// An error from the graph layer.
     #[error(transparent)]
     Core(#[from] dask_core::Error),
+    /// The dashboard could not listen (dashboard/http.rs).
+    #[error("the dashboard could not listen on {addr}: {source}; choose another port or disable the dashboard")]
+    Dashboard {
+        /// The address tried.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }

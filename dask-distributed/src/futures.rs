@@ -6,14 +6,11 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use dask_core::delayed::key_prefix;
 use dask_core::op::IntoOp;
-use dask_core::tokenize::unique_token;
 use dask_core::{Arg, Key, Task, Value};
 
-use crate::client::Inner;
-use crate::scheduler::state::Outcome;
-use crate::{Client, Error, Result};
+use crate::client::{Inner, NewTask, Reported};
+use crate::{Client, Error, Result, SubmitOptions};
 
 /// Where a [`Future`]'s task stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +21,8 @@ pub enum FutureStatus {
     Finished,
     /// The task, or one it depends on, failed.
     Error,
+    /// The task was cancelled ([`Future::cancel`]).
+    Cancelled,
 }
 
 /// A value being computed on the cluster, like Dask's `Future`.
@@ -31,9 +30,9 @@ pub enum FutureStatus {
 /// Holding a future keeps its value on the cluster; when the last clone is
 /// dropped, the scheduler forgets it.
 pub struct Future<T> {
-    key: Key,
-    inner: Arc<Inner>,
-    _type: PhantomData<fn() -> T>,
+    pub(crate) key: Key,
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) _type: PhantomData<fn() -> T>,
 }
 
 impl<T> Future<T> {
@@ -46,14 +45,30 @@ impl<T> Future<T> {
     pub fn status(&self) -> FutureStatus {
         match self.inner.outcome(&self.key) {
             None => FutureStatus::Pending,
-            Some(Outcome::Memory) => FutureStatus::Finished,
-            Some(Outcome::Erred(_)) => FutureStatus::Error,
+            Some(Reported::Memory) => FutureStatus::Finished,
+            Some(Reported::Erred(_)) => FutureStatus::Error,
+            Some(Reported::Cancelled) => FutureStatus::Cancelled,
         }
     }
 
-    /// Whether the task has finished (with a value or an error).
+    /// Whether the task has finished (with a value or an error) or was cancelled.
     pub fn done(&self) -> bool {
         self.status() != FutureStatus::Pending
+    }
+
+    /// Cancels the task: the status becomes [`FutureStatus::Cancelled`] at
+    /// once, [`result`](Future::result) gives [`Error::Cancelled`], and the
+    /// scheduler releases the task and its dependents (unless another client
+    /// also holds them: then only this client lets go).
+    pub fn cancel(&self) -> Result<()> {
+        self.inner.cancel(vec![self.key.clone()])
+    }
+
+    /// Reruns the task if it erred, with the erred tasks it depends on, like
+    /// Dask's `Future.retry`; the status is pending again. Does nothing to a
+    /// task that did not err.
+    pub fn retry(&self) -> Result<()> {
+        self.inner.retry(vec![self.key.clone()])
     }
 }
 
@@ -66,22 +81,41 @@ impl<T: Any + Clone + Send + Sync> Future<T> {
         self.inner
             .block_on(fetch_result::<T>(self.inner.clone(), self.key.clone()))?
     }
+
+    /// [`result`](Future::result), giving [`Error::Timeout`] if the value is
+    /// not here within `limit` (a task waiting for a worker that never comes,
+    /// say). The task keeps running; ask again later.
+    pub fn result_timeout(&self, limit: std::time::Duration) -> Result<T> {
+        let fetch = fetch_result::<T>(self.inner.clone(), self.key.clone());
+        self.inner
+            .block_on(async move { tokio::time::timeout(limit, fetch).await })?
+            .map_err(|_| Error::Timeout {
+                what: format!("the result of {}", self.key),
+                seconds: limit.as_secs_f64(),
+            })?
+    }
 }
 
 async fn fetch_result<T: Any + Clone + Send + Sync>(inner: Arc<Inner>, key: Key) -> Result<T> {
+    Ok(fetch_value(inner, key).await?.take::<T>()?)
+}
+
+/// Waits for `key`'s report, then brings its value here.
+pub(crate) async fn fetch_value(inner: Arc<Inner>, key: Key) -> Result<Value> {
     let outcome = match inner.outcome_or_waiter(&key)? {
         Ok(outcome) => outcome,
         Err(waiter) => waiter.await.map_err(|_| Error::Closed)?,
     };
-    if let Outcome::Erred(e) = outcome {
-        return Err(Error::Core(inner.failure(e)));
+    match outcome {
+        Reported::Erred(e) => return Err(Error::Core(inner.failure(e))),
+        Reported::Cancelled => return Err(Error::Cancelled { key }),
+        Reported::Memory => {}
     }
     let mut values = inner.gather(std::slice::from_ref(&key)).await?;
-    let value = values.remove(&key).ok_or_else(|| Error::Malformed {
+    values.remove(&key).ok_or_else(|| Error::Malformed {
         what: "gather",
         detail: format!("no value for {key}"),
-    })?;
-    Ok(value.take::<T>()?)
+    })
 }
 
 /// `fut.await` (or `(&fut).await`) inside a tokio runtime gives the value
@@ -177,8 +211,10 @@ submit_args! {
 
 impl Client {
     /// Runs `f(args)` on the cluster and returns a future at once, like
-    /// `client.submit(f, *args)`. Arguments are plain values or `&Future`s;
-    /// every call is a new task.
+    /// `client.submit(f, *args)`. Arguments are plain values or `&Future`s.
+    /// Pure by default, as in Dask: the same registered op on the same
+    /// encodable arguments gets the same key and runs once (see
+    /// [`SubmitOptions`] for this and the other options).
     ///
     /// On worker processes `f` must be registered
     /// ([`register_op!`](dask_core::register_op)); with in-process workers
@@ -188,8 +224,56 @@ impl Client {
         F: IntoOp<M>,
         X: SubmitArgs<F::Args>,
     {
+        self.submit_with(f, args, &SubmitOptions::default())
+    }
+
+    /// [`submit`](Client::submit) with options: purity, priority, retries,
+    /// worker restrictions, an explicit key.
+    ///
+    /// Errors: [`Error::UnknownWorker`] if a `workers` address names no
+    /// connected worker; an unregistered op or an argument without a codec on
+    /// a cluster of other processes is refused before anything is sent.
+    pub fn submit_with<F, M, X>(
+        &self,
+        f: F,
+        args: X,
+        options: &SubmitOptions,
+    ) -> Result<Future<F::Output>>
+    where
+        F: IntoOp<M>,
+        X: SubmitArgs<F::Args>,
+    {
+        if let Some(addrs) = &options.workers {
+            self.inner().block_on(self.inner().check_workers(addrs))??;
+        }
+        self.submit_checked(f, args, options)
+    }
+
+    fn submit_checked<F, M, X>(
+        &self,
+        f: F,
+        args: X,
+        options: &SubmitOptions,
+    ) -> Result<Future<F::Output>>
+    where
+        F: IntoOp<M>,
+        X: SubmitArgs<F::Args>,
+    {
+        let task = self.new_task(f, args, options)?;
+        let key = task.key.clone();
+        self.inner()
+            .submit_tasks(vec![task], &options.task_options())?;
+        Ok(self.future_of(key))
+    }
+
+    /// The task of a call, named by `options`; a cancelled future as an
+    /// argument is refused.
+    fn new_task<F, M, X>(&self, f: F, args: X, options: &SubmitOptions) -> Result<NewTask>
+    where
+        F: IntoOp<M>,
+        X: SubmitArgs<F::Args>,
+    {
         let op = f.into_op();
-        let key = Key::named(format!("{}-{}", key_prefix(op.name()), unique_token()));
         let mut task_args = Vec::new();
         let mut dependencies: Vec<Key> = Vec::new();
         for (arg, dep) in args.into_submit_args() {
@@ -200,13 +284,27 @@ impl Client {
                 }
             }
         }
-        let inner = self.inner().clone();
-        inner.submit_task(key.clone(), Task::new(op, task_args), dependencies)?;
-        Ok(Future {
+        if let Some(dep) = dependencies
+            .iter()
+            .find(|d| self.inner().outcome(d) == Some(Reported::Cancelled))
+        {
+            return Err(Error::Cancelled { key: dep.clone() });
+        }
+        let key = options.key_for(&*op, &task_args);
+        Ok(NewTask {
             key,
-            inner,
-            _type: PhantomData,
+            task: Task::new(op, task_args),
+            dependencies,
         })
+    }
+
+    /// A future for a key just submitted (its count is already taken).
+    fn future_of<T>(&self, key: Key) -> Future<T> {
+        Future {
+            key,
+            inner: self.inner().clone(),
+            _type: PhantomData,
+        }
     }
 
     /// Submits `f(x)` for every `x`, like `client.map(f, xs)`: one future each.
@@ -216,14 +314,63 @@ impl Client {
         A: Any + Send + Sync,
         I: IntoIterator<Item = A>,
     {
-        inputs
+        self.map_with(f, inputs, &SubmitOptions::default())
+    }
+
+    /// [`map`](Client::map) with options for every task. An explicit `key`
+    /// is refused ([`Error::InvalidConfig`]): every task needs its own.
+    pub fn map_with<F, M, A, I>(
+        &self,
+        f: F,
+        inputs: I,
+        options: &SubmitOptions,
+    ) -> Result<Vec<Future<F::Output>>>
+    where
+        F: IntoOp<M, Args = (A,)> + Clone,
+        A: Any + Send + Sync,
+        I: IntoIterator<Item = A>,
+    {
+        if options.key.is_some() {
+            return Err(Error::InvalidConfig {
+                message: "map got an explicit key, but every task needs its own: \
+                          leave `key` out (keys are then computed per input)"
+                    .into(),
+            });
+        }
+        if let Some(addrs) = &options.workers {
+            self.inner().block_on(self.inner().check_workers(addrs))??;
+        }
+        // One message for the whole batch.
+        let tasks = inputs
             .into_iter()
-            .map(|x| self.submit(f.clone(), (x,)))
-            .collect()
+            .map(|x| self.new_task(f.clone(), (x,), options))
+            .collect::<Result<Vec<_>>>()?;
+        let keys: Vec<Key> = tasks.iter().map(|t| t.key.clone()).collect();
+        self.inner().submit_tasks(tasks, &options.task_options())?;
+        Ok(keys.into_iter().map(|k| self.future_of(k)).collect())
     }
 
     /// The values of several futures, in order.
     pub fn gather<T: Any + Clone + Send + Sync>(&self, futures: &[Future<T>]) -> Result<Vec<T>> {
         futures.iter().map(Future::result).collect()
+    }
+
+    /// Reruns several erred futures (see [`Future::retry`]).
+    pub fn retry<T>(&self, futures: &[Future<T>]) -> Result<()> {
+        self.inner()
+            .retry(futures.iter().map(|f| f.key.clone()).collect())
+    }
+
+    /// Cancels several futures at once (see [`Future::cancel`]).
+    pub fn cancel<T>(&self, futures: &[Future<T>]) -> Result<()> {
+        self.inner()
+            .cancel(futures.iter().map(|f| f.key.clone()).collect())
+    }
+
+    /// Lets the task run to the end even when every handle to it is dropped,
+    /// like Dask's `fire_and_forget`: for tasks run for their side effects.
+    /// The scheduler lets go of it once it finished or failed.
+    pub fn fire_and_forget<T>(&self, future: &Future<T>) -> Result<()> {
+        self.inner().fire_and_forget(vec![future.key.clone()])
     }
 }

@@ -12,21 +12,41 @@
 //!   worker held, suspicious tasks, retries, client reference counts), and
 //!   [`scheduler::server`], the tokio server around it.
 //! - [`worker`]: runs tasks on a bounded blocking pool, fetches dependencies
-//!   from peers, serves its data.
+//!   from peers (a missing one is reported to the scheduler at once), serves
+//!   its data, sends heartbeats with [`metrics`], gives up tasks not started
+//!   to work stealing; [`spill`]: its memory limit, spilling least recently
+//!   used values to disk, pausing above Dask's thresholds.
 //! - [`Client`]: submits graphs, gathers results from workers; implements
 //!   `dask_core::Scheduler`, so `x.compute_with(&client)` works.
 //!
 //! - [`LocalCluster`] and [`Client::new`]: a scheduler and workers in this
 //!   process (threads), over real TCP on 127.0.0.1.
 //! - [`Future`]s: [`Client::submit`] (values or futures as arguments),
-//!   `status`, `result`, [`Client::gather`]; dropping the last clone releases
-//!   the value on the cluster.
+//!   `status`, `result`, `.await`, [`Client::gather`], [`Client::map`];
+//!   dropping the last clone releases the value on the cluster.
+//! - [`SubmitOptions`] ([`Client::submit_with`], [`Client::map_with`]): pure
+//!   keys by default (same registered op and encodable arguments: same key,
+//!   computed once), `priority`, `retries`, `workers` restrictions, explicit
+//!   `key`.
+//! - [`Future::cancel`] / [`Client::cancel`], [`Future::retry`]; [`Client::wait`] with
+//!   [`ReturnWhen`] and a timeout; [`Client::as_completed`];
+//!   [`Client::fire_and_forget`].
+//! - [`scatter`]: values straight to workers' data ports, as futures.
+//! - [`persist`]: [`Client::persist`] keeps a collection's results on the
+//!   workers, referenced by futures in the returned collection.
 //! - [`process`]: the `dask scheduler` and `dask worker` processes.
+//! - [`coordination`]: [`Lock`], [`Semaphore`], [`Queue`], [`Variable`],
+//!   [`Event`], [`Pub`]/[`Sub`], held on the scheduler and shared by every
+//!   client and task.
+//! - [`scheduler::plugin`]: scheduler plugins told about every transition and
+//!   worker; [`dashboard`], one of them, served over HTTP (axum) at
+//!   `/status`, with a JSON API, `/metrics` (Prometheus) and `/health`; on
+//!   port 8787, or a free one when it is taken
+//!   ([`LocalCluster::dashboard_link`]).
 //! - `Client::map`, and `.await` on futures inside an existing tokio runtime.
 //!
-//! Not built yet (issue 3): `scatter`, `as_completed`, `wait`,
-//! `cancel`, `retries`, `fire_and_forget`, an async `Client`, `LocalCluster` with
-//! worker processes, spilling, work stealing, heartbeats.
+//! Not built yet (issue 3): an async `Client`, `LocalCluster` with worker
+//! processes (use `dask scheduler` / `dask worker`).
 //!
 //! ```
 //! use dask_distributed::protocol::{self, Message, Role};
@@ -52,16 +72,32 @@
 
 pub mod client;
 pub mod cluster;
+pub mod coordination;
+pub mod dashboard;
 mod error;
 pub mod futures;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod local;
 pub mod messages;
+pub mod metrics;
+pub mod options;
+pub mod persist;
 pub mod process;
 pub mod protocol;
+pub mod scatter;
 pub mod scheduler;
+pub mod spill;
+pub mod waiting;
 pub mod worker;
 
-pub use client::Client;
+pub use client::{Client, WorkerInfo};
 pub use cluster::{LocalCluster, LocalClusterBuilder};
+pub use coordination::{
+    worker_scheduler_address, Coordinator, Event, Lock, Pub, Queue, Semaphore, Sub, Variable,
+};
 pub use error::{Error, Result};
 pub use futures::{Future, FutureStatus};
+pub use options::SubmitOptions;
+pub use scatter::ScatterOptions;
+pub use waiting::{AsCompleted, DoneAndNotDone, ReturnWhen};

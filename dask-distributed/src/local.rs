@@ -13,7 +13,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use dask_core::{Key, Task, Value};
 
 /// A worker's memory, shared with in-process peers and clients.
-pub(crate) type Memory = Arc<Mutex<HashMap<Key, Value>>>;
+pub(crate) type Memory = Arc<crate::spill::Store>;
 
 static TASKS: LazyLock<Mutex<HashMap<u64, Arc<Task>>>> = LazyLock::new(Default::default);
 static WORKERS: LazyLock<Mutex<HashMap<String, Memory>>> = LazyLock::new(Default::default);
@@ -96,10 +96,32 @@ pub(crate) fn read(data_addr: &str, key: &Key) -> Option<Value> {
         .unwrap_or_else(PoisonError::into_inner)
         .get(data_addr)
         .cloned()?;
-    let value = memory
+    memory.get(key).ok().flatten()
+}
+
+/// Stores values in an in-process worker's memory (scatter without encoding).
+/// False if that worker does not live in this process.
+pub(crate) fn put(data_addr: &str, values: &[(Key, Value)]) -> bool {
+    let Some(memory) = WORKERS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .get(key)
-        .cloned();
-    value
+        .get(data_addr)
+        .cloned()
+    else {
+        return false;
+    };
+    for (k, v) in values {
+        let nbytes =
+            dask_core::sizeof::sizeof_registered(v).unwrap_or(dask_core::sizeof::DEFAULT_SIZEOF);
+        memory.insert(k.clone(), v.clone(), nbytes);
+    }
+    true
+}
+
+/// Whether the worker at `data_addr` lives in this process.
+pub(crate) fn hosts(data_addr: &str) -> bool {
+    WORKERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains_key(data_addr)
 }

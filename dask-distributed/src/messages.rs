@@ -6,7 +6,8 @@ use dask_core::Key;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::protocol::{self, Message, WireTask};
-use crate::scheduler::state::Outcome;
+use crate::scheduler::coordination::{CoordReply, CoordRequest};
+use crate::scheduler::state::{Outcome, Status};
 use crate::Result;
 
 /// What workers and clients send the scheduler.
@@ -47,12 +48,75 @@ pub enum ToScheduler {
         /// The keys.
         keys: Vec<Key>,
     },
+    /// A client cancels keys: they (and their dependents) are released for
+    /// every client that holds no other claim on them, and those clients told.
+    Cancel {
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// A client reruns these erred keys (and the erred tasks they read).
+    Retry {
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// The scheduler keeps these keys wanted until they finish (memory or
+    /// erred), even after every client released them.
+    FireAndForget {
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// A client put values on workers' data ports (scatter): the scheduler
+    /// records them as in memory there, wanted by the client.
+    UpdateData {
+        /// Each key, its size, and the task to run if every copy is lost (an
+        /// encoded [`StoredTask`] that fails with a clear message).
+        keys: Vec<(Key, u64, Vec<u8>)>,
+        /// Data addresses of the workers holding every key.
+        workers: Vec<String>,
+    },
+    /// A client asks the scheduler something; answered by [`ToClient::Answer`].
+    Query {
+        /// Echoed in the answer.
+        id: u64,
+        /// The question.
+        query: Query,
+    },
     /// A client asks where keys are held.
     WhoHas {
         /// Echoed in the reply, to match it to the request.
         id: u64,
         /// The keys.
         keys: Vec<Key>,
+    },
+    /// A request about a coordination primitive (lock, queue, ...); answered
+    /// by [`ToClient::Coordination`].
+    Coordination {
+        /// Echoed in the reply.
+        id: u64,
+        /// The request.
+        request: CoordRequest,
+    },
+    /// A worker could not get `dependency` of `key` from `errant` (data
+    /// addresses): it dropped `key` and waits for it to be sent again.
+    MissingData {
+        /// The task that could not start.
+        key: Key,
+        /// The dependency it could not get.
+        dependency: Key,
+        /// Data addresses that did not deliver it.
+        errant: Vec<String>,
+    },
+    /// A worker's periodic sign of life, with its metrics.
+    Heartbeat {
+        /// Memory, spilling and tasks.
+        metrics: crate::metrics::WorkerMetrics,
+    },
+    /// A worker's answer to [`ToWorker::Steal`].
+    StealResponse {
+        /// The task.
+        key: Key,
+        /// True: it had not started, and dropped it. False: it runs or ran here.
+        stolen: bool,
     },
 }
 
@@ -67,6 +131,48 @@ pub struct SubmittedTask {
     pub run_spec: Vec<u8>,
     /// Position in the graph's order.
     pub order: u64,
+    /// User priority: higher runs first among ready tasks.
+    pub priority: i64,
+    /// How many times a failure is rerun.
+    pub retries: u32,
+    /// Data addresses of the only workers allowed to run it (`None`: any).
+    pub workers: Option<Vec<String>>,
+}
+
+impl SubmittedTask {
+    /// A task with default options (priority 0, no retries, any worker).
+    pub fn new(key: Key, dependencies: Vec<Key>, run_spec: Vec<u8>, order: u64) -> Self {
+        SubmittedTask {
+            key,
+            dependencies,
+            run_spec,
+            order,
+            priority: 0,
+            retries: 0,
+            workers: None,
+        }
+    }
+}
+
+/// A question a client asks the scheduler.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Query {
+    /// The connected workers.
+    Workers,
+    /// The scheduler-side state of these keys.
+    TaskStatus {
+        /// The keys.
+        keys: Vec<Key>,
+    },
+}
+
+/// The scheduler's answer to a [`Query`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Answer {
+    /// Connected workers: data address and task threads.
+    Workers(Vec<(String, u32)>),
+    /// The state of each key asked (`None`: unknown, e.g. forgotten).
+    TaskStatus(Vec<Option<Status>>),
 }
 
 /// A task as the scheduler stores and forwards it (opaque to the scheduler).
@@ -106,6 +212,12 @@ pub enum ToWorker {
         /// The keys.
         keys: Vec<Key>,
     },
+    /// Give up `key` if it has not started (work stealing); answer with
+    /// [`ToScheduler::StealResponse`].
+    Steal {
+        /// The task.
+        key: Key,
+    },
 }
 
 /// What the scheduler sends a client.
@@ -118,12 +230,31 @@ pub enum ToClient {
         /// What happened.
         outcome: Outcome,
     },
+    /// These keys were cancelled (by this or another client).
+    Cancelled {
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// Answer to [`ToScheduler::Query`].
+    Answer {
+        /// The query's id.
+        id: u64,
+        /// The answer.
+        answer: Answer,
+    },
     /// Answer to [`ToScheduler::WhoHas`].
     WhoHas {
         /// The request's id.
         id: u64,
         /// Data addresses per key.
         who_has: Vec<(Key, Vec<String>)>,
+    },
+    /// Answer to [`ToScheduler::Coordination`].
+    Coordination {
+        /// The request's id.
+        id: u64,
+        /// The answer.
+        reply: CoordReply,
     },
 }
 
@@ -134,6 +265,11 @@ pub enum PeerRequest {
     GetData {
         /// The keys.
         keys: Vec<Key>,
+    },
+    /// Store these values (scatter); they follow as data frames, in order.
+    PutData {
+        /// Key and codec tag of each frame.
+        values: Vec<(Key, String)>,
     },
 }
 
@@ -150,7 +286,9 @@ pub enum PeerReply {
         /// The keys it lacks.
         keys: Vec<Key>,
     },
-    /// A value could not be encoded.
+    /// The values of a [`PeerRequest::PutData`] are stored.
+    Stored,
+    /// A value could not be encoded or decoded.
     Failed {
         /// Why.
         message: String,

@@ -2,6 +2,8 @@
 //! them to peers and clients on its data port.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -13,20 +15,83 @@ use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::messages::{self, PeerReply, PeerRequest, StoredTask, ToScheduler, ToWorker};
+use crate::metrics::{WorkerMetrics, WorkerStatus};
 use crate::protocol::{self, decode_task, Connection, Limits, Message, Role};
+use crate::spill::{MemoryThresholds, Store};
 use crate::{Error, Result};
 
 use crate::local::{self, Memory};
 
-/// How long a worker keeps trying to fetch a dependency whose holder is gone,
-/// waiting for the scheduler to reschedule, before reporting a failure.
-const FETCH_PATIENCE: Duration = Duration::from_secs(5);
+/// How often a worker sends a heartbeat by default.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How often a worker with a memory limit checks its memory.
+const MEMORY_MONITOR_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A worker's settings.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Task threads (at least 1).
+    pub nthreads: u32,
+    /// Memory limit in bytes (`None`: no limit, nothing is spilled).
+    pub memory_limit: Option<u64>,
+    /// Fractions of the limit at which to spill, pause and terminate.
+    pub thresholds: MemoryThresholds,
+    /// Where the per-worker spill directory is created (default: the system's
+    /// temporary directory).
+    pub local_directory: Option<PathBuf>,
+    /// How often to send a heartbeat.
+    pub heartbeat_interval: Duration,
+    /// Whether to measure the process's resident memory against the spill
+    /// and terminate thresholds: right for a worker alone in its process
+    /// (`dask worker`), wrong for workers sharing one (a threads LocalCluster).
+    pub monitor_process_memory: bool,
+}
+
+impl WorkerOptions {
+    /// Defaults with `nthreads` threads: no memory limit, Dask's thresholds.
+    pub fn new(nthreads: u32) -> WorkerOptions {
+        WorkerOptions {
+            nthreads,
+            memory_limit: None,
+            thresholds: MemoryThresholds::default(),
+            local_directory: None,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            monitor_process_memory: false,
+        }
+    }
+
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<()> {
+        if self.nthreads == 0 {
+            return Err(Error::InvalidConfig {
+                message: "a worker needs at least 1 thread (nthreads = 0)".into(),
+            });
+        }
+        if self.memory_limit == Some(0) {
+            return Err(Error::InvalidConfig {
+                message: "memory limit 0: give a positive number of bytes, or no limit".into(),
+            });
+        }
+        if self.heartbeat_interval.is_zero() {
+            return Err(Error::InvalidConfig {
+                message: "heartbeat interval must be positive".into(),
+            });
+        }
+        self.thresholds.validate()
+    }
+
+    fn bytes_at(&self, fraction: f64) -> Option<u64> {
+        self.memory_limit.map(|l| (l as f64 * fraction) as u64)
+    }
+}
 
 /// A running worker.
 pub struct WorkerHandle {
     data_addr: String,
     main: JoinHandle<()>,
     data: JoinHandle<()>,
+    shared: Arc<Shared>,
 }
 
 impl WorkerHandle {
@@ -43,28 +108,177 @@ impl WorkerHandle {
         self.data.abort();
     }
 
+    /// Stops sending heartbeats while keeping every connection open, as a hung
+    /// process would (for failure tests): the scheduler drops the worker once
+    /// its heartbeat timeout passes.
+    pub fn stop_heartbeats(&self) {
+        self.shared.heartbeats.store(false, Ordering::Relaxed);
+    }
+
+    /// The worker's metrics now.
+    pub fn metrics(&self) -> WorkerMetrics {
+        self.shared.metrics()
+    }
+
+    /// The directory the worker spills to (it exists once something spilled,
+    /// and is removed when the worker stops).
+    pub fn spill_directory(&self) -> PathBuf {
+        self.shared.store.dir().to_path_buf()
+    }
+
     /// Whether the worker has stopped (killed, or its scheduler went away).
     pub fn is_finished(&self) -> bool {
         self.main.is_finished()
     }
 
-    /// Waits until the worker stops (its scheduler connection ended).
-    pub async fn finished(self) {
+    /// Waits until the worker stops: its scheduler connection ended (`Ok`),
+    /// or its process went above the terminate threshold
+    /// ([`Error::MemoryExceeded`]).
+    pub async fn finished(self) -> Result<()> {
         let WorkerHandle {
             main,
             data,
             data_addr,
+            shared,
         } = self;
         let _ = main.await;
         local::unregister_worker(&data_addr);
         data.abort();
+        if shared.terminated.load(Ordering::Relaxed) {
+            let o = &shared.options;
+            return Err(Error::MemoryExceeded {
+                used: shared.process_memory.load(Ordering::Relaxed),
+                threshold: o.bytes_at(o.thresholds.terminate).unwrap_or(0),
+            });
+        }
+        Ok(())
     }
+}
+
+/// What a worker's tasks share.
+struct Shared {
+    store: Memory,
+    slots: Semaphore,
+    peers: PeerPool,
+    options: WorkerOptions,
+    data_addr: String,
+    heartbeats: AtomicBool,
+    paused: AtomicBool,
+    process_memory: AtomicU64,
+    /// Set when the worker stopped itself above its terminate threshold.
+    terminated: AtomicBool,
+    executing: AtomicU64,
+    ready: AtomicU64,
+    executed: AtomicU64,
+    stolen: AtomicU64,
+    /// The scheduler's address, for tasks' coordination primitives.
+    scheduler: Arc<str>,
+}
+
+impl Shared {
+    fn metrics(&self) -> WorkerMetrics {
+        let process_memory = self
+            .options
+            .monitor_process_memory
+            .then(|| self.process_memory.load(Ordering::Relaxed));
+        WorkerMetrics {
+            status: if self.paused.load(Ordering::Relaxed) {
+                WorkerStatus::Paused
+            } else {
+                WorkerStatus::Running
+            },
+            memory_limit: self.options.memory_limit,
+            store: self.store.stats(),
+            process_memory,
+            tasks_executing: self.executing.load(Ordering::Relaxed),
+            tasks_ready: self.ready.load(Ordering::Relaxed),
+            tasks_executed: self.executed.load(Ordering::Relaxed),
+            tasks_stolen: self.stolen.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The size of a result: its registered sizeof; for other types, with a
+    /// memory limit, the length of its encoding (exact but costs an encode),
+    /// and without one, a nominal [`dask_core::sizeof::DEFAULT_SIZEOF`].
+    fn sizeof(&self, value: &Value) -> u64 {
+        use dask_core::sizeof;
+        sizeof::sizeof_registered(value).unwrap_or_else(|| {
+            if self.options.memory_limit.is_some() {
+                sizeof::sizeof_value(value)
+            } else {
+                sizeof::DEFAULT_SIZEOF
+            }
+        })
+    }
+
+    /// Spills, pauses or stops by the thresholds; false: stop the worker.
+    fn check_memory(&self) -> bool {
+        let o = &self.options;
+        let Some(limit) = o.memory_limit else {
+            return true;
+        };
+        let managed = self.store.stats().memory_bytes;
+        let mut used = managed;
+        if o.monitor_process_memory {
+            if let Some(rss) = process_memory() {
+                self.process_memory.store(rss, Ordering::Relaxed);
+                let target = o.bytes_at(o.thresholds.target).unwrap_or(limit);
+                if rss > o.bytes_at(o.thresholds.spill).unwrap_or(limit) {
+                    // Spill what the process holds above the target.
+                    self.store
+                        .spill_to(managed.saturating_sub(rss.saturating_sub(target)));
+                }
+                if rss > o.bytes_at(o.thresholds.terminate).unwrap_or(limit) {
+                    self.terminated.store(true, Ordering::Relaxed);
+                    eprintln!(
+                        "dask-rs worker {}: process memory {rss} bytes is above the terminate \
+                         threshold ({:.0}% of {limit}); stopping",
+                        self.data_addr,
+                        o.thresholds.terminate * 100.0
+                    );
+                    return false;
+                }
+                used = used.max(rss);
+            }
+        }
+        let pause = used > o.bytes_at(o.thresholds.pause).unwrap_or(limit);
+        self.paused.store(pause, Ordering::Relaxed);
+        true
+    }
+}
+
+/// The process's resident memory in bytes (Linux; `None` elsewhere).
+pub fn process_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Starts a worker with `nthreads` task threads, connected to the scheduler at
 /// `scheduler_addr`; its data port listens on 127.0.0.1 with an OS-chosen port.
 pub async fn start(scheduler_addr: &str, nthreads: u32) -> Result<WorkerHandle> {
-    let memory: Memory = Arc::default();
+    start_with(scheduler_addr, WorkerOptions::new(nthreads)).await
+}
+
+/// A task's progress, for work stealing: only a pending task can be stolen.
+const PENDING: u8 = 0;
+const STARTED: u8 = 1;
+const STOLEN: u8 = 2;
+/// Freed by the scheduler: its result, if it still comes, must not be kept.
+const CANCELLED: u8 = 3;
+
+struct Running {
+    abort: tokio::task::AbortHandle,
+    phase: Arc<AtomicU8>,
+}
+
+/// Starts a worker with `options`, connected to the scheduler at
+/// `scheduler_addr`; its data port listens on 127.0.0.1 with an OS-chosen port.
+pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<WorkerHandle> {
+    options.validate()?;
+    let target = options.bytes_at(options.thresholds.target);
+    let memory: Memory = Arc::new(Store::new(target, options.local_directory.as_deref()));
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let data_addr = listener.local_addr()?.to_string();
     local::register_worker(&data_addr, memory.clone());
@@ -73,20 +287,66 @@ pub async fn start(scheduler_addr: &str, nthreads: u32) -> Result<WorkerHandle> 
     let (mut reader, writer) = conn.split();
     let tx = writer.spawn();
     let register = ToScheduler::RegisterWorker {
-        nthreads,
+        nthreads: options.nthreads,
         data_addr: data_addr.clone(),
     };
     tx.send(messages::message("register", &register)?)
         .map_err(|_| Error::Closed)?;
-    let slots = Arc::new(Semaphore::new(nthreads.max(1) as usize));
-    let peers = Arc::new(PeerPool::new(Role::Worker));
+    let shared = Arc::new(Shared {
+        store: memory,
+        slots: Semaphore::new(options.nthreads.max(1) as usize),
+        peers: PeerPool::new(Role::Worker),
+        data_addr: data_addr.clone(),
+        heartbeats: AtomicBool::new(true),
+        paused: AtomicBool::new(false),
+        process_memory: AtomicU64::new(0),
+        terminated: AtomicBool::new(false),
+        executing: AtomicU64::new(0),
+        ready: AtomicU64::new(0),
+        executed: AtomicU64::new(0),
+        stolen: AtomicU64::new(0),
+        scheduler: Arc::from(scheduler_addr),
+        options,
+    });
+    let worker = shared.clone();
     let main = tokio::spawn(async move {
         // Dropping the set (kill) aborts every running task.
         let mut running = JoinSet::new();
-        let mut running_keys: HashMap<Key, tokio::task::AbortHandle> = HashMap::new();
-        while let Ok(m) = reader.recv().await {
-            while let Some(Ok(done)) = running.try_join_next() {
-                running_keys.remove(&done);
+        let mut running_keys: HashMap<Key, Running> = HashMap::new();
+        let mut heartbeat = tokio::time::interval(worker.options.heartbeat_interval);
+        let mut monitor = tokio::time::interval(MEMORY_MONITOR_INTERVAL);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        monitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let m = tokio::select! {
+                m = reader.recv() => match m {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+                _ = heartbeat.tick() => {
+                    if worker.heartbeats.load(Ordering::Relaxed) {
+                        let beat = ToScheduler::Heartbeat { metrics: worker.metrics() };
+                        if let Ok(m) = messages::message("heartbeat", &beat) {
+                            let _ = tx.send(m);
+                        }
+                    }
+                    continue;
+                }
+                _ = monitor.tick() => {
+                    if !worker.check_memory() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            // Reap every attempt that ended (aborted ones included), and
+            // forget its entry unless a newer attempt of the key replaced it.
+            while let Some(ended) = running.try_join_next_with_id() {
+                if let Ok((id, key)) = ended {
+                    if running_keys.get(&key).is_some_and(|r| r.abort.id() == id) {
+                        running_keys.remove(&key);
+                    }
+                }
             }
             match messages::header::<ToWorker>("worker", &m) {
                 Ok(ToWorker::Compute {
@@ -97,23 +357,46 @@ pub async fn start(scheduler_addr: &str, nthreads: u32) -> Result<WorkerHandle> 
                     if running_keys.contains_key(&key) {
                         continue; // already running it
                     }
-                    let resources = Resources {
-                        memory: memory.clone(),
-                        slots: slots.clone(),
-                        peers: peers.clone(),
-                    };
-                    let task = run_task(key.clone(), run_spec, who_has, resources, tx.clone());
-                    running_keys.insert(key, running.spawn(task));
+                    let phase = Arc::new(AtomicU8::new(PENDING));
+                    let task = run_task(
+                        key.clone(),
+                        run_spec,
+                        who_has,
+                        worker.clone(),
+                        phase.clone(),
+                        tx.clone(),
+                    );
+                    let abort = running.spawn(task);
+                    running_keys.insert(key, Running { abort, phase });
                 }
                 Ok(ToWorker::Free { keys }) => {
-                    let mut mem = memory.lock().unwrap_or_else(PoisonError::into_inner);
                     for k in keys {
-                        mem.remove(&k);
                         // A task the scheduler no longer wants here: stop it, so it
                         // neither stores nor reports a result.
-                        if let Some(handle) = running_keys.remove(&k) {
-                            handle.abort();
+                        // Flag first, then remove: a result finishing meanwhile on
+                        // a task thread is either removed here or never stored.
+                        if let Some(r) = running_keys.remove(&k) {
+                            r.phase.store(CANCELLED, Ordering::Release);
+                            r.abort.abort();
                         }
+                        worker.store.remove(&k);
+                    }
+                }
+                Ok(ToWorker::Steal { key }) => {
+                    let stolen = running_keys.get(&key).is_some_and(|r| {
+                        r.phase
+                            .compare_exchange(PENDING, STOLEN, Ordering::AcqRel, Ordering::Acquire)
+                            .is_ok()
+                    });
+                    if stolen {
+                        if let Some(r) = running_keys.remove(&key) {
+                            r.abort.abort();
+                        }
+                        worker.stolen.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let reply = ToScheduler::StealResponse { key, stolen };
+                    if let Ok(m) = messages::message("steal-response", &reply) {
+                        let _ = tx.send(m);
                     }
                 }
                 Err(_) => break,
@@ -124,47 +407,66 @@ pub async fn start(scheduler_addr: &str, nthreads: u32) -> Result<WorkerHandle> 
         data_addr,
         main,
         data,
+        shared,
     })
 }
 
-/// What a worker's tasks share.
-struct Resources {
-    memory: Memory,
-    slots: Arc<Semaphore>,
-    peers: Arc<PeerPool>,
+/// How a task attempt ended.
+enum Outcome {
+    Finished(u64),
+    Failed(Error),
+    /// A dependency could not be fetched from any holder.
+    Missing {
+        dependency: Key,
+        errant: Vec<String>,
+    },
+    /// Stolen before it started, or freed by the scheduler: nothing to report.
+    Dropped,
+}
+
+/// Decrements a counter when dropped (also when the task is aborted).
+struct Gauge<'a>(&'a AtomicU64);
+
+impl<'a> Gauge<'a> {
+    fn up(counter: &'a AtomicU64) -> Gauge<'a> {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Gauge(counter)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 async fn run_task(
     key: Key,
     run_spec: Vec<u8>,
     who_has: Vec<(Key, Vec<String>)>,
-    resources: Resources,
+    worker: Arc<Shared>,
+    phase: Arc<AtomicU8>,
     tx: UnboundedSender<Message>,
 ) -> Key {
-    let Resources {
-        memory,
-        slots,
-        peers,
-    } = resources;
-    let (result, in_process) = match decode(&key, &run_spec) {
+    let (outcome, in_process) = match decode(&key, &run_spec) {
         Ok((task, in_process)) => (
-            execute(&key, task, who_has, &memory, &slots, &peers).await,
+            execute(&key, task, who_has, &worker, &phase).await,
             in_process,
         ),
-        Err(e) => (Err(e), false),
+        Err(e) => (Outcome::Failed(e), false),
     };
-    let reply = match result {
-        Ok(value) => {
-            memory
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(key.clone(), value);
-            ToScheduler::TaskFinished {
-                key: key.clone(),
-                nbytes: 8,
-            }
-        }
-        Err(Error::Core(error @ dask_core::Error::TaskFailed { .. })) => {
+    let reply = match outcome {
+        Outcome::Dropped => return key,
+        Outcome::Finished(nbytes) => ToScheduler::TaskFinished {
+            key: key.clone(),
+            nbytes,
+        },
+        Outcome::Missing { dependency, errant } => ToScheduler::MissingData {
+            key: key.clone(),
+            dependency,
+            errant,
+        },
+        Outcome::Failed(Error::Core(error @ dask_core::Error::TaskFailed { .. })) => {
             let dask_core::Error::TaskFailed {
                 key: failed,
                 op,
@@ -184,7 +486,7 @@ async fn run_task(
             }
             reply
         }
-        Err(other) => ToScheduler::TaskErred {
+        Outcome::Failed(other) => ToScheduler::TaskErred {
             key: key.clone(),
             op: "worker".into(),
             message: other.to_string(),
@@ -224,55 +526,104 @@ async fn execute(
     key: &Key,
     task: Arc<dask_core::Task>,
     who_has: Vec<(Key, Vec<String>)>,
-    memory: &Memory,
-    slots: &Arc<Semaphore>,
-    peers: &PeerPool,
-) -> Result<Value> {
+    worker: &Arc<Shared>,
+    phase: &Arc<AtomicU8>,
+) -> Outcome {
+    let ready = Gauge::up(&worker.ready);
+    // Remote inputs now; local ones (maybe spilled) on the task thread.
     let mut inputs: HashMap<Key, Value> = HashMap::new();
+    let mut local_deps = Vec::new();
     for (dep, addrs) in who_has {
-        let local = memory
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&dep)
-            .cloned();
-        let value = match local {
-            Some(v) => v,
-            None => fetch_patiently(peers, &dep, &addrs).await?,
-        };
-        inputs.insert(dep, value);
-    }
-    let _permit = slots.acquire().await.map_err(|_| Error::Closed)?;
-    let key = key.clone();
-    let result = tokio::task::spawn_blocking(move || task.execute(&key, |k| inputs[k].clone()))
-        .await
-        .map_err(|e| Error::Malformed {
-            what: "task",
-            detail: format!("task thread failed: {e}"),
-        })?;
-    Ok(result?)
-}
-
-async fn fetch_patiently(peers: &PeerPool, key: &Key, addrs: &[String]) -> Result<Value> {
-    let deadline = tokio::time::Instant::now() + FETCH_PATIENCE;
-    loop {
-        if let Some(v) = addrs.iter().find_map(|a| local::read(a, key)) {
-            return Ok(v);
+        if worker.store.contains(&dep) {
+            local_deps.push(dep);
+            continue;
         }
-        for addr in addrs {
-            if let Ok(mut values) = peers.fetch(addr, std::slice::from_ref(key)).await {
-                if let Some(v) = values.pop() {
-                    return Ok(v);
+        match fetch(&worker.peers, &dep, &addrs).await {
+            Some(v) => {
+                inputs.insert(dep, v);
+            }
+            None => {
+                return Outcome::Missing {
+                    dependency: dep,
+                    errant: addrs,
                 }
             }
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Error::Malformed {
-                what: "fetch",
-                detail: format!("could not fetch dependency {key} from any of {addrs:?}"),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    while worker.paused.load(Ordering::Relaxed) {
+        tokio::time::sleep(MEMORY_MONITOR_INTERVAL).await;
+    }
+    let Ok(_permit) = worker.slots.acquire().await else {
+        return Outcome::Failed(Error::Closed);
+    };
+    if phase
+        .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return Outcome::Dropped;
+    }
+    drop(ready);
+    let _executing = Gauge::up(&worker.executing);
+    let key = key.clone();
+    let shared = worker.clone();
+    let phase = phase.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        for dep in local_deps {
+            match shared.store.get(&dep) {
+                Ok(Some(v)) => {
+                    inputs.insert(dep, v);
+                }
+                Ok(None) => {
+                    return Outcome::Missing {
+                        dependency: dep,
+                        errant: vec![shared.data_addr.clone()],
+                    }
+                }
+                Err(e) => return Outcome::Failed(e),
+            }
+        }
+        shared.executed.fetch_add(1, Ordering::Relaxed);
+        let result = crate::coordination::in_task(&shared.scheduler, || {
+            task.execute(&key, |k| inputs[k].clone())
+        });
+        match result {
+            Ok(value) => {
+                let nbytes = shared.sizeof(&value);
+                // Aborting the task does not stop this thread: a task freed
+                // meanwhile must not leave its value behind.
+                let cancelled = || phase.load(Ordering::Acquire) == CANCELLED;
+                if shared.store.insert_unless(key, value, nbytes, cancelled) {
+                    Outcome::Finished(nbytes)
+                } else {
+                    Outcome::Dropped
+                }
+            }
+            Err(e) => Outcome::Failed(e.into()),
+        }
+    })
+    .await;
+    result.unwrap_or_else(|e| {
+        Outcome::Failed(Error::Malformed {
+            what: "task",
+            detail: format!("task thread failed: {e}"),
+        })
+    })
+}
+
+/// Fetches `key` from the first holder that has it (in this process first);
+/// `None` when none does.
+async fn fetch(peers: &PeerPool, key: &Key, addrs: &[String]) -> Option<Value> {
+    if let Some(v) = addrs.iter().find_map(|a| local::read(a, key)) {
+        return Some(v);
+    }
+    for addr in addrs {
+        if let Ok(mut values) = peers.fetch(addr, std::slice::from_ref(key)).await {
+            if let Some(v) = values.pop() {
+                return Some(v);
+            }
+        }
+    }
+    None
 }
 
 /// Idle connections to data ports, reused across fetches (a connection and
@@ -298,6 +649,40 @@ impl PeerPool {
     /// Fetches `keys` from the data port at `addr`, reusing an idle connection
     /// when there is one (and a fresh one if that turns out to be dead).
     pub async fn fetch(&self, addr: &str, keys: &[Key]) -> Result<Vec<Value>> {
+        let request = PeerRequest::GetData {
+            keys: keys.to_vec(),
+        };
+        let reply = self
+            .exchange(addr, messages::message("get-data", &request)?)
+            .await?;
+        decode_reply(addr, keys, &reply)
+    }
+
+    /// Stores encoded values (key, codec tag, bytes) on the worker whose data
+    /// port is `addr` (scatter).
+    pub async fn put(&self, addr: &str, values: Vec<(Key, String, Bytes)>) -> Result<()> {
+        let (header, frames): (Vec<(Key, String)>, Vec<Bytes>) =
+            values.into_iter().map(|(k, t, b)| ((k, t), b)).unzip();
+        let request = PeerRequest::PutData { values: header };
+        let reply = self
+            .exchange(addr, messages::message_with("put-data", &request, frames)?)
+            .await?;
+        match messages::header::<PeerReply>("data", &reply)? {
+            PeerReply::Stored => Ok(()),
+            PeerReply::Failed { message } => Err(Error::Malformed {
+                what: "put-data",
+                detail: format!("the worker at {addr} could not store the values: {message}"),
+            }),
+            other => Err(Error::Malformed {
+                what: "put-data",
+                detail: format!("unexpected reply {other:?}"),
+            }),
+        }
+    }
+
+    /// Sends one request and reads its reply, on a pooled connection when one
+    /// is idle (a stale one is replaced by a fresh connection).
+    async fn exchange(&self, addr: &str, request: Message) -> Result<Message> {
         let pooled = self
             .idle
             .lock()
@@ -305,20 +690,22 @@ impl PeerPool {
             .get_mut(addr)
             .and_then(Vec::pop);
         if let Some(conn) = pooled {
-            match self.request(conn, addr, keys).await {
+            match self.request(conn, addr, &request).await {
                 Err(Error::Io(_) | Error::Closed | Error::Truncated { .. }) => {} // stale: reconnect
                 other => return other,
             }
         }
         let conn = protocol::connect(addr, self.role, Limits::default()).await?;
-        self.request(conn, addr, keys).await
+        self.request(conn, addr, &request).await
     }
 
-    async fn request(&self, mut conn: Connection, addr: &str, keys: &[Key]) -> Result<Vec<Value>> {
-        let request = PeerRequest::GetData {
-            keys: keys.to_vec(),
-        };
-        conn.send(&messages::message("get-data", &request)?).await?;
+    async fn request(
+        &self,
+        mut conn: Connection,
+        addr: &str,
+        request: &Message,
+    ) -> Result<Message> {
+        conn.send(request).await?;
         let reply = conn.recv().await?;
         {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -327,7 +714,7 @@ impl PeerPool {
                 conns.push(conn);
             }
         }
-        decode_reply(addr, keys, &reply)
+        Ok(reply)
     }
 }
 
@@ -359,22 +746,30 @@ fn decode_reply(addr: &str, keys: &[Key], reply: &Message) -> Result<Vec<Value>>
             what: "data",
             detail: message,
         }),
+        PeerReply::Stored => Err(Error::Malformed {
+            what: "data",
+            detail: format!("the worker at {addr} answered a fetch with `Stored`"),
+        }),
     }
 }
 
 async fn serve_data(listener: TcpListener, memory: Memory) {
+    // Connections live in this set: stopping the server (kill) closes them too.
+    let mut connections = JoinSet::new();
     while let Ok((stream, _)) = listener.accept().await {
+        while connections.try_join_next().is_some() {}
         let memory = memory.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let Ok(mut conn) = protocol::accept(stream, Role::Worker, Limits::default()).await
             else {
                 return;
             };
             while let Ok(m) = conn.recv().await {
-                let Ok(PeerRequest::GetData { keys }) = messages::header("get-data", &m) else {
-                    return;
+                let reply = match messages::header("peer-request", &m) {
+                    Ok(PeerRequest::GetData { keys }) => data_reply(&keys, &memory),
+                    Ok(PeerRequest::PutData { values }) => put_reply(&values, &m.frames, &memory),
+                    Err(_) => return,
                 };
-                let reply = data_reply(&keys, &memory);
                 if conn.send(&reply).await.is_err() {
                     return;
                 }
@@ -383,39 +778,58 @@ async fn serve_data(listener: TcpListener, memory: Memory) {
     }
 }
 
-fn data_reply(keys: &[Key], memory: &Memory) -> Message {
-    let held: Vec<Option<Value>> = {
-        let mem = memory.lock().unwrap_or_else(PoisonError::into_inner);
-        keys.iter().map(|k| mem.get(k).cloned()).collect()
+/// Decodes and stores scattered values: all or none.
+fn put_reply(values: &[(Key, String)], frames: &[Bytes], memory: &Memory) -> Message {
+    let decoded: std::result::Result<Vec<(Value, u64)>, String> = if values.len() != frames.len() {
+        Err(format!(
+            "{} values for {} frames",
+            values.len(),
+            frames.len()
+        ))
+    } else {
+        values
+            .iter()
+            .zip(frames)
+            .map(|((_, tag), b)| {
+                codec::decode_value(tag, b)
+                    .map(|v| (v, b.len() as u64))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
     };
-    let missing: Vec<Key> = keys
-        .iter()
-        .zip(&held)
-        .filter(|(_, v)| v.is_none())
-        .map(|(k, _)| k.clone())
-        .collect();
+    let reply = match decoded {
+        Ok(decoded) => {
+            for ((k, _), (v, nbytes)) in values.iter().zip(decoded) {
+                memory.insert(k.clone(), v, nbytes);
+            }
+            PeerReply::Stored
+        }
+        Err(message) => PeerReply::Failed { message },
+    };
+    messages::message("data", &reply).unwrap_or_default()
+}
+
+fn data_reply(keys: &[Key], memory: &Memory) -> Message {
+    let mut missing = Vec::new();
+    let mut values = Vec::with_capacity(keys.len());
+    let mut frames = Vec::with_capacity(keys.len());
+    let mut failure = None;
+    for k in keys {
+        match memory.get_encoded(k) {
+            Ok(Some((tag, bytes))) => {
+                values.push((k.clone(), tag));
+                frames.push(Bytes::from(bytes));
+            }
+            Ok(None) => missing.push(k.clone()),
+            Err(e) => failure = Some(e.to_string()),
+        }
+    }
     let reply = if !missing.is_empty() {
         messages::message("data", &PeerReply::Missing { keys: missing })
+    } else if let Some(message) = failure {
+        messages::message("data", &PeerReply::Failed { message })
     } else {
-        let encoded: std::result::Result<Vec<(&'static str, Vec<u8>)>, dask_core::Error> =
-            held.iter().flatten().map(codec::encode_value).collect();
-        match encoded {
-            Ok(encoded) => {
-                let values = keys
-                    .iter()
-                    .zip(&encoded)
-                    .map(|(k, (tag, _))| (k.clone(), (*tag).to_owned()))
-                    .collect();
-                let frames = encoded.into_iter().map(|(_, b)| Bytes::from(b)).collect();
-                messages::message_with("data", &PeerReply::Data { values }, frames)
-            }
-            Err(e) => messages::message(
-                "data",
-                &PeerReply::Failed {
-                    message: e.to_string(),
-                },
-            ),
-        }
+        messages::message_with("data", &PeerReply::Data { values }, frames)
     };
     reply.unwrap_or_default()
 }

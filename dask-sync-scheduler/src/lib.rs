@@ -15,7 +15,9 @@
 #![warn(missing_docs)]
 
 use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
+use dask_core::callbacks::{ActiveCallbacks, RunInfo, TaskEvent};
 use dask_core::scheduler::SchedulerRegistration;
 use dask_core::{Graph, Key, Plan, Result, Scheduler, SchedulerRef, Value};
 
@@ -36,25 +38,54 @@ impl Scheduler for SyncScheduler {
     }
 
     fn compute(&self, graph: &Graph, outputs: &[Key]) -> Result<Vec<Value>> {
+        let callbacks = ActiveCallbacks::current();
+        let started = Instant::now();
         let plan = Plan::new(graph, outputs)?;
-        run(&plan)
+        if callbacks.is_empty() {
+            return run(&plan, None);
+        }
+        let info = RunInfo {
+            scheduler: "sync".into(),
+            n_tasks: plan.len(),
+            n_workers: 1,
+            started,
+        };
+        callbacks.start(&info);
+        let result = run(&plan, Some(&callbacks));
+        callbacks.finish(&info, result.is_ok());
+        result
     }
 }
 
-/// Runs a plan in index order (a topological order), releasing intermediates.
-pub fn run(plan: &Plan) -> Result<Vec<Value>> {
+/// Runs a plan in index order (a topological order), releasing intermediates,
+/// calling `callbacks` before and after each task when given.
+pub fn run(plan: &Plan, callbacks: Option<&ActiveCallbacks>) -> Result<Vec<Value>> {
     let n = plan.len();
     let mut values: Vec<Option<Value>> = vec![None; n];
     let mut remaining_dependents: Vec<u32> =
         (0..n).map(|i| plan.dependents(i).len() as u32).collect();
     for i in 0..n {
         let mut args = plan.args(i).iter();
-        let value = plan.task(i).execute(plan.key(i), |_| {
+        let task = plan.task(i);
+        let event = callbacks.map(|c| {
+            let event = TaskEvent {
+                key: plan.key(i),
+                op: task.op.name(),
+                worker: 0,
+            };
+            c.pretask(&event);
+            (c, event)
+        });
+        let result = task.execute(plan.key(i), |_| {
             let d = *args.next().expect("plan lists every key argument");
             values[d as usize]
                 .clone()
                 .expect("dependency computed before its dependents")
-        })?;
+        });
+        if let Some((c, event)) = event {
+            c.posttask(&event, result.is_ok());
+        }
+        let value = result?;
         values[i] = Some(value);
         for &d in plan.dependencies(i) {
             let d = d as usize;

@@ -27,7 +27,9 @@ mod pool;
 mod run;
 
 use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
+use dask_core::callbacks::{ActiveCallbacks, RunInfo};
 use dask_core::scheduler::SchedulerRegistration;
 use dask_core::{Error, Graph, Key, Plan, Result, Scheduler, SchedulerRef, Value};
 
@@ -86,8 +88,22 @@ impl Scheduler for ThreadedScheduler {
     }
 
     fn compute(&self, graph: &Graph, outputs: &[Key]) -> Result<Vec<Value>> {
+        let callbacks = ActiveCallbacks::current();
+        let started = Instant::now();
         let plan = Plan::new(graph, outputs)?;
-        run::Run::execute(plan, self.pool.pool())
+        if callbacks.is_empty() {
+            return run::Run::execute(plan, self.pool.pool(), None);
+        }
+        let info = RunInfo {
+            scheduler: "threaded".into(),
+            n_tasks: plan.len(),
+            n_workers: self.num_threads(),
+            started,
+        };
+        callbacks.start(&info);
+        let result = run::Run::execute(plan, self.pool.pool(), Some(callbacks.clone()));
+        callbacks.finish(&info, result.is_ok());
+        result
     }
 }
 

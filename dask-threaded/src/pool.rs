@@ -10,6 +10,12 @@ use crate::run::Run;
 /// Pool threads get a large stack: fused tasks nest, and user ops may recurse.
 const STACK_SIZE: usize = 16 << 20;
 
+thread_local! {
+    /// This thread's number in callbacks' task events: 0 for callers, pool
+    /// threads from 1.
+    pub(crate) static SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Shared between the pool threads and every scheduler handle.
 pub(crate) struct Pool {
     helpers: usize,
@@ -38,7 +44,10 @@ impl Pool {
             std::thread::Builder::new()
                 .name(format!("dask-threaded-{i}"))
                 .stack_size(STACK_SIZE)
-                .spawn(move || pool.serve())
+                .spawn(move || {
+                    SLOT.set(i + 1);
+                    pool.serve()
+                })
                 .map_err(|e| Error::Scheduler {
                     scheduler: "threaded".into(),
                     message: format!("could not start pool thread {i}: {e}"),

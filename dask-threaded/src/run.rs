@@ -4,9 +4,10 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
+use dask_core::callbacks::{ActiveCallbacks, TaskEvent};
 use dask_core::{Error, Plan, Result, Value};
 
-use crate::pool::Pool;
+use crate::pool::{Pool, SLOT};
 
 /// A compute in progress, shared by its caller and the pool threads helping it.
 pub(crate) struct Run {
@@ -16,6 +17,8 @@ pub(crate) struct Run {
     wake: Condvar,
     /// How many pool threads may help at once.
     max_helpers: usize,
+    /// Hooks around each task, when any are active.
+    callbacks: Option<ActiveCallbacks>,
 }
 
 struct State {
@@ -39,7 +42,11 @@ type Outcome = (usize, Result<Value>);
 
 impl Run {
     /// Runs `plan` on the calling thread, with help from `pool`.
-    pub(crate) fn execute(plan: Plan, pool: &Arc<Pool>) -> Result<Vec<Value>> {
+    pub(crate) fn execute(
+        plan: Plan,
+        pool: &Arc<Pool>,
+        callbacks: Option<ActiveCallbacks>,
+    ) -> Result<Vec<Value>> {
         let n = plan.len();
         let missing: Vec<u32> = (0..n).map(|i| plan.dependencies(i).len() as u32).collect();
         let ready = (0..n as u32)
@@ -62,6 +69,7 @@ impl Run {
             plan,
             wake: Condvar::new(),
             max_helpers: pool.helpers(),
+            callbacks,
         });
         run.work(pool, true);
         let mut state = run.lock();
@@ -138,10 +146,23 @@ impl Run {
             drop(state);
             released.clear();
             let mut inputs = inputs.into_iter();
-            let result = plan.task(i).execute(plan.key(i), |_| {
+            let task = plan.task(i);
+            let event = self.callbacks.as_ref().map(|c| {
+                let event = TaskEvent {
+                    key: plan.key(i),
+                    op: task.op.name(),
+                    worker: if is_caller { 0 } else { SLOT.get() },
+                };
+                c.pretask(&event);
+                (c, event)
+            });
+            let result = task.execute(plan.key(i), |_| {
                 inputs.next().expect("plan lists every key argument")
             });
             drop(inputs);
+            if let Some((c, event)) = event {
+                c.posttask(&event, result.is_ok());
+            }
             outcome = Some((i, result));
             state = self.lock();
         }

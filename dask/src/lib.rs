@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub use dask_core as core;
+pub use dask_core::{callbacks, diagnostics};
 pub use dask_core::{
     compute, compute_with, delayed, tokenize, try_delayed, Arg, Collection, Delayed, Error, Graph,
     HighLevelGraph, Key, Result, Scheduler, Task, Value,

@@ -10,6 +10,8 @@
 //!   (`cargo run --release -p dask-bench -- ...`), see `dask-bench`.
 //! - `cargo xtask gen-data taxi [--rows N] [--seed S] [--out PATH]`: a seeded
 //!   synthetic NYC taxi CSV (see [`taxi`]).
+//! - `cargo xtask fuzz [--secs N] [--seed S]`: the wire fuzzer of
+//!   dask-distributed (frames, headers, task specs) for a time budget.
 //! - `cargo xtask help`: the list of tasks.
 //!
 //! Every task runs from the workspace root, whatever the current directory.
@@ -35,11 +37,14 @@ tasks:
                             --quick is a smoke run on smaller sizes
   gen-data taxi [--rows N] [--seed S] [--out PATH]
                             a seeded synthetic yellow_tripdata_2020-01.csv
-                            (default 6405008 rows, ~570 MB, in data/)
+                            (default 6405008 rows, ~590 MB, in data/)
+  fuzz [--secs N] [--seed S]
+                            fuzz the wire decoders for N seconds (default 60):
+                            cargo run --release -p dask-distributed --example fuzz
   help                      this text";
 
 /// The tasks, for error messages.
-const TASKS: &[&str] = &["ci", "bench", "gen-data", "help"];
+const TASKS: &[&str] = &["ci", "bench", "gen-data", "fuzz", "help"];
 
 /// One CI step: a name and the cargo arguments that run it.
 struct Step {
@@ -97,6 +102,7 @@ fn run(args: &[String]) -> Result<()> {
         }
         "bench" => bench(rest),
         "gen-data" => gen_data(rest),
+        "fuzz" => fuzz(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -186,4 +192,18 @@ fn gen_data(args: &[String]) -> Result<()> {
         Some((kind, _)) => bail!("unknown data set `{kind}`; the data sets are: taxi\n\n{USAGE}"),
         None => bail!("`cargo xtask gen-data` needs a data set: taxi\n\n{USAGE}"),
     }
+}
+
+fn fuzz(args: &[String]) -> Result<()> {
+    let mut cmd = vec![
+        "run",
+        "--release",
+        "--package",
+        "dask-distributed",
+        "--example",
+        "fuzz",
+        "--",
+    ];
+    cmd.extend(args.iter().map(String::as_str));
+    cargo("fuzz", &cmd).map(|_| ())
 }

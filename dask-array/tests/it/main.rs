@@ -12,3 +12,4 @@ mod linalg;
 mod reduction;
 mod slicing;
 mod store;
+mod wire;

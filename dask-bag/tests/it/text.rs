@@ -98,7 +98,7 @@ dask_testing::scheduler_test! {
         std::fs::write(&path, text).unwrap();
         let top = read_text(&path, Some(5))
             .unwrap()
-            .flat_map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .flat_map(dask_bag::words)
             .frequencies()
             .topk(2, |(w, n)| (*n, std::cmp::Reverse(w.clone())))
             .unwrap();
@@ -121,5 +121,15 @@ dask_testing::scheduler_test! {
         let bag = read_text(dir.join("*.txt"), None).unwrap();
         assert_eq!(bag.take_with(4, s).unwrap(), ["1", "2", "3", "4"]);
         assert_eq!(bag.take_with(9, s).unwrap(), ["1", "2", "3", "4", "5"]);
+    }
+}
+
+proptest! {
+    /// `words` yields exactly `str::split_whitespace`'s words, owned.
+    #[test]
+    fn words_match_split_whitespace(line in "[a-c \t\n\u{a0}\u{2003}é]{0,40}") {
+        let ours: Vec<String> = dask_bag::words(line.clone()).collect();
+        let std: Vec<&str> = line.split_whitespace().collect();
+        prop_assert_eq!(ours, std);
     }
 }

@@ -41,6 +41,28 @@ fn checked_sqrt(x: i64) -> Result<i64, NotPositive> {
 }
 
 dask_testing::scheduler_test! {
+    fn lists_of_delayed_values_as_vec_arguments(s: &dyn Scheduler) {
+        let xs: Vec<Delayed<i64>> = (0..30).map(|i| delayed(inc).call((i,))).collect();
+        let total = delayed(|v: Vec<i64>| v.iter().sum::<i64>());
+        // By reference (the list stays usable), as a slice, by value.
+        let a = total.call((&xs,));
+        let b = total.call((&xs[..10],));
+        let squares = delayed(|v: Vec<i64>| v.iter().map(|x| x * x).collect::<Vec<i64>>());
+        let c = squares.call((xs.clone(),));
+        let want: Vec<i64> = (0..30).map(inc).collect();
+        assert_eq!(a.compute_with(s).unwrap(), want.iter().sum::<i64>());
+        assert_eq!(b.compute_with(s).unwrap(), want[..10].iter().sum::<i64>());
+        let sq: Vec<i64> = want.iter().map(|x| x * x).collect();
+        assert_eq!(c.compute_with(s).unwrap(), sq);
+        // An empty list is an empty Vec.
+        let none: Vec<Delayed<i64>> = Vec::new();
+        assert_eq!(total.call((none,)).compute_with(s).unwrap(), 0);
+        // A failing element fails the call, naming the element's task.
+        let bad = delayed(|x: i64| -> i64 { panic!("element {x}") }).call((7,));
+        let err = total.call((vec![xs[0].clone(), bad],)).compute_with(s).unwrap_err();
+        assert!(err.to_string().contains("element 7"), "{err}");
+    }
+
     fn functions_with_literal_and_delayed_args(s: &dyn Scheduler) {
         let a = delayed(inc).call((1,));
         let b = delayed(inc).call((10,));

@@ -7,6 +7,7 @@
 mod compute_many;
 mod default_scheduler;
 mod delayed;
+mod diagnostics;
 mod errors;
 mod properties;
 mod visualize;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dask_core::{codec, op::build_op, Arg, Key, Task};
+use dask_core::{codec, op, op::build_op, Arg, Key, Task};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -51,16 +51,14 @@ pub fn encode_task(key: &Key, task: &Task) -> Result<(WireTask, Vec<Bytes>)> {
 }
 
 fn encode_inner(key: &Key, task: &Task, frames: &mut Vec<Bytes>) -> Result<WireTask> {
-    let op = task
-        .op
-        .tag()
-        .ok_or_else(|| dask_core::Error::OpNotRegistered {
+    let (tag, params) =
+        op::wire_form(&*task.op)?.ok_or_else(|| dask_core::Error::OpNotRegistered {
             key: key.clone(),
             op: task.op.name().to_owned(),
         })?;
     Ok(WireTask {
-        op: op.to_owned(),
-        params: task.op.params(),
+        op: tag.to_owned(),
+        params,
         args: task
             .args
             .iter()
@@ -138,3 +136,68 @@ pub fn check_graph(graph: &dask_core::Graph) -> Result<()> {
 
 /// Shared form of a decoded task, as workers keep it.
 pub type SharedTask = Arc<Task>;
+
+#[cfg(test)]
+mod tests {
+    use dask_core::{BoxError, Op, Value};
+
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    struct Affine {
+        mul: i64,
+        add: i64,
+    }
+
+    impl Op for Affine {
+        fn name(&self) -> &str {
+            "affine"
+        }
+        fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+            Ok(Value::new(
+                args[0].downcast_ref::<i64>()? * self.mul + self.add,
+            ))
+        }
+    }
+    dask_core::register_op_type!(Affine);
+
+    #[derive(Serialize, Deserialize)]
+    struct NotRegistered;
+
+    impl Op for NotRegistered {
+        fn name(&self) -> &str {
+            "not_registered"
+        }
+        fn call(&self, _: &[Value]) -> Result<Value, BoxError> {
+            Ok(Value::new(()))
+        }
+    }
+
+    #[test]
+    fn struct_ops_travel_with_their_parameters() {
+        let inner = Task::new(Arc::new(Affine { mul: 3, add: 1 }), vec![Arg::value(4i64)]);
+        let task = Task::new(
+            Arc::new(Affine { mul: -2, add: 5 }),
+            vec![Arg::Task(Box::new(inner.clone()))],
+        );
+        let key = Key::named("t");
+        let (wire, frames) = encode_task(&key, &task).unwrap();
+        let back = decode_task(&wire, &frames).unwrap();
+        let run = |t: &Task| {
+            let v = t.execute(&key, |_| unreachable!("no keys")).unwrap();
+            *v.downcast_ref::<i64>().unwrap()
+        };
+        assert_eq!(run(&back), run(&task));
+    }
+
+    #[test]
+    fn unregistered_struct_op_is_refused_naming_it() {
+        let task = Task::new(Arc::new(NotRegistered), vec![]);
+        let err = encode_task(&Key::named("k"), &task).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("not_registered") && text.contains("register_op_type!"),
+            "{text}"
+        );
+    }
+}

@@ -6,5 +6,8 @@
 //! events and actions into messages, so every transition lives in one place and
 //! tests can drive a simulated cluster of any size without sockets.
 
+pub mod coordination;
+mod coordination_service;
+pub mod plugin;
 pub mod server;
 pub mod state;

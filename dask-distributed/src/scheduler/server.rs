@@ -4,10 +4,11 @@
 //! One task (the *core*) owns the state; every connection has a reading task
 //! that turns messages into core events and a writing task fed by a channel.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -16,7 +17,9 @@ use tokio::task::JoinHandle;
 use super::state::{
     Action, ClientId, Event, Priority, SchedulerState, TaskError, TaskSpec, WorkerId,
 };
-use crate::messages::{self, ToClient, ToScheduler, ToWorker};
+use dask_core::{Key, KeySet};
+
+use crate::messages::{self, Answer, Query, SubmittedTask, ToClient, ToScheduler, ToWorker};
 use crate::protocol::{self, Limits, Message, Role};
 use crate::{Error, Result};
 
@@ -57,8 +60,58 @@ enum CoreEvent {
     ClientLeft(ClientId),
 }
 
+/// How long a worker may stay silent (no heartbeat) before the scheduler
+/// removes it, by default (Dask's `distributed.scheduler.worker-ttl`).
+pub const DEFAULT_WORKER_TTL: Duration = Duration::from_secs(300);
+
+/// A scheduler's settings.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// A worker silent for longer than this is removed and its data recomputed.
+    pub worker_ttl: Duration,
+    /// Whether idle workers steal tasks not yet started from busy ones.
+    pub work_stealing: bool,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions {
+            worker_ttl: DEFAULT_WORKER_TTL,
+            work_stealing: true,
+        }
+    }
+}
+
 /// Starts a scheduler listening on `addr` (use port 0 to let the OS pick).
 pub async fn start(addr: &str) -> Result<SchedulerHandle> {
+    start_with(addr, SchedulerOptions::default()).await
+}
+
+/// Starts a scheduler with `options`, listening on `addr`.
+pub async fn start_with(addr: &str, options: SchedulerOptions) -> Result<SchedulerHandle> {
+    start_full(addr, options, Vec::new()).await
+}
+
+/// [`start`], with plugins registered on the scheduler (see
+/// [`super::plugin`]; the dashboard is one).
+pub async fn start_with_plugins(
+    addr: &str,
+    plugins: Vec<Box<dyn super::plugin::SchedulerPlugin>>,
+) -> Result<SchedulerHandle> {
+    start_full(addr, SchedulerOptions::default(), plugins).await
+}
+
+/// Starts a scheduler with `options` and `plugins`, listening on `addr`.
+pub async fn start_full(
+    addr: &str,
+    options: SchedulerOptions,
+    plugins: Vec<Box<dyn super::plugin::SchedulerPlugin>>,
+) -> Result<SchedulerHandle> {
+    if options.worker_ttl.is_zero() {
+        return Err(Error::InvalidConfig {
+            message: "worker_ttl must be positive (Dask's default is 5 minutes)".into(),
+        });
+    }
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Connect {
@@ -67,7 +120,7 @@ pub async fn start(addr: &str) -> Result<SchedulerHandle> {
         })?;
     let addr = listener.local_addr()?;
     let (tx, rx) = unbounded_channel();
-    let core = tokio::spawn(core(rx));
+    let core = tokio::spawn(core(rx, options, plugins));
     let ids = Arc::new(AtomicU64::new(1));
     let accept = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -136,29 +189,78 @@ async fn serve_connection(
 struct Peer {
     tx: UnboundedSender<Message>,
     data_addr: String,
+    last_seen: tokio::time::Instant,
 }
 
-async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
-    let mut state = SchedulerState::new();
+/// The client id under which the scheduler holds fire-and-forget keys until
+/// they finish (real clients are numbered from 1).
+pub const FIRE_AND_FORGET: ClientId = 0;
+
+async fn core(
+    mut rx: UnboundedReceiver<CoreEvent>,
+    options: SchedulerOptions,
+    plugins: Vec<Box<dyn super::plugin::SchedulerPlugin>>,
+) {
+    let mut state = SchedulerState::new().with_work_stealing(options.work_stealing);
+    for plugin in plugins {
+        state.add_plugin(plugin);
+    }
     let mut workers: HashMap<WorkerId, Peer> = HashMap::new();
     let mut clients: HashMap<ClientId, UnboundedSender<Message>> = HashMap::new();
-    while let Some(event) = rx.recv().await {
-        let stimulus = match event {
+    let coordination = super::coordination_service::CoordinationService::spawn();
+    let mut ttl_check =
+        tokio::time::interval((options.worker_ttl / 4).max(Duration::from_millis(10)));
+    ttl_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let event = tokio::select! {
+            event = rx.recv() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            _ = ttl_check.tick() => {
+                let now = tokio::time::Instant::now();
+                let silent: Vec<WorkerId> = workers
+                    .iter()
+                    .filter(|(_, p)| now.duration_since(p.last_seen) > options.worker_ttl)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in silent {
+                    if let Some(peer) = workers.remove(&id) {
+                        eprintln!(
+                            "dask-rs scheduler: worker {} sent no heartbeat for {:?}; removing it",
+                            peer.data_addr, options.worker_ttl
+                        );
+                    }
+                    // Dropping its sender closes the connection; its data is recomputed.
+                    apply(&mut state, vec![Event::RemoveWorker { worker: id }], &workers, &clients);
+                }
+                continue;
+            }
+        };
+        let stimuli = match event {
             CoreEvent::WorkerJoined {
                 id,
                 nthreads,
                 data_addr,
                 tx,
             } => {
-                workers.insert(id, Peer { tx, data_addr });
-                Event::AddWorker {
+                state.plugins_mut().worker_address(id, &data_addr); // scheduler plugins
+                workers.insert(
+                    id,
+                    Peer {
+                        tx,
+                        data_addr,
+                        last_seen: tokio::time::Instant::now(),
+                    },
+                );
+                vec![Event::AddWorker {
                     worker: id,
                     nthreads,
-                }
+                }]
             }
             CoreEvent::WorkerLeft(id) => {
                 workers.remove(&id);
-                Event::RemoveWorker { worker: id }
+                vec![Event::RemoveWorker { worker: id }]
             }
             CoreEvent::ClientJoined { id, tx } => {
                 clients.insert(id, tx);
@@ -166,69 +268,77 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
             }
             CoreEvent::ClientLeft(id) => {
                 clients.remove(&id);
-                Event::RemoveClient { client: id }
+                coordination.client_left(id);
+                vec![Event::RemoveClient { client: id }]
             }
             CoreEvent::FromWorker(worker, msg) => match msg {
-                ToScheduler::TaskFinished { key, nbytes } => Event::TaskFinished {
+                ToScheduler::TaskFinished { key, nbytes } => vec![Event::TaskFinished {
                     worker,
                     key,
                     nbytes,
-                },
-                ToScheduler::TaskErred { key, op, message } => Event::TaskErred {
+                }],
+                ToScheduler::TaskErred { key, op, message } => vec![Event::TaskErred {
                     worker,
                     key: key.clone(),
                     error: TaskError { key, op, message },
-                },
-                _ => continue,
-            },
-            CoreEvent::FromClient(client, msg) => match msg {
-                ToScheduler::UpdateGraph { tasks, wanted } => Event::UpdateGraph {
-                    client,
-                    tasks: tasks
-                        .into_iter()
-                        .map(|t| TaskSpec {
-                            key: t.key,
-                            dependencies: t.dependencies,
-                            run_spec: t.run_spec.into(),
-                            priority: Priority {
-                                order: t.order,
-                                ..Default::default()
-                            },
-                            retries: 0,
-                            restrictions: None,
-                        })
+                }],
+                ToScheduler::MissingData {
+                    key,
+                    dependency,
+                    errant,
+                } => vec![Event::MissingData {
+                    worker,
+                    key,
+                    dependency,
+                    errant: workers
+                        .iter()
+                        .filter(|(_, p)| errant.contains(&p.data_addr))
+                        .map(|(id, _)| *id)
                         .collect(),
-                    wanted,
-                },
-                ToScheduler::ReleaseKeys { keys } => Event::ReleaseKeys { client, keys },
-                ToScheduler::WhoHas { id, keys } => {
-                    let who_has = keys
-                        .into_iter()
-                        .map(|k| {
-                            let addrs = state
-                                .task(&k)
-                                .map(|t| {
-                                    t.who_has
-                                        .iter()
-                                        .filter_map(|w| workers.get(w))
-                                        .map(|p| p.data_addr.clone())
-                                        .collect()
-                                })
-                                .unwrap_or_default();
-                            (k, addrs)
-                        })
-                        .collect();
-                    if let (Some(tx), Ok(m)) = (
-                        clients.get(&client),
-                        messages::message("who-has", &ToClient::WhoHas { id, who_has }),
-                    ) {
-                        let _ = tx.send(m);
+                }],
+                ToScheduler::StealResponse { key, stolen } => vec![Event::StealResponse {
+                    worker,
+                    key,
+                    stolen,
+                }],
+                ToScheduler::Heartbeat { metrics } => {
+                    let Some(p) = workers.get_mut(&worker) else {
+                        continue; // already removed
+                    };
+                    p.last_seen = tokio::time::Instant::now();
+                    let paused = metrics.status == crate::metrics::WorkerStatus::Paused;
+                    let was = state.workers().get(&worker).map(|w| w.paused);
+                    if was == Some(paused) {
+                        continue; // nothing changed for placement
                     }
-                    continue;
+                    vec![Event::Heartbeat { worker, paused }]
                 }
                 _ => continue,
             },
+            CoreEvent::FromClient(client, msg) => {
+                if let ToScheduler::Coordination { id, request } = msg {
+                    if let Some(tx) = clients.get(&client) {
+                        coordination.request(client, tx.clone(), id, request);
+                    }
+                    continue;
+                }
+                from_client(&state, &workers, &clients, client, msg)
+            }
         };
+        apply(&mut state, stimuli, &workers, &clients);
+    }
+}
+
+/// Feeds events to the state machine and dispatches its actions; fire-and-forget
+/// keys are let go once they reach a final state.
+fn apply(
+    state: &mut SchedulerState,
+    stimuli: Vec<Event>,
+    workers: &HashMap<WorkerId, Peer>,
+    clients: &HashMap<ClientId, UnboundedSender<Message>>,
+) {
+    let mut queue: std::collections::VecDeque<Event> = stimuli.into();
+    while let Some(stimulus) = queue.pop_front() {
         let actions = match state.handle(stimulus) {
             Ok(actions) => actions,
             Err(bug) => {
@@ -236,10 +346,242 @@ async fn core(mut rx: UnboundedReceiver<CoreEvent>) {
                 continue;
             }
         };
+        let mut finished = Vec::new();
         for action in actions {
-            dispatch(action, &workers, &clients);
+            match action {
+                Action::Report {
+                    client: FIRE_AND_FORGET,
+                    key,
+                    ..
+                } => finished.push(key),
+                action => dispatch(action, workers, clients),
+            }
+        }
+        if !finished.is_empty() {
+            queue.push_back(Event::ReleaseKeys {
+                client: FIRE_AND_FORGET,
+                keys: finished,
+            });
         }
     }
+}
+
+/// The events a client's message makes; queries are answered at once.
+fn from_client(
+    state: &SchedulerState,
+    workers: &HashMap<WorkerId, Peer>,
+    clients: &HashMap<ClientId, UnboundedSender<Message>>,
+    client: ClientId,
+    msg: ToScheduler,
+) -> Vec<Event> {
+    let reply = |m: Result<Message>| {
+        if let (Some(tx), Ok(m)) = (clients.get(&client), m) {
+            let _ = tx.send(m);
+        }
+    };
+    match msg {
+        ToScheduler::UpdateGraph { tasks, wanted } => {
+            let (tasks, wanted) = drop_orphans(state, tasks, wanted, |keys| {
+                reply(messages::message(
+                    "cancelled",
+                    &ToClient::Cancelled { keys },
+                ))
+            });
+            vec![Event::UpdateGraph {
+                client,
+                tasks: tasks
+                    .into_iter()
+                    .map(|t| TaskSpec {
+                        key: t.key,
+                        dependencies: t.dependencies,
+                        run_spec: t.run_spec.into(),
+                        priority: Priority {
+                            user: t.priority.saturating_neg(),
+                            order: t.order,
+                            ..Default::default()
+                        },
+                        retries: t.retries,
+                        restrictions: t.workers.map(|addrs| worker_ids(workers, &addrs)),
+                    })
+                    .collect(),
+                wanted,
+            }]
+        }
+        ToScheduler::ReleaseKeys { keys } => vec![Event::ReleaseKeys { client, keys }],
+        ToScheduler::Retry { keys } => vec![Event::Retry { keys }],
+        ToScheduler::Cancel { keys } => {
+            let (events, notices) = cancel(state, client, keys);
+            for (c, keys) in notices {
+                if let Some(tx) = clients.get(&c) {
+                    if let Ok(m) = messages::message("cancelled", &ToClient::Cancelled { keys }) {
+                        let _ = tx.send(m);
+                    }
+                }
+            }
+            events
+        }
+        ToScheduler::FireAndForget { keys } => vec![Event::UpdateGraph {
+            client: FIRE_AND_FORGET,
+            tasks: Vec::new(),
+            wanted: keys,
+        }],
+        ToScheduler::UpdateData {
+            keys,
+            workers: addrs,
+        } => vec![Event::UpdateData {
+            client,
+            keys: keys
+                .into_iter()
+                .map(|(k, n, spec)| (k, n, spec.into()))
+                .collect(),
+            workers: worker_ids(workers, &addrs).into_iter().collect(),
+        }],
+        ToScheduler::Query { id, query } => {
+            let answer = answer(state, workers, query);
+            reply(messages::message(
+                "answer",
+                &ToClient::Answer { id, answer },
+            ));
+            Vec::new()
+        }
+        ToScheduler::WhoHas { id, keys } => {
+            let who_has = keys
+                .into_iter()
+                .map(|k| {
+                    let addrs = state
+                        .task(&k)
+                        .map(|t| {
+                            t.who_has
+                                .iter()
+                                .filter_map(|w| workers.get(w))
+                                .map(|p| p.data_addr.clone())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (k, addrs)
+                })
+                .collect();
+            reply(messages::message(
+                "who-has",
+                &ToClient::WhoHas { id, who_has },
+            ));
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Removes from a submission the new tasks that read a key the scheduler no
+/// longer knows (cancelled meanwhile, e.g. by another client), and their
+/// dependents in the submission; `cancelled` is told which (they count as
+/// cancelled, like dependents of a cancelled task).
+fn drop_orphans(
+    state: &SchedulerState,
+    mut tasks: Vec<SubmittedTask>,
+    mut wanted: Vec<Key>,
+    cancelled: impl FnOnce(Vec<Key>),
+) -> (Vec<SubmittedTask>, Vec<Key>) {
+    let mut available: KeySet = tasks.iter().map(|t| t.key.clone()).collect();
+    let mut dropped = Vec::new();
+    loop {
+        let before = dropped.len();
+        tasks.retain(|t| {
+            let orphan = state.task(&t.key).is_none()
+                && t.dependencies
+                    .iter()
+                    .any(|d| state.task(d).is_none() && !available.contains(d));
+            if orphan {
+                available.remove(&t.key);
+                dropped.push(t.key.clone());
+            }
+            !orphan
+        });
+        if dropped.len() == before {
+            break;
+        }
+    }
+    if !dropped.is_empty() {
+        let gone: KeySet = dropped.iter().cloned().collect();
+        wanted.retain(|k| !gone.contains(k));
+        cancelled(dropped);
+    }
+    (tasks, wanted)
+}
+
+/// The ids of the live workers among data addresses (unknown ones are dropped:
+/// a task restricted to no live worker waits in no-worker).
+fn worker_ids(workers: &HashMap<WorkerId, Peer>, addrs: &[String]) -> BTreeSet<WorkerId> {
+    workers
+        .iter()
+        .filter(|(_, p)| addrs.contains(&p.data_addr))
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+fn answer(state: &SchedulerState, workers: &HashMap<WorkerId, Peer>, query: Query) -> Answer {
+    match query {
+        Query::Workers => {
+            let mut list: Vec<(String, u32)> = state
+                .workers()
+                .iter()
+                .filter_map(|(id, ws)| workers.get(id).map(|p| (p.data_addr.clone(), ws.nthreads)))
+                .collect();
+            list.sort();
+            Answer::Workers(list)
+        }
+        Query::TaskStatus { keys } => Answer::TaskStatus(
+            keys.iter()
+                .map(|k| state.task(k).map(|t| t.status))
+                .collect(),
+        ),
+    }
+}
+
+/// What cancelling `keys` for `client` means: each key and its transitive
+/// dependents that no other client wants is released for every client
+/// wanting it (they are told: the second list); keys other clients also want
+/// are only released for `client`.
+fn cancel(
+    state: &SchedulerState,
+    client: ClientId,
+    keys: Vec<Key>,
+) -> (Vec<Event>, Vec<(ClientId, Vec<Key>)>) {
+    let mut seen = KeySet::default();
+    let mut stack = keys;
+    let mut per_client: BTreeMap<ClientId, Vec<Key>> = BTreeMap::new();
+    let mut own = Vec::new();
+    while let Some(key) = stack.pop() {
+        let Some(ts) = state.task(&key) else {
+            continue;
+        };
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let shared = ts
+            .who_wants
+            .iter()
+            .any(|c| *c != client && *c != FIRE_AND_FORGET);
+        if shared {
+            own.push(key);
+            continue;
+        }
+        for c in &ts.who_wants {
+            per_client.entry(*c).or_default().push(key.clone());
+        }
+        stack.extend(ts.dependents.iter().cloned());
+    }
+    let mut events = Vec::new();
+    if !own.is_empty() {
+        events.push(Event::ReleaseKeys { client, keys: own });
+    }
+    let mut notices = Vec::new();
+    for (c, keys) in per_client {
+        if c != FIRE_AND_FORGET {
+            notices.push((c, keys.clone()));
+        }
+        events.push(Event::ReleaseKeys { client: c, keys });
+    }
+    (events, notices)
 }
 
 fn dispatch(
@@ -280,6 +622,10 @@ fn dispatch(
         Action::Free { worker, keys } => (
             workers.get(&worker).map(|p| &p.tx),
             messages::message("free", &ToWorker::Free { keys }),
+        ),
+        Action::Steal { worker, key } => (
+            workers.get(&worker).map(|p| &p.tx),
+            messages::message("steal", &ToWorker::Steal { key }),
         ),
         Action::Report {
             client,

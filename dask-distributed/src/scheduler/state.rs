@@ -12,6 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+mod stealing;
+
 use bytes::Bytes;
 use dask_core::{Key, KeyMap, KeySet};
 
@@ -25,7 +27,9 @@ pub type ClientId = u64;
 pub const DEFAULT_ALLOWED_FAILURES: u32 = 3;
 
 /// The state of one task, with Dask's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Status {
     /// Known, not running, not held.
     Released,
@@ -115,6 +119,21 @@ pub enum Event {
         /// The failure, as the client will see it.
         error: TaskError,
     },
+    /// A client put values on workers (scatter): they are in memory there.
+    UpdateData {
+        /// The client, which wants them.
+        client: ClientId,
+        /// Each key, its size, and the task that recomputes (or reports the
+        /// loss of) it if every copy is lost.
+        keys: Vec<(Key, u64, Bytes)>,
+        /// The workers holding every key.
+        workers: Vec<WorkerId>,
+    },
+    /// A client asks to rerun erred keys (and the erred tasks they depend on).
+    Retry {
+        /// The keys.
+        keys: Vec<Key>,
+    },
     /// A client no longer holds futures for these keys.
     ReleaseKeys {
         /// The client.
@@ -126,6 +145,36 @@ pub enum Event {
     RemoveClient {
         /// The client.
         client: ClientId,
+    },
+    /// `worker` could not fetch `dependency` of `key` from `errant`, the
+    /// workers it was told hold it: they do not (any more). The scheduler
+    /// corrects who holds it, recomputes it if no copy is left, and sends
+    /// `key` again.
+    MissingData {
+        /// The worker that asked.
+        worker: WorkerId,
+        /// The task that could not start.
+        key: Key,
+        /// The dependency it could not get.
+        dependency: Key,
+        /// Workers that did not deliver it.
+        errant: Vec<WorkerId>,
+    },
+    /// A worker's heartbeat: whether it is paused by memory.
+    Heartbeat {
+        /// The worker.
+        worker: WorkerId,
+        /// Above its pause threshold.
+        paused: bool,
+    },
+    /// `worker` answered an [`Action::Steal`] for `key`.
+    StealResponse {
+        /// The worker asked to give the task up.
+        worker: WorkerId,
+        /// The task.
+        key: Key,
+        /// True: it had not started and dropped it. False: it keeps it.
+        stolen: bool,
     },
 }
 
@@ -151,6 +200,14 @@ pub enum Action {
         worker: WorkerId,
         /// The keys.
         keys: Vec<Key>,
+    },
+    /// Ask `worker` to give `key` up if it has not started it (work
+    /// stealing); it answers with [`Event::StealResponse`].
+    Steal {
+        /// The worker.
+        worker: WorkerId,
+        /// The task.
+        key: Key,
     },
     /// Tell `client` that `key` reached a final state.
     Report {
@@ -234,6 +291,9 @@ pub struct WorkerState {
     pub has_what: KeySet,
     /// Bytes it holds.
     pub nbytes: u64,
+    /// Above its memory pause threshold (from its heartbeats): it starts no
+    /// task, gets no new root task, and its backlog may be stolen.
+    pub paused: bool,
 }
 
 impl WorkerState {
@@ -278,6 +338,12 @@ pub struct SchedulerState {
     recommendations: VecDeque<(Key, Status, &'static str)>,
     /// Keys transitioned by the current event (checked in debug builds).
     touched: Vec<Key>,
+    /// Whether idle workers steal queued tasks from busy ones.
+    stealing: bool,
+    /// Steal requests sent and not answered: task and the worker asked.
+    steals_in_flight: KeyMap<WorkerId>,
+    /// Plugins told about every transition (dashboard: scheduler/plugin.rs).
+    plugins: super::plugin::Plugins,
 }
 
 impl SchedulerState {
@@ -285,14 +351,37 @@ impl SchedulerState {
     pub fn new() -> Self {
         SchedulerState {
             allowed_failures: DEFAULT_ALLOWED_FAILURES,
+            stealing: true,
             ..Default::default()
         }
+    }
+
+    /// Turns work stealing on (the default) or off.
+    pub fn with_work_stealing(mut self, on: bool) -> Self {
+        self.stealing = on;
+        self
     }
 
     /// Sets how many worker deaths a task may cause before it errs as suspicious.
     pub fn with_allowed_failures(mut self, n: u32) -> Self {
         self.allowed_failures = n;
         self
+    }
+
+    /// Registers a plugin told about every transition and worker (see
+    /// [`super::plugin`]).
+    pub fn add_plugin(&mut self, plugin: Box<dyn super::plugin::SchedulerPlugin>) {
+        self.plugins.add(plugin);
+    }
+
+    /// The registered plugins.
+    pub fn plugins(&self) -> &super::plugin::Plugins {
+        &self.plugins
+    }
+
+    /// The registered plugins, to tell them what only the network layer knows.
+    pub fn plugins_mut(&mut self) -> &mut super::plugin::Plugins {
+        &mut self.plugins
     }
 
     /// The state of `key`, if known.
@@ -330,6 +419,12 @@ impl SchedulerState {
                 nbytes,
             } => self.task_finished(worker, key, nbytes),
             Event::TaskErred { worker, key, error } => self.task_erred(worker, key, error),
+            Event::UpdateData {
+                client,
+                keys,
+                workers,
+            } => self.update_data(client, keys, &workers),
+            Event::Retry { keys } => self.retry(&keys),
             Event::ReleaseKeys { client, keys } => self.release_keys(client, &keys),
             Event::RemoveClient { client } => {
                 let keys: Vec<Key> = self
@@ -340,9 +435,26 @@ impl SchedulerState {
                     .collect();
                 self.release_keys(client, &keys)
             }
+            Event::MissingData {
+                worker,
+                key,
+                dependency,
+                errant,
+            } => self.missing_data(worker, &key, &dependency, &errant),
+            Event::StealResponse {
+                worker,
+                key,
+                stolen,
+            } => self.steal_response(worker, &key, stolen)?,
+            Event::Heartbeat { worker, paused } => {
+                if let Some(ws) = self.workers.get_mut(&worker) {
+                    ws.paused = paused;
+                }
+            }
         }
         self.run_recommendations()?;
         self.fill_free_slots()?;
+        self.balance();
         let touched = std::mem::take(&mut self.touched);
         if cfg!(debug_assertions) {
             // Only what this event changed: a full check per event would make
@@ -370,6 +482,7 @@ impl SchedulerState {
     // ---- events ----
 
     fn add_worker(&mut self, worker: WorkerId, nthreads: u32) {
+        self.plugins.add_worker(worker, nthreads); // scheduler plugins
         self.workers.insert(
             worker,
             WorkerState {
@@ -387,6 +500,8 @@ impl SchedulerState {
         let Some(ws) = self.workers.remove(&worker) else {
             return;
         };
+        self.steals_in_flight.retain(|_, victim| *victim != worker);
+        self.plugins.remove_worker(worker); // scheduler plugins
         for key in ws.processing {
             let allowed = self.allowed_failures;
             if let Some(ts) = self.tasks.get_mut(&key) {
@@ -422,7 +537,11 @@ impl SchedulerState {
         let generation = self.generation;
         let mut new_keys = Vec::with_capacity(specs.len());
         for spec in specs {
-            if self.tasks.contains_key(&spec.key) {
+            if let Some(ts) = self.tasks.get_mut(&spec.key) {
+                // Known: keep its state, but any later send (a retry, a steal,
+                // a recomputation) uses the newest spec: an older client's
+                // in-process task may be gone by then.
+                ts.run_spec = spec.run_spec;
                 continue;
             }
             new_keys.push(spec.key.clone());
@@ -494,6 +613,102 @@ impl SchedulerState {
         }
     }
 
+    fn update_data(
+        &mut self,
+        client: ClientId,
+        keys: Vec<(Key, u64, Bytes)>,
+        workers: &[WorkerId],
+    ) {
+        let holders: BTreeSet<WorkerId> = workers
+            .iter()
+            .copied()
+            .filter(|w| self.workers.contains_key(w))
+            .collect();
+        let mut specs = Vec::new();
+        for (key, nbytes, run_spec) in keys {
+            if self.tasks.contains_key(&key) || holders.is_empty() {
+                // Known already, or its workers died meanwhile: an ordinary task
+                // (its run_spec says the data was lost).
+                specs.push(TaskSpec {
+                    key,
+                    dependencies: Vec::new(),
+                    run_spec,
+                    priority: Priority::default(),
+                    retries: 0,
+                    restrictions: None,
+                });
+                continue;
+            }
+            for w in &holders {
+                let ws = self.workers.get_mut(w).expect("filtered");
+                ws.has_what.insert(key.clone());
+                ws.nbytes += nbytes;
+            }
+            self.tasks.insert(
+                key.clone(),
+                TaskState {
+                    key: key.clone(),
+                    status: Status::Memory,
+                    run_spec,
+                    priority: Priority::default(),
+                    dependencies: Vec::new(),
+                    dependents: KeySet::default(),
+                    waiting_on: KeySet::default(),
+                    waiters: KeySet::default(),
+                    who_has: holders.clone(),
+                    processing_on: None,
+                    who_wants: BTreeSet::from([client]),
+                    nbytes,
+                    error: None,
+                    retries: 0,
+                    suspicious: 0,
+                    restrictions: None,
+                    story: vec![(Status::Released, Status::Memory, "scattered by a client")],
+                },
+            );
+            self.touched.push(key.clone());
+            self.actions.push(Action::Report {
+                client,
+                key,
+                outcome: Outcome::Memory,
+            });
+        }
+        if !specs.is_empty() {
+            let wanted = specs.iter().map(|s| s.key.clone()).collect();
+            self.update_graph(client, specs, wanted);
+        }
+    }
+
+    /// Erred `keys` and the erred tasks they depend on go back to released,
+    /// dependencies first; then the keys wait again (pulling those in).
+    fn retry(&mut self, keys: &[Key]) {
+        let mut order = Vec::new();
+        let mut seen = KeySet::default();
+        let mut stack: Vec<(Key, bool)> = keys.iter().map(|k| (k.clone(), false)).collect();
+        while let Some((key, expanded)) = stack.pop() {
+            if expanded {
+                order.push(key);
+                continue;
+            }
+            let Some(ts) = self.tasks.get(&key) else {
+                continue;
+            };
+            if ts.status != Status::Erred || !seen.insert(key.clone()) {
+                continue;
+            }
+            stack.push((key.clone(), true));
+            stack.extend(ts.dependencies.iter().map(|d| (d.clone(), false)));
+        }
+        for key in &order {
+            self.recommend(key, Status::Released, "retried by a client");
+        }
+        for key in keys {
+            if seen.contains(key) {
+                self.recommend(key, Status::Waiting, "retried by a client");
+            }
+        }
+    }
+
     fn task_finished(&mut self, worker: WorkerId, key: Key, nbytes: u64) {
         let current = self.tasks.get(&key).map(|t| (t.status, t.processing_on));
         match current {
@@ -503,6 +718,9 @@ impl SchedulerState {
                 // Never free it here: it may be the copy the scheduler counts on.
                 let ts = self.tasks.get_mut(&key).expect("known");
                 if ts.who_has.insert(worker) {
+                    // Counted at the size recorded for the key, as it will be
+                    // discounted when freed.
+                    let nbytes = ts.nbytes;
                     let ws = self.workers.get_mut(&worker).expect("checked");
                     ws.has_what.insert(key);
                     ws.nbytes += nbytes;
@@ -538,6 +756,42 @@ impl SchedulerState {
         } else {
             ts.error = Some(error);
             self.recommend(&key, Status::Erred, "failed on a worker");
+        }
+    }
+
+    fn missing_data(&mut self, worker: WorkerId, key: &Key, dependency: &Key, errant: &[WorkerId]) {
+        if let Some(dts) = self.tasks.get_mut(dependency) {
+            let nbytes = dts.nbytes;
+            for w in errant {
+                if dts.who_has.remove(w) {
+                    if let Some(ws) = self.workers.get_mut(w) {
+                        ws.has_what.remove(dependency);
+                        ws.nbytes = ws.nbytes.saturating_sub(nbytes);
+                        // If it does hold it after all (a transient failure),
+                        // it must not keep a copy the scheduler forgot.
+                        self.actions.push(Action::Free {
+                            worker: *w,
+                            keys: vec![dependency.clone()],
+                        });
+                    }
+                }
+            }
+            if dts.who_has.is_empty() && dts.status == Status::Memory {
+                // Releasing it sends its processing dependents (`key`) back too.
+                self.recommend(dependency, Status::Released, "no copy left (missing data)");
+                return;
+            }
+        }
+        let still_here = self
+            .tasks
+            .get(key)
+            .is_some_and(|t| t.status == Status::Processing && t.processing_on == Some(worker));
+        if still_here {
+            self.recommend(
+                key,
+                Status::Released,
+                "a dependency was missing; send it again",
+            );
         }
     }
 
@@ -590,7 +844,7 @@ impl SchedulerState {
         to: Status,
         why: &'static str,
     ) -> Result<(), InvariantError> {
-        let Some(from) = self.tasks.get(key).map(|t| t.status) else {
+        let Some((from, was_on)) = self.tasks.get(key).map(|t| (t.status, t.processing_on)) else {
             return Ok(()); // already forgotten
         };
         if from == to {
@@ -634,6 +888,11 @@ impl SchedulerState {
         if let Some(ts) = self.tasks.get_mut(key) {
             let now = ts.status;
             ts.story.push((from, now, why));
+        }
+        // Scheduler plugins (the dashboard): see scheduler/plugin.rs.
+        if !self.plugins.is_empty() {
+            let task = self.tasks.get(key);
+            self.plugins.task_transition(key, from, was_on, task, why);
         }
         Ok(())
     }
@@ -711,8 +970,8 @@ impl SchedulerState {
         if ts.dependencies.is_empty() {
             return candidates
                 .into_iter()
-                .filter(|w| !self.workers[w].saturated())
-                .min_by_key(|w| (occupancy(w), *w));
+                .filter(|w| !self.workers[w].saturated() && !self.workers[w].paused)
+                .min_by_key(|w| (occupancy(w), self.workers[w].nbytes, *w));
         }
         candidates.into_iter().min_by_key(|w| {
             let local: u64 = ts
@@ -911,9 +1170,15 @@ impl SchedulerState {
         }
         let ts = self.tasks.get_mut(key).expect("known");
         let holders: Vec<WorkerId> = std::mem::take(&mut ts.who_has).into_iter().collect();
+        let nbytes = ts.nbytes;
         for w in holders {
             if let Some(ws) = self.workers.get_mut(&w) {
                 ws.has_what.remove(key);
+                ws.nbytes = ws.nbytes.saturating_sub(nbytes);
+                self.actions.push(Action::Free {
+                    worker: w,
+                    keys: vec![key.clone()],
+                });
             }
         }
         let ts = self.tasks.get_mut(key).expect("known");
@@ -1125,10 +1390,27 @@ impl SchedulerState {
                     return Err(self.invariant(k, format!("worker {w} lists it as processing")));
                 }
             }
+            let mut held = 0u64;
             for k in &ws.has_what {
-                if !self.tasks.get(k).is_some_and(|t| t.who_has.contains(w)) {
-                    return Err(self.invariant(k, format!("worker {w} lists it in memory")));
+                match self.tasks.get(k) {
+                    Some(t) if t.who_has.contains(w) => held += t.nbytes,
+                    _ => return Err(self.invariant(k, format!("worker {w} lists it in memory"))),
                 }
+            }
+            if held != ws.nbytes {
+                let key = ws
+                    .has_what
+                    .iter()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| Key::named("-"));
+                return Err(self.invariant(
+                    &key,
+                    format!(
+                        "worker {w} is counted as holding {} bytes, its keys hold {held}",
+                        ws.nbytes
+                    ),
+                ));
             }
         }
         Ok(())

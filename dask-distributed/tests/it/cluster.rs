@@ -242,6 +242,13 @@ fn local_cluster_and_client_new() {
             .starts_with("LocalCluster(scheduler=tcp://127.0.0.1:"),
         "{cluster}"
     );
+    // The owning client shows its cluster, dashboard included.
+    let shown = client.to_string();
+    assert!(
+        shown.starts_with("Client(scheduler=tcp://127.0.0.1:")
+            && shown.contains("dashboard=http://"),
+        "{shown}"
+    );
     let (g, outputs) = random_graph(3, 100, fn_op(mix));
     let expected = as_u64(&SyncScheduler::new().compute(&g, &outputs).unwrap());
     assert_eq!(as_u64(&client.compute(&g, &outputs).unwrap()), expected);
@@ -254,6 +261,13 @@ fn local_cluster_and_client_new() {
     assert_eq!(cluster.total_threads(), 3);
     let client = cluster.client().unwrap();
     assert_eq!(as_u64(&client.compute(&g, &outputs).unwrap()), expected);
+    // A client that does not own the cluster asks the scheduler.
+    let shown = client.to_string();
+    assert!(
+        shown.starts_with("Client(scheduler=tcp://127.0.0.1:")
+            && shown.contains("workers=3, threads=3"),
+        "{shown}"
+    );
     assert!(cluster.kill_worker(0));
     assert_eq!(as_u64(&client.compute(&g, &outputs).unwrap()), expected);
 

@@ -1,7 +1,15 @@
 //! Integration tests of dask-distributed, over real TCP on 127.0.0.1.
 
 mod cluster;
+mod coordination;
+mod dashboard;
+#[cfg(unix)]
+mod dashboard_browser;
+mod futures_api;
+mod futures_state;
+mod hostile;
 mod properties;
 mod protocol;
+mod resilience;
 mod scheduler_state;
 mod task_encoding;

@@ -114,6 +114,8 @@ struct Cluster {
     memory: BTreeMap<WorkerId, HashMap<Key, u64>>,
     reports: Vec<(Key, Outcome)>,
     next_worker: WorkerId,
+    /// Steal requests not answered yet.
+    steals: Vec<(WorkerId, Key)>,
 }
 
 impl Cluster {
@@ -136,6 +138,7 @@ impl Cluster {
                     }
                 }
                 Action::Report { key, outcome, .. } => self.reports.push((key, outcome)),
+                Action::Steal { worker, key } => self.steals.push((worker, key)),
             }
         }
     }
@@ -195,6 +198,7 @@ fn run(seed: u64) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     cluster.apply(actions);
 
+    let mut paused = std::collections::BTreeSet::new();
     let mut steps = 0;
     loop {
         let done = wanted
@@ -214,14 +218,110 @@ fn run(seed: u64) -> Result<(), String> {
             let victim = victims[rng.below(victims.len() as u64) as usize];
             cluster.running.remove(&victim);
             cluster.memory.remove(&victim);
+            cluster.steals.retain(|(w, _)| *w != victim);
+            paused.remove(&victim);
             let actions = checked(&mut state, Event::RemoveWorker { worker: victim })
                 .map_err(|e| e.to_string())?;
             cluster.apply(actions);
+            // Paused workers resume as memory frees; keep one running here.
+            if paused.len() == cluster.running.len() {
+                let worker = paused.pop_first().expect("some worker is left");
+                let actions = checked(
+                    &mut state,
+                    Event::Heartbeat {
+                        worker,
+                        paused: false,
+                    },
+                )
+                .map_err(|e| e.to_string())?;
+                cluster.apply(actions);
+            }
             continue;
         }
         if roll < 5 {
             let threads = 1 + rng.below(3) as u32;
             cluster.add_worker(&mut state, threads);
+            continue;
+        }
+        // A heartbeat pauses or resumes a worker (one stays running).
+        if (8..10).contains(&roll) {
+            let ids: Vec<WorkerId> = cluster.running.keys().copied().collect();
+            let worker = ids[rng.below(ids.len() as u64) as usize];
+            let pause = !paused.contains(&worker);
+            if pause && paused.len() + 1 >= ids.len() {
+                continue;
+            }
+            if pause {
+                paused.insert(worker);
+            } else {
+                paused.remove(&worker);
+            }
+            let actions = checked(
+                &mut state,
+                Event::Heartbeat {
+                    worker,
+                    paused: pause,
+                },
+            )
+            .map_err(|e| format!("seed {seed}: {e}"))?;
+            cluster.apply(actions);
+            continue;
+        }
+        // A holder lost a value a running task needs (as a worker that freed
+        // it or died unseen): the task's worker reports the missing data.
+        if roll < 8 {
+            let lost = cluster.running.iter().find_map(|(w, keys)| {
+                keys.iter().find_map(|k| {
+                    let d = dag.deps[index_of(k)].first()?;
+                    let holder = cluster
+                        .memory
+                        .iter()
+                        .find(|(_, m)| m.contains_key(&Dag::key(*d)))?
+                        .0;
+                    Some((*w, k.clone(), Dag::key(*d), *holder))
+                })
+            });
+            if let Some((worker, key, dependency, holder)) = lost {
+                cluster.memory.get_mut(&holder).unwrap().remove(&dependency);
+                cluster
+                    .running
+                    .get_mut(&worker)
+                    .unwrap()
+                    .retain(|k| *k != key);
+                let actions = checked(
+                    &mut state,
+                    Event::MissingData {
+                        worker,
+                        key,
+                        dependency,
+                        errant: vec![holder],
+                    },
+                )
+                .map_err(|e| format!("seed {seed}: {e}"))?;
+                cluster.apply(actions);
+                continue;
+            }
+        }
+        // Answer a steal request: the simulated worker gives the task up if it
+        // holds it and a coin says it has not started it.
+        if roll < 40 && !cluster.steals.is_empty() {
+            let i = rng.below(cluster.steals.len() as u64) as usize;
+            let (worker, key) = cluster.steals.swap_remove(i);
+            let running = cluster.running.get_mut(&worker).unwrap();
+            let stolen = running.contains(&key) && rng.below(2) == 0;
+            if stolen {
+                running.retain(|k| *k != key);
+            }
+            let actions = checked(
+                &mut state,
+                Event::StealResponse {
+                    worker,
+                    key,
+                    stolen,
+                },
+            )
+            .map_err(|e| format!("seed {seed}: {e}"))?;
+            cluster.apply(actions);
             continue;
         }
         // Finish a random running task on a random busy worker.
@@ -262,7 +362,8 @@ fn run(seed: u64) -> Result<(), String> {
             Event::TaskFinished {
                 worker,
                 key,
-                nbytes: 8,
+                // Sizes vary, so the per-worker byte accounting is checked.
+                nbytes: value % 4096 + 1,
             },
         )
         .map_err(|e| format!("seed {seed}: {e}"))?;
@@ -589,4 +690,325 @@ fn a_duplicate_finish_keeps_the_value_instead_of_freeing_it() {
     let t = s.task(&Key::named("x")).unwrap();
     assert_eq!(t.status, Status::Memory);
     assert!(t.who_has.contains(&0));
+}
+
+/// Two workers; `a` finished on worker 0, `b` (reading `a`) processing on 1.
+fn a_on_0_b_on_1() -> SchedulerState {
+    let mut s = SchedulerState::new().with_work_stealing(false);
+    for worker in 0..2 {
+        s.handle(Event::AddWorker {
+            worker,
+            nthreads: 1,
+        })
+        .unwrap();
+    }
+    let mut a = spec("a", &[], 0);
+    a.restrictions = Some([0].into());
+    let mut b = spec("b", &["a"], 0);
+    b.restrictions = Some([1].into());
+    s.handle(Event::UpdateGraph {
+        client: 1,
+        tasks: vec![a, b],
+        wanted: vec![Key::named("b")],
+    })
+    .unwrap();
+    s.handle(Event::TaskFinished {
+        worker: 0,
+        key: Key::named("a"),
+        nbytes: 8,
+    })
+    .unwrap();
+    assert_eq!(s.task(&Key::named("b")).unwrap().processing_on, Some(1));
+    s
+}
+
+#[test]
+fn missing_data_with_no_copy_left_recomputes_the_dependency_then_the_task() {
+    let mut s = a_on_0_b_on_1();
+    let actions = checked(
+        &mut s,
+        Event::MissingData {
+            worker: 1,
+            key: Key::named("b"),
+            dependency: Key::named("a"),
+            errant: vec![0],
+        },
+    )
+    .unwrap();
+    // `a` runs again on worker 0; `b` waits for it.
+    assert!(
+        actions.iter().any(
+            |a| matches!(a, Action::Compute { worker: 0, key, .. } if *key == Key::named("a"))
+        ),
+        "{actions:?}"
+    );
+    assert_eq!(s.task(&Key::named("a")).unwrap().status, Status::Processing);
+    assert_eq!(s.task(&Key::named("b")).unwrap().status, Status::Waiting);
+    let actions = checked(
+        &mut s,
+        Event::TaskFinished {
+            worker: 0,
+            key: Key::named("a"),
+            nbytes: 8,
+        },
+    )
+    .unwrap();
+    assert!(
+        actions.iter().any(
+            |a| matches!(a, Action::Compute { worker: 1, key, .. } if *key == Key::named("b"))
+        ),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn missing_data_with_another_copy_resends_the_task_with_the_corrected_holders() {
+    let mut s = a_on_0_b_on_1();
+    // A replica of `a` on worker 1 (it ran there too).
+    s.handle(Event::TaskFinished {
+        worker: 1,
+        key: Key::named("a"),
+        nbytes: 8,
+    })
+    .unwrap();
+    let actions = checked(
+        &mut s,
+        Event::MissingData {
+            worker: 1,
+            key: Key::named("b"),
+            dependency: Key::named("a"),
+            errant: vec![0],
+        },
+    )
+    .unwrap();
+    let resent = actions.iter().find_map(|a| match a {
+        Action::Compute {
+            worker: 1,
+            key,
+            who_has,
+            ..
+        } if *key == Key::named("b") => Some(who_has.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        resent,
+        Some(vec![(Key::named("a"), vec![1])]),
+        "{actions:?}"
+    );
+    // The errant worker drops any copy it still has: none the scheduler forgot.
+    assert!(actions.contains(&Action::Free {
+        worker: 0,
+        keys: vec![Key::named("a")]
+    }));
+    assert_eq!(
+        s.task(&Key::named("a")).unwrap().who_has,
+        [1].into(),
+        "worker 0 no longer counts as a holder"
+    );
+    assert!(!s.workers()[&0].has_what.contains(&Key::named("a")));
+    // A stale report (the task is no longer processing there) changes nothing.
+    let actions = checked(
+        &mut s,
+        Event::MissingData {
+            worker: 0,
+            key: Key::named("b"),
+            dependency: Key::named("a"),
+            errant: vec![],
+        },
+    )
+    .unwrap();
+    assert!(actions.is_empty(), "{actions:?}");
+}
+
+#[test]
+fn idle_workers_steal_only_what_the_victim_gives_up() {
+    let mut s = SchedulerState::new();
+    s.handle(Event::AddWorker {
+        worker: 0,
+        nthreads: 1,
+    })
+    .unwrap();
+    // A root on worker 0, and four readers that locality sends there too.
+    let mut specs = vec![spec("root", &[], 0)];
+    let readers: Vec<Key> = (0..4).map(|i| Key::new("r", [i])).collect();
+    for r in &readers {
+        specs.push(TaskSpec {
+            key: r.clone(),
+            dependencies: vec![Key::named("root")],
+            ..spec("x", &[], 0)
+        });
+    }
+    checked(
+        &mut s,
+        Event::UpdateGraph {
+            client: 1,
+            tasks: specs,
+            wanted: readers.clone(),
+        },
+    )
+    .unwrap();
+    checked(
+        &mut s,
+        Event::TaskFinished {
+            worker: 0,
+            key: Key::named("root"),
+            nbytes: 1000,
+        },
+    )
+    .unwrap();
+    assert_eq!(s.workers()[&0].processing.len(), 4);
+    // An idle worker joins: the scheduler asks worker 0 for a task it holds
+    // beyond its one thread.
+    let actions = checked(
+        &mut s,
+        Event::AddWorker {
+            worker: 1,
+            nthreads: 1,
+        },
+    )
+    .unwrap();
+    let asked: Vec<Key> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Steal { worker: 0, key } => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), 1, "{actions:?}");
+    // Started already: it stays, and is not asked for again at once.
+    let actions = checked(
+        &mut s,
+        Event::StealResponse {
+            worker: 0,
+            key: asked[0].clone(),
+            stolen: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(s.task(&asked[0]).unwrap().processing_on, Some(0));
+    let again: Vec<Key> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Steal { key, .. } => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(again.len(), 1, "it asks for another one: {actions:?}");
+    // Given up: it moves to worker 1, with its dependency's holders.
+    let actions = checked(
+        &mut s,
+        Event::StealResponse {
+            worker: 0,
+            key: again[0].clone(),
+            stolen: true,
+        },
+    )
+    .unwrap();
+    assert!(
+        actions.contains(&Action::Compute {
+            worker: 1,
+            key: again[0].clone(),
+            run_spec: Bytes::new(),
+            who_has: vec![(Key::named("root"), vec![0])],
+            priority: s.task(&again[0]).unwrap().priority,
+        }),
+        "{actions:?}"
+    );
+    assert_eq!(s.task(&again[0]).unwrap().processing_on, Some(1));
+    assert_eq!(s.workers()[&0].processing.len(), 3);
+    // A late finish from the victim is stale: freed, not trusted.
+    let actions = checked(
+        &mut s,
+        Event::TaskFinished {
+            worker: 0,
+            key: again[0].clone(),
+            nbytes: 8,
+        },
+    )
+    .unwrap();
+    assert!(actions.contains(&Action::Free {
+        worker: 0,
+        keys: vec![again[0].clone()]
+    }));
+}
+
+#[test]
+fn a_paused_worker_gets_no_root_tasks_and_its_backlog_is_stolen() {
+    let mut s = SchedulerState::new();
+    for worker in 0..2 {
+        s.handle(Event::AddWorker {
+            worker,
+            nthreads: 1,
+        })
+        .unwrap();
+    }
+    checked(
+        &mut s,
+        Event::Heartbeat {
+            worker: 0,
+            paused: true,
+        },
+    )
+    .unwrap();
+    // Two roots: both fit on worker 1 (saturation 1.1 of one thread).
+    let roots: Vec<TaskSpec> = (0..2).map(|i| spec(&format!("root{i}"), &[], 0)).collect();
+    let wanted = roots.iter().map(|t| t.key.clone()).collect();
+    let actions = checked(
+        &mut s,
+        Event::UpdateGraph {
+            client: 1,
+            tasks: roots,
+            wanted,
+        },
+    )
+    .unwrap();
+    let placed: Vec<WorkerId> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Compute { worker, .. } => Some(*worker),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placed, vec![1, 1], "{actions:?}");
+    // Worker 1 pauses with a backlog; worker 0 resumes: it steals all of it
+    // that the paused worker gives up.
+    checked(
+        &mut s,
+        Event::Heartbeat {
+            worker: 1,
+            paused: true,
+        },
+    )
+    .unwrap();
+    let actions = checked(
+        &mut s,
+        Event::Heartbeat {
+            worker: 0,
+            paused: false,
+        },
+    )
+    .unwrap();
+    let asked: Vec<Key> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Steal { worker: 1, key } => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), 1, "one idle thread, one request: {actions:?}");
+    let actions = checked(
+        &mut s,
+        Event::StealResponse {
+            worker: 1,
+            key: asked[0].clone(),
+            stolen: true,
+        },
+    )
+    .unwrap();
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Compute { worker: 0, key, .. } if *key == asked[0])),
+        "{actions:?}"
+    );
 }

@@ -1,12 +1,17 @@
 //! The `dask` command: run a scheduler or a worker as its own process.
 //!
 //! ```text
-//! dask scheduler [--host 127.0.0.1] [--port 8786]
-//! dask worker SCHEDULER_ADDRESS [--nthreads N]
+//! dask scheduler [--host 127.0.0.1] [--port 8786] [--dashboard-port 8787 | --no-dashboard]
+//!                [--worker-ttl SECONDS] [--no-work-stealing]
+//! dask worker SCHEDULER_ADDRESS [--nthreads N] [--memory-limit 4GB] [--local-directory DIR]
+//!             [--memory-{target,spill,pause,terminate}-fraction F] [--no-nanny]
 //! ```
 //!
 //! The binary links every collection crate, so the ops they register can run
 //! on its workers.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +23,9 @@ use dask::bag as _;
 #[cfg(feature = "dataframe")]
 use dask::dataframe as _;
 use dask::distributed::process;
+use dask::distributed::scheduler::server::SchedulerOptions;
+use dask::distributed::spill::MemoryThresholds;
+use dask::distributed::worker::WorkerOptions;
 
 #[derive(Parser)]
 #[command(name = "dask", version, about = "dask-rs: run a scheduler or a worker")]
@@ -36,6 +44,19 @@ enum Command {
         /// Port (0: any free port; a taken port falls back to a free one).
         #[arg(long, default_value_t = process::DEFAULT_SCHEDULER_PORT)]
         port: u16,
+        /// Seconds a worker may go without a heartbeat before it is removed
+        /// and its data recomputed.
+        #[arg(long, default_value_t = 300.0)]
+        worker_ttl: f64,
+        /// Do not move queued tasks from busy workers to idle ones.
+        #[arg(long)]
+        no_work_stealing: bool,
+        /// Dashboard port (0: any free port; a taken port falls back to a free one).
+        #[arg(long, default_value_t = dask::distributed::dashboard::DEFAULT_DASHBOARD_PORT)]
+        dashboard_port: u16,
+        /// Do not serve the dashboard.
+        #[arg(long)]
+        no_dashboard: bool,
     },
     /// Run a worker for the scheduler at ADDRESS (host:port).
     Worker {
@@ -44,7 +65,64 @@ enum Command {
         /// Task threads.
         #[arg(long, default_value_t = default_threads())]
         nthreads: u32,
+        /// Memory limit (bytes, or with a unit: 4GB, 3.5GiB); values beyond 60%
+        /// of it are spilled to disk, tasks pause at 80%, the worker stops at 95%.
+        #[arg(long)]
+        memory_limit: Option<String>,
+        /// Where to create the spill directory (default: the temporary directory).
+        #[arg(long)]
+        local_directory: Option<PathBuf>,
+        /// Fraction of the memory limit beyond which values spill to disk.
+        #[arg(long, default_value_t = 0.6)]
+        memory_target_fraction: f64,
+        /// Fraction of the limit of process memory beyond which values spill.
+        #[arg(long, default_value_t = 0.7)]
+        memory_spill_fraction: f64,
+        /// Fraction of the limit beyond which the worker starts no task.
+        #[arg(long, default_value_t = 0.8)]
+        memory_pause_fraction: f64,
+        /// Fraction of the limit of process memory beyond which the worker stops
+        /// (and its nanny starts a fresh one).
+        #[arg(long, default_value_t = 0.95)]
+        memory_terminate_fraction: f64,
+        /// Run the worker in this process, without a nanny process that
+        /// restarts it when it dies or exceeds its memory.
+        #[arg(long)]
+        no_nanny: bool,
+        /// Started by a nanny: exit when standard input closes.
+        #[arg(long, hide = true)]
+        supervised: bool,
     },
+}
+
+fn scheduler_options(
+    worker_ttl: f64,
+    work_stealing: bool,
+) -> dask::distributed::Result<SchedulerOptions> {
+    if !(worker_ttl.is_finite() && worker_ttl > 0.0) {
+        return Err(dask::distributed::Error::InvalidConfig {
+            message: format!("--worker-ttl must be a positive number of seconds, got {worker_ttl}"),
+        });
+    }
+    Ok(SchedulerOptions {
+        worker_ttl: Duration::from_secs_f64(worker_ttl),
+        work_stealing,
+    })
+}
+
+/// `dask worker` with a nanny: this process runs the same command with
+/// `--no-nanny --supervised` as a child, and restarts it when it dies.
+fn run_nanny() -> dask::distributed::Result<()> {
+    let program = std::env::current_exe()?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = process::supervise(|| {
+        std::process::Command::new(&program)
+            .args(&args)
+            .args(["--no-nanny", "--supervised"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+    })?;
+    std::process::exit(code);
 }
 
 fn default_threads() -> u32 {
@@ -54,11 +132,61 @@ fn default_threads() -> u32 {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Scheduler { host, port } => process::run_scheduler(&host, port),
-        Command::Worker { address, nthreads } => process::run_worker(&address, nthreads),
+        Command::Scheduler {
+            host,
+            port,
+            worker_ttl,
+            no_work_stealing,
+            dashboard_port,
+            no_dashboard,
+        } => scheduler_options(worker_ttl, !no_work_stealing).and_then(|options| {
+            process::run_scheduler_with(
+                &host,
+                port,
+                options,
+                (!no_dashboard).then_some(dashboard_port),
+            )
+        }),
+        Command::Worker {
+            address,
+            nthreads,
+            memory_limit,
+            local_directory,
+            memory_target_fraction,
+            memory_spill_fraction,
+            memory_pause_fraction,
+            memory_terminate_fraction,
+            no_nanny,
+            supervised,
+        } if no_nanny || supervised => memory_limit
+            .as_deref()
+            .map(process::parse_bytes)
+            .transpose()
+            .and_then(|memory_limit| {
+                let options = WorkerOptions {
+                    memory_limit,
+                    local_directory,
+                    thresholds: MemoryThresholds {
+                        target: memory_target_fraction,
+                        spill: memory_spill_fraction,
+                        pause: memory_pause_fraction,
+                        terminate: memory_terminate_fraction,
+                    },
+                    ..WorkerOptions::new(nthreads)
+                };
+                if supervised {
+                    process::exit_when_stdin_closes();
+                }
+                process::run_worker_with(&address, options)
+            }),
+        Command::Worker { .. } => run_nanny(),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
-        std::process::exit(1);
+        let code = match e {
+            dask::distributed::Error::MemoryExceeded { .. } => process::EXIT_MEMORY_EXCEEDED,
+            _ => 1,
+        };
+        std::process::exit(code);
     }
 }

@@ -1,3 +1,5 @@
 //! Integration tests of the `dask` facade and binary.
 
+mod dashboard;
 mod processes;
+mod tour;

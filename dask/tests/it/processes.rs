@@ -48,10 +48,14 @@ dask::core::register_op!(inc);
 
 #[test]
 fn scheduler_and_workers_as_processes() {
-    let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
+    let (scheduler, addr) = spawn(
+        &["scheduler", "--port", "0", "--dashboard-port", "0"],
+        "scheduler at ",
+    );
     let mut procs = Procs(vec![scheduler]);
-    for _ in 0..2 {
-        let (worker, _) = spawn(&["worker", &addr, "--nthreads", "1"], "worker at ");
+    for limit in ["4GB", "3.5GiB"] {
+        let args = ["worker", &addr, "--nthreads", "1", "--memory-limit", limit];
+        let (worker, _) = spawn(&args, "worker at ");
         procs.0.push(worker);
     }
     let client = Client::connect(&addr).unwrap();
@@ -115,7 +119,10 @@ fn layered_graph(seed: u64) -> (Graph, Vec<Key>) {
 #[test]
 fn sigkill_a_worker_process_mid_graph() {
     for run in 0..3u64 {
-        let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
+        let (scheduler, addr) = spawn(
+            &["scheduler", "--port", "0", "--dashboard-port", "0"],
+            "scheduler at ",
+        );
         let mut procs = Procs(vec![scheduler]);
         for _ in 0..3 {
             let (worker, _) = spawn(&["worker", &addr, "--nthreads", "1"], "worker at ");
@@ -144,4 +151,203 @@ fn sigkill_a_worker_process_mid_graph() {
             );
         }
     }
+}
+
+/// A scheduler and two workers, all `dask` processes, and a client here.
+fn cluster_of_processes(workers: usize) -> (Procs, Client) {
+    let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
+    let mut procs = Procs(vec![scheduler]);
+    for _ in 0..workers {
+        let (worker, _) = spawn(&["worker", &addr, "--nthreads", "1"], "worker at ");
+        procs.0.push(worker);
+    }
+    let client = Client::connect(&addr).unwrap();
+    (procs, client)
+}
+
+/// The seed on worker processes: every chunk task is a registered op the
+/// workers rebuild, every block crosses processes by its codec. Each result
+/// is compared with the sync scheduler in this process.
+#[test]
+fn array_seed_on_worker_processes() {
+    use dask::array::{random, Collection, Reduce};
+
+    let (procs, client) = cluster_of_processes(2);
+    let sync = dask::SyncScheduler::new();
+    let x = random::random(&[600, 600], 100, 42).unwrap();
+    assert_eq!(x.shape(), &[600, 600]);
+
+    // (x + x.T).sum(): the same tree of partial sums on both schedulers, so
+    // the same floating-point result.
+    let total = (&x + &x.t()).unwrap().sum(None).unwrap();
+    let expected = total.compute_scalar_with(&sync).unwrap();
+    assert_eq!(total.compute_scalar_with(&client).unwrap(), expected);
+
+    // A mean over an axis, with partials (sums and counts) moving between
+    // workers through their codec.
+    let means = x.mean(Reduce::axis(0).split_every(2)).unwrap();
+    assert_eq!(
+        means.compute_with(&client).unwrap(),
+        means.compute_with(&sync).unwrap()
+    );
+
+    // A matmul: blocks from both workers meet in one task.
+    let prod = x.matmul(&x.t()).unwrap();
+    let (got, want) = (
+        prod.compute_with(&client).unwrap(),
+        prod.compute_with(&sync).unwrap(),
+    );
+    assert_eq!(got.shape(), want.shape());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{g} != {w}");
+    }
+    drop(procs);
+}
+
+/// A `map_blocks` closure cannot be rebuilt by a worker process: the client
+/// refuses the graph before submitting anything, naming the closure's op and
+/// how to register ops, and the cluster keeps serving.
+#[test]
+fn array_closure_is_refused_for_worker_processes() {
+    use dask::array::{ones, Collection};
+
+    let (procs, client) = cluster_of_processes(1);
+    let x = ones::<f64>(&[40, 40], 20).unwrap();
+    let y = x.map_blocks(|b| b * 3.0);
+    // Computed together with a store whose (registered) tasks write files:
+    // had any task been sent, the worker would write them.
+    let dir = std::env::temp_dir().join(format!("dask-refused-{}", std::process::id()));
+    let store = x.to_npy_dir(&dir).unwrap();
+    let err = dask::compute_with((&store, &y), &client).unwrap_err();
+    match &err {
+        dask::Error::OpNotRegistered { op, .. } => assert!(op.contains("map_blocks"), "{op}"),
+        other => panic!("expected OpNotRegistered, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains("register_op"), "{text}");
+    // Registered ops still run, and the result matches the sync scheduler.
+    let s = (&x * 3.0).unwrap().sum(None).unwrap();
+    assert_eq!(
+        s.compute_scalar_with(&client).unwrap(),
+        s.compute_scalar_with(&dask::SyncScheduler::new()).unwrap()
+    );
+    let written: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(
+        written.is_empty(),
+        "tasks of a refused graph ran: {written:?}"
+    );
+    // The same store alone runs on the worker process and writes every block.
+    assert!(store.compute_with(&client).unwrap() > 0);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        x.npartitions() + 1
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    drop(procs);
+}
+
+/// Runs `dask ARGS` to its end (bounded) and returns its status and stderr.
+fn run_to_end(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dask"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the dask binary");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).ok();
+        text
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the worker") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`dask {args:?}` did not exit");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap())
+}
+
+#[test]
+fn worker_memory_limit_flag_is_checked_and_enforced() {
+    let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
+    let _procs = Procs(vec![scheduler]);
+    // A limit that is not a size: refused with the way to write one.
+    let (status, stderr) = run_to_end(&["worker", &addr, "--memory-limit", "12 parsecs"]);
+    assert!(!status.success());
+    assert!(stderr.contains("cannot read \"12 parsecs\""), "{stderr}");
+    // Thresholds out of order: refused, naming the rule.
+    let (status, stderr) = run_to_end(&[
+        "worker",
+        &addr,
+        "--memory-limit",
+        "4GB",
+        "--memory-pause-fraction",
+        "0.5",
+    ]);
+    assert!(!status.success());
+    assert!(stderr.contains("target <= spill <= pause"), "{stderr}");
+    // A limit below what the process itself needs: the worker stops above its
+    // terminate threshold (95%) and says why.
+    let (status, stderr) = run_to_end(&["worker", &addr, "--memory-limit", "1MB", "--no-nanny"]);
+    assert_eq!(
+        status.code(),
+        Some(dask::distributed::process::EXIT_MEMORY_EXCEEDED)
+    );
+    assert!(stderr.contains("terminate threshold"), "{stderr}");
+}
+
+#[test]
+fn a_nanny_restarts_a_worker_over_its_memory_limit_and_takes_it_down_with_it() {
+    let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
+    let _procs = Procs(vec![scheduler]);
+    let mut nanny = Command::new(env!("CARGO_BIN_EXE_dask"))
+        .args(["worker", &addr, "--memory-limit", "1MB"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the dask binary");
+    let stderr = nanny.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut restarts = 0;
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("nanny:") && line.contains("restarting") {
+                restarts += 1;
+                let _ = tx.send(restarts);
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text // EOF: the nanny and every worker it started have exited
+    });
+    // Two restarts in a row: the nanny keeps the worker coming back.
+    for want in 1..=2 {
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("restart {want} never came"));
+        assert_eq!(got, want);
+    }
+    nanny.kill().expect("SIGKILL the nanny");
+    let _ = nanny.wait();
+    // The worker process shares the stderr pipe: the reader only ends once
+    // it exited too (it watches its stdin, the nanny's pipe).
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(reader.join());
+    });
+    let text = done_rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("a worker outlived its nanny")
+        .unwrap();
+    assert!(text.contains("terminate threshold"), "{text}");
 }

@@ -1,0 +1,302 @@
+//! Dashboard overhead: the same graph on a LocalCluster with and without the
+//! dashboard (its scheduler plugin and HTTP server), runs interleaved.
+//!
+//! ```text
+//! cargo run --release -p dask-bench --example dashboard_overhead -- [--tasks 100000] [--reps 5]
+//! ```
+//!
+//! The graph is a binary tree reduction: `tasks / 2` leaves `inc(i)` summed
+//! pairwise by `add` up to one root, every task a no-op-sized op, so the time
+//! is scheduling. Every run's result is checked against a closed formula.
+//! Each figure is the median of `reps` timed runs after one warm-up per
+//! cluster; the overhead is `(with - without) / without`.
+//!
+//! A second pair of figures isolates the scheduler's hot path: the same graph
+//! driven through the sans-I/O `SchedulerState` (one simulated worker that
+//! finishes every task at once) with and without the dashboard's plugin; no
+//! sockets, so far less noise.
+
+use std::error::Error;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dask_core::op::fn_op;
+use dask_core::{Arg, Graph, Key, Op};
+use dask_distributed::{Client, LocalCluster};
+
+type BenchResult<T> = Result<T, Box<dyn Error>>;
+
+const USAGE: &str = "usage: dashboard_overhead [--tasks N] [--reps R] [--workers W] [--threads T]
+
+  --tasks N    tasks in the tree reduction (default 100000)
+  --reps R     timed runs per cluster, median reported (default 5)
+  --workers W  workers per cluster (default 1)
+  --threads T  threads per worker (default: the machine's cores)
+  --state-only only the state-machine figures (no cluster)";
+
+struct Config {
+    tasks: usize,
+    reps: usize,
+    workers: usize,
+    threads: u32,
+    state_only: bool,
+}
+
+fn parse() -> BenchResult<Config> {
+    let mut c = Config {
+        tasks: 100_000,
+        reps: 5,
+        workers: 1,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        state_only: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        if flag == "--state-only" {
+            c.state_only = true;
+            continue;
+        }
+        if !["--tasks", "--reps", "--workers", "--threads"].contains(&flag.as_str()) {
+            return Err(format!("unknown flag {flag:?}\n{USAGE}").into());
+        }
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let number = |v: &str| -> BenchResult<usize> {
+            match v.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("{flag} wants a positive integer, got {v:?}\n{USAGE}").into()),
+            }
+        };
+        match flag.as_str() {
+            "--tasks" => c.tasks = number(&value)?.max(3),
+            "--reps" => c.reps = number(&value)?,
+            "--workers" => c.workers = number(&value)?,
+            "--threads" => c.threads = u32::try_from(number(&value)?)?,
+            other => return Err(format!("unknown flag {other:?}\n{USAGE}").into()),
+        }
+    }
+    Ok(c)
+}
+
+/// A tree reduction of about `tasks` tasks; returns the graph, its root,
+/// the expected sum (a closed formula) and each task's dependencies.
+fn tree(tasks: usize) -> (Graph, Key, u64, Vec<(Key, Vec<Key>)>) {
+    let mut deps = Vec::new();
+    let inc: Arc<dyn Op> = fn_op(|x: u64| x + 1);
+    let add: Arc<dyn Op> = fn_op(|a: u64, b: u64| a + b);
+    let leaves = (tasks / 2).max(2) as u64;
+    let mut g = Graph::new();
+    let mut level: Vec<Key> = (0..leaves)
+        .map(|i| {
+            let k = Key::new("inc-0ver4ead", [i]);
+            g.insert(
+                k.clone(),
+                dask_core::Task::new(inc.clone(), vec![Arg::value(i)]),
+            );
+            deps.push((k.clone(), Vec::new()));
+            k
+        })
+        .collect();
+    let mut depth = 0u64;
+    while level.len() > 1 {
+        depth += 1;
+        let mut next = Vec::with_capacity(level.len().div_ceil(2));
+        for (j, pair) in level.chunks(2).enumerate() {
+            if let [a, b] = pair {
+                let k = Key::new("add-0ver4ead", [depth, j as u64]);
+                g.insert(
+                    k.clone(),
+                    dask_core::Task::new(
+                        add.clone(),
+                        vec![Arg::Key(a.clone()), Arg::Key(b.clone())],
+                    ),
+                );
+                deps.push((k.clone(), vec![a.clone(), b.clone()]));
+                next.push(k);
+            } else {
+                next.push(pair[0].clone());
+            }
+        }
+        level = next;
+    }
+    // sum of (i + 1) for i < leaves
+    let expected = leaves * (leaves + 1) / 2;
+    (g, level.remove(0), expected, deps)
+}
+
+fn start(c: &Config, dashboard: bool) -> BenchResult<Client> {
+    let b = LocalCluster::builder()
+        .n_workers(c.workers)
+        .threads_per_worker(c.threads);
+    let b = if dashboard {
+        b.dashboard_port(0)
+    } else {
+        b.no_dashboard()
+    };
+    Ok(Client::with_cluster(b.start()?)?)
+}
+
+fn run(client: &Client, graph: &Graph, root: &Key, expected: u64) -> BenchResult<f64> {
+    let t = Instant::now();
+    let out = client.compute_graph(graph, std::slice::from_ref(root))?;
+    let secs = t.elapsed().as_secs_f64();
+    let got = *out[0].downcast_ref::<u64>()?;
+    if got != expected {
+        return Err(format!("wrong result: {got}, expected {expected}").into());
+    }
+    Ok(secs)
+}
+
+/// Drives the tasks through a bare `SchedulerState` (one worker finishing
+/// each task at once), with or without the dashboard plugin; checks every
+/// task ran once and the root ended in memory.
+fn state_machine(deps: &[(Key, Vec<Key>)], root: &Key, dashboard: bool) -> BenchResult<f64> {
+    use dask_distributed::scheduler::state::{
+        Action, Event, Priority, SchedulerState, Status, TaskSpec,
+    };
+    let specs: Vec<TaskSpec> = deps
+        .iter()
+        .enumerate()
+        .map(|(i, (key, d))| TaskSpec {
+            key: key.clone(),
+            dependencies: d.clone(),
+            run_spec: Default::default(),
+            priority: Priority {
+                order: i as u64,
+                ..Default::default()
+            },
+            retries: 0,
+            restrictions: None,
+        })
+        .collect();
+    let t = Instant::now();
+    let mut state = SchedulerState::new();
+    let board = dashboard.then(dask_distributed::dashboard::Dashboard::new);
+    if let Some(b) = &board {
+        state.add_plugin(b.plugin());
+    }
+    let bug = |e: dask_distributed::scheduler::state::InvariantError| e.to_string();
+    let mut actions = state
+        .handle(Event::AddWorker {
+            worker: 1,
+            nthreads: 8,
+        })
+        .map_err(bug)?;
+    actions.extend(
+        state
+            .handle(Event::UpdateGraph {
+                client: 1,
+                tasks: specs,
+                wanted: vec![root.clone()],
+            })
+            .map_err(bug)?,
+    );
+    let mut computed = 0;
+    while let Some(action) = actions.pop() {
+        if let Action::Compute { worker, key, .. } = action {
+            computed += 1;
+            actions.extend(
+                state
+                    .handle(Event::TaskFinished {
+                        worker,
+                        key,
+                        nbytes: 8,
+                    })
+                    .map_err(bug)?,
+            );
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    if computed != deps.len() || state.task(root).map(|t| t.status) != Some(Status::Memory) {
+        return Err(format!("state machine ran {computed} of {} tasks", deps.len()).into());
+    }
+    if let Some(b) = board {
+        let done = b.snapshot().tasks_done;
+        if done != deps.len() as u64 {
+            return Err(format!("the dashboard counted {done} of {} tasks", deps.len()).into());
+        }
+    }
+    Ok(secs)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    if let Err(e) = bench() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn bench() -> BenchResult<()> {
+    let c = parse()?;
+    let (graph, root, expected, deps) = tree(c.tasks);
+    let per_task = |s: f64| s * 1e6 / graph.len() as f64;
+    println!(
+        "dashboard overhead: {} tasks (tree reduction), {} worker(s) x {} thread(s), {} reps{}",
+        graph.len(),
+        c.workers,
+        c.threads,
+        c.reps,
+        if cfg!(debug_assertions) {
+            " [debug build: figures are not representative]"
+        } else {
+            ""
+        }
+    );
+    if !c.state_only {
+        cluster_figures(&c, &graph, &root, expected)?;
+    }
+    state_figures(&c, &deps, &root, per_task)
+}
+
+fn cluster_figures(c: &Config, graph: &Graph, root: &Key, expected: u64) -> BenchResult<()> {
+    let with = start(c, true)?;
+    let without = start(c, false)?;
+    // Warm-up, then interleaved timed runs so drift hits both alike.
+    run(&with, graph, root, expected)?;
+    run(&without, graph, root, expected)?;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..c.reps {
+        a.push(run(&with, graph, root, expected)?);
+        b.push(run(&without, graph, root, expected)?);
+    }
+    let (a, b) = (median(a), median(b));
+    let per_task = |s: f64| s * 1e6 / graph.len() as f64;
+    println!("without dashboard: {:.3} s ({:.2} us/task)", b, per_task(b));
+    println!("with dashboard:    {:.3} s ({:.2} us/task)", a, per_task(a));
+    println!(
+        "overhead:          {:+.1} % (target: under 5 %)",
+        100.0 * (a - b) / b
+    );
+    Ok(())
+}
+
+fn state_figures(
+    c: &Config,
+    deps: &[(Key, Vec<Key>)],
+    root: &Key,
+    per_task: impl Fn(f64) -> f64,
+) -> BenchResult<()> {
+    state_machine(deps, root, true)?;
+    state_machine(deps, root, false)?;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..c.reps {
+        a.push(state_machine(deps, root, true)?);
+        b.push(state_machine(deps, root, false)?);
+    }
+    let (a, b) = (median(a), median(b));
+    println!("scheduler state machine alone (no sockets):");
+    println!("  without plugin: {:.3} s ({:.2} us/task)", b, per_task(b));
+    println!("  with dashboard: {:.3} s ({:.2} us/task)", a, per_task(a));
+    println!("  overhead:       {:+.1} %", 100.0 * (a - b) / b);
+    Ok(())
+}

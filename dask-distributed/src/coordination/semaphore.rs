@@ -1,0 +1,162 @@
+//! [`Semaphore`]: a named counting semaphore held on the scheduler.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use super::{checked_name, millis, next_id, unexpected, CoordinationTarget, Coordinator};
+use crate::scheduler::coordination::{CoordReply, CoordRequest};
+use crate::{Error, Result};
+
+/// A named semaphore of `max_leases` leases shared across the cluster, like
+/// `distributed.Semaphore`: at most `max_leases` acquisitions are held at
+/// once, cluster-wide. Leases of a client whose connection ends are given
+/// back. Waiters are served in arrival order.
+#[derive(Debug)]
+pub struct Semaphore {
+    coord: Coordinator,
+    name: String,
+    max_leases: u32,
+    /// Leases this handle holds, oldest first.
+    leases: Mutex<Vec<u64>>,
+}
+
+impl Semaphore {
+    /// A handle on semaphore `name` with `max_leases` leases.
+    ///
+    /// Errors: [`Error::InvalidConfig`] for an empty name or 0 leases;
+    /// [`Error::Coordination`] if the semaphore exists with another
+    /// `max_leases`.
+    pub fn new<T: CoordinationTarget + ?Sized>(
+        target: &T,
+        name: impl Into<String>,
+        max_leases: u32,
+    ) -> Result<Semaphore> {
+        let name = checked_name("semaphore", name.into())?;
+        if max_leases == 0 {
+            return Err(Error::InvalidConfig {
+                message: format!(
+                    "semaphore {name:?} with max_leases 0 could never be acquired: give at least 1"
+                ),
+            });
+        }
+        let sem = Semaphore {
+            coord: target.coordinator()?,
+            name,
+            max_leases,
+            leases: Mutex::new(Vec::new()),
+        };
+        sem.leases_taken()?; // declares it, refused on a max_leases conflict
+        Ok(sem)
+    }
+
+    /// The semaphore's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many leases the semaphore has.
+    pub fn max_leases(&self) -> u32 {
+        self.max_leases
+    }
+
+    fn take_lease(&self, timeout: Duration) -> Result<u64> {
+        let lease = next_id();
+        let request = CoordRequest::SemaphoreAcquire {
+            name: self.name.clone(),
+            max_leases: self.max_leases,
+            lease,
+            timeout_ms: millis(timeout),
+        };
+        match self.coord.request(request, Some(timeout), &|| {
+            format!("acquiring a lease of semaphore {:?}", self.name)
+        }) {
+            Ok(CoordReply::Done) => Ok(lease),
+            Ok(other) => Err(unexpected(other)),
+            Err(e) => {
+                if matches!(e, Error::Timeout { .. }) {
+                    self.coord.send(self.release_request(lease));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn release_request(&self, lease: u64) -> CoordRequest {
+        CoordRequest::SemaphoreRelease {
+            name: self.name.clone(),
+            lease,
+        }
+    }
+
+    /// Takes a lease, waiting up to `timeout` for one to free.
+    ///
+    /// Errors: [`Error::Timeout`] if none freed in time.
+    pub fn acquire(&self, timeout: Duration) -> Result<()> {
+        let lease = self.take_lease(timeout)?;
+        self.leases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(lease);
+        Ok(())
+    }
+
+    /// Takes a lease (waiting up to `timeout`) and returns a guard that
+    /// gives it back when dropped.
+    pub fn lease(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
+        let lease = self.take_lease(timeout)?;
+        Ok(SemaphoreGuard { sem: self, lease })
+    }
+
+    /// Gives back the oldest lease this handle took with
+    /// [`Semaphore::acquire`].
+    ///
+    /// Errors: [`Error::Coordination`] if this handle holds none.
+    pub fn release(&self) -> Result<()> {
+        let lease = {
+            let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+            if leases.is_empty() {
+                return Err(Error::Coordination {
+                    message: format!(
+                        "semaphore {:?}: this handle holds no lease to release; acquire before \
+                         releasing",
+                        self.name
+                    ),
+                });
+            }
+            leases.remove(0)
+        };
+        match self.coord.request(self.release_request(lease), None, &|| {
+            format!("releasing a lease of semaphore {:?}", self.name)
+        })? {
+            CoordReply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// How many leases are taken now, cluster-wide.
+    pub fn leases_taken(&self) -> Result<u64> {
+        let request = CoordRequest::SemaphoreRegister {
+            name: self.name.clone(),
+            max_leases: self.max_leases,
+        };
+        match self.coord.request(request, None, &|| {
+            format!("asking about semaphore {:?}", self.name)
+        })? {
+            CoordReply::Count(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// A lease of a [`Semaphore`], given back when dropped.
+#[derive(Debug)]
+pub struct SemaphoreGuard<'a> {
+    sem: &'a Semaphore,
+    lease: u64,
+}
+
+impl Drop for SemaphoreGuard<'_> {
+    fn drop(&mut self) {
+        self.sem.coord.send(self.sem.release_request(self.lease));
+    }
+}

@@ -1,0 +1,225 @@
+//! The dashboard's HTTP server (axum): pages, JSON API, metrics, health.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::model::{Snapshot, WorkerJson};
+use super::{metrics, Dashboard};
+use crate::{Error, Result};
+
+const STATUS_HTML: &str = include_str!("assets/status.html");
+const DASHBOARD_JS: &str = include_str!("assets/dashboard.js");
+const DASHBOARD_CSS: &str = include_str!("assets/dashboard.css");
+
+/// How often the event-loop lag is sampled.
+const LAG_TICK: Duration = Duration::from_millis(250);
+
+/// A running dashboard server; [`DashboardHandle::shutdown`] stops it.
+pub struct DashboardHandle {
+    addr: SocketAddr,
+    moved_from: Option<u16>,
+    server: JoinHandle<()>,
+    lag: JoinHandle<()>,
+}
+
+impl DashboardHandle {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The port asked for, when it was taken and the server moved to another.
+    pub fn moved_from(&self) -> Option<u16> {
+        self.moved_from
+    }
+
+    /// The status page's URL, `http://HOST:PORT/status`.
+    pub fn link(&self) -> String {
+        let host = if self.addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            self.addr.ip().to_string()
+        };
+        format!("http://{host}:{}/status", self.addr.port())
+    }
+
+    /// Stops serving.
+    pub fn shutdown(&self) {
+        self.server.abort();
+        self.lag.abort();
+    }
+}
+
+#[derive(Clone)]
+struct App {
+    dashboard: Dashboard,
+    /// Last event-loop lag sample, in nanoseconds.
+    lag_ns: Arc<AtomicU64>,
+}
+
+impl App {
+    fn lag_s(&self) -> f64 {
+        self.lag_ns.load(Ordering::Relaxed) as f64 / 1e9
+    }
+}
+
+/// Serves `dashboard` on `host:port` (port 0: any free port). When `port`
+/// is taken, serves on a free port instead and says so on stderr. Must be
+/// called inside a tokio runtime (the scheduler's).
+pub async fn serve(dashboard: &Dashboard, host: &str, port: u16) -> Result<DashboardHandle> {
+    let wanted = format!("{host}:{port}");
+    let bind_error = |addr: &str, source| Error::Dashboard {
+        addr: addr.to_owned(),
+        source,
+    };
+    let (listener, moved_from) = match TcpListener::bind(&wanted).await {
+        Ok(l) => (l, None),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 => {
+            let any = format!("{host}:0");
+            let l = TcpListener::bind(&any)
+                .await
+                .map_err(|e| bind_error(&any, e))?;
+            (l, Some(port))
+        }
+        Err(e) => return Err(bind_error(&wanted, e)),
+    };
+    let addr = listener.local_addr()?;
+    let app = App {
+        dashboard: dashboard.clone(),
+        lag_ns: Arc::new(AtomicU64::new(0)),
+    };
+    let lag_ns = app.lag_ns.clone();
+    let lag = tokio::spawn(async move {
+        loop {
+            let t0 = Instant::now();
+            tokio::time::sleep(LAG_TICK).await;
+            let late = t0.elapsed().saturating_sub(LAG_TICK);
+            lag_ns.store(
+                u64::try_from(late.as_nanos()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+        }
+    });
+    let router = router(app);
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            eprintln!("dask-rs dashboard: server stopped: {e}");
+        }
+    });
+    let handle = DashboardHandle {
+        addr,
+        moved_from,
+        server,
+        lag,
+    };
+    if let Some(port) = moved_from {
+        eprintln!(
+            "dashboard port {port} is already in use; the dashboard is at {} instead",
+            handle.link()
+        );
+    }
+    Ok(handle)
+}
+
+fn router(app: App) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::temporary("/status") }))
+        .route("/status", get(|| async { Html(STATUS_HTML) }))
+        .route(
+            "/static/dashboard.js",
+            get(|| async { text("text/javascript; charset=utf-8", DASHBOARD_JS) }),
+        )
+        .route(
+            "/static/dashboard.css",
+            get(|| async { text("text/css; charset=utf-8", DASHBOARD_CSS) }),
+        )
+        .route("/api/status", get(api_status))
+        .route("/api/workers", get(api_workers))
+        .route("/info/workers", get(info_workers))
+        .route("/metrics", get(metrics))
+        .route("/health", get(|| async { text("text/plain; charset=utf-8", "ok\n") }))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                "no such page: the dashboard is at /status (JSON under /api/status, /metrics, /health)\n",
+            )
+        })
+        .with_state(app)
+}
+
+fn text(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// `/api/status`: the snapshot plus the event-loop lag.
+#[derive(Serialize)]
+struct ApiStatus {
+    #[serde(flatten)]
+    snapshot: Snapshot,
+    event_loop_lag_s: f64,
+}
+
+async fn api_status(State(app): State<App>) -> Json<ApiStatus> {
+    Json(ApiStatus {
+        snapshot: app.dashboard.snapshot(),
+        event_loop_lag_s: app.lag_s(),
+    })
+}
+
+async fn api_workers(State(app): State<App>) -> Json<Vec<WorkerJson>> {
+    Json(app.dashboard.model().workers())
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let snapshot = app.dashboard.model().snapshot(0);
+    let body = metrics::render(&snapshot, app.lag_s());
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn info_workers(State(app): State<App>) -> Html<String> {
+    let workers = app.dashboard.model().workers();
+    let mut page = String::from(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>dask-rs workers</title>\
+         <link rel=\"stylesheet\" href=\"/static/dashboard.css\"></head><body>\
+         <h1>Workers</h1><p><a href=\"/status\">status</a></p><table id=\"workers\">\
+         <tr><th>id</th><th>address</th><th>threads</th><th>in flight</th>\
+         <th>memory (bytes)</th><th>tasks done</th></tr>",
+    );
+    for w in &workers {
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            w.id,
+            escape(&w.address),
+            w.nthreads,
+            w.in_flight,
+            w.memory_bytes,
+            w.tasks_done
+        );
+    }
+    let _ = write!(
+        page,
+        "</table><p>{} workers</p></body></html>",
+        workers.len()
+    );
+    Html(page)
+}

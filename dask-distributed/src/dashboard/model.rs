@@ -1,0 +1,450 @@
+//! What the dashboard shows, built from the scheduler's transitions: counts
+//! per task group and state, a bounded task stream, the worker table.
+//!
+//! The model keeps each live key's last state itself rather than trusting the
+//! `from` of a transition, so counts stay exact even when the scheduler
+//! reports a step twice (released -> waiting -> processing in one call).
+//! A key enters the counts at its first transition: a task submitted but
+//! never needed (the client culls those) stays invisible.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Instant;
+
+use dask_core::{Key, KeyMap};
+use serde::Serialize;
+
+use crate::scheduler::plugin::TaskTransition;
+use crate::scheduler::state::{Status, WorkerId};
+
+/// How many finished tasks the task stream remembers.
+pub const TASK_STREAM_CAPACITY: usize = 2000;
+
+/// Every state, in the order of [`StateCounts`]'s array.
+pub const STATES: [Status; 8] = [
+    Status::Released,
+    Status::Waiting,
+    Status::NoWorker,
+    Status::Queued,
+    Status::Processing,
+    Status::Memory,
+    Status::Erred,
+    Status::Forgotten,
+];
+
+/// Dask's name of a state (`no-worker`, `processing`, ...).
+pub fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Released => "released",
+        Status::Waiting => "waiting",
+        Status::NoWorker => "no-worker",
+        Status::Queued => "queued",
+        Status::Processing => "processing",
+        Status::Memory => "memory",
+        Status::Erred => "erred",
+        Status::Forgotten => "forgotten",
+    }
+}
+
+fn index(status: Status) -> usize {
+    STATES.iter().position(|s| *s == status).unwrap_or(0)
+}
+
+/// The task group of a key name, like Dask's `key_split`: the name without
+/// its tokens (`inc-3f2a9c0d...` -> `inc`, `sum-agg-77aa...` -> `sum-agg`).
+///
+/// ```
+/// use dask_distributed::dashboard::model::task_group;
+/// assert_eq!(task_group("inc-3f2a9c0d11aa"), "inc");
+/// assert_eq!(task_group("sum-agg-deadbeef00"), "sum-agg");
+/// assert_eq!(task_group("x"), "x");
+/// assert_eq!(task_group("m7"), "m7");
+/// ```
+pub fn task_group(name: &str) -> &str {
+    let mut end = 0;
+    for (i, word) in name.split('-').enumerate() {
+        let is_token = word.is_empty()
+            || word.bytes().all(|b| b.is_ascii_digit())
+            || (word.len() >= 8 && word.bytes().all(|b| b.is_ascii_hexdigit()));
+        if i > 0 && is_token {
+            break;
+        }
+        end = if i == 0 {
+            word.len()
+        } else {
+            end + 1 + word.len()
+        };
+    }
+    &name[..end]
+}
+
+/// Number of tasks in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts([u64; 8]);
+
+impl StateCounts {
+    /// Tasks in `status`.
+    pub fn get(&self, status: Status) -> u64 {
+        self.0[index(status)]
+    }
+
+    fn move_one(&mut self, from: Option<Status>, to: Status) {
+        if let Some(from) = from {
+            let c = &mut self.0[index(from)];
+            *c = c.saturating_sub(1);
+        }
+        self.0[index(to)] += 1;
+    }
+
+    /// The counts as JSON-friendly fields.
+    pub fn to_json(&self) -> CountsJson {
+        CountsJson {
+            released: self.get(Status::Released),
+            waiting: self.get(Status::Waiting),
+            no_worker: self.get(Status::NoWorker),
+            queued: self.get(Status::Queued),
+            processing: self.get(Status::Processing),
+            memory: self.get(Status::Memory),
+            erred: self.get(Status::Erred),
+            forgotten: self.get(Status::Forgotten),
+        }
+    }
+}
+
+/// Counts by state, as served by the JSON API.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct CountsJson {
+    /// Released (known, not running, not held).
+    pub released: u64,
+    /// Waiting for dependencies.
+    pub waiting: u64,
+    /// Ready, no worker to run it.
+    pub no_worker: u64,
+    /// Ready, held back while workers are saturated.
+    pub queued: u64,
+    /// Running on a worker.
+    pub processing: u64,
+    /// Held in a worker's memory.
+    pub memory: u64,
+    /// Failed.
+    pub erred: u64,
+    /// Removed from the scheduler.
+    pub forgotten: u64,
+}
+
+#[derive(Debug)]
+struct KeyEntry {
+    status: Status,
+    group: usize,
+    worker: Option<WorkerId>,
+    nbytes: u64,
+    started: f64,
+    computed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    name: String,
+    counts: StateCounts,
+    total: u64,
+    done: u64,
+}
+
+#[derive(Debug, Default)]
+struct Worker {
+    address: String,
+    nthreads: u32,
+    in_flight: u64,
+    memory: u64,
+    done: u64,
+}
+
+#[derive(Debug, Clone)]
+struct StreamEntry {
+    key: Key,
+    group: usize,
+    worker: WorkerId,
+    start: f64,
+    end: f64,
+    erred: bool,
+}
+
+/// The dashboard's state; fed by [`DashboardModel::apply`], read by snapshots.
+#[derive(Debug)]
+pub struct DashboardModel {
+    started: Instant,
+    keys: KeyMap<KeyEntry>,
+    groups: Vec<Group>,
+    group_index: HashMap<Box<str>, usize>,
+    counts: StateCounts,
+    finished_total: u64,
+    erred_total: u64,
+    transitions_total: u64,
+    workers: BTreeMap<WorkerId, Worker>,
+    stream: VecDeque<StreamEntry>,
+}
+
+impl Default for DashboardModel {
+    fn default() -> Self {
+        DashboardModel {
+            started: Instant::now(),
+            keys: KeyMap::default(),
+            groups: Vec::new(),
+            group_index: HashMap::new(),
+            counts: StateCounts::default(),
+            finished_total: 0,
+            erred_total: 0,
+            transitions_total: 0,
+            workers: BTreeMap::new(),
+            stream: VecDeque::new(),
+        }
+    }
+}
+
+impl DashboardModel {
+    /// An empty model; times are counted from now.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn group_of(&mut self, name: &str) -> usize {
+        let g = task_group(name);
+        if let Some(&i) = self.group_index.get(g) {
+            return i;
+        }
+        self.groups.push(Group {
+            name: g.to_owned(),
+            ..Default::default()
+        });
+        self.group_index.insert(g.into(), self.groups.len() - 1);
+        self.groups.len() - 1
+    }
+
+    /// Records one task transition.
+    pub fn apply(&mut self, t: &TaskTransition<'_>) {
+        self.transitions_total += 1;
+        if !self.keys.contains_key(t.key) {
+            let group = self.group_of(t.key.name());
+            self.groups[group].total += 1;
+            self.keys.insert(
+                t.key.clone(),
+                KeyEntry {
+                    status: Status::Released,
+                    group,
+                    worker: None,
+                    nbytes: 0,
+                    started: 0.0,
+                    computed: false,
+                },
+            );
+            // Released was never counted: the key enters the counts now.
+            self.counts.move_one(None, Status::Released);
+            self.groups[group].counts.move_one(None, Status::Released);
+        }
+        // Disjoint fields: the entry stays borrowed while the rest is updated.
+        let Some(e) = self.keys.get_mut(t.key) else {
+            return;
+        };
+        let prev = e.status;
+        if prev == t.to {
+            return; // the same step reported twice
+        }
+        let group = e.group;
+        e.status = t.to;
+        self.counts.move_one(Some(prev), t.to);
+        self.groups[group].counts.move_one(Some(prev), t.to);
+        if prev == Status::Processing {
+            if let Some(w) = e.worker.and_then(|w| self.workers.get_mut(&w)) {
+                w.in_flight = w.in_flight.saturating_sub(1);
+            }
+            if let (Some(worker), Status::Memory | Status::Erred) = (e.worker, t.to) {
+                if self.stream.len() == TASK_STREAM_CAPACITY {
+                    self.stream.pop_front();
+                }
+                self.stream.push_back(StreamEntry {
+                    key: t.key.clone(),
+                    group,
+                    worker,
+                    start: e.started,
+                    end: self.started.elapsed().as_secs_f64(),
+                    erred: t.to == Status::Erred,
+                });
+            }
+        }
+        if prev == Status::Memory {
+            if let Some(w) = e.worker.and_then(|w| self.workers.get_mut(&w)) {
+                w.memory = w.memory.saturating_sub(e.nbytes);
+            }
+        }
+        match t.to {
+            Status::Processing => {
+                e.worker = t.worker;
+                e.started = self.started.elapsed().as_secs_f64();
+                if let Some(w) = t.worker.and_then(|w| self.workers.get_mut(&w)) {
+                    w.in_flight += 1;
+                }
+            }
+            Status::Memory => {
+                e.nbytes = t.nbytes;
+                if t.worker.is_some() {
+                    e.worker = t.worker;
+                }
+                if let Some(w) = e.worker.and_then(|w| self.workers.get_mut(&w)) {
+                    w.memory += t.nbytes;
+                    w.done += 1;
+                }
+                self.finished_total += 1;
+                if !e.computed {
+                    e.computed = true;
+                    self.groups[group].done += 1;
+                }
+            }
+            Status::Erred => self.erred_total += 1,
+            Status::Forgotten => {
+                self.keys.remove(t.key);
+            }
+            _ => {}
+        }
+    }
+
+    /// Records a worker that joined.
+    pub fn add_worker(&mut self, worker: WorkerId, nthreads: u32) {
+        let w = self.workers.entry(worker).or_default();
+        w.nthreads = nthreads;
+    }
+
+    /// Records a worker's data address.
+    pub fn worker_address(&mut self, worker: WorkerId, address: &str) {
+        self.workers.entry(worker).or_default().address = address.to_owned();
+    }
+
+    /// Records a worker that left.
+    pub fn remove_worker(&mut self, worker: WorkerId) {
+        self.workers.remove(&worker);
+    }
+
+    /// Everything the page shows, with at most `stream` task-stream entries
+    /// (the newest).
+    pub fn snapshot(&self, stream: usize) -> Snapshot {
+        Snapshot {
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            tasks: self.counts.to_json(),
+            tasks_seen: self.groups.iter().map(|g| g.total).sum(),
+            tasks_done: self.groups.iter().map(|g| g.done).sum(),
+            finished_total: self.finished_total,
+            erred_total: self.erred_total,
+            transitions_total: self.transitions_total,
+            groups: self
+                .groups
+                .iter()
+                .map(|g| GroupJson {
+                    name: g.name.clone(),
+                    total: g.total,
+                    done: g.done,
+                    counts: g.counts.to_json(),
+                })
+                .collect(),
+            workers: self.workers(),
+            stream: self
+                .stream
+                .iter()
+                .skip(self.stream.len().saturating_sub(stream))
+                .map(|s| StreamJson {
+                    key: s.key.to_string(),
+                    group: self.groups[s.group].name.clone(),
+                    worker: s.worker,
+                    start_s: s.start,
+                    end_s: s.end,
+                    erred: s.erred,
+                })
+                .collect(),
+        }
+    }
+
+    /// The worker table.
+    pub fn workers(&self) -> Vec<WorkerJson> {
+        self.workers
+            .iter()
+            .map(|(id, w)| WorkerJson {
+                id: *id,
+                address: w.address.clone(),
+                nthreads: w.nthreads,
+                in_flight: w.in_flight,
+                memory_bytes: w.memory,
+                tasks_done: w.done,
+            })
+            .collect()
+    }
+}
+
+/// One task group's progress.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupJson {
+    /// The group's name (key prefix).
+    pub name: String,
+    /// Distinct keys of the group seen so far.
+    pub total: u64,
+    /// Distinct keys computed at least once.
+    pub done: u64,
+    /// Keys by current state.
+    pub counts: CountsJson,
+}
+
+/// One worker's row.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerJson {
+    /// The scheduler's number for it.
+    pub id: WorkerId,
+    /// Where it serves its data.
+    pub address: String,
+    /// Task threads.
+    pub nthreads: u32,
+    /// Tasks sent to it and not finished.
+    pub in_flight: u64,
+    /// Bytes of results it holds, as reported when they finished.
+    pub memory_bytes: u64,
+    /// Tasks it finished.
+    pub tasks_done: u64,
+}
+
+/// One finished task in the task stream (times in seconds since the
+/// dashboard started, as seen by the scheduler).
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamJson {
+    /// The key, as Dask prints it.
+    pub key: String,
+    /// Its task group.
+    pub group: String,
+    /// The worker that ran it.
+    pub worker: WorkerId,
+    /// When the scheduler sent it.
+    pub start_s: f64,
+    /// When the scheduler heard it finished.
+    pub end_s: f64,
+    /// Whether it failed.
+    pub erred: bool,
+}
+
+/// The whole dashboard state at one moment, as `/api/status` serves it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// Seconds since the dashboard started.
+    pub uptime_s: f64,
+    /// Tasks by current state (forgotten: removed so far).
+    pub tasks: CountsJson,
+    /// Distinct keys seen.
+    pub tasks_seen: u64,
+    /// Distinct keys computed at least once.
+    pub tasks_done: u64,
+    /// Transitions to memory (recomputations count again).
+    pub finished_total: u64,
+    /// Transitions to erred.
+    pub erred_total: u64,
+    /// All transitions seen.
+    pub transitions_total: u64,
+    /// Progress per task group, in order of appearance.
+    pub groups: Vec<GroupJson>,
+    /// The worker table.
+    pub workers: Vec<WorkerJson>,
+    /// The newest task-stream entries, oldest first.
+    pub stream: Vec<StreamJson>,
+}
