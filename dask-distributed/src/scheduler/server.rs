@@ -435,7 +435,7 @@ fn from_client(
     cancelled: &mut RecentlyCancelled,
     client: ClientId,
     msg: ToScheduler,
-) -> Result<Vec<Event>, ToScheduler> {
+) -> Result<Vec<Event>, Box<ToScheduler>> {
     let reply = |m: Result<Message>| {
         if let (Some(tx), Ok(m)) = (clients.get(&client), m) {
             let _ = tx.send(m);
@@ -535,7 +535,7 @@ fn from_client(
             Ok(Vec::new())
         }
         ToScheduler::Coordination { .. } => Ok(Vec::new()), // served by the core
-        other => Err(other),
+        other => Err(Box::new(other)),
     }
 }
 
