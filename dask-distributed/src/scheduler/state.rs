@@ -92,7 +92,11 @@ pub enum Event {
         /// The worker.
         worker: WorkerId,
     },
-    /// A client submitted tasks and wants `wanted`.
+    /// A client submitted tasks and wants `wanted`. Invalid input (a new
+    /// task reading a key neither submitted nor known, reading itself or on a
+    /// cycle, two different tasks under one key, a wanted key nobody submits)
+    /// is refused: each wanted key concerned is reported erred to this
+    /// client, with what was wrong and how to fix it; nothing else changes.
     UpdateGraph {
         /// The client.
         client: ClientId,
