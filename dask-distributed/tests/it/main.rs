@@ -12,4 +12,5 @@ mod properties;
 mod protocol;
 mod resilience;
 mod scheduler_state;
+mod state_properties;
 mod task_encoding;
