@@ -361,6 +361,30 @@ impl Inner {
         Ok(Err(rx))
     }
 
+    /// For each of `keys`, its report if one arrived, else a waiter for it:
+    /// one lock for the whole batch.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn outcomes_or_waiters(
+        &self,
+        keys: &[Key],
+    ) -> Result<Vec<std::result::Result<Reported, oneshot::Receiver<Reported>>>> {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut states = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(o) = p.outcomes.get(key) {
+                states.push(Ok(o.clone()));
+                continue;
+            }
+            if p.closed {
+                return Err(Error::Closed);
+            }
+            let (tx, rx) = oneshot::channel();
+            p.reports.entry(key.clone()).or_default().push(tx);
+            states.push(Err(rx));
+        }
+        Ok(states)
+    }
+
     /// The last report for `key`, without waiting.
     pub(crate) fn outcome(&self, key: &Key) -> Option<Reported> {
         self.pending
@@ -919,13 +943,42 @@ async fn fetch_available(
             missing.push(key.clone());
         }
     }
-    for (addr, keys) in by_worker {
-        match peers.fetch(addr, &keys).await {
+    // One request per worker, all in flight at once.
+    let requests = by_worker.into_iter().map(|(addr, keys)| async move {
+        let fetched = peers.fetch(addr, &keys).await;
+        (keys, fetched)
+    });
+    for (keys, fetched) in join_all(requests.collect()).await {
+        match fetched {
             Ok(fetched) => values.extend(keys.into_iter().zip(fetched)),
             Err(_) => missing.extend(keys), // the worker died meanwhile
         }
     }
     (values, missing)
+}
+
+/// Runs `futures` concurrently on this task and gives their outputs in order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// A task error from the cluster as the same typed error local schedulers give.

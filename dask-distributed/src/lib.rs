@@ -80,15 +80,15 @@ pub mod futures;
 pub mod fuzz;
 pub mod local;
 pub mod messages;
+pub mod metrics;
 pub mod options;
 pub mod persist;
-pub mod metrics;
 pub mod process;
 pub mod protocol;
 pub mod scatter;
 pub mod scheduler;
-pub mod waiting;
 pub mod spill;
+pub mod waiting;
 pub mod worker;
 
 pub use client::{Client, WorkerInfo};

@@ -111,7 +111,8 @@ pub(crate) fn put(data_addr: &str, values: &[(Key, Value)]) -> bool {
         return false;
     };
     for (k, v) in values {
-        let nbytes = dask_core::sizeof::sizeof_registered(v).unwrap_or(dask_core::sizeof::DEFAULT_SIZEOF);
+        let nbytes =
+            dask_core::sizeof::sizeof_registered(v).unwrap_or(dask_core::sizeof::DEFAULT_SIZEOF);
         memory.insert(k.clone(), v.clone(), nbytes);
     }
     true

@@ -2,12 +2,13 @@
 
 mod cluster;
 mod coordination;
-mod futures_api;
-mod futures_state;
-mod hostile;
 mod dashboard;
 #[cfg(unix)]
 mod dashboard_browser;
+mod futures_api;
+mod futures_state;
+mod gather;
+mod hostile;
 mod properties;
 mod protocol;
 mod resilience;
