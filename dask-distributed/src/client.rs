@@ -90,6 +90,10 @@ struct Pending {
     kept_tokens: Vec<u64>,
     /// Cancelled keys: later reports for them are ignored until resubmitted.
     cancelled: HashSet<Key>,
+    /// Keys let go of but not yet told to the scheduler: dropping many
+    /// futures sends one release message, not one per future. Sent before
+    /// any other message, so the scheduler sees events in the client's order.
+    releasing: Vec<Key>,
     closed: bool,
 }
 
@@ -162,6 +166,17 @@ impl Pending {
         self.outcomes.insert(key.clone(), Reported::Cancelled);
         for waiter in self.reports.remove(key).unwrap_or_default() {
             let _ = waiter.send(Reported::Cancelled);
+        }
+    }
+
+    /// Sends the buffered releases (before any other message goes).
+    fn flush_releases(&mut self, tx: &UnboundedSender<Message>) {
+        if self.releasing.is_empty() {
+            return;
+        }
+        let keys = std::mem::take(&mut self.releasing);
+        if let Ok(m) = messages::message("release", &ToScheduler::ReleaseKeys { keys }) {
+            let _ = tx.send(m);
         }
     }
 
@@ -339,6 +354,7 @@ impl Inner {
             wanted.push(key);
         }
         let update = ToScheduler::UpdateGraph { tasks, wanted };
+        p.flush_releases(&self.tx);
         self.tx
             .send(messages::message("update-graph", &update)?)
             .map_err(|_| Error::Closed)
@@ -436,7 +452,7 @@ impl Inner {
         if p.closed {
             return Err(Error::Closed);
         }
-        self.send("cancel", &ToScheduler::Cancel { keys })
+        self.send(&mut p, "cancel", &ToScheduler::Cancel { keys })
     }
 
     /// Reruns held keys that erred (and the erred tasks they read): their
@@ -459,7 +475,7 @@ impl Inner {
         if erred.is_empty() {
             return Ok(());
         }
-        self.send("retry", &ToScheduler::Retry { keys: erred })
+        self.send(&mut p, "retry", &ToScheduler::Retry { keys: erred })
     }
 
     /// Asks the scheduler to keep `keys` until they finish, whoever holds them.
@@ -475,7 +491,11 @@ impl Inner {
                 e.refs += 1;
             }
         }
-        self.send("fire-and-forget", &ToScheduler::FireAndForget { keys })
+        self.send(
+            &mut p,
+            "fire-and-forget",
+            &ToScheduler::FireAndForget { keys },
+        )
     }
 
     /// Holds `keys` (scattered values just stored on `workers`) and tells the
@@ -493,7 +513,11 @@ impl Inner {
         for (k, _, _) in &keys {
             *p.wanted.entry(k.clone()).or_default() += 1;
         }
-        self.send("update-data", &ToScheduler::UpdateData { keys, workers })
+        self.send(
+            &mut p,
+            "update-data",
+            &ToScheduler::UpdateData { keys, workers },
+        )
     }
 
     /// Asks the scheduler a question.
@@ -506,7 +530,7 @@ impl Inner {
             }
             let id = p.next_id();
             p.answers.insert(id, tx);
-            self.send("query", &ToScheduler::Query { id, query })?;
+            self.send(&mut p, "query", &ToScheduler::Query { id, query })?;
         }
         rx.await.map_err(|_| Error::Closed)
     }
@@ -525,7 +549,11 @@ impl Inner {
         }
         let id = p.next_id();
         p.coordination.insert(id, tx);
-        self.send("coordination", &ToScheduler::Coordination { id, request })?;
+        self.send(
+            &mut p,
+            "coordination",
+            &ToScheduler::Coordination { id, request },
+        )?;
         Ok(rx)
     }
 
@@ -570,7 +598,8 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        p.flush_releases(&self.tx);
         crate::local::remove_tasks(&p.kept_tokens);
         let tokens: Vec<u64> = p.local_tokens.values().map(|e| e.token).collect();
         crate::local::remove_tasks(&tokens);
@@ -657,7 +686,9 @@ impl Inner {
         })
     }
 
-    fn send(&self, what: &'static str, msg: &ToScheduler) -> Result<()> {
+    /// Sends `msg` after any buffered releases; `p` is the held lock.
+    fn send(&self, p: &mut Pending, what: &'static str, msg: &ToScheduler) -> Result<()> {
+        p.flush_releases(&self.tx);
         self.tx
             .send(messages::message(what, msg)?)
             .map_err(|_| Error::Closed)
@@ -754,6 +785,7 @@ impl Inner {
             tasks,
             wanted: wanted.to_vec(),
         };
+        p.flush_releases(&self.tx);
         self.tx
             .send(messages::message("update-graph", &update)?)
             .map_err(|_| Error::Closed)?;
@@ -823,12 +855,22 @@ impl Inner {
                 }
             }
         }
-        if !unwanted.is_empty() {
-            if let Ok(m) =
-                messages::message("release", &ToScheduler::ReleaseKeys { keys: unwanted })
-            {
-                let _ = self.tx.send(m);
-            }
+        if unwanted.is_empty() || p.closed {
+            return;
+        }
+        // Buffered: futures dropped one by one go out in one message, sent
+        // by a task on the client's runtime (or by the next message).
+        let first = p.releasing.is_empty();
+        p.releasing.extend(unwanted);
+        if first {
+            let (pending, tx) = (self.pending.clone(), self.tx.clone());
+            self.runtime.spawn(async move {
+                tokio::task::yield_now().await;
+                pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .flush_releases(&tx);
+            });
         }
     }
 
@@ -912,7 +954,10 @@ impl Inner {
             id,
             keys: keys.to_vec(),
         };
-        self.send("who-has", &request)?;
+        {
+            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            self.send(&mut p, "who-has", &request)?;
+        }
         rx.await.map_err(|_| Error::Closed)
     }
 }
