@@ -70,9 +70,67 @@ pub struct WorkerInfo {
     pub nthreads: u32,
 }
 
+/// Someone waiting for a key's next report.
+pub(crate) enum Waiter {
+    /// One key's waiter, given the report.
+    One(oneshot::Sender<Reported>),
+    /// A batch waiting for many keys (a gather), woken once: when the last
+    /// of them is in memory, or at the first that is not.
+    Batch(Arc<BatchWait>),
+}
+
+impl Waiter {
+    fn send(self, report: Reported) {
+        match self {
+            Waiter::One(tx) => {
+                let _ = tx.send(report);
+            }
+            Waiter::Batch(batch) => batch.report(&report),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            Waiter::One(tx) => tx.is_closed(),
+            Waiter::Batch(batch) => batch
+                .done
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .is_none_or(oneshot::Sender::is_closed),
+        }
+    }
+}
+
+/// The shared state of a [`Waiter::Batch`].
+pub(crate) struct BatchWait {
+    remaining: std::sync::atomic::AtomicUsize,
+    done: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl BatchWait {
+    fn report(&self, report: &Reported) {
+        let last = || {
+            self.remaining
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+                == 1
+        };
+        if *report != Reported::Memory || last() {
+            let done = self
+                .done
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Pending {
-    reports: HashMap<Key, Vec<oneshot::Sender<Reported>>>,
+    reports: HashMap<Key, Vec<Waiter>>,
     who_has: HashMap<u64, oneshot::Sender<WhoHas>>,
     answers: HashMap<u64, oneshot::Sender<Answer>>,
     /// Waiters for coordination replies (see [`crate::coordination`]).
@@ -165,7 +223,7 @@ impl Pending {
         self.cancelled.insert(key.clone());
         self.outcomes.insert(key.clone(), Reported::Cancelled);
         for waiter in self.reports.remove(key).unwrap_or_default() {
-            let _ = waiter.send(Reported::Cancelled);
+            waiter.send(Reported::Cancelled);
         }
     }
 
@@ -373,32 +431,50 @@ impl Inner {
             return Err(Error::Closed);
         }
         let (tx, rx) = oneshot::channel();
-        p.reports.entry(key.clone()).or_default().push(tx);
+        p.reports
+            .entry(key.clone())
+            .or_default()
+            .push(Waiter::One(tx));
         Ok(Err(rx))
     }
 
-    /// For each of `keys`, its report if one arrived, else a waiter for it:
-    /// one lock for the whole batch.
+    /// The reports of `keys` (in order; `None` for one not reported yet),
+    /// and, when some are not reported, one waiter woken when the last of
+    /// them is in memory or at the first that is not.
     #[allow(clippy::type_complexity)]
-    pub(crate) fn outcomes_or_waiters(
+    pub(crate) fn outcomes_or_batch_waiter(
         &self,
         keys: &[Key],
-    ) -> Result<Vec<std::result::Result<Reported, oneshot::Receiver<Reported>>>> {
+    ) -> Result<(Vec<Option<Reported>>, Option<oneshot::Receiver<()>>)> {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut states = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(o) = p.outcomes.get(key) {
-                states.push(Ok(o.clone()));
-                continue;
-            }
-            if p.closed {
-                return Err(Error::Closed);
-            }
-            let (tx, rx) = oneshot::channel();
-            p.reports.entry(key.clone()).or_default().push(tx);
-            states.push(Err(rx));
+        let outcomes: Vec<Option<Reported>> =
+            keys.iter().map(|k| p.outcomes.get(k).cloned()).collect();
+        let mut pending: Vec<&Key> = keys
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| o.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        if pending.is_empty() {
+            return Ok((outcomes, None));
         }
-        Ok(states)
+        if p.closed {
+            return Err(Error::Closed);
+        }
+        pending.sort();
+        pending.dedup();
+        let (tx, rx) = oneshot::channel();
+        let batch = Arc::new(BatchWait {
+            remaining: pending.len().into(),
+            done: Mutex::new(Some(tx)),
+        });
+        for k in pending {
+            p.reports
+                .entry(k.clone())
+                .or_default()
+                .push(Waiter::Batch(batch.clone()));
+        }
+        Ok((outcomes, Some(rx)))
     }
 
     /// The last report for `key`, without waiting.
@@ -636,7 +712,7 @@ impl Inner {
                             }
                             let outcome = Reported::from(outcome);
                             for waiter in p.reports.remove(&key).unwrap_or_default() {
-                                let _ = waiter.send(outcome.clone());
+                                waiter.send(outcome.clone());
                             }
                             if p.wanted.contains_key(&key) {
                                 p.outcomes.insert(key, outcome);
@@ -773,7 +849,10 @@ impl Inner {
             .iter()
             .map(|k| {
                 let (tx, rx) = oneshot::channel();
-                p.reports.entry(k.clone()).or_default().push(tx);
+                p.reports
+                    .entry(k.clone())
+                    .or_default()
+                    .push(Waiter::One(tx));
                 *p.wanted.entry(k.clone()).or_default() += 1;
                 if p.cancelled.remove(k) {
                     p.outcomes.remove(k);
@@ -884,7 +963,10 @@ impl Inner {
             .iter()
             .map(|k| {
                 let (tx, rx) = oneshot::channel();
-                p.reports.entry(k.clone()).or_default().push(tx);
+                p.reports
+                    .entry(k.clone())
+                    .or_default()
+                    .push(Waiter::One(tx));
                 (k.clone(), rx)
             })
             .collect())

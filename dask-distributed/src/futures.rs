@@ -119,18 +119,23 @@ pub(crate) async fn fetch_value(inner: Arc<Inner>, key: Key) -> Result<Value> {
     })
 }
 
-/// Waits for the reports of `keys` (in order: the first failure in the list
-/// is the error), then brings all their values here in one batch.
+/// Waits for the reports of `keys` (one wake for the whole batch; the first
+/// failure in the list is the error), then brings all their values here in
+/// one batch.
 async fn gather_values(inner: Arc<Inner>, keys: Vec<Key>) -> Result<HashMap<Key, Value>> {
-    for (key, state) in keys.iter().zip(inner.outcomes_or_waiters(&keys)?) {
-        let outcome = match state {
-            Ok(outcome) => outcome,
-            Err(waiter) => waiter.await.map_err(|_| Error::Closed)?,
-        };
-        match outcome {
-            Reported::Erred(e) => return Err(Error::Core(inner.failure(e))),
-            Reported::Cancelled => return Err(Error::Cancelled { key: key.clone() }),
-            Reported::Memory => {}
+    loop {
+        let (outcomes, waiter) = inner.outcomes_or_batch_waiter(&keys)?;
+        for (key, outcome) in keys.iter().zip(&outcomes) {
+            match outcome {
+                Some(Reported::Erred(e)) => return Err(Error::Core(inner.failure(e.clone()))),
+                Some(Reported::Cancelled) => return Err(Error::Cancelled { key: key.clone() }),
+                Some(Reported::Memory) | None => {}
+            }
+        }
+        match waiter {
+            // Woken: every key in memory, or one failed (read again above).
+            Some(waiter) => waiter.await.map_err(|_| Error::Closed)?,
+            None => break,
         }
     }
     let mut unique = keys;
