@@ -7,6 +7,7 @@ mod dashboard;
 mod dashboard_browser;
 mod futures_api;
 mod futures_state;
+mod gather;
 mod hostile;
 mod properties;
 mod protocol;
