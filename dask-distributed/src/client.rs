@@ -70,9 +70,67 @@ pub struct WorkerInfo {
     pub nthreads: u32,
 }
 
+/// Someone waiting for a key's next report.
+pub(crate) enum Waiter {
+    /// One key's waiter, given the report.
+    One(oneshot::Sender<Reported>),
+    /// A batch waiting for many keys (a gather), woken once: when the last
+    /// of them is in memory, or at the first that is not.
+    Batch(Arc<BatchWait>),
+}
+
+impl Waiter {
+    fn send(self, report: Reported) {
+        match self {
+            Waiter::One(tx) => {
+                let _ = tx.send(report);
+            }
+            Waiter::Batch(batch) => batch.report(&report),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            Waiter::One(tx) => tx.is_closed(),
+            Waiter::Batch(batch) => batch
+                .done
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .is_none_or(oneshot::Sender::is_closed),
+        }
+    }
+}
+
+/// The shared state of a [`Waiter::Batch`].
+pub(crate) struct BatchWait {
+    remaining: std::sync::atomic::AtomicUsize,
+    done: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl BatchWait {
+    fn report(&self, report: &Reported) {
+        let last = || {
+            self.remaining
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+                == 1
+        };
+        if *report != Reported::Memory || last() {
+            let done = self
+                .done
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Pending {
-    reports: HashMap<Key, Vec<oneshot::Sender<Reported>>>,
+    reports: HashMap<Key, Vec<Waiter>>,
     who_has: HashMap<u64, oneshot::Sender<WhoHas>>,
     answers: HashMap<u64, oneshot::Sender<Answer>>,
     /// Waiters for coordination replies (see [`crate::coordination`]).
@@ -90,6 +148,10 @@ struct Pending {
     kept_tokens: Vec<u64>,
     /// Cancelled keys: later reports for them are ignored until resubmitted.
     cancelled: HashSet<Key>,
+    /// Keys let go of but not yet told to the scheduler: dropping many
+    /// futures sends one release message, not one per future. Sent before
+    /// any other message, so the scheduler sees events in the client's order.
+    releasing: Vec<Key>,
     closed: bool,
 }
 
@@ -161,7 +223,18 @@ impl Pending {
         self.cancelled.insert(key.clone());
         self.outcomes.insert(key.clone(), Reported::Cancelled);
         for waiter in self.reports.remove(key).unwrap_or_default() {
-            let _ = waiter.send(Reported::Cancelled);
+            waiter.send(Reported::Cancelled);
+        }
+    }
+
+    /// Sends the buffered releases (before any other message goes).
+    fn flush_releases(&mut self, tx: &UnboundedSender<Message>) {
+        if self.releasing.is_empty() {
+            return;
+        }
+        let keys = std::mem::take(&mut self.releasing);
+        if let Ok(m) = messages::message("release", &ToScheduler::ReleaseKeys { keys }) {
+            let _ = tx.send(m);
         }
     }
 
@@ -366,6 +439,7 @@ impl Inner {
             wanted.push(key);
         }
         let update = ToScheduler::UpdateGraph { tasks, wanted };
+        p.flush_releases(&self.tx);
         self.tx
             .send(messages::message("update-graph", &update)?)
             .map_err(|_| Error::Closed)
@@ -384,8 +458,50 @@ impl Inner {
             return Err(Error::Closed);
         }
         let (tx, rx) = oneshot::channel();
-        p.reports.entry(key.clone()).or_default().push(tx);
+        p.reports
+            .entry(key.clone())
+            .or_default()
+            .push(Waiter::One(tx));
         Ok(Err(rx))
+    }
+
+    /// The reports of `keys` (in order; `None` for one not reported yet),
+    /// and, when some are not reported, one waiter woken when the last of
+    /// them is in memory or at the first that is not.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn outcomes_or_batch_waiter(
+        &self,
+        keys: &[Key],
+    ) -> Result<(Vec<Option<Reported>>, Option<oneshot::Receiver<()>>)> {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let outcomes: Vec<Option<Reported>> =
+            keys.iter().map(|k| p.outcomes.get(k).cloned()).collect();
+        let mut pending: Vec<&Key> = keys
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| o.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        if pending.is_empty() {
+            return Ok((outcomes, None));
+        }
+        if p.closed {
+            return Err(Error::Closed);
+        }
+        pending.sort();
+        pending.dedup();
+        let (tx, rx) = oneshot::channel();
+        let batch = Arc::new(BatchWait {
+            remaining: pending.len().into(),
+            done: Mutex::new(Some(tx)),
+        });
+        for k in pending {
+            p.reports
+                .entry(k.clone())
+                .or_default()
+                .push(Waiter::Batch(batch.clone()));
+        }
+        Ok((outcomes, Some(rx)))
     }
 
     /// The last report for `key`, without waiting.
@@ -439,7 +555,7 @@ impl Inner {
         if p.closed {
             return Err(Error::Closed);
         }
-        self.send("cancel", &ToScheduler::Cancel { keys })
+        self.send(&mut p, "cancel", &ToScheduler::Cancel { keys })
     }
 
     /// Reruns held keys that erred (and the erred tasks they read): their
@@ -462,7 +578,7 @@ impl Inner {
         if erred.is_empty() {
             return Ok(());
         }
-        self.send("retry", &ToScheduler::Retry { keys: erred })
+        self.send(&mut p, "retry", &ToScheduler::Retry { keys: erred })
     }
 
     /// Asks the scheduler to keep `keys` until they finish, whoever holds them.
@@ -478,7 +594,11 @@ impl Inner {
                 e.refs += 1;
             }
         }
-        self.send("fire-and-forget", &ToScheduler::FireAndForget { keys })
+        self.send(
+            &mut p,
+            "fire-and-forget",
+            &ToScheduler::FireAndForget { keys },
+        )
     }
 
     /// Holds `keys` (scattered values just stored on `workers`) and tells the
@@ -496,7 +616,11 @@ impl Inner {
         for (k, _, _) in &keys {
             *p.wanted.entry(k.clone()).or_default() += 1;
         }
-        self.send("update-data", &ToScheduler::UpdateData { keys, workers })
+        self.send(
+            &mut p,
+            "update-data",
+            &ToScheduler::UpdateData { keys, workers },
+        )
     }
 
     /// Asks the scheduler a question.
@@ -509,7 +633,7 @@ impl Inner {
             }
             let id = p.next_id();
             p.answers.insert(id, tx);
-            self.send("query", &ToScheduler::Query { id, query })?;
+            self.send(&mut p, "query", &ToScheduler::Query { id, query })?;
         }
         rx.await.map_err(|_| Error::Closed)
     }
@@ -528,7 +652,11 @@ impl Inner {
         }
         let id = p.next_id();
         p.coordination.insert(id, tx);
-        self.send("coordination", &ToScheduler::Coordination { id, request })?;
+        self.send(
+            &mut p,
+            "coordination",
+            &ToScheduler::Coordination { id, request },
+        )?;
         Ok(rx)
     }
 
@@ -573,7 +701,8 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        p.flush_releases(&self.tx);
         crate::local::remove_tasks(&p.kept_tokens);
         let tokens: Vec<u64> = p.local_tokens.values().map(|e| e.token).collect();
         crate::local::remove_tasks(&tokens);
@@ -610,7 +739,7 @@ impl Inner {
                             }
                             let outcome = Reported::from(outcome);
                             for waiter in p.reports.remove(&key).unwrap_or_default() {
-                                let _ = waiter.send(outcome.clone());
+                                waiter.send(outcome.clone());
                             }
                             if p.wanted.contains_key(&key) {
                                 p.outcomes.insert(key, outcome);
@@ -660,7 +789,9 @@ impl Inner {
         })
     }
 
-    fn send(&self, what: &'static str, msg: &ToScheduler) -> Result<()> {
+    /// Sends `msg` after any buffered releases; `p` is the held lock.
+    fn send(&self, p: &mut Pending, what: &'static str, msg: &ToScheduler) -> Result<()> {
+        p.flush_releases(&self.tx);
         self.tx
             .send(messages::message(what, msg)?)
             .map_err(|_| Error::Closed)
@@ -745,7 +876,10 @@ impl Inner {
             .iter()
             .map(|k| {
                 let (tx, rx) = oneshot::channel();
-                p.reports.entry(k.clone()).or_default().push(tx);
+                p.reports
+                    .entry(k.clone())
+                    .or_default()
+                    .push(Waiter::One(tx));
                 *p.wanted.entry(k.clone()).or_default() += 1;
                 if p.cancelled.remove(k) {
                     p.outcomes.remove(k);
@@ -757,6 +891,7 @@ impl Inner {
             tasks,
             wanted: wanted.to_vec(),
         };
+        p.flush_releases(&self.tx);
         self.tx
             .send(messages::message("update-graph", &update)?)
             .map_err(|_| Error::Closed)?;
@@ -826,12 +961,22 @@ impl Inner {
                 }
             }
         }
-        if !unwanted.is_empty() {
-            if let Ok(m) =
-                messages::message("release", &ToScheduler::ReleaseKeys { keys: unwanted })
-            {
-                let _ = self.tx.send(m);
-            }
+        if unwanted.is_empty() || p.closed {
+            return;
+        }
+        // Buffered: futures dropped one by one go out in one message, sent
+        // by a task on the client's runtime (or by the next message).
+        let first = p.releasing.is_empty();
+        p.releasing.extend(unwanted);
+        if first {
+            let (pending, tx) = (self.pending.clone(), self.tx.clone());
+            self.runtime.spawn(async move {
+                tokio::task::yield_now().await;
+                pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .flush_releases(&tx);
+            });
         }
     }
 
@@ -845,7 +990,10 @@ impl Inner {
             .iter()
             .map(|k| {
                 let (tx, rx) = oneshot::channel();
-                p.reports.entry(k.clone()).or_default().push(tx);
+                p.reports
+                    .entry(k.clone())
+                    .or_default()
+                    .push(Waiter::One(tx));
                 (k.clone(), rx)
             })
             .collect())
@@ -915,7 +1063,10 @@ impl Inner {
             id,
             keys: keys.to_vec(),
         };
-        self.send("who-has", &request)?;
+        {
+            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            self.send(&mut p, "who-has", &request)?;
+        }
         rx.await.map_err(|_| Error::Closed)
     }
 }
@@ -946,13 +1097,42 @@ async fn fetch_available(
             missing.push(key.clone());
         }
     }
-    for (addr, keys) in by_worker {
-        match peers.fetch(addr, &keys).await {
+    // One request per worker, all in flight at once.
+    let requests = by_worker.into_iter().map(|(addr, keys)| async move {
+        let fetched = peers.fetch(addr, &keys).await;
+        (keys, fetched)
+    });
+    for (keys, fetched) in join_all(requests.collect()).await {
+        match fetched {
             Ok(fetched) => values.extend(keys.into_iter().zip(fetched)),
             Err(_) => missing.extend(keys), // the worker died meanwhile
         }
     }
     (values, missing)
+}
+
+/// Runs `futures` concurrently on this task and gives their outputs in order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// A task error from the cluster as the same typed error local schedulers give.

@@ -3,6 +3,7 @@
 //! submits can take it as an argument without it coming back to the client.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -116,6 +117,31 @@ pub(crate) async fn fetch_value(inner: Arc<Inner>, key: Key) -> Result<Value> {
         what: "gather",
         detail: format!("no value for {key}"),
     })
+}
+
+/// Waits for the reports of `keys` (one wake for the whole batch; the first
+/// failure in the list is the error), then brings all their values here in
+/// one batch.
+async fn gather_values(inner: Arc<Inner>, keys: Vec<Key>) -> Result<HashMap<Key, Value>> {
+    loop {
+        let (outcomes, waiter) = inner.outcomes_or_batch_waiter(&keys)?;
+        for (key, outcome) in keys.iter().zip(&outcomes) {
+            match outcome {
+                Some(Reported::Erred(e)) => return Err(Error::Core(inner.failure(e.clone()))),
+                Some(Reported::Cancelled) => return Err(Error::Cancelled { key: key.clone() }),
+                Some(Reported::Memory) | None => {}
+            }
+        }
+        match waiter {
+            // Woken: every key in memory, or one failed (read again above).
+            Some(waiter) => waiter.await.map_err(|_| Error::Closed)?,
+            None => break,
+        }
+    }
+    let mut unique = keys;
+    unique.sort();
+    unique.dedup();
+    inner.gather(&unique).await
 }
 
 /// `fut.await` (or `(&fut).await`) inside a tokio runtime gives the value
@@ -350,9 +376,47 @@ impl Client {
         Ok(keys.into_iter().map(|k| self.future_of(k)).collect())
     }
 
-    /// The values of several futures, in order.
+    /// The values of several futures, in order, like `client.gather(futures)`
+    /// (with Dask's `errors="raise"`): the first future in the list that
+    /// failed gives its task's error ([`dask_core::Error::TaskFailed`]), a
+    /// cancelled one [`Error::Cancelled`].
+    ///
+    /// Batched: one wait for every report, one who-has question for all keys,
+    /// and one data request per holding worker, sent to all of them at once
+    /// (in-process workers hand their values over without copying). A value
+    /// lost with its worker meanwhile is waited for while the scheduler
+    /// recomputes it.
     pub fn gather<T: Any + Clone + Send + Sync>(&self, futures: &[Future<T>]) -> Result<Vec<T>> {
-        futures.iter().map(Future::result).collect()
+        // Futures of another client go through their own connection.
+        if futures.iter().any(|f| !Arc::ptr_eq(&f.inner, self.inner())) {
+            return futures.iter().map(Future::result).collect();
+        }
+        let keys: Vec<Key> = futures.iter().map(|f| f.key.clone()).collect();
+        let inner = self.inner().clone();
+        let mut values = inner.block_on(gather_values(inner.clone(), keys.clone()))??;
+        let mut left: HashMap<&Key, usize> = HashMap::new();
+        for k in &keys {
+            *left.entry(k).or_default() += 1;
+        }
+        keys.iter()
+            .map(|k| {
+                let n = left.get_mut(k).map_or(0, |n| {
+                    *n -= 1;
+                    *n
+                });
+                // The last use of a key takes its value, earlier ones clone it.
+                let value = if n == 0 {
+                    values.remove(k)
+                } else {
+                    values.get(k).cloned()
+                };
+                let value = value.ok_or_else(|| Error::Malformed {
+                    what: "gather",
+                    detail: format!("no value for {k}"),
+                })?;
+                Ok(value.take::<T>()?)
+            })
+            .collect()
     }
 
     /// Reruns several erred futures (see [`Future::retry`]).

@@ -207,6 +207,8 @@ async fn core(
     }
     let mut workers: HashMap<WorkerId, Peer> = HashMap::new();
     let mut clients: HashMap<ClientId, UnboundedSender<Message>> = HashMap::new();
+    let mut cancelled = RecentlyCancelled::default();
+    let mut ignored = IgnoredMessages::default();
     let coordination = super::coordination_service::CoordinationService::spawn();
     let mut ttl_check =
         tokio::time::interval((options.worker_ttl / 4).max(Duration::from_millis(10)));
@@ -313,7 +315,10 @@ async fn core(
                     }
                     vec![Event::Heartbeat { worker, paused }]
                 }
-                _ => continue,
+                other => {
+                    ignored.note("worker", &other);
+                    continue;
+                }
             },
             CoreEvent::FromClient(client, msg) => {
                 if let ToScheduler::Coordination { id, request } = msg {
@@ -322,7 +327,12 @@ async fn core(
                     }
                     continue;
                 }
-                from_client(&state, &workers, &clients, client, msg)
+                from_client(&state, &workers, &clients, &mut cancelled, client, msg).unwrap_or_else(
+                    |other| {
+                        ignored.note("client", &other);
+                        Vec::new()
+                    },
+                )
             }
         };
         apply(&mut state, stimuli, &workers, &clients);
@@ -366,14 +376,66 @@ fn apply(
     }
 }
 
-/// The events a client's message makes; queries are answered at once.
+/// Keys the scheduler cancelled lately (bounded): a submission reading one
+/// of them raced with the cancellation and is cancelled too, while one reading
+/// a key never known is refused as invalid by the state machine.
+#[derive(Default)]
+struct RecentlyCancelled {
+    keys: KeySet,
+    order: std::collections::VecDeque<Key>,
+}
+
+impl RecentlyCancelled {
+    /// How many cancelled keys are remembered.
+    const CAPACITY: usize = 100_000;
+
+    fn insert(&mut self, key: Key) {
+        if self.keys.insert(key.clone()) {
+            self.order.push_back(key);
+        }
+        while self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.keys.remove(&old);
+            }
+        }
+    }
+
+    fn contains(&self, key: &Key) -> bool {
+        self.keys.contains(key)
+    }
+}
+
+/// Messages from the wrong role (a client claiming a task finished, a worker
+/// submitting a graph): ignored, counted, and logged the first time only.
+#[derive(Default)]
+struct IgnoredMessages {
+    count: u64,
+}
+
+impl IgnoredMessages {
+    fn note(&mut self, from: &str, msg: &ToScheduler) {
+        self.count += 1;
+        if self.count == 1 {
+            let what = format!("{msg:?}");
+            let what: String = what.chars().take(80).collect();
+            eprintln!(
+                "dask-rs scheduler: ignoring a message a {from} may not send ({what}); \
+                 further ones are ignored silently"
+            );
+        }
+    }
+}
+
+/// The events a client's message makes; queries are answered at once. A
+/// message a client may not send (a worker's) is given back as `Err`.
 fn from_client(
     state: &SchedulerState,
     workers: &HashMap<WorkerId, Peer>,
     clients: &HashMap<ClientId, UnboundedSender<Message>>,
+    cancelled: &mut RecentlyCancelled,
     client: ClientId,
     msg: ToScheduler,
-) -> Vec<Event> {
+) -> Result<Vec<Event>, Box<ToScheduler>> {
     let reply = |m: Result<Message>| {
         if let (Some(tx), Ok(m)) = (clients.get(&client), m) {
             let _ = tx.send(m);
@@ -381,13 +443,13 @@ fn from_client(
     };
     match msg {
         ToScheduler::UpdateGraph { tasks, wanted } => {
-            let (tasks, wanted) = drop_orphans(state, tasks, wanted, |keys| {
+            let (tasks, wanted) = drop_orphans(state, cancelled, tasks, wanted, |keys| {
                 reply(messages::message(
                     "cancelled",
                     &ToClient::Cancelled { keys },
                 ))
             });
-            vec![Event::UpdateGraph {
+            Ok(vec![Event::UpdateGraph {
                 client,
                 tasks: tasks
                     .into_iter()
@@ -405,12 +467,17 @@ fn from_client(
                     })
                     .collect(),
                 wanted,
-            }]
+            }])
         }
-        ToScheduler::ReleaseKeys { keys } => vec![Event::ReleaseKeys { client, keys }],
-        ToScheduler::Retry { keys } => vec![Event::Retry { keys }],
+        ToScheduler::ReleaseKeys { keys } => Ok(vec![Event::ReleaseKeys { client, keys }]),
+        ToScheduler::Retry { keys } => Ok(vec![Event::Retry { keys }]),
         ToScheduler::Cancel { keys } => {
             let (events, notices) = cancel(state, client, keys);
+            for (_, keys) in &notices {
+                for key in keys {
+                    cancelled.insert(key.clone());
+                }
+            }
             for (c, keys) in notices {
                 if let Some(tx) = clients.get(&c) {
                     if let Ok(m) = messages::message("cancelled", &ToClient::Cancelled { keys }) {
@@ -418,31 +485,31 @@ fn from_client(
                     }
                 }
             }
-            events
+            Ok(events)
         }
-        ToScheduler::FireAndForget { keys } => vec![Event::UpdateGraph {
+        ToScheduler::FireAndForget { keys } => Ok(vec![Event::UpdateGraph {
             client: FIRE_AND_FORGET,
             tasks: Vec::new(),
             wanted: keys,
-        }],
+        }]),
         ToScheduler::UpdateData {
             keys,
             workers: addrs,
-        } => vec![Event::UpdateData {
+        } => Ok(vec![Event::UpdateData {
             client,
             keys: keys
                 .into_iter()
                 .map(|(k, n, spec)| (k, n, spec.into()))
                 .collect(),
             workers: worker_ids(workers, &addrs).into_iter().collect(),
-        }],
+        }]),
         ToScheduler::Query { id, query } => {
             let answer = answer(state, workers, query);
             reply(messages::message(
                 "answer",
                 &ToClient::Answer { id, answer },
             ));
-            Vec::new()
+            Ok(Vec::new())
         }
         ToScheduler::WhoHas { id, keys } => {
             let who_has = keys
@@ -465,18 +532,21 @@ fn from_client(
                 "who-has",
                 &ToClient::WhoHas { id, who_has },
             ));
-            Vec::new()
+            Ok(Vec::new())
         }
-        _ => Vec::new(),
+        ToScheduler::Coordination { .. } => Ok(Vec::new()), // served by the core
+        other => Err(Box::new(other)),
     }
 }
 
-/// Removes from a submission the new tasks that read a key the scheduler no
-/// longer knows (cancelled meanwhile, e.g. by another client), and their
-/// dependents in the submission; `cancelled` is told which (they count as
-/// cancelled, like dependents of a cancelled task).
+/// Removes from a submission the new tasks that read a key the scheduler
+/// cancelled meanwhile (e.g. by another client), and their dependents in the
+/// submission; `cancelled` is told which (they count as cancelled, like
+/// dependents of a cancelled task). A key never known is left to the state
+/// machine's validation, which refuses the task with an error.
 fn drop_orphans(
     state: &SchedulerState,
+    recently: &mut RecentlyCancelled,
     mut tasks: Vec<SubmittedTask>,
     mut wanted: Vec<Key>,
     cancelled: impl FnOnce(Vec<Key>),
@@ -487,9 +557,9 @@ fn drop_orphans(
         let before = dropped.len();
         tasks.retain(|t| {
             let orphan = state.task(&t.key).is_none()
-                && t.dependencies
-                    .iter()
-                    .any(|d| state.task(d).is_none() && !available.contains(d));
+                && t.dependencies.iter().any(|d| {
+                    state.task(d).is_none() && !available.contains(d) && recently.contains(d)
+                });
             if orphan {
                 available.remove(&t.key);
                 dropped.push(t.key.clone());
@@ -503,6 +573,9 @@ fn drop_orphans(
     if !dropped.is_empty() {
         let gone: KeySet = dropped.iter().cloned().collect();
         wanted.retain(|k| !gone.contains(k));
+        for key in &dropped {
+            recently.insert(key.clone());
+        }
         cancelled(dropped);
     }
     (tasks, wanted)

@@ -92,7 +92,11 @@ pub enum Event {
         /// The worker.
         worker: WorkerId,
     },
-    /// A client submitted tasks and wants `wanted`.
+    /// A client submitted tasks and wants `wanted`. Invalid input (a new
+    /// task reading a key neither submitted nor known, reading itself or on a
+    /// cycle, two different tasks under one key, a wanted key nobody submits)
+    /// is refused: each wanted key concerned is reported erred to this
+    /// client, with what was wrong and how to fix it; nothing else changes.
     UpdateGraph {
         /// The client.
         client: ClientId,
@@ -482,6 +486,11 @@ impl SchedulerState {
     // ---- events ----
 
     fn add_worker(&mut self, worker: WorkerId, nthreads: u32) {
+        if self.workers.contains_key(&worker) {
+            // Ids are never reused: a second join of the same id is stale
+            // and must not wipe what the scheduler knows the worker holds.
+            return;
+        }
         self.plugins.add_worker(worker, nthreads); // scheduler plugins
         self.workers.insert(
             worker,
@@ -532,7 +541,153 @@ impl SchedulerState {
         }
     }
 
+    /// Checks a client's submission before it touches any state: a new task
+    /// whose dependency is neither submitted with it nor known, a
+    /// self-dependency, a dependency cycle, a key submitted twice with
+    /// different contents, and a new task reading any of those is refused.
+    /// Returns the refused keys with their errors (the task that was wrong, and
+    /// how to fix it) and the specs to accept, first of each key.
+    fn check_submission(&self, specs: Vec<TaskSpec>) -> (KeyMap<TaskError>, Vec<TaskSpec>) {
+        let refuse = |key: &Key, message: String| TaskError {
+            key: key.clone(),
+            op: "update-graph".into(),
+            message,
+        };
+        let mut refused: KeyMap<TaskError> = KeyMap::default();
+        let mut index: KeyMap<usize> = KeyMap::default();
+        let mut new_specs: Vec<TaskSpec> = Vec::with_capacity(specs.len());
+        for spec in specs {
+            if let Some(&i) = index.get(&spec.key) {
+                let first: &TaskSpec = &new_specs[i];
+                if first.dependencies != spec.dependencies || first.run_spec != spec.run_spec {
+                    let message = format!(
+                        "the submission holds two different tasks for the key {}; give each \
+                         task its own key (keys are names of the work: equal keys, equal tasks)",
+                        spec.key
+                    );
+                    refused.insert(spec.key.clone(), refuse(&spec.key, message));
+                }
+                continue;
+            }
+            index.insert(spec.key.clone(), new_specs.len());
+            new_specs.push(spec);
+        }
+        // Only new tasks are checked: known ones keep their state and links.
+        let is_new = |k: &Key| index.contains_key(k) && !self.tasks.contains_key(k);
+        for spec in &new_specs {
+            if !is_new(&spec.key) || refused.contains_key(&spec.key) {
+                continue;
+            }
+            let key = &spec.key;
+            let message = if spec.dependencies.contains(key) {
+                Some(format!(
+                    "task {key} depends on itself; a task may only read keys of other tasks"
+                ))
+            } else {
+                spec.dependencies
+                    .iter()
+                    .find(|d| !index.contains_key(*d) && !self.tasks.contains_key(*d))
+                    .map(|d| {
+                        format!(
+                            "task {key} depends on {d}, which is neither in this submission \
+                             nor known to the scheduler (released or never submitted); submit \
+                             the task computing {d} in the same graph, or keep a future for it"
+                        )
+                    })
+            };
+            if let Some(message) = message {
+                refused.insert(key.clone(), refuse(key, message));
+            }
+        }
+        // Kahn's algorithm over the new tasks: what never becomes ready is on
+        // a cycle or reads one; refusals spread to dependents in the same pass.
+        let mut pending: KeyMap<usize> = KeyMap::default();
+        let mut dependents: KeyMap<Vec<Key>> = KeyMap::default();
+        let mut ready: Vec<Key> = Vec::new();
+        for spec in new_specs.iter().filter(|s| is_new(&s.key)) {
+            let deps: BTreeSet<&Key> = spec
+                .dependencies
+                .iter()
+                .filter(|d| is_new(d) && **d != spec.key)
+                .collect();
+            for d in &deps {
+                dependents
+                    .entry((*d).clone())
+                    .or_default()
+                    .push(spec.key.clone());
+            }
+            if deps.is_empty() {
+                ready.push(spec.key.clone());
+            }
+            pending.insert(spec.key.clone(), deps.len());
+        }
+        while let Some(key) = ready.pop() {
+            pending.remove(&key);
+            let cause = refused.get(&key).cloned();
+            for d in dependents.remove(&key).unwrap_or_default() {
+                if let Some(cause) = &cause {
+                    refused.entry(d.clone()).or_insert_with(|| cause.clone());
+                }
+                let left = pending.get_mut(&d).expect("a new task");
+                *left -= 1;
+                if *left == 0 {
+                    ready.push(d);
+                }
+            }
+        }
+        if !pending.is_empty() {
+            let mut on_cycle: Vec<&Key> = pending.keys().collect();
+            on_cycle.sort();
+            let shown: Vec<String> = on_cycle.iter().take(5).map(|k| k.to_string()).collect();
+            let message = format!(
+                "the submission's dependencies form a cycle among (or leading to) {}{}; \
+                 a graph must be acyclic: no task may read, directly or not, its own result",
+                shown.join(", "),
+                if on_cycle.len() > 5 { ", ..." } else { "" }
+            );
+            for key in on_cycle {
+                refused
+                    .entry(key.clone())
+                    .or_insert_with(|| refuse(key, message.clone()));
+            }
+        }
+        new_specs.retain(|s| !refused.contains_key(&s.key) || self.tasks.contains_key(&s.key));
+        (refused, new_specs)
+    }
+
     fn update_graph(&mut self, client: ClientId, specs: Vec<TaskSpec>, wanted: Vec<Key>) {
+        // Validation first: bad input is answered to this client alone and
+        // never reaches the state (see `check_submission`).
+        let (refused, specs) = self.check_submission(specs);
+        let submitted: KeySet = specs.iter().map(|s| s.key.clone()).collect();
+        let mut reported = KeySet::default();
+        let wanted: Vec<Key> = wanted
+            .into_iter()
+            .filter(|key| {
+                let error = if let Some(error) = refused.get(key) {
+                    error.clone()
+                } else if submitted.contains(key) || self.tasks.contains_key(key) {
+                    return true;
+                } else {
+                    TaskError {
+                        key: key.clone(),
+                        op: "update-graph".into(),
+                        message: format!(
+                            "wanted key {key} is neither in the submission nor known to the \
+                             scheduler; submit its task with it"
+                        ),
+                    }
+                };
+                if reported.insert(key.clone()) {
+                    self.actions.push(Action::Report {
+                        client,
+                        key: key.clone(),
+                        outcome: Outcome::Erred(error),
+                    });
+                }
+                false
+            })
+            .collect();
         self.generation += 1;
         let generation = self.generation;
         let mut new_keys = Vec::with_capacity(specs.len());
@@ -848,6 +1003,12 @@ impl SchedulerState {
             return Ok(()); // already forgotten
         };
         if from == to {
+            return Ok(());
+        }
+        if (from, to) == (Status::Erred, Status::Waiting) {
+            // Stale: a dependent asked for it, then it erred before this ran;
+            // erring told that dependent already. Only a retry (through
+            // released) makes an erred task wait again.
             return Ok(());
         }
         use Status::*;
@@ -1337,6 +1498,9 @@ impl SchedulerState {
                         .is_some_and(|ws| ws.processing.contains(key))
                     {
                         return fail(format!("processing on {w}, which does not list it"));
+                    }
+                    if ts.restrictions.as_ref().is_some_and(|r| !r.contains(&w)) {
+                        return fail(format!("processing on {w}, which its restrictions exclude"));
                     }
                     for d in &ts.dependencies {
                         if self.tasks.get(d).map(|t| t.status) != Some(Status::Memory) {

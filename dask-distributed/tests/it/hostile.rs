@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dask_core::{delayed, Collection, Key};
-use dask_distributed::messages::{SubmittedTask, ToScheduler};
+use dask_distributed::messages::{self, SubmittedTask, ToClient, ToScheduler};
 use dask_distributed::protocol::{self, Limits, Message, Role, MAGIC, PROTOCOL_VERSION};
+use dask_distributed::scheduler::state::Outcome;
 use dask_distributed::{Client, LocalCluster};
 use dask_sync_scheduler::SyncScheduler;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -147,6 +148,67 @@ fn nonsense_messages(rng: &mut Rng) -> Vec<Vec<Message>> {
     ]
 }
 
+/// A client speaking the protocol itself submits invalid graphs: each wanted
+/// key is answered, to it, with an error naming what was wrong (never a
+/// hang, never a scheduler bug). Waits at most 30 s for all the answers.
+async fn invalid_graphs_are_refused_with_reasons(addr: &str) {
+    let key = |name: &str| Key::new(name, [1]);
+    let task = |k: &str, deps: &[&str]| {
+        SubmittedTask::new(key(k), deps.iter().map(|d| key(d)).collect(), vec![], 0)
+    };
+    let graphs = [
+        (
+            vec![task("orphan", &["missing-dep"])],
+            "orphan",
+            "missing-dep",
+        ),
+        (
+            vec![task("cyc-a", &["cyc-b"]), task("cyc-b", &["cyc-a"])],
+            "cyc-a",
+            "cycle",
+        ),
+        (vec![task("self", &["self"])], "self", "depends on itself"),
+        (vec![], "not-in-graph", "neither in the submission"),
+    ];
+    let conn = protocol::connect(addr, Role::Client, Limits::default())
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = conn.split();
+    let submissions: Vec<Message> = graphs
+        .iter()
+        .map(|(tasks, wanted, _)| {
+            header(&ToScheduler::UpdateGraph {
+                tasks: tasks.clone(),
+                wanted: vec![key(wanted)],
+            })
+        })
+        .collect();
+    writer.send_batch(&submissions).await.unwrap();
+    let mut pending: Vec<(&str, &str)> = graphs.iter().map(|(_, k, says)| (*k, *says)).collect();
+    let answered = tokio::time::timeout(Duration::from_secs(30), async {
+        while !pending.is_empty() {
+            let m = reader.recv().await.expect("the scheduler hung up");
+            let Ok(ToClient::Report { key: k, outcome }) = messages::header("report", &m) else {
+                continue;
+            };
+            let Outcome::Erred(error) = outcome else {
+                panic!("{k} was accepted: {outcome:?}");
+            };
+            let i = pending
+                .iter()
+                .position(|(name, _)| key(name) == k)
+                .unwrap_or_else(|| panic!("unexpected report for {k}: {error:?}"));
+            let (_, says) = pending.remove(i);
+            assert!(
+                error.message.contains(says) && !error.message.contains("bug in dask-rs"),
+                "{k}: {error:?} does not say {says:?}"
+            );
+        }
+    })
+    .await;
+    assert!(answered.is_ok(), "no answer for {pending:?}");
+}
+
 #[test]
 fn hostile_peers_leave_the_cluster_serving() {
     let cluster = LocalCluster::builder()
@@ -207,6 +269,8 @@ fn hostile_peers_leave_the_cluster_serving() {
         while peers.join_next().await.is_some() {}
     });
     check(2);
+    runtime.block_on(invalid_graphs_are_refused_with_reasons(&addr));
+    check(3);
     drop(client);
     cluster.shutdown();
 }

@@ -86,9 +86,13 @@ impl SchedulerState {
         if !stolen || !still_there {
             return Ok(()); // it keeps the task, or the task moved on meanwhile
         }
+        // A restricted task only moves among its allowed workers (a stray
+        // answer may name one never asked).
+        let allowed = self.tasks[key].restrictions.clone();
         let thief = self
             .workers
             .iter()
+            .filter(|(w, _)| allowed.as_ref().is_none_or(|r| r.contains(w)))
             .min_by_key(|(w, ws)| {
                 let load = ws.processing.len() - usize::from(**w == victim);
                 let occupancy = (load as u64 * 1000) / u64::from(ws.nthreads);
