@@ -49,7 +49,6 @@ mod repartition;
 mod series;
 
 pub use csv::{read_csv, CsvOptions};
-pub use polars;
 pub use dask_core::Collection;
 pub use error::{Error, Result};
 pub use frame::{DataFrame, Divisions};
@@ -57,5 +56,6 @@ pub use groupby::GroupBy;
 pub use io::{expand_paths, read_parquet};
 pub use merge::How;
 pub use parts::DEFAULT_SPLIT_EVERY;
+pub use polars;
 pub use reduce::{Agg, Scalar};
 pub use series::{Operand, Series};

@@ -326,6 +326,15 @@ impl Client {
         })
     }
 
+    /// Closes this client and stops the cluster it owns, if it started one
+    /// (`Client::new`), like Dask's `client.shutdown()`. Dropping the client
+    /// does the same; this makes the end explicit.
+    pub fn shutdown(self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.shutdown();
+        }
+    }
+
     /// The cluster this client owns, if it started one.
     pub fn cluster(&self) -> Option<&crate::LocalCluster> {
         self.cluster.as_ref()

@@ -172,7 +172,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "[array] {xa}\n[array] (x + x.T).sum() = {on_cluster:.3} on the cluster in {} (sync scheduler: {on_sync:.3})",
         secs(cluster_time)
     );
-    assert_eq!(on_cluster, on_sync, "the cluster and the sync scheduler disagree");
+    assert_eq!(
+        on_cluster, on_sync,
+        "the cluster and the sync scheduler disagree"
+    );
 
     step("dask.dataframe: read_csv(.., blocksize=12e6) on a generated taxi file");
     let t = Instant::now();
@@ -199,15 +202,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     step("A computation over every partition meets a dtype the sample did not show");
     let fixed = match df.column("tolls_amount")?.sum().compute_with(&client) {
         Ok(total) => {
-            println!("[dtype] no mismatch in this file: tolls_amount sums to {:?}", total.value());
+            println!(
+                "[dtype] no mismatch in this file: tolls_amount sums to {:?}",
+                total.value()
+            );
             df
         }
         Err(e) => {
             println!("{e}");
-            println!("[dtype] the fix the error names: .dtype(\"tolls_amount\", DataType::Float64)");
-            let df = read_csv(&path, &opts.clone().dtype("tolls_amount", DataType::Float64))?;
+            println!(
+                "[dtype] the fix the error names: .dtype(\"tolls_amount\", DataType::Float64)"
+            );
+            let df = read_csv(
+                &path,
+                &opts.clone().dtype("tolls_amount", DataType::Float64),
+            )?;
             let total = df.column("tolls_amount")?.sum().compute_with(&client)?;
-            println!("[dtype] with the fix, tolls_amount sums to {:?}", total.value());
+            println!(
+                "[dtype] with the fix, tolls_amount sums to {:?}",
+                total.value()
+            );
             df
         }
     };
@@ -267,10 +281,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     step("Shutdown");
     drop(remote);
-    if let Some(cluster) = client.cluster() {
-        cluster.shutdown();
-    }
-    drop(client);
+    client.shutdown();
     println!("[done] the tour took {}", secs(started.elapsed()));
     Ok(())
 }

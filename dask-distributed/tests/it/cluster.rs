@@ -252,6 +252,10 @@ fn local_cluster_and_client_new() {
     let (g, outputs) = random_graph(3, 100, fn_op(mix));
     let expected = as_u64(&SyncScheduler::new().compute(&g, &outputs).unwrap());
     assert_eq!(as_u64(&client.compute(&g, &outputs).unwrap()), expected);
+    // shutdown stops the owned cluster: its scheduler no longer listens.
+    let addr = client.scheduler_addr().to_owned();
+    client.shutdown();
+    assert!(Client::connect(&addr).is_err(), "{addr} still listens");
 
     let cluster = dask_distributed::LocalCluster::builder()
         .n_workers(3)

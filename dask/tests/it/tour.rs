@@ -64,7 +64,10 @@ fn the_tour_runs_every_step_on_small_data() {
         "{matrix}"
     );
     assert!(line("[array] (x + x.T).sum()").contains("on the cluster"));
-    assert_eq!(line("[dataframe] npartitions="), "[dataframe] npartitions=50");
+    assert_eq!(
+        line("[dataframe] npartitions="),
+        "[dataframe] npartitions=50"
+    );
     assert!(line("[dtype]").contains("tolls_amount"));
     let vendors = line("[dataframe] VendorID.unique()");
     assert!(vendors.contains('1') && vendors.contains('2'), "{vendors}");
