@@ -60,26 +60,32 @@ fn shape_of(a: ArrayD<f64>) -> Vec<usize> {
 dask::core::register_op!(shape_of);
 
 /// Adds one to a counter kept in a cluster `Variable`, under a cluster `Lock`.
-fn locked_increment(i: i64) -> Result<i64, dask::distributed::Error> {
-    let here = Coordinator::for_task()?;
-    let lock = Lock::new(&here, "tour-counter-lock")?;
-    let counter = Variable::new(&here, "tour-counter")?;
-    let _held = lock.lock(Duration::from_secs(60))?;
-    let value: i64 = counter.get(Duration::from_secs(60))?;
-    counter.set(value + 1)?;
-    Ok(i)
+/// (A panic in a task fails that task, with its message, on the client.)
+fn locked_increment(i: i64) -> i64 {
+    let here = Coordinator::for_task().expect("runs in a task");
+    let lock = Lock::new(&here, "tour-counter-lock").expect("a lock handle");
+    let counter = Variable::new(&here, "tour-counter").expect("a variable handle");
+    let _held = lock
+        .lock(Duration::from_secs(60))
+        .expect("the lock within 60 s");
+    let value: i64 = counter.get(Duration::from_secs(60)).expect("the counter");
+    counter.set(value + 1).expect("setting the counter");
+    i
 }
-dask::core::register_op!(try locked_increment);
+dask::core::register_op!(locked_increment);
 
 /// Puts `n` squares on the cluster queue `tour-squares`.
-fn produce_squares(n: i64) -> Result<i64, dask::distributed::Error> {
-    let queue = Queue::new(&Coordinator::for_task()?, "tour-squares", Some(16))?;
+fn produce_squares(n: i64) -> i64 {
+    let here = Coordinator::for_task().expect("runs in a task");
+    let queue = Queue::new(&here, "tour-squares", Some(16)).expect("a queue handle");
     for i in 0..n {
-        queue.put(i * i, Duration::from_secs(60))?;
+        queue
+            .put(i * i, Duration::from_secs(60))
+            .expect("room in the queue");
     }
-    Ok(n)
+    n
 }
-dask::core::register_op!(try produce_squares);
+dask::core::register_op!(produce_squares);
 
 fn step(name: &str) {
     println!("\n== {name}");
@@ -191,16 +197,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The seed's 12e6 bytes per block on ~570 MB; scaled on small data.
     let blocksize = if small { size / 50 + 1 } else { 12_000_000 };
     let path = path.to_str().ok_or("a non-UTF-8 path")?.to_owned();
-    // Inferring dtypes from the first 2,000 bytes, as a quick look would.
-    let opts = CsvOptions::default()
-        .blocksize(Some(blocksize))
-        .sample(2_000);
+    // Dtypes are inferred from a sample of the first bytes (256 kB by default).
+    // Here the sample is two rows, where fares and tolls happen to be whole
+    // numbers: like Dask on a file whose first rows are unrepresentative.
+    let opts = CsvOptions::default().blocksize(Some(blocksize)).sample(520);
     let df = read_csv(&path, &opts)?;
     println!("{df}");
     println!("[dataframe] npartitions={}", df.npartitions());
 
     step("A computation over every partition meets a dtype the sample did not show");
-    let fixed = match df.column("tolls_amount")?.sum().compute_with(&client) {
+    let fixed = match df.column("tolls_amount")?.sum()?.compute_with(&client) {
         Ok(total) => {
             println!(
                 "[dtype] no mismatch in this file: tolls_amount sums to {:?}",
@@ -210,14 +216,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Err(e) => {
             println!("{e}");
-            println!(
-                "[dtype] the fix the error names: .dtype(\"tolls_amount\", DataType::Float64)"
-            );
-            let df = read_csv(
-                &path,
-                &opts.clone().dtype("tolls_amount", DataType::Float64),
-            )?;
-            let total = df.column("tolls_amount")?.sum().compute_with(&client)?;
+            let Some(dask::dataframe::Error::DtypeMismatch { columns, .. }) =
+                dask::dataframe::Error::find(&e)
+            else {
+                return Err(e.into());
+            };
+            // The fix the error names: read those columns with the dtype found.
+            let mut opts = opts.clone();
+            for (column, found, _expected) in columns {
+                let dtype = if found.contains("str") {
+                    DataType::String
+                } else {
+                    DataType::Float64
+                };
+                println!("[dtype] fix: .dtype({column:?}, {dtype:?})");
+                opts = opts.dtype(column, dtype);
+            }
+            let df = read_csv(&path, &opts)?;
+            let total = df.column("tolls_amount")?.sum()?.compute_with(&client)?;
             println!(
                 "[dtype] with the fix, tolls_amount sums to {:?}",
                 total.value()

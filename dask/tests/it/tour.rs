@@ -68,7 +68,14 @@ fn the_tour_runs_every_step_on_small_data() {
         line("[dataframe] npartitions="),
         "[dataframe] npartitions=50"
     );
-    assert!(line("[dtype]").contains("tolls_amount"));
+    // The sample of two rows saw whole fares and tolls: the error's table,
+    // then its fix, then the sum with the fix.
+    assert!(text.contains("Mismatched dtypes found"), "{text}");
+    assert!(
+        text.contains("[dtype] fix: .dtype(\"tolls_amount\", Float64)"),
+        "{text}"
+    );
+    assert!(line("[dtype] with the fix, tolls_amount sums to").contains("Float64("));
     let vendors = line("[dataframe] VendorID.unique()");
     assert!(vendors.contains('1') && vendors.contains('2'), "{vendors}");
     // 2,000 lines of "the quick fox N jumps over the lazy dog M": "the" twice each.
