@@ -259,7 +259,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let head = fixed.head_with(5, &client)?;
     println!("{head}");
     let vendors = fixed.column("VendorID")?.unique()?.compute_with(&client)?;
-    println!("[dataframe] VendorID.unique() = {vendors}");
+    let vendors: Vec<String> = (0..vendors.len())
+        .map(|i| vendors.get(i).map(|v| v.to_string()))
+        .collect::<Result<_, _>>()?;
+    println!("[dataframe] VendorID.unique() = {vendors:?}");
     let tips = fixed
         .groupby(&["passenger_count"])?
         .agg(&[("tip_amount", Agg::Mean)])?
