@@ -88,8 +88,12 @@ dask_testing::scheduler_test! {
         assert_eq!(persisted.key(), z.key());
         let g = persisted.graph().to_graph();
         assert_eq!(g.sorted_keys(), vec![z.key().clone()]);
-        for (key, task) in g.iter() {
-            assert!(task.as_data().is_some(), "persisted task {key} is not literal data: {task:?}");
+        // Local schedulers persist values as literal data; a distributed
+        // client keeps them on the workers, held by futures in the graph.
+        if s.name() != "distributed" {
+            for (key, task) in g.iter() {
+                assert!(task.as_data().is_some(), "persisted task {key} is not literal data: {task:?}");
+            }
         }
         assert_eq!(persisted.compute_with(s).unwrap(), computed);
         // Work built on the persisted value reuses it: x does not run again.
