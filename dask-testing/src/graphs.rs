@@ -26,6 +26,8 @@ use dask_core::{op::Op, Arg, BoxError, Graph, Key, KeyMap, KeySet, Task, Value};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
+use crate::rng::Rng;
+
 /// How many tasks of a [`random_dag`] fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failures {
@@ -281,27 +283,6 @@ impl Op for Mix {
     }
 }
 
-/// SplitMix64: the per-task choices of layout, constants and literals.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-}
-
 /// One generated task: its dependency picks `(near, raw)` and a seed for the rest.
 type TaskSpec = (Vec<(bool, u32)>, u64);
 
@@ -383,7 +364,7 @@ fn build(
     let mut kinds = Vec::with_capacity(n);
     let mut all_deps = Vec::with_capacity(n);
     for (i, (dep_specs, seed)) in specs.iter().enumerate() {
-        let mut rng = Rng(*seed);
+        let mut rng = Rng::new(*seed);
         let deps: Vec<usize> = if i == 0 {
             Vec::new()
         } else {
@@ -407,7 +388,7 @@ fn build(
         let fail = fail_modes[i];
         let (kind, task) = if let Some(mode) = fail {
             let op = Arc::new(Mix {
-                seed: rng.next(),
+                seed: rng.next_u64(),
                 fail: Some((mode, keys[i].clone())),
             });
             (
@@ -415,12 +396,12 @@ fn build(
                 Task::new(op, mix_args(&mut rng, &deps, &keys)),
             )
         } else if deps.is_empty() && rng.one_in(2) {
-            (Kind::Data, Task::data(Value::new(rng.next())))
+            (Kind::Data, Task::data(Value::new(rng.next_u64())))
         } else if distinct.len() == 1 && rng.one_in(6) {
             (Kind::Alias, Task::alias(keys[deps[0]].clone()))
         } else {
             let op = Arc::new(Mix {
-                seed: rng.next(),
+                seed: rng.next_u64(),
                 fail: None,
             });
             (Kind::Mix, Task::new(op, mix_args(&mut rng, &deps, &keys)))
@@ -481,11 +462,11 @@ fn mix_args(rng: &mut Rng, deps: &[usize], keys: &[Key]) -> Vec<Arg> {
         }
     }
     for _ in 0..rng.below(3) {
-        let literal = Arg::value(rng.next() % 1000);
+        let literal = Arg::value(rng.next_u64() % 1000);
         insert(rng, &mut direct, literal);
     }
     if rng.one_in(3) {
-        let literal = Arg::value(rng.next() % 1000);
+        let literal = Arg::value(rng.next_u64() % 1000);
         insert(rng, &mut list, literal);
     }
     if !nested_list.is_empty() {
@@ -493,11 +474,11 @@ fn mix_args(rng: &mut Rng, deps: &[usize], keys: &[Key]) -> Vec<Arg> {
     }
     if !nested.is_empty() || rng.one_in(20) {
         if rng.one_in(2) {
-            let literal = Arg::value(rng.next() % 1000);
+            let literal = Arg::value(rng.next_u64() % 1000);
             insert(rng, &mut nested, literal);
         }
         let op = Arc::new(Mix {
-            seed: rng.next(),
+            seed: rng.next_u64(),
             fail: None,
         });
         let task = Arg::Task(Box::new(Task::new(op, nested)));

@@ -30,11 +30,13 @@
 
 pub mod graphs;
 mod macros;
+pub mod rng;
 mod schedulers;
 pub mod tracked;
 mod watchdog;
 
 pub use graphs::{random_dag, Failures, RandomDag};
+pub use rng::Rng;
 pub use schedulers::{run_scheduler_test, Flavor};
 pub use tracked::{LiveCounter, Tracked};
 pub use watchdog::{

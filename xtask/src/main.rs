@@ -131,9 +131,10 @@ fn cargo(step: &str, args: &[&str]) -> Result<Duration> {
     let command = format!("cargo {}", args.join(" "));
     println!("==> {step}: {command}");
     let start = Instant::now();
-    let status = Command::new(cargo_bin())
-        .args(args)
-        .current_dir(workspace_root())
+    let mut child = Command::new(cargo_bin());
+    child.args(args).current_dir(workspace_root());
+    clear_cargo_run_env(&mut child);
+    let status = child
         .status()
         .with_context(|| format!("step `{step}`: could not start `{command}`"))?;
     let elapsed = start.elapsed();
@@ -145,6 +146,28 @@ fn cargo(step: &str, args: &[&str]) -> Result<Duration> {
         bail!(
             "step `{step}` failed ({status}): `{command}` reports why above; run it alone to retry"
         )
+    }
+}
+
+/// Removes the variables `cargo run` set for us (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_*`, ...) from a nested cargo's environment. Some build scripts
+/// (ring's, under polars) rerun when these change, and everything above them
+/// rebuilds: a step run here must see the environment of a plain shell, so
+/// that `cargo xtask ci` and `cargo test` share one cache, at any checkout path.
+fn clear_cargo_run_env(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let set_by_cargo_run = name == "CARGO_MANIFEST_DIR"
+            || name == "CARGO_MANIFEST_PATH"
+            || name == "CARGO_MANIFEST_LINKS"
+            || name == "CARGO_CRATE_NAME"
+            || name == "CARGO_BIN_NAME"
+            || name == "CARGO_PRIMARY_PACKAGE"
+            || name == "OUT_DIR"
+            || name.starts_with("CARGO_PKG_");
+        if set_by_cargo_run {
+            command.env_remove(name);
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! Integration tests of the `dask` facade and binary.
 
+mod chaos;
 mod dashboard;
 mod processes;
+mod spill;
 mod tour;

@@ -8,7 +8,7 @@ use dask::core::{Arg, Graph, Key, Scheduler, Task, Value};
 use dask::distributed::Client;
 
 /// Kills its processes when dropped, so no test leaves one behind.
-struct Procs(Vec<Child>);
+pub(crate) struct Procs(pub(crate) Vec<Child>);
 
 impl Drop for Procs {
     fn drop(&mut self) {
@@ -20,7 +20,7 @@ impl Drop for Procs {
 }
 
 /// Starts `dask ARGS` and returns it with the address it prints after `prefix`.
-fn spawn(args: &[&str], prefix: &str) -> (Child, String) {
+pub(crate) fn spawn(args: &[&str], prefix: &str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dask"))
         .args(args)
         .stdout(Stdio::piped())
