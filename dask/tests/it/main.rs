@@ -2,4 +2,5 @@
 
 mod dashboard;
 mod processes;
+mod security;
 mod tour;
