@@ -301,10 +301,20 @@ impl std::fmt::Display for Client {
 }
 
 impl Client {
-    /// Connects to the scheduler at `addr` (`host:port`).
+    /// Connects to the scheduler at `addr` (`host:port`), without token or TLS.
     pub fn connect(addr: &str) -> Result<Client> {
+        Client::connect_with(addr, crate::Security::default())
+    }
+
+    /// Connects to the scheduler at `addr` with a token and/or TLS (see
+    /// [`crate::security`]); the same credentials serve to fetch results
+    /// from workers.
+    ///
+    /// Errors: [`Error::Unauthorized`] when the scheduler refuses them,
+    /// [`Error::Tls`] when the TLS handshake fails.
+    pub fn connect_with(addr: &str, security: crate::Security) -> Result<Client> {
         Ok(Client {
-            inner: Arc::new(Inner::connect(addr, false)?),
+            inner: Arc::new(Inner::connect(addr, false, security)?),
             cluster: None,
         })
     }
@@ -321,7 +331,11 @@ impl Client {
     /// encoding: closures and values without codecs work.
     pub fn with_cluster(cluster: crate::LocalCluster) -> Result<Client> {
         Ok(Client {
-            inner: Arc::new(Inner::connect(&cluster.scheduler_addr(), true)?),
+            inner: Arc::new(Inner::connect(
+                &cluster.scheduler_addr(),
+                true,
+                cluster.security().clone(),
+            )?),
             cluster: Some(cluster),
         })
     }
@@ -414,7 +428,7 @@ impl Inner {
         }
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if p.closed {
-            return Err(Error::Closed);
+            return Err(self.lost());
         }
         let mut tasks = Vec::with_capacity(prepared.len());
         let mut wanted = Vec::with_capacity(prepared.len());
@@ -451,7 +465,7 @@ impl Inner {
         p.flush_releases(&self.tx);
         self.tx
             .send(messages::message("update-graph", &update)?)
-            .map_err(|_| Error::Closed)
+            .map_err(|_| self.lost())
     }
 
     /// The report for `key` if one arrived, else a waiter for it.
@@ -464,7 +478,7 @@ impl Inner {
             return Ok(Ok(o.clone()));
         }
         if p.closed {
-            return Err(Error::Closed);
+            return Err(self.lost());
         }
         let (tx, rx) = oneshot::channel();
         p.reports
@@ -495,7 +509,7 @@ impl Inner {
             return Ok((outcomes, None));
         }
         if p.closed {
-            return Err(Error::Closed);
+            return Err(self.lost());
         }
         pending.sort();
         pending.dedup();
@@ -562,7 +576,7 @@ impl Inner {
             p.mark_cancelled(k);
         }
         if p.closed {
-            return Err(Error::Closed);
+            return Err(self.lost());
         }
         self.send(&mut p, "cancel", &ToScheduler::Cancel { keys })
     }
@@ -572,7 +586,7 @@ impl Inner {
     pub(crate) fn retry(&self, keys: Vec<Key>) -> Result<()> {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if p.closed {
-            return Err(Error::Closed);
+            return Err(self.lost());
         }
         let mut erred = Vec::new();
         for k in keys {
@@ -594,7 +608,7 @@ impl Inner {
     pub(crate) fn fire_and_forget(&self, keys: Vec<Key>) -> Result<()> {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if p.closed {
-            return Err(Error::Closed);
+            return Err(self.lost());
         }
         for k in &keys {
             // The worker still needs the in-process task after the futures
@@ -620,7 +634,7 @@ impl Inner {
     ) -> Result<()> {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if p.closed {
-            return Err(Error::Closed);
+            return Err(self.lost());
         }
         for (k, _, _) in &keys {
             *p.wanted.entry(k.clone()).or_default() += 1;
@@ -638,13 +652,13 @@ impl Inner {
         {
             let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             if p.closed {
-                return Err(Error::Closed);
+                return Err(self.lost());
             }
             let id = p.next_id();
             p.answers.insert(id, tx);
             self.send(&mut p, "query", &ToScheduler::Query { id, query })?;
         }
-        rx.await.map_err(|_| Error::Closed)
+        rx.await.map_err(|_| self.lost())
     }
 
     /// Sends a coordination request; its reply arrives on the returned
@@ -657,7 +671,7 @@ impl Inner {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if p.closed {
-            return Err(Error::Closed);
+            return Err(self.lost());
         }
         let id = p.next_id();
         p.coordination.insert(id, tx);
@@ -719,7 +733,7 @@ impl Drop for Inner {
 }
 
 impl Inner {
-    fn connect(addr: &str, in_process: bool) -> Result<Inner> {
+    fn connect(addr: &str, in_process: bool, security: crate::Security) -> Result<Inner> {
         refuse_inside_runtime()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -729,8 +743,15 @@ impl Inner {
         let pending: Arc<Mutex<Pending>> = Arc::default();
         let reader_pending = pending.clone();
         let addr_owned = addr.to_owned();
+        let conn_security = security.clone();
         let tx = runtime.block_on(async move {
-            let conn = protocol::connect(&addr_owned, Role::Client, Limits::default()).await?;
+            let conn = protocol::connect_with(
+                &addr_owned,
+                Role::Client,
+                Limits::default(),
+                &conn_security,
+            )
+            .await?;
             let (mut reader, writer) = conn.split();
             let tx = writer.spawn();
             tokio::spawn(async move {
@@ -794,8 +815,28 @@ impl Inner {
             pending,
             addr: addr.to_owned(),
             in_process,
-            peers: crate::worker::PeerPool::new(Role::Client),
+            peers: crate::worker::PeerPool::with_security(Role::Client, security),
         })
+    }
+
+    /// The error of every wait and call once the scheduler connection is gone.
+    pub(crate) fn lost(&self) -> Error {
+        Error::SchedulerLost {
+            addr: self.addr.clone(),
+        }
+    }
+
+    /// The error for a key reported erred: [`Error::SuspiciousTask`] for a
+    /// task that killed too many workers, else the task's failure.
+    pub(crate) fn task_error(&self, e: TaskError) -> Error {
+        match crate::scheduler::state::parse_suspicious(&e) {
+            Some((deaths, allowed)) => Error::SuspiciousTask {
+                key: e.key,
+                deaths,
+                allowed,
+            },
+            None => Error::Core(self.failure(e)),
+        }
     }
 
     /// Sends `msg` after any buffered releases; `p` is the held lock.
@@ -803,7 +844,7 @@ impl Inner {
         p.flush_releases(&self.tx);
         self.tx
             .send(messages::message(what, msg)?)
-            .map_err(|_| Error::Closed)
+            .map_err(|_| self.lost())
     }
 
     fn compute_graph(&self, graph: &Graph, outputs: &[Key]) -> Result<Vec<Value>> {
@@ -877,7 +918,7 @@ impl Inner {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if p.closed {
             crate::local::remove_tasks(&tokens);
-            return Err(Error::Closed);
+            return Err(self.lost());
         }
         // Waiters, counts and the message under one lock, so message order
         // follows the counts.
@@ -903,7 +944,7 @@ impl Inner {
         p.flush_releases(&self.tx);
         self.tx
             .send(messages::message("update-graph", &update)?)
-            .map_err(|_| Error::Closed)?;
+            .map_err(|_| self.lost())?;
         Ok(Submitted {
             receivers,
             tokens,
@@ -919,7 +960,7 @@ impl Inner {
     ) -> Result<()> {
         let mut failure: Option<TaskError> = None;
         for (key, rx) in receivers {
-            match rx.await.map_err(|_| Error::Closed)? {
+            match rx.await.map_err(|_| self.lost())? {
                 Reported::Memory => {}
                 Reported::Erred(e) => {
                     failure.get_or_insert(e);
@@ -928,7 +969,7 @@ impl Inner {
             }
         }
         match failure {
-            Some(e) => Err(Error::Core(self.failure(e))),
+            Some(e) => Err(self.task_error(e)),
             None => Ok(()),
         }
     }
@@ -993,7 +1034,7 @@ impl Inner {
     fn expect_reports(&self, keys: &[Key]) -> Result<Vec<(Key, oneshot::Receiver<Reported>)>> {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if p.closed {
-            return Err(Error::Closed);
+            return Err(self.lost());
         }
         Ok(keys
             .iter()
@@ -1028,8 +1069,8 @@ impl Inner {
                 if !missing.contains(&key) {
                     continue;
                 }
-                match rx.await.map_err(|_| Error::Closed)? {
-                    Reported::Erred(e) => return Err(Error::Core(remote_failure(e))),
+                match rx.await.map_err(|_| self.lost())? {
+                    Reported::Erred(e) => return Err(self.task_error(e)),
                     Reported::Cancelled => return Err(Error::Cancelled { key }),
                     Reported::Memory => {}
                 }
@@ -1062,7 +1103,7 @@ impl Inner {
         let id = {
             let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             if p.closed {
-                return Err(Error::Closed);
+                return Err(self.lost());
             }
             let id = p.next_id();
             p.who_has.insert(id, tx);
@@ -1076,7 +1117,7 @@ impl Inner {
             let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             self.send(&mut p, "who-has", &request)?;
         }
-        rx.await.map_err(|_| Error::Closed)
+        rx.await.map_err(|_| self.lost())
     }
 }
 
@@ -1160,22 +1201,28 @@ impl Scheduler for Client {
     }
 
     fn compute(&self, graph: &Graph, outputs: &[Key]) -> dask_core::Result<Vec<Value>> {
-        self.compute_graph(graph, outputs).map_err(|e| match e {
-            Error::Core(core) => core,
-            other => dask_core::Error::Scheduler {
-                scheduler: "distributed".into(),
-                message: other.to_string(),
-            },
-        })
+        self.compute_graph(graph, outputs).map_err(to_core)
     }
 
     fn persist(&self, graph: &Graph, outputs: &[Key]) -> dask_core::Result<Graph> {
-        self.persist_graph(graph, outputs).map_err(|e| match e {
-            Error::Core(core) => core,
-            other => dask_core::Error::Scheduler {
-                scheduler: "distributed".into(),
-                message: other.to_string(),
-            },
-        })
+        self.persist_graph(graph, outputs).map_err(to_core)
+    }
+}
+
+/// This crate's error as the `Scheduler` trait's: a suspicious task is a
+/// failure of its key (the typed error is its source).
+fn to_core(e: Error) -> dask_core::Error {
+    match e {
+        Error::Core(core) => core,
+        Error::SuspiciousTask { ref key, .. } => dask_core::Error::TaskFailed {
+            key: key.clone(),
+            op: crate::scheduler::state::SUSPICIOUS_OP.into(),
+            message: e.to_string(),
+            source: Box::new(e),
+        },
+        other => dask_core::Error::Scheduler {
+            scheduler: "distributed".into(),
+            message: other.to_string(),
+        },
     }
 }

@@ -105,6 +105,22 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// How many workers may die while running one task before it errs as
+    /// suspicious (default 3).
+    pub fn allowed_failures(mut self, n: u32) -> Self {
+        self.scheduler.allowed_failures = n;
+        self
+    }
+
+    /// A token and/or TLS for every connection of the cluster (scheduler,
+    /// workers, and the clients made by [`LocalCluster::client`] and
+    /// [`Client::with_cluster`]); other clients need
+    /// [`Client::connect_with`] and the same credentials.
+    pub fn security(mut self, security: crate::Security) -> Self {
+        self.scheduler.security = security;
+        self
+    }
+
     fn worker_options(&self) -> WorkerOptions {
         WorkerOptions {
             memory_limit: self.memory_limit,
@@ -113,6 +129,7 @@ impl LocalClusterBuilder {
             heartbeat_interval: self.heartbeat_interval,
             // Workers share this process: its memory says nothing about one.
             monitor_process_memory: false,
+            security: self.scheduler.security.clone(),
             ..WorkerOptions::new(self.threads_per_worker)
         }
     }
@@ -177,6 +194,7 @@ impl LocalClusterBuilder {
             dashboard,
             threads_per_worker: self.threads_per_worker,
             memory_limit: self.memory_limit,
+            security: self.scheduler.security,
         })
     }
 }
@@ -189,6 +207,7 @@ pub struct LocalCluster {
     dashboard: Option<DashboardHandle>,
     threads_per_worker: u32,
     memory_limit: Option<u64>,
+    security: crate::Security,
 }
 
 impl LocalCluster {
@@ -212,9 +231,14 @@ impl LocalCluster {
         self.dashboard.as_ref().map(DashboardHandle::link)
     }
 
-    /// A client connected to this cluster.
+    /// A client connected to this cluster (with its credentials).
     pub fn client(&self) -> Result<Client> {
-        Client::connect(&self.scheduler_addr())
+        Client::connect_with(&self.scheduler_addr(), self.security.clone())
+    }
+
+    /// The cluster's token and TLS settings.
+    pub fn security(&self) -> &crate::Security {
+        &self.security
     }
 
     /// Number of workers started.

@@ -65,6 +65,49 @@ pub enum Error {
         /// The peer's version.
         theirs: u32,
     },
+    /// The peer refused this connection (missing or wrong token).
+    #[error("{peer} refused this connection: {reason}")]
+    Unauthorized {
+        /// The peer's address.
+        peer: String,
+        /// Why, as the peer said it.
+        reason: String,
+    },
+    /// This process refused a peer: it lacks the token this process requires.
+    #[error("refused {peer}: {reason}")]
+    Refused {
+        /// The peer (its role and address).
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+    /// The TLS handshake failed (untrusted or missing certificate, or one
+    /// side without TLS).
+    #[error("TLS with {peer} failed: {detail}; every process of the cluster needs a certificate signed by the same CA (--tls-ca-file, --tls-cert, --tls-key)")]
+    Tls {
+        /// The peer's address.
+        peer: String,
+        /// What rustls reported.
+        detail: String,
+    },
+    /// The connection to the scheduler is gone (it stopped, restarted or the
+    /// network failed): pending futures and new calls fail with this.
+    #[error("lost the connection to the scheduler at {addr}: it stopped or restarted, and the tasks and results it held are gone; connect a new Client once it runs again and resubmit")]
+    SchedulerLost {
+        /// The scheduler's address.
+        addr: String,
+    },
+    /// A task was running on a worker that died, too many times: it is
+    /// erred instead of being rescheduled again (Dask's `KilledWorker`).
+    #[error("{key} is suspicious: {deaths} workers died while running it (allowed: {allowed}); fix the task (does it crash or exhaust its process?) or raise allowed_failures (`dask scheduler --allowed-failures`)")]
+    SuspiciousTask {
+        /// The task.
+        key: dask_core::Key,
+        /// How many workers died while running it.
+        deaths: u32,
+        /// The scheduler's `allowed_failures`.
+        allowed: u32,
+    },
     /// A message header could not be decoded.
     #[error("malformed {what} message: {source}")]
     Decode {

@@ -105,10 +105,10 @@ async fn fetch_result<T: Any + Clone + Send + Sync>(inner: Arc<Inner>, key: Key)
 pub(crate) async fn fetch_value(inner: Arc<Inner>, key: Key) -> Result<Value> {
     let outcome = match inner.outcome_or_waiter(&key)? {
         Ok(outcome) => outcome,
-        Err(waiter) => waiter.await.map_err(|_| Error::Closed)?,
+        Err(waiter) => waiter.await.map_err(|_| inner.lost())?,
     };
     match outcome {
-        Reported::Erred(e) => return Err(Error::Core(inner.failure(e))),
+        Reported::Erred(e) => return Err(inner.task_error(e)),
         Reported::Cancelled => return Err(Error::Cancelled { key }),
         Reported::Memory => {}
     }
@@ -127,14 +127,14 @@ async fn gather_values(inner: Arc<Inner>, keys: Vec<Key>) -> Result<HashMap<Key,
         let (outcomes, waiter) = inner.outcomes_or_batch_waiter(&keys)?;
         for (key, outcome) in keys.iter().zip(&outcomes) {
             match outcome {
-                Some(Reported::Erred(e)) => return Err(Error::Core(inner.failure(e.clone()))),
+                Some(Reported::Erred(e)) => return Err(inner.task_error(e.clone())),
                 Some(Reported::Cancelled) => return Err(Error::Cancelled { key: key.clone() }),
                 Some(Reported::Memory) | None => {}
             }
         }
         match waiter {
             // Woken: every key in memory, or one failed (read again above).
-            Some(waiter) => waiter.await.map_err(|_| Error::Closed)?,
+            Some(waiter) => waiter.await.map_err(|_| inner.lost())?,
             None => break,
         }
     }

@@ -108,8 +108,8 @@ pub fn seeds() -> Vec<Vec<u8>> {
     vec![
         encoded(
             &Hello {
-                role: Role::Client,
                 crate_version: "0.1.0".into(),
+                ..Hello::new(Role::Client)
             },
             vec![],
         ),

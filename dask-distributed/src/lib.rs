@@ -44,6 +44,10 @@
 //!   port 8787, or a free one when it is taken
 //!   ([`LocalCluster::dashboard_link`]).
 //! - `Client::map`, and `.await` on futures inside an existing tokio runtime.
+//! - [`security`]: an optional shared-secret token and mutual TLS (rustls)
+//!   on every connection ([`Security`], [`Client::connect_with`],
+//!   [`LocalClusterBuilder::security`]); a peer without them is refused in
+//!   the handshake.
 //!
 //! Not built yet (issue 3): an async `Client`, `LocalCluster` with worker
 //! processes (use `dask scheduler` / `dask worker`).
@@ -87,6 +91,7 @@ pub mod process;
 pub mod protocol;
 pub mod scatter;
 pub mod scheduler;
+pub mod security;
 pub mod spill;
 pub mod waiting;
 pub mod worker;
@@ -100,4 +105,5 @@ pub use error::{Error, Result};
 pub use futures::{Future, FutureStatus};
 pub use options::SubmitOptions;
 pub use scatter::ScatterOptions;
+pub use security::Security;
 pub use waiting::{AsCompleted, DoneAndNotDone, ReturnWhen};

@@ -1,11 +1,12 @@
 //! Blocking entry points for the `dask scheduler` and `dask worker` processes.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::scheduler::server::{self, SchedulerOptions};
 use crate::worker::{self, WorkerOptions};
-use crate::{Error, Result};
+use crate::{Error, Result, Security};
 
 /// The scheduler's default port, as in Dask.
 pub const DEFAULT_SCHEDULER_PORT: u16 = 8786;
@@ -100,10 +101,60 @@ pub fn run_worker_with(scheduler_addr: &str, options: WorkerOptions) -> Result<(
         println!("worker at {}", handle.data_addr());
         std::io::stdout().flush()?;
         handle.finished().await?;
-        eprintln!("the scheduler at {scheduler_addr} went away; worker exiting");
+        eprintln!(
+            "dask-rs worker: lost the connection to the scheduler at {scheduler_addr} \
+             (it stopped, restarted or is unreachable); exiting: start the worker again \
+             once the scheduler runs"
+        );
         Ok(())
     })
 }
+
+/// The [`Security`] of a `dask scheduler` or `dask worker` process: the
+/// token from `--token`, else from the `DASK_TOKEN` environment variable
+/// (preferred: a command line is visible to other users), and TLS from the
+/// CA, certificate and key files, all three or none.
+pub fn security_from_flags(
+    token: Option<String>,
+    tls_ca_file: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+) -> Result<Security> {
+    let security = match token {
+        Some(token) => Security::new().with_token(token)?,
+        None => Security::from_env()?,
+    };
+    match (tls_ca_file, tls_cert, tls_key) {
+        (None, None, None) => Ok(security),
+        (Some(ca), Some(cert), Some(key)) => security.with_tls_files(&ca, &cert, &key),
+        (ca, cert, key) => {
+            let missing: Vec<&str> = [
+                ("--tls-ca-file", ca.is_none()),
+                ("--tls-cert", cert.is_none()),
+                ("--tls-key", key.is_none()),
+            ]
+            .into_iter()
+            .filter(|(_, m)| *m)
+            .map(|(flag, _)| flag)
+            .collect();
+            Err(Error::InvalidConfig {
+                message: format!(
+                    "TLS needs --tls-ca-file, --tls-cert and --tls-key together; missing {}",
+                    missing.join(", ")
+                ),
+            })
+        }
+    }
+}
+
+/// An op that aborts the process running it (`std::process::abort`), for
+/// failure tests of `dask worker` processes: the scheduler errs a task that
+/// keeps killing its workers as suspicious. Never run it on a LocalCluster
+/// of threads: it would abort the client's process.
+pub fn abort_process(_marker: u64) -> u64 {
+    std::process::abort()
+}
+dask_core::register_op!(abort_process);
 
 /// Parses a byte count as Dask does: a plain number of bytes, or a number
 /// with a unit (`kB`, `MB`, `GB`, `TB` powers of 1000; `KiB`, `MiB`, `GiB`,

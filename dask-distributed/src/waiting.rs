@@ -90,7 +90,7 @@ impl Client {
         let result = DoneAndNotDone { done, not_done };
         if return_when == ReturnWhen::AllCompleted && !result.not_done.is_empty() {
             // A waiter ended without a report: the scheduler connection is gone.
-            return Err(Error::Closed);
+            return Err(inner.lost());
         }
         Ok(result)
     }

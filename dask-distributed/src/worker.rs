@@ -46,6 +46,9 @@ pub struct WorkerOptions {
     /// and terminate thresholds: right for a worker alone in its process
     /// (`dask worker`), wrong for workers sharing one (a threads LocalCluster).
     pub monitor_process_memory: bool,
+    /// Token and TLS: presented to the scheduler and to peers, required of
+    /// whoever fetches data from this worker.
+    pub security: crate::Security,
 }
 
 impl WorkerOptions {
@@ -58,6 +61,7 @@ impl WorkerOptions {
             local_directory: None,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             monitor_process_memory: false,
+            security: crate::Security::default(),
         }
     }
 
@@ -282,8 +286,27 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let data_addr = listener.local_addr()?.to_string();
     local::register_worker(&data_addr, memory.clone());
-    let data = tokio::spawn(serve_data(listener, memory.clone()));
-    let conn = protocol::connect(scheduler_addr, Role::Worker, Limits::default()).await?;
+    let data = tokio::spawn(serve_data(
+        listener,
+        memory.clone(),
+        options.security.clone(),
+        data_addr.clone(),
+    ));
+    let conn = match protocol::connect_with(
+        scheduler_addr,
+        Role::Worker,
+        Limits::default(),
+        &options.security,
+    )
+    .await
+    {
+        Ok(conn) => conn,
+        Err(e) => {
+            local::unregister_worker(&data_addr);
+            data.abort();
+            return Err(e);
+        }
+    };
     let (mut reader, writer) = conn.split();
     let tx = writer.spawn();
     let register = ToScheduler::RegisterWorker {
@@ -295,7 +318,7 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
     let shared = Arc::new(Shared {
         store: memory,
         slots: Semaphore::new(options.nthreads.max(1) as usize),
-        peers: PeerPool::new(Role::Worker),
+        peers: PeerPool::with_security(Role::Worker, options.security.clone()),
         data_addr: data_addr.clone(),
         heartbeats: AtomicBool::new(true),
         paused: AtomicBool::new(false),
@@ -583,9 +606,10 @@ async fn execute(
             }
         }
         shared.executed.fetch_add(1, Ordering::Relaxed);
-        let result = crate::coordination::in_task(&shared.scheduler, || {
-            task.execute(&key, |k| inputs[k].clone())
-        });
+        let result =
+            crate::coordination::in_task(&shared.scheduler, &shared.options.security, || {
+                task.execute(&key, |k| inputs[k].clone())
+            });
         match result {
             Ok(value) => {
                 let nbytes = shared.sizeof(&value);
@@ -631,6 +655,7 @@ async fn fetch(peers: &PeerPool, key: &Key, addrs: &[String]) -> Option<Value> {
 /// runtime: a worker's, a client's.
 pub struct PeerPool {
     role: Role,
+    security: crate::Security,
     idle: Mutex<HashMap<String, Vec<Connection>>>,
 }
 
@@ -638,10 +663,17 @@ pub struct PeerPool {
 const MAX_IDLE_PER_PEER: usize = 4;
 
 impl PeerPool {
-    /// An empty pool whose connections handshake as `role`.
+    /// An empty pool whose connections handshake as `role`, without token
+    /// or TLS.
     pub fn new(role: Role) -> PeerPool {
+        PeerPool::with_security(role, crate::Security::default())
+    }
+
+    /// An empty pool whose connections handshake as `role` with `security`.
+    pub fn with_security(role: Role, security: crate::Security) -> PeerPool {
         PeerPool {
             role,
+            security,
             idle: Mutex::new(HashMap::new()),
         }
     }
@@ -695,7 +727,8 @@ impl PeerPool {
                 other => return other,
             }
         }
-        let conn = protocol::connect(addr, self.role, Limits::default()).await?;
+        let conn =
+            protocol::connect_with(addr, self.role, Limits::default(), &self.security).await?;
         self.request(conn, addr, &request).await
     }
 
@@ -753,17 +786,31 @@ fn decode_reply(addr: &str, keys: &[Key], reply: &Message) -> Result<Vec<Value>>
     }
 }
 
-async fn serve_data(listener: TcpListener, memory: Memory) {
+async fn serve_data(
+    listener: TcpListener,
+    memory: Memory,
+    security: crate::Security,
+    data_addr: String,
+) {
     // Connections live in this set: stopping the server (kill) closes them too.
     let mut connections = JoinSet::new();
+    let who: Arc<str> = format!("worker {data_addr}").into();
     while let Ok((stream, _)) = listener.accept().await {
         while connections.try_join_next().is_some() {}
         let memory = memory.clone();
+        let security = security.clone();
+        let who = who.clone();
         connections.spawn(async move {
-            let Ok(mut conn) = protocol::accept(stream, Role::Worker, Limits::default()).await
-            else {
-                return;
-            };
+            let mut conn =
+                match protocol::accept_with(stream, Role::Worker, Limits::default(), &security)
+                    .await
+                {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        crate::scheduler::server::log_refusal(&who, &e);
+                        return;
+                    }
+                };
             while let Ok(m) = conn.recv().await {
                 let reply = match messages::header("peer-request", &m) {
                     Ok(PeerRequest::GetData { keys }) => data_reply(&keys, &memory),

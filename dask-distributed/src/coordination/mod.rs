@@ -92,6 +92,8 @@ const GRACE: Duration = Duration::from_secs(10);
 
 thread_local! {
     static TASK_SCHEDULER: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+    /// The running task's worker's credentials, for its connection to the scheduler.
+    static TASK_SECURITY: RefCell<Option<crate::Security>> = const { RefCell::new(None) };
 }
 
 /// The address of the scheduler of the worker running the current task, or
@@ -102,10 +104,17 @@ pub fn worker_scheduler_address() -> Option<String> {
 }
 
 /// Runs `f` (a task) with [`worker_scheduler_address`] giving `scheduler`.
-pub(crate) fn in_task<T>(scheduler: &Arc<str>, f: impl FnOnce() -> T) -> T {
+/// The worker's `security` is used for the task's connection to it.
+pub(crate) fn in_task<T>(
+    scheduler: &Arc<str>,
+    security: &crate::Security,
+    f: impl FnOnce() -> T,
+) -> T {
     let previous = TASK_SCHEDULER.with(|s| s.replace(Some(scheduler.clone())));
+    let previous_security = TASK_SECURITY.with(|s| s.replace(Some(security.clone())));
     let result = f();
     TASK_SCHEDULER.with(|s| *s.borrow_mut() = previous);
+    TASK_SECURITY.with(|s| *s.borrow_mut() = previous_security);
     result
 }
 
@@ -138,6 +147,12 @@ impl Coordinator {
     /// on first use, reopened if it was lost). Works from any thread,
     /// including a task's.
     pub fn connect(addr: &str) -> Result<Coordinator> {
+        Coordinator::connect_with(addr, &crate::Security::default())
+    }
+
+    /// [`Coordinator::connect`] with a token or TLS (the first connection
+    /// to `addr` decides; later calls share it).
+    pub fn connect_with(addr: &str, security: &crate::Security) -> Result<Coordinator> {
         let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
         let map = shared.get_or_insert_with(HashMap::new);
         if let Some(inner) = map.get(addr) {
@@ -161,12 +176,15 @@ impl Coordinator {
         // Connect from a plain thread: a task's thread belongs to a tokio
         // runtime, where the client's own runtime cannot be started.
         let owned = addr.to_owned();
-        let inner = std::thread::spawn(move || Client::connect(&owned).map(|c| c.inner().clone()))
-            .join()
-            .map_err(|_| Error::Malformed {
-                what: "coordination",
-                detail: "the connecting thread panicked (bug)".into(),
-            })??;
+        let security = security.clone();
+        let inner = std::thread::spawn(move || {
+            Client::connect_with(&owned, security).map(|c| c.inner().clone())
+        })
+        .join()
+        .map_err(|_| Error::Malformed {
+            what: "coordination",
+            detail: "the connecting thread panicked (bug)".into(),
+        })??;
         map.insert(addr.to_owned(), inner.clone());
         Ok(Coordinator { inner })
     }
@@ -181,7 +199,10 @@ impl Coordinator {
                       pass a Client or the scheduler's address instead"
                 .into(),
         })?;
-        Coordinator::connect(&addr)
+        let security = TASK_SECURITY
+            .with(|s| s.borrow().clone())
+            .unwrap_or_default();
+        Coordinator::connect_with(&addr, &security)
     }
 
     /// Sends `request` and waits for the answer. `wait` is the request's
@@ -197,7 +218,7 @@ impl Coordinator {
         let limit = wait.unwrap_or(Duration::ZERO).saturating_add(GRACE);
         let reply = match rx.recv_timeout(limit) {
             Ok(reply) => reply,
-            Err(RecvTimeoutError::Disconnected) => return Err(Error::Closed),
+            Err(RecvTimeoutError::Disconnected) => return Err(self.inner.lost()),
             Err(RecvTimeoutError::Timeout) => CoordReply::TimedOut,
         };
         match reply {

@@ -12,9 +12,11 @@
 //! Lengths are checked against [`Limits`] before anything is allocated, so a
 //! peer cannot make us reserve memory by announcing a huge frame.
 //!
-//! Each side of a new connection first sends a 12-byte preamble (magic + protocol
-//! version), then a [`Hello`] message. A peer whose preamble is wrong is refused
-//! before any of its messages is read.
+//! Each side of a new connection sends a 12-byte preamble (magic + protocol
+//! version), then a [`Hello`] message (the connecting side first; the
+//! accepting side answers once it checked the peer's, see
+//! [`crate::security`] for tokens and TLS). A peer whose preamble or token
+//! is wrong is refused before any of its messages is read.
 //!
 //! Headers are plain serde enums encoded with postcard. Postcard is not
 //! self-describing, so enums are tagged by variant index, not by an `op` field.
@@ -25,7 +27,8 @@ mod task;
 
 pub use frame::{read_message, write_message, Limits, Message};
 pub use handshake::{
-    accept, connect, ConnReader, ConnWriter, Connection, Hello, Role, MAGIC, PROTOCOL_VERSION,
+    accept, accept_with, connect, connect_with, ConnReader, ConnWriter, Connection, Hello, Role,
+    MAGIC, PROTOCOL_VERSION,
 };
 pub use task::{check_graph, decode_task, encode_task, SharedTask, WireArg, WireTask};
 

@@ -71,6 +71,11 @@ pub struct SchedulerOptions {
     pub worker_ttl: Duration,
     /// Whether idle workers steal tasks not yet started from busy ones.
     pub work_stealing: bool,
+    /// How many workers may die while running one task before it errs as
+    /// suspicious ([`crate::Error::SuspiciousTask`]) instead of running again.
+    pub allowed_failures: u32,
+    /// Token and TLS required of every worker and client.
+    pub security: crate::Security,
 }
 
 impl Default for SchedulerOptions {
@@ -78,6 +83,8 @@ impl Default for SchedulerOptions {
         SchedulerOptions {
             worker_ttl: DEFAULT_WORKER_TTL,
             work_stealing: true,
+            allowed_failures: super::state::DEFAULT_ALLOWED_FAILURES,
+            security: crate::Security::default(),
         }
     }
 }
@@ -120,11 +127,17 @@ pub async fn start_full(
         })?;
     let addr = listener.local_addr()?;
     let (tx, rx) = unbounded_channel();
+    let security = Arc::new(options.security.clone());
     let core = tokio::spawn(core(rx, options, plugins));
     let ids = Arc::new(AtomicU64::new(1));
     let accept = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve_connection(stream, tx.clone(), ids.clone()));
+            tokio::spawn(serve_connection(
+                stream,
+                tx.clone(),
+                ids.clone(),
+                security.clone(),
+            ));
         }
     });
     Ok(SchedulerHandle { addr, accept, core })
@@ -134,10 +147,17 @@ async fn serve_connection(
     stream: TcpStream,
     core: UnboundedSender<CoreEvent>,
     ids: Arc<AtomicU64>,
+    security: Arc<crate::Security>,
 ) {
-    let Ok(conn) = protocol::accept(stream, Role::Scheduler, Limits::default()).await else {
-        return; // foreign peer or failed handshake: refused before any message
-    };
+    let conn =
+        match protocol::accept_with(stream, Role::Scheduler, Limits::default(), &security).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Foreign peer, failed TLS or token: refused before any message.
+                log_refusal("scheduler", &e);
+                return;
+            }
+        };
     let role = conn.peer().role;
     let (mut reader, writer) = conn.split();
     let tx = writer.spawn();
@@ -186,6 +206,16 @@ async fn serve_connection(
     }
 }
 
+/// Logs a refused connection (wrong token, failed TLS, foreign bytes); a
+/// peer that connected and left without a word is not worth a line.
+pub(crate) fn log_refusal(who: &str, e: &Error) {
+    match e {
+        Error::Closed | Error::Io(_) => {}
+        Error::Refused { .. } => eprintln!("dask-rs {who}: {e}"),
+        other => eprintln!("dask-rs {who}: refused a connection: {other}"),
+    }
+}
+
 struct Peer {
     tx: UnboundedSender<Message>,
     data_addr: String,
@@ -201,7 +231,9 @@ async fn core(
     options: SchedulerOptions,
     plugins: Vec<Box<dyn super::plugin::SchedulerPlugin>>,
 ) {
-    let mut state = SchedulerState::new().with_work_stealing(options.work_stealing);
+    let mut state = SchedulerState::new()
+        .with_work_stealing(options.work_stealing)
+        .with_allowed_failures(options.allowed_failures);
     for plugin in plugins {
         state.add_plugin(plugin);
     }

@@ -26,6 +26,39 @@ pub type ClientId = u64;
 /// declared erred as suspicious ("KilledWorker" in Dask).
 pub const DEFAULT_ALLOWED_FAILURES: u32 = 3;
 
+/// The op name in the [`TaskError`] of a task erred as suspicious (it was
+/// running on more than `allowed_failures` workers that died; Dask's
+/// `KilledWorker`). Its message is [`crate::Error::SuspiciousTask`]'s text.
+pub const SUSPICIOUS_OP: &str = "killed-worker";
+
+/// The error of a task that was running on `deaths` workers that died.
+pub fn suspicious_error(key: &Key, deaths: u32, allowed: u32) -> TaskError {
+    TaskError {
+        key: key.clone(),
+        op: SUSPICIOUS_OP.into(),
+        message: crate::Error::SuspiciousTask {
+            key: key.clone(),
+            deaths,
+            allowed,
+        }
+        .to_string(),
+    }
+}
+
+/// The deaths and allowed failures of a suspicious task's error (made by
+/// [`suspicious_error`]); `None` for any other error.
+pub fn parse_suspicious(error: &TaskError) -> Option<(u32, u32)> {
+    if error.op != SUSPICIOUS_OP {
+        return None;
+    }
+    let rest = error
+        .message
+        .strip_prefix(&format!("{} is suspicious: ", error.key))?;
+    let (deaths, rest) = rest.split_once(' ')?;
+    let allowed = rest.split_once("(allowed: ")?.1.split_once(')')?.0;
+    Some((deaths.parse().ok()?, allowed.parse().ok()?))
+}
+
 /// The state of one task, with Dask's names.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
@@ -516,15 +549,7 @@ impl SchedulerState {
             if let Some(ts) = self.tasks.get_mut(&key) {
                 ts.suspicious += 1;
                 if ts.suspicious > allowed {
-                    ts.error = Some(TaskError {
-                        key: key.clone(),
-                        op: "worker".into(),
-                        message: format!(
-                            "the task was running on a worker that died, {} times: it is suspicious \
-                             (it may crash its worker); raise allowed_failures to retry it more",
-                            ts.suspicious
-                        ),
-                    });
+                    ts.error = Some(suspicious_error(&key, ts.suspicious, allowed));
                     self.recommend(&key, Status::Erred, "killed too many workers");
                 } else {
                     self.recommend(&key, Status::Released, "worker died while processing");

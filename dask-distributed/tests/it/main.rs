@@ -13,5 +13,6 @@ mod properties;
 mod protocol;
 mod resilience;
 mod scheduler_state;
+mod security;
 mod state_properties;
 mod task_encoding;

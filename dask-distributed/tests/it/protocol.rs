@@ -119,8 +119,8 @@ async fn raw_peer_after_handshake(addr: String, bytes: Vec<u8>) {
     let hello = protocol::encode(
         "hello",
         &protocol::Hello {
-            role: Role::Worker,
             crate_version: "test".into(),
+            ..protocol::Hello::new(Role::Worker)
         },
     )
     .unwrap();

@@ -2,10 +2,16 @@
 //!
 //! ```text
 //! dask scheduler [--host 127.0.0.1] [--port 8786] [--dashboard-port 8787 | --no-dashboard]
-//!                [--worker-ttl SECONDS] [--no-work-stealing]
+//!                [--worker-ttl SECONDS] [--no-work-stealing] [--allowed-failures 3]
+//!                [SECURITY]
 //! dask worker SCHEDULER_ADDRESS [--nthreads N] [--memory-limit 4GB] [--local-directory DIR]
 //!             [--memory-{target,spill,pause,terminate}-fraction F] [--no-nanny]
+//!             [SECURITY]
+//! SECURITY: [--token SECRET] [--tls-ca-file CA.pem --tls-cert CERT.pem --tls-key KEY.pem]
 //! ```
+//!
+//! The token may also come from the `DASK_TOKEN` environment variable
+//! (better: a command line is visible to other users of the machine).
 //!
 //! The binary links every collection crate, so the ops they register can run
 //! on its workers.
@@ -57,6 +63,21 @@ enum Command {
         /// Do not serve the dashboard.
         #[arg(long)]
         no_dashboard: bool,
+        /// Workers that may die while running one task before it errs as suspicious.
+        #[arg(long, default_value_t = 3)]
+        allowed_failures: u32,
+        /// Shared secret every peer must present (default: $DASK_TOKEN, else none).
+        #[arg(long)]
+        token: Option<String>,
+        /// PEM file of the CA that signs every certificate of the cluster (mutual TLS).
+        #[arg(long)]
+        tls_ca_file: Option<PathBuf>,
+        /// PEM file of this process's certificate, signed by the CA.
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        /// PEM file of this process's private key.
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
     },
     /// Run a worker for the scheduler at ADDRESS (host:port).
     Worker {
@@ -92,12 +113,26 @@ enum Command {
         /// Started by a nanny: exit when standard input closes.
         #[arg(long, hide = true)]
         supervised: bool,
+        /// Shared secret every peer must present (default: $DASK_TOKEN, else none).
+        #[arg(long)]
+        token: Option<String>,
+        /// PEM file of the CA that signs every certificate of the cluster (mutual TLS).
+        #[arg(long)]
+        tls_ca_file: Option<PathBuf>,
+        /// PEM file of this process's certificate, signed by the CA.
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        /// PEM file of this process's private key.
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
     },
 }
 
 fn scheduler_options(
     worker_ttl: f64,
     work_stealing: bool,
+    allowed_failures: u32,
+    security: dask::distributed::Security,
 ) -> dask::distributed::Result<SchedulerOptions> {
     if !(worker_ttl.is_finite() && worker_ttl > 0.0) {
         return Err(dask::distributed::Error::InvalidConfig {
@@ -107,6 +142,8 @@ fn scheduler_options(
     Ok(SchedulerOptions {
         worker_ttl: Duration::from_secs_f64(worker_ttl),
         work_stealing,
+        allowed_failures,
+        security,
     })
 }
 
@@ -139,14 +176,23 @@ fn main() {
             no_work_stealing,
             dashboard_port,
             no_dashboard,
-        } => scheduler_options(worker_ttl, !no_work_stealing).and_then(|options| {
-            process::run_scheduler_with(
-                &host,
-                port,
-                options,
-                (!no_dashboard).then_some(dashboard_port),
-            )
-        }),
+            allowed_failures,
+            token,
+            tls_ca_file,
+            tls_cert,
+            tls_key,
+        } => process::security_from_flags(token, tls_ca_file, tls_cert, tls_key)
+            .and_then(|security| {
+                scheduler_options(worker_ttl, !no_work_stealing, allowed_failures, security)
+            })
+            .and_then(|options| {
+                process::run_scheduler_with(
+                    &host,
+                    port,
+                    options,
+                    (!no_dashboard).then_some(dashboard_port),
+                )
+            }),
         Command::Worker {
             address,
             nthreads,
@@ -158,12 +204,18 @@ fn main() {
             memory_terminate_fraction,
             no_nanny,
             supervised,
+            token,
+            tls_ca_file,
+            tls_cert,
+            tls_key,
         } if no_nanny || supervised => memory_limit
             .as_deref()
             .map(process::parse_bytes)
             .transpose()
             .and_then(|memory_limit| {
+                let security = process::security_from_flags(token, tls_ca_file, tls_cert, tls_key)?;
                 let options = WorkerOptions {
+                    security,
                     memory_limit,
                     local_directory,
                     thresholds: MemoryThresholds {

@@ -3,5 +3,6 @@
 mod chaos;
 mod dashboard;
 mod processes;
+mod security;
 mod spill;
 mod tour;
