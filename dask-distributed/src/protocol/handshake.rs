@@ -11,7 +11,8 @@ use super::frame::{read_message, write_message, Limits, Message};
 use crate::{Error, Result};
 
 /// The protocol version; peers of different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: task-finished and task-erred messages carry the task's timing.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// First bytes of every connection, before the version (public for tests of foreign peers).
 pub const MAGIC: [u8; 8] = *b"dask-rs\0";

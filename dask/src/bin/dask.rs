@@ -107,6 +107,7 @@ fn scheduler_options(
     Ok(SchedulerOptions {
         worker_ttl: Duration::from_secs_f64(worker_ttl),
         work_stealing,
+        ..SchedulerOptions::default()
     })
 }
 
