@@ -33,7 +33,10 @@ fn cluster() -> Client {
     // Every worker registered, so every one shows in reports.
     let deadline = std::time::Instant::now() + test_timeout();
     while client.workers().unwrap().len() < WORKERS {
-        assert!(std::time::Instant::now() < deadline, "workers never registered");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "workers never registered"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     client

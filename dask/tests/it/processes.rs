@@ -360,7 +360,10 @@ fn task_stream_and_report_on_worker_processes() {
     let (procs, client) = cluster_of_processes(2);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while client.workers().unwrap().len() < 2 {
-        assert!(std::time::Instant::now() < deadline, "workers never registered");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "workers never registered"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let workers: Vec<String> = client
@@ -399,13 +402,20 @@ fn task_stream_and_report_on_worker_processes() {
     want.sort();
     assert_eq!(keys, want, "one record per task");
     for r in &records {
-        assert!(workers.contains(&r.worker), "{} not in {workers:?}", r.worker);
+        assert!(
+            workers.contains(&r.worker),
+            "{} not in {workers:?}",
+            r.worker
+        );
         assert_eq!(r.thread, 0, "one thread per worker");
         assert!(r.start <= r.stop);
     }
     let html = std::fs::read_to_string(&path).unwrap();
     for prefix in ["src", "moved"] {
-        assert!(html.contains(&format!("data-prefix=\"{prefix}\"")), "{prefix}");
+        assert!(
+            html.contains(&format!("data-prefix=\"{prefix}\"")),
+            "{prefix}"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
     drop(procs);
