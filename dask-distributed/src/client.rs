@@ -558,6 +558,11 @@ impl Inner {
         self.runtime.spawn(f);
     }
 
+    /// The client's runtime, to spawn background work that can be aborted.
+    pub(crate) fn runtime_handle(&self) -> tokio::runtime::Handle {
+        self.runtime.handle().clone()
+    }
+
     /// Whether tasks and values go through the in-process tables.
     pub(crate) fn in_process(&self) -> bool {
         self.in_process

@@ -142,6 +142,14 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// How many task-stream records the scheduler keeps (the newest; default
+    /// [`DEFAULT_TASK_STREAM_CAPACITY`](crate::task_stream::DEFAULT_TASK_STREAM_CAPACITY);
+    /// 0: records none, and workers' timings are dropped on arrival).
+    pub fn task_stream_capacity(mut self, records: usize) -> Self {
+        self.scheduler.task_stream_capacity = records;
+        self
+    }
+
     /// Runs without a dashboard (no scheduler plugin, no HTTP server).
     pub fn no_dashboard(mut self) -> Self {
         self.dashboard_port = None;
@@ -175,6 +183,7 @@ impl LocalClusterBuilder {
                 server::start_full(&self.scheduler_addr, self.scheduler.clone(), plugins).await?;
             let dashboard = match dashboard {
                 Some((d, port)) => {
+                    d.attach_task_stream(scheduler.task_stream());
                     let host = scheduler.addr().ip().to_string();
                     Some(dashboard::serve(&d, &host, port).await?)
                 }

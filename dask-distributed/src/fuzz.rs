@@ -129,6 +129,11 @@ pub fn seeds() -> Vec<Vec<u8>> {
             &ToScheduler::TaskFinished {
                 key: key.clone(),
                 nbytes: 8,
+                timing: crate::task_stream::TaskTiming {
+                    start: 1.0,
+                    stop: 2.0,
+                    thread: 0,
+                },
             },
             vec![],
         ),

@@ -43,6 +43,10 @@
 //!   `/status`, with a JSON API, `/metrics` (Prometheus) and `/health`; on
 //!   port 8787, or a free one when it is taken
 //!   ([`LocalCluster::dashboard_link`]).
+//! - [`task_stream`]: workers time every task (start, stop, thread) and the
+//!   scheduler keeps the newest records in a ring; [`diagnostics`]:
+//!   [`Client::get_task_stream`], [`Client::progress`] (a console bar over
+//!   futures) and [`Client::performance_report`] (a standalone HTML file).
 //! - `Client::map`, and `.await` on futures inside an existing tokio runtime.
 //! - [`security`]: an optional shared-secret token and mutual TLS (rustls)
 //!   on every connection ([`Security`], [`Client::connect_with`],
@@ -78,6 +82,7 @@ pub mod client;
 pub mod cluster;
 pub mod coordination;
 pub mod dashboard;
+pub mod diagnostics;
 mod error;
 pub mod futures;
 #[doc(hidden)]
@@ -93,6 +98,7 @@ pub mod scatter;
 pub mod scheduler;
 pub mod security;
 pub mod spill;
+pub mod task_stream;
 pub mod waiting;
 pub mod worker;
 
@@ -101,6 +107,7 @@ pub use cluster::{LocalCluster, LocalClusterBuilder};
 pub use coordination::{
     worker_scheduler_address, Coordinator, Event, Lock, Pub, Queue, Semaphore, Sub, Variable,
 };
+pub use diagnostics::{PerformanceReport, Progress, ProgressCounts};
 pub use error::{Error, Result};
 pub use futures::{Future, FutureStatus};
 pub use options::SubmitOptions;

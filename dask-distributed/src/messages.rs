@@ -8,6 +8,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::protocol::{self, Message, WireTask};
 use crate::scheduler::coordination::{CoordReply, CoordRequest};
 use crate::scheduler::state::{Outcome, Status};
+use crate::task_stream::{TaskStreamPage, TaskTiming};
 use crate::Result;
 
 /// What workers and clients send the scheduler.
@@ -26,6 +27,8 @@ pub enum ToScheduler {
         key: Key,
         /// Approximate size of the value.
         nbytes: u64,
+        /// When and on which thread it ran (for the task stream).
+        timing: TaskTiming,
     },
     /// A task failed on a worker.
     TaskErred {
@@ -35,6 +38,8 @@ pub enum ToScheduler {
         op: String,
         /// The failure.
         message: String,
+        /// When and on which thread it ran (`None`: it never started).
+        timing: Option<TaskTiming>,
     },
     /// A client submits tasks and wants some keys.
     UpdateGraph {
@@ -164,6 +169,15 @@ pub enum Query {
         /// The keys.
         keys: Vec<Key>,
     },
+    /// Task-stream records from sequence number `since` on, at most `limit`.
+    TaskStream {
+        /// The first sequence number wanted.
+        since: u64,
+        /// Most records in the answer (the scheduler caps it too).
+        limit: u64,
+    },
+    /// Bytes of results each worker holds, as the scheduler counts them.
+    WorkerMemory,
 }
 
 /// The scheduler's answer to a [`Query`].
@@ -173,6 +187,10 @@ pub enum Answer {
     Workers(Vec<(String, u32)>),
     /// The state of each key asked (`None`: unknown, e.g. forgotten).
     TaskStatus(Vec<Option<Status>>),
+    /// A page of the task stream.
+    TaskStream(TaskStreamPage),
+    /// Per worker: data address, task threads, bytes held.
+    WorkerMemory(Vec<(String, u32, u64)>),
 }
 
 /// A task as the scheduler stores and forwards it (opaque to the scheduler).

@@ -56,6 +56,7 @@ pub fn run_scheduler_with(
         let mut lines = format!("scheduler at {}\n", handle.addr());
         let _dashboard = match &dashboard {
             Some((d, port)) => {
+                d.attach_task_stream(handle.task_stream());
                 let served = crate::dashboard::serve(d, host, *port).await?;
                 lines.push_str(&format!("dashboard at {}\n", served.link()));
                 Some(served)

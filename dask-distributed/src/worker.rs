@@ -18,6 +18,7 @@ use crate::messages::{self, PeerReply, PeerRequest, StoredTask, ToScheduler, ToW
 use crate::metrics::{WorkerMetrics, WorkerStatus};
 use crate::protocol::{self, decode_task, Connection, Limits, Message, Role};
 use crate::spill::{MemoryThresholds, Store};
+use crate::task_stream::{self, Lanes, TaskTiming};
 use crate::{Error, Result};
 
 use crate::local::{self, Memory};
@@ -177,6 +178,8 @@ struct Shared {
     stolen: AtomicU64,
     /// The scheduler's address, for tasks' coordination primitives.
     scheduler: Arc<str>,
+    /// Task-thread numbers, for the task stream.
+    lanes: Lanes,
 }
 
 impl Shared {
@@ -329,6 +332,7 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
         executed: AtomicU64::new(0),
         stolen: AtomicU64::new(0),
         scheduler: Arc::from(scheduler_addr),
+        lanes: Lanes::new(options.nthreads.max(1)),
         options,
     });
     let worker = shared.clone();
@@ -436,8 +440,10 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
 
 /// How a task attempt ended.
 enum Outcome {
-    Finished(u64),
+    Finished(u64, TaskTiming),
     Failed(Error),
+    /// The task ran and failed.
+    Erred(Error, TaskTiming),
     /// A dependency could not be fetched from any holder.
     Missing {
         dependency: Key,
@@ -478,11 +484,16 @@ async fn run_task(
         ),
         Err(e) => (Outcome::Failed(e), false),
     };
+    let (outcome, timing) = match outcome {
+        Outcome::Erred(e, timing) => (Outcome::Failed(e), Some(timing)),
+        other => (other, None),
+    };
     let reply = match outcome {
-        Outcome::Dropped => return key,
-        Outcome::Finished(nbytes) => ToScheduler::TaskFinished {
+        Outcome::Dropped | Outcome::Erred(..) => return key,
+        Outcome::Finished(nbytes, timing) => ToScheduler::TaskFinished {
             key: key.clone(),
             nbytes,
+            timing,
         },
         Outcome::Missing { dependency, errant } => ToScheduler::MissingData {
             key: key.clone(),
@@ -503,6 +514,7 @@ async fn run_task(
                 key: failed.clone(),
                 op: op.clone(),
                 message: message.clone(),
+                timing,
             };
             if in_process {
                 local::put_error(failed.clone(), error);
@@ -513,6 +525,7 @@ async fn run_task(
             key: key.clone(),
             op: "worker".into(),
             message: other.to_string(),
+            timing,
         },
     };
     if let Ok(m) = messages::message("task-done", &reply) {
@@ -606,10 +619,17 @@ async fn execute(
             }
         }
         shared.executed.fetch_add(1, Ordering::Relaxed);
-        let result =
-            crate::coordination::in_task(&shared.scheduler, &shared.options.security, || {
-                task.execute(&key, |k| inputs[k].clone())
-            });
+        let lane = shared.lanes.take();
+        let start = task_stream::now();
+        let result = crate::coordination::in_task(&shared.scheduler, &shared.options.security, || {
+            task.execute(&key, |k| inputs[k].clone())
+        });
+        let timing = TaskTiming {
+            start,
+            stop: task_stream::now(),
+            thread: lane.number,
+        };
+        drop(lane);
         match result {
             Ok(value) => {
                 let nbytes = shared.sizeof(&value);
@@ -617,12 +637,12 @@ async fn execute(
                 // meanwhile must not leave its value behind.
                 let cancelled = || phase.load(Ordering::Acquire) == CANCELLED;
                 if shared.store.insert_unless(key, value, nbytes, cancelled) {
-                    Outcome::Finished(nbytes)
+                    Outcome::Finished(nbytes, timing)
                 } else {
                     Outcome::Dropped
                 }
             }
-            Err(e) => Outcome::Failed(e.into()),
+            Err(e) => Outcome::Erred(e.into(), timing),
         }
     })
     .await;

@@ -24,4 +24,6 @@ pub use indicatif;
 pub use profile::{Profiler, TaskRecord};
 pub use progress::ProgressBar;
 pub use resource::{ResourceProfiler, ResourceSample};
-pub use timeline::{render_resources_svg, render_tasks_svg, write_report};
+pub use timeline::{
+    escape_html, render_lanes_svg, render_resources_svg, render_tasks_svg, write_report,
+};

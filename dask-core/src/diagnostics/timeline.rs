@@ -16,7 +16,11 @@ const PALETTE: [&str; 10] = [
 ];
 
 /// Escapes text for SVG/HTML element content and attributes.
-fn escape(s: &str) -> String {
+///
+/// ```
+/// assert_eq!(dask_core::diagnostics::escape_html("<a & 'b'>"), "&lt;a &amp; &#39;b&#39;&gt;");
+/// ```
+pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -81,46 +85,69 @@ pub fn render_tasks_svg(records: &[TaskRecord]) -> String {
         w.dedup();
         w
     };
+    let names: Vec<String> = workers
+        .iter()
+        .map(|w| {
+            if *w == 0 {
+                "caller".to_owned()
+            } else {
+                format!("thread {w}")
+            }
+        })
+        .collect();
+    let rows: Vec<TaskRecord> = records
+        .iter()
+        .map(|r| TaskRecord {
+            worker: workers.binary_search(&r.worker).unwrap_or(0),
+            ..r.clone()
+        })
+        .collect();
+    render_lanes_svg(&names, &rows)
+}
+
+/// An SVG timeline in named lanes: one row per entry of `lanes`, one bar per
+/// record in the row `record.worker` indexes (records past the end go to the
+/// last row), coloured by `op`, with the key, op and duration as a tooltip.
+/// [`render_tasks_svg`] names lanes after threads; the distributed task
+/// stream after worker threads.
+pub fn render_lanes_svg(lanes: &[String], records: &[TaskRecord]) -> String {
+    let last = lanes.len().max(1) - 1;
     let total = records
         .iter()
         .map(|r| r.end.as_secs_f64())
         .fold(0.0, f64::max);
     let scale = (WIDTH - LEFT) / total.max(f64::MIN_POSITIVE);
-    let height = workers.len() as f64 * ROW + 30.0;
+    let height = lanes.len().max(1) as f64 * ROW + 30.0;
     let colour = colours(records);
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="tasks" width="{WIDTH}" height="{height}" font-family="sans-serif">"#
     );
-    for (row, w) in workers.iter().enumerate() {
+    for (row, name) in lanes.iter().enumerate() {
         let y = row as f64 * ROW;
-        let name = if *w == 0 {
-            "caller".to_owned()
-        } else {
-            format!("thread {w}")
-        };
         let _ = write!(
             svg,
-            r#"<text x="4" y="{:.1}" font-size="11">{name}</text>"#,
-            y + ROW * 0.7
+            r#"<text x="4" y="{:.1}" font-size="11">{}</text>"#,
+            y + ROW * 0.7,
+            escape_html(name)
         );
     }
     for r in records {
-        let row = workers.binary_search(&r.worker).unwrap_or(0);
+        let row = r.worker.min(last);
         let x = LEFT + r.start.as_secs_f64() * scale;
-        let w = ((r.end - r.start).as_secs_f64() * scale).max(0.5);
+        let w = (r.end.saturating_sub(r.start).as_secs_f64() * scale).max(0.5);
         let fill = if r.ok { colour[r.op.as_str()] } else { "#000" };
         let _ = write!(
             svg,
             r#"<rect class="task" x="{x:.2}" y="{:.1}" width="{w:.2}" height="{:.1}" fill="{fill}"><title>{} ({}) {:.3} ms{}</title></rect>"#,
             row as f64 * ROW + 2.0,
             ROW - 4.0,
-            escape(&r.key.to_string()),
-            escape(&r.op),
-            (r.end - r.start).as_secs_f64() * 1e3,
+            escape_html(&r.key.to_string()),
+            escape_html(&r.op),
+            r.end.saturating_sub(r.start).as_secs_f64() * 1e3,
             if r.ok { "" } else { " FAILED" },
         );
     }
-    axis(&mut svg, workers.len() as f64 * ROW + 4.0, total);
+    axis(&mut svg, lanes.len().max(1) as f64 * ROW + 4.0, total);
     svg.push_str("</svg>");
     svg
 }
@@ -199,7 +226,7 @@ pub fn write_report(
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{n}</td><td>{:.3}</td><td>{failed}</td></tr>",
-            escape(op),
+            escape_html(op),
             secs * 1e3
         );
     }

@@ -22,6 +22,8 @@ use crate::{Error, Result};
 const STATUS_HTML: &str = include_str!("assets/status.html");
 const DASHBOARD_JS: &str = include_str!("assets/dashboard.js");
 const DASHBOARD_CSS: &str = include_str!("assets/dashboard.css");
+const TASKS_HTML: &str = include_str!("assets/tasks.html");
+const TASKS_JS: &str = include_str!("assets/tasks.js");
 
 /// How often the event-loop lag is sampled.
 const LAG_TICK: Duration = Duration::from_millis(250);
@@ -145,6 +147,12 @@ fn router(app: App) -> Router {
             "/static/dashboard.css",
             get(|| async { text("text/css; charset=utf-8", DASHBOARD_CSS) }),
         )
+        .route("/tasks", get(|| async { Html(TASKS_HTML) }))
+        .route(
+            "/static/tasks.js",
+            get(|| async { text("text/javascript; charset=utf-8", TASKS_JS) }),
+        )
+        .route("/api/task-stream", get(api_task_stream))
         .route("/api/status", get(api_status))
         .route("/api/workers", get(api_workers))
         .route("/info/workers", get(info_workers))
@@ -175,6 +183,87 @@ async fn api_status(State(app): State<App>) -> Json<ApiStatus> {
     Json(ApiStatus {
         snapshot: app.dashboard.snapshot(),
         event_loop_lag_s: app.lag_s(),
+    })
+}
+
+/// Most records one `/api/task-stream` answer carries.
+const API_STREAM_LIMIT: u64 = 5000;
+
+/// `/api/task-stream?since=N&limit=M`: task-stream records from sequence
+/// number `since` on (default: the newest `limit`), times in seconds since
+/// the Unix epoch, with the server's clock (`now`).
+#[derive(Serialize)]
+struct ApiTaskStream {
+    /// Whether the scheduler records a task stream.
+    enabled: bool,
+    /// Oldest sequence number still held.
+    first: u64,
+    /// Ask `since=next` for newer records.
+    next: u64,
+    /// Seconds since the Unix epoch, now.
+    now: f64,
+    records: Vec<ApiTaskRecord>,
+}
+
+#[derive(Serialize)]
+struct ApiTaskRecord {
+    seq: u64,
+    key: String,
+    prefix: String,
+    worker: String,
+    thread: u32,
+    start: f64,
+    stop: f64,
+    ok: bool,
+}
+
+/// The value of `name` in a query string like `since=4&limit=10`.
+fn query_u64(query: Option<&str>, name: &str) -> Option<u64> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        if k == name {
+            v.parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+async fn api_task_stream(State(app): State<App>, uri: axum::http::Uri) -> Json<ApiTaskStream> {
+    let limit = query_u64(uri.query(), "limit")
+        .unwrap_or(API_STREAM_LIMIT)
+        .min(API_STREAM_LIMIT);
+    let Some(stream) = app.dashboard.task_stream() else {
+        return Json(ApiTaskStream {
+            enabled: false,
+            first: 0,
+            next: 0,
+            now: crate::task_stream::now(),
+            records: Vec::new(),
+        });
+    };
+    let since =
+        query_u64(uri.query(), "since").unwrap_or_else(|| stream.next_seq().saturating_sub(limit));
+    let page = stream.since(since, usize::try_from(limit).unwrap_or(usize::MAX));
+    Json(ApiTaskStream {
+        enabled: stream.capacity() > 0,
+        first: page.first,
+        next: page.next,
+        now: crate::task_stream::now(),
+        records: page
+            .records
+            .into_iter()
+            .map(|r| ApiTaskRecord {
+                seq: r.seq,
+                key: r.key.to_string(),
+                prefix: r.prefix,
+                worker: r.worker,
+                thread: r.thread,
+                start: r.start,
+                stop: r.stop,
+                ok: r.status == crate::task_stream::RunStatus::Ok,
+            })
+            .collect(),
     })
 }
 

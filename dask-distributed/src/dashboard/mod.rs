@@ -4,7 +4,9 @@
 //!
 //! Pages and endpoints ([`http`]): `/status` (one page; progress per task
 //! group, the worker table and the task stream, refreshed by polling
-//! `/api/status`, assets bundled into the binary), `/api/status`,
+//! `/api/status`, assets bundled into the binary), `/tasks` (the workers'
+//! task stream, one lane per worker thread, polling `/api/task-stream`),
+//! `/api/status`,
 //! `/api/workers`, `/info/workers`, `/metrics` (Prometheus text format) and
 //! `/health`. The dashboard listens on port [`DEFAULT_DASHBOARD_PORT`] and
 //! moves to a free port when it is taken, saying so on stderr.
@@ -27,6 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::scheduler::plugin::{SchedulerPlugin, TaskTransition};
 use crate::scheduler::state::WorkerId;
+use crate::task_stream::TaskStream;
 use model::{DashboardModel, Snapshot};
 
 pub use http::{serve, DashboardHandle};
@@ -41,6 +44,8 @@ pub const PAGE_STREAM_ENTRIES: usize = 300;
 #[derive(Clone, Default)]
 pub struct Dashboard {
     model: Arc<Mutex<DashboardModel>>,
+    /// The scheduler's task stream, for `/tasks` (attached once it started).
+    task_stream: Arc<Mutex<Option<TaskStream>>>,
 }
 
 impl Dashboard {
@@ -63,6 +68,23 @@ impl Dashboard {
 
     pub(crate) fn model(&self) -> MutexGuard<'_, DashboardModel> {
         lock(&self.model)
+    }
+
+    /// Shows `stream` (the scheduler's, [`SchedulerHandle::task_stream`](crate::scheduler::server::SchedulerHandle::task_stream))
+    /// on `/tasks` and `/api/task-stream`.
+    pub fn attach_task_stream(&self, stream: TaskStream) {
+        *self
+            .task_stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(stream);
+    }
+
+    /// The attached task stream, if any.
+    pub fn task_stream(&self) -> Option<TaskStream> {
+        self.task_stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 

@@ -18,6 +18,8 @@ use crate::security::{Security, TokenCheck, TOKEN_ENV};
 use crate::{Error, Result};
 
 /// The protocol version; peers of different versions refuse each other.
+/// 3: the handshake carries a token; task-finished and task-erred messages
+/// carry the task's timing.
 pub const PROTOCOL_VERSION: u32 = 3;
 
 /// First bytes of every connection, before the version (public for tests of foreign peers).

@@ -21,6 +21,7 @@ use dask_core::{Key, KeySet};
 
 use crate::messages::{self, Answer, Query, SubmittedTask, ToClient, ToScheduler, ToWorker};
 use crate::protocol::{self, Limits, Message, Role};
+use crate::task_stream::TaskStream;
 use crate::{Error, Result};
 
 /// A running scheduler; dropping the handle does not stop it, [`SchedulerHandle::shutdown`] does.
@@ -28,12 +29,18 @@ pub struct SchedulerHandle {
     addr: SocketAddr,
     accept: JoinHandle<()>,
     core: JoinHandle<()>,
+    task_stream: TaskStream,
 }
 
 impl SchedulerHandle {
     /// The address workers and clients connect to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The task stream the scheduler records (see [`crate::task_stream`]).
+    pub fn task_stream(&self) -> TaskStream {
+        self.task_stream.clone()
     }
 
     /// Stops accepting and stops the core (connections close).
@@ -76,6 +83,8 @@ pub struct SchedulerOptions {
     pub allowed_failures: u32,
     /// Token and TLS required of every worker and client.
     pub security: crate::Security,
+    /// Task-stream records kept (the newest; 0: none).
+    pub task_stream_capacity: usize,
 }
 
 impl Default for SchedulerOptions {
@@ -85,6 +94,7 @@ impl Default for SchedulerOptions {
             work_stealing: true,
             allowed_failures: super::state::DEFAULT_ALLOWED_FAILURES,
             security: crate::Security::default(),
+            task_stream_capacity: crate::task_stream::DEFAULT_TASK_STREAM_CAPACITY,
         }
     }
 }
@@ -128,7 +138,8 @@ pub async fn start_full(
     let addr = listener.local_addr()?;
     let (tx, rx) = unbounded_channel();
     let security = Arc::new(options.security.clone());
-    let core = tokio::spawn(core(rx, options, plugins));
+    let task_stream = TaskStream::new(options.task_stream_capacity);
+    let core = tokio::spawn(core(rx, options, plugins, task_stream.clone()));
     let ids = Arc::new(AtomicU64::new(1));
     let accept = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -140,7 +151,12 @@ pub async fn start_full(
             ));
         }
     });
-    Ok(SchedulerHandle { addr, accept, core })
+    Ok(SchedulerHandle {
+        addr,
+        accept,
+        core,
+        task_stream,
+    })
 }
 
 async fn serve_connection(
@@ -219,6 +235,8 @@ pub(crate) fn log_refusal(who: &str, e: &Error) {
 struct Peer {
     tx: UnboundedSender<Message>,
     data_addr: String,
+    /// The data address, shared by its task-stream records.
+    stream_name: Arc<str>,
     last_seen: tokio::time::Instant,
 }
 
@@ -230,6 +248,7 @@ async fn core(
     mut rx: UnboundedReceiver<CoreEvent>,
     options: SchedulerOptions,
     plugins: Vec<Box<dyn super::plugin::SchedulerPlugin>>,
+    task_stream: TaskStream,
 ) {
     let mut state = SchedulerState::new()
         .with_work_stealing(options.work_stealing)
@@ -283,6 +302,7 @@ async fn core(
                     id,
                     Peer {
                         tx,
+                        stream_name: data_addr.as_str().into(),
                         data_addr,
                         last_seen: tokio::time::Instant::now(),
                     },
@@ -306,16 +326,35 @@ async fn core(
                 vec![Event::RemoveClient { client: id }]
             }
             CoreEvent::FromWorker(worker, msg) => match msg {
-                ToScheduler::TaskFinished { key, nbytes } => vec![Event::TaskFinished {
-                    worker,
+                ToScheduler::TaskFinished {
                     key,
                     nbytes,
-                }],
-                ToScheduler::TaskErred { key, op, message } => vec![Event::TaskErred {
-                    worker,
-                    key: key.clone(),
-                    error: TaskError { key, op, message },
-                }],
+                    timing,
+                } => {
+                    if let Some(p) = workers.get(&worker) {
+                        task_stream.push(key.clone(), &p.stream_name, timing, true);
+                    }
+                    vec![Event::TaskFinished {
+                        worker,
+                        key,
+                        nbytes,
+                    }]
+                }
+                ToScheduler::TaskErred {
+                    key,
+                    op,
+                    message,
+                    timing,
+                } => {
+                    if let (Some(p), Some(timing)) = (workers.get(&worker), timing) {
+                        task_stream.push(key.clone(), &p.stream_name, timing, false);
+                    }
+                    vec![Event::TaskErred {
+                        worker,
+                        key: key.clone(),
+                        error: TaskError { key, op, message },
+                    }]
+                }
                 ToScheduler::MissingData {
                     key,
                     dependency,
@@ -356,6 +395,20 @@ async fn core(
                 if let ToScheduler::Coordination { id, request } = msg {
                     if let Some(tx) = clients.get(&client) {
                         coordination.request(client, tx.clone(), id, request);
+                    }
+                    continue;
+                }
+                if let ToScheduler::Query {
+                    id,
+                    query: query @ (Query::TaskStream { .. } | Query::WorkerMemory),
+                } = msg
+                {
+                    let answer = diagnostics_answer(&state, &workers, &task_stream, query);
+                    if let (Some(tx), Ok(m)) = (
+                        clients.get(&client),
+                        messages::message("answer", &ToClient::Answer { id, answer }),
+                    ) {
+                        let _ = tx.send(m);
                     }
                     continue;
                 }
@@ -639,6 +692,41 @@ fn answer(state: &SchedulerState, workers: &HashMap<WorkerId, Peer>, query: Quer
                 .map(|k| state.task(k).map(|t| t.status))
                 .collect(),
         ),
+        // The core answers these with its task stream; without one, empty.
+        query @ (Query::TaskStream { .. } | Query::WorkerMemory) => {
+            diagnostics_answer(state, workers, &TaskStream::new(0), query)
+        }
+    }
+}
+
+/// Answers the diagnostics queries (task stream, worker memory).
+fn diagnostics_answer(
+    state: &SchedulerState,
+    workers: &HashMap<WorkerId, Peer>,
+    task_stream: &TaskStream,
+    query: Query,
+) -> Answer {
+    match query {
+        Query::TaskStream { since, limit } => {
+            let limit = usize::try_from(limit)
+                .unwrap_or(usize::MAX)
+                .min(crate::task_stream::TASK_STREAM_PAGE);
+            Answer::TaskStream(task_stream.since(since, limit))
+        }
+        Query::WorkerMemory => {
+            let mut list: Vec<(String, u32, u64)> = state
+                .workers()
+                .iter()
+                .filter_map(|(id, ws)| {
+                    workers
+                        .get(id)
+                        .map(|p| (p.data_addr.clone(), ws.nthreads, ws.nbytes))
+                })
+                .collect();
+            list.sort();
+            Answer::WorkerMemory(list)
+        }
+        other => answer(state, workers, other),
     }
 }
 

@@ -300,6 +300,40 @@ fn the_dashboard_in_headless_chromium() {
     std::fs::write(&shot, &png).unwrap();
     eprintln!("dashboard screenshot: {}", shot.display());
 
+    // The task-stream page: a lane per worker thread, a bar per task of
+    // the graph (all within the hour it shows), every prefix.
+    let tasks_link = link.replace("/status", "/tasks?window=3600");
+    session.call("POST", "/url", Some(json!({ "url": tasks_link })));
+    let read = "return [document.getElementById('stream-total').textContent,\
+                document.querySelectorAll('#lanes rect.task').length,\
+                document.getElementById('connection').dataset.polls]";
+    loop {
+        let v = session.script(read);
+        let total = v[0].as_str().unwrap().trim().parse::<u64>().unwrap();
+        if total == n_tasks && v[1].as_u64() == Some(n_tasks) {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the task stream page never showed {n_tasks} tasks: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let prefixes = session.script(
+        "return Array.from(document.querySelectorAll('#prefixes tbody tr'))\
+         .map(function (tr) { return tr.dataset.prefix; })",
+    );
+    assert_eq!(prefixes, json!(["inc", "total"]), "a row per task prefix");
+    let lanes = session.script("return document.querySelectorAll('#lanes svg > text').length");
+    // One label per worker thread (1 thread each) plus the axis ticks.
+    assert_eq!(lanes.as_u64(), Some(n_workers as u64 + 5));
+    let errors = session.script("return document.getElementById('errors').textContent");
+    assert_eq!(errors, json!(""));
+    let png = session.call("GET", "/screenshot", None);
+    let shot = artifacts.join("task-stream.png");
+    std::fs::write(&shot, decode_base64(png.as_str().unwrap())).unwrap();
+    eprintln!("task stream screenshot: {}", shot.display());
+
     let logs = session.call("POST", "/se/log", Some(json!({"type": "browser"})));
     let severe: Vec<&Json> = logs
         .as_array()

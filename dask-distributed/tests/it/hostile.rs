@@ -100,11 +100,17 @@ fn nonsense_messages(rng: &mut Rng) -> Vec<Vec<Message>> {
             header(&ToScheduler::TaskFinished {
                 key: key("never-submitted"),
                 nbytes: 8,
+                timing: dask_distributed::task_stream::TaskTiming {
+                    start: 1.0,
+                    stop: 2.0,
+                    thread: 0,
+                },
             }),
             header(&ToScheduler::TaskErred {
                 key: key("never-submitted"),
                 op: "x".into(),
                 message: "y".into(),
+                timing: None,
             }),
         ],
         // Releasing and asking about unknown keys.

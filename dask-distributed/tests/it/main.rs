@@ -5,6 +5,7 @@ mod coordination;
 mod dashboard;
 #[cfg(unix)]
 mod dashboard_browser;
+mod diagnostics;
 mod futures_api;
 mod futures_state;
 mod gather;

@@ -144,6 +144,7 @@ fn scheduler_options(
         work_stealing,
         allowed_failures,
         security,
+        ..SchedulerOptions::default()
     })
 }
 

@@ -351,3 +351,72 @@ fn a_nanny_restarts_a_worker_over_its_memory_limit_and_takes_it_down_with_it() {
         .unwrap();
     assert!(text.contains("terminate threshold"), "{text}");
 }
+
+/// The task stream and a performance report with worker processes: every
+/// task of the graph recorded once, on a worker process of the cluster, with
+/// the timings its process measured.
+#[test]
+fn task_stream_and_report_on_worker_processes() {
+    let (procs, client) = cluster_of_processes(2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while client.workers().unwrap().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "workers never registered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let workers: Vec<String> = client
+        .workers()
+        .unwrap()
+        .into_iter()
+        .map(|w| w.addr)
+        .collect();
+    let mut g = Graph::new();
+    for i in 0..40u64 {
+        g.insert_data(Key::new("src", [i]), Value::new(vec![i as i64; 100]));
+        g.insert(
+            Key::new("moved", [i]),
+            Task::alias(Key::new("src", [(i + 3) % 40])),
+        );
+    }
+    let outputs: Vec<Key> = (0..40).map(|i| Key::new("moved", [i])).collect();
+    let expected = dask::SyncScheduler::new().compute(&g, &outputs).unwrap();
+    let dir = std::env::temp_dir().join(format!("dask-rs-proc-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("report.html");
+    let got = client
+        .performance_report(&path, || client.compute(&g, &outputs))
+        .unwrap()
+        .unwrap();
+    for (e, v) in expected.iter().zip(&got) {
+        assert_eq!(
+            e.downcast_ref::<Vec<i64>>().unwrap(),
+            v.downcast_ref::<Vec<i64>>().unwrap()
+        );
+    }
+    let records = client.get_task_stream().unwrap();
+    let mut keys: Vec<Key> = records.iter().map(|r| r.key.clone()).collect();
+    keys.sort();
+    let mut want: Vec<Key> = g.keys().cloned().collect();
+    want.sort();
+    assert_eq!(keys, want, "one record per task");
+    for r in &records {
+        assert!(
+            workers.contains(&r.worker),
+            "{} not in {workers:?}",
+            r.worker
+        );
+        assert_eq!(r.thread, 0, "one thread per worker");
+        assert!(r.start <= r.stop);
+    }
+    let html = std::fs::read_to_string(&path).unwrap();
+    for prefix in ["src", "moved"] {
+        assert!(
+            html.contains(&format!("data-prefix=\"{prefix}\"")),
+            "{prefix}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    drop(procs);
+}
