@@ -15,24 +15,42 @@ use crate::{Error, Result};
 
 /// Where each partition starts, when known.
 ///
-/// dask-rs dataframes have no index: rows are numbered 0.. across the
-/// partitions (Dask's default `RangeIndex`). `Known(d)` holds `npartitions +
-/// 1` row numbers: partition `i` holds rows `d[i]..d[i+1]` (as a half-open
-/// range, unlike Dask's inclusive last division). Operations that keep every
-/// row in place keep the divisions; those that drop or reorder rows
-/// (`filter`, `dropna`, `map_partitions`, `read_csv`) make them unknown.
+/// dask-rs dataframes have no index of their own: rows are numbered 0..
+/// across the partitions (Dask's default `RangeIndex`). `Known(d)` holds
+/// `npartitions + 1` row numbers: partition `i` holds rows `d[i]..d[i+1]` (as
+/// a half-open range, unlike Dask's inclusive last division). Operations that
+/// keep every row in place keep the divisions; those that drop or reorder
+/// rows (`filter`, `dropna`, `map_partitions`, `read_csv`) make them unknown.
+///
+/// After [`DataFrame::set_index`], the frame is sorted by its index column
+/// and the divisions are that column's values: `Index`. Operations that keep
+/// the index column's values and order (`select` with the column, `filter`,
+/// `dropna`, `astype` and `assign` of other columns) keep them; the others
+/// make them unknown.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Divisions {
     /// The partition boundaries are not known without computing.
     Unknown,
     /// Row numbers at the partition boundaries (`npartitions + 1` of them).
     Known(Vec<u64>),
+    /// The frame is sorted by `column` (nulls last), and partition `i` holds
+    /// the rows whose value `v` is in `bounds[i] <= v < bounds[i+1]`, the last
+    /// partition also `v == bounds[npartitions]` and the null values; Dask's
+    /// divisions of a sorted index. Consecutive bounds may be equal (then a
+    /// partition is empty); the partitions may hold fewer values than the
+    /// bounds allow (after a `filter`).
+    Index {
+        /// The index column (set by [`DataFrame::set_index`]).
+        column: String,
+        /// `npartitions + 1` non-decreasing values of the column's dtype.
+        bounds: Vec<pl::Scalar>,
+    },
 }
 
 impl Divisions {
     /// Whether the boundaries are known.
     pub fn known(&self) -> bool {
-        matches!(self, Divisions::Known(_))
+        !matches!(self, Divisions::Unknown)
     }
 }
 
@@ -204,7 +222,9 @@ impl DataFrame {
     }
 
     /// A new dataframe applying `f` to each partition, whose schema is `f`'s
-    /// result on the meta frame; `keep_divisions` when `f` keeps rows in place.
+    /// result on the meta frame; `keep_divisions` when `f` keeps rows in place
+    /// (row-number divisions only: index divisions are dropped, see
+    /// `keep_index`).
     pub(crate) fn map_frames(
         &self,
         label: &str,
@@ -213,10 +233,9 @@ impl DataFrame {
     ) -> Result<DataFrame> {
         let meta = f(self.meta()).map_err(|e| Error::polars(label, e))?;
         let op = try_fn_op(move |df: pl::DataFrame| f(df));
-        let divisions = if keep_divisions {
-            self.divisions.clone()
-        } else {
-            Divisions::Unknown
+        let divisions = match &self.divisions {
+            Divisions::Known(_) if keep_divisions => self.divisions.clone(),
+            _ => Divisions::Unknown,
         };
         let mut out = DataFrame::new(
             self.parts.map(label, op, &[]),
@@ -290,7 +309,8 @@ impl DataFrame {
     pub fn select(&self, names: &[&str]) -> Result<DataFrame> {
         check_columns("select", names, &self.meta)?;
         let exprs: Vec<Expr> = names.iter().map(|n| pl::col(*n)).collect();
-        self.map_lazy("select", true, move |lf| lf.select(exprs.clone()))
+        let out = self.map_lazy("select", true, move |lf| lf.select(exprs.clone()))?;
+        Ok(self.keep_index(out))
     }
 
     /// One column as a [`Series`] (Dask's `df["a"]`).
@@ -307,7 +327,11 @@ impl DataFrame {
         Ok(Series::new(
             parts,
             pl::Field::new(name.into(), dtype),
-            self.divisions.clone(),
+            // A series has no index column: only row-number divisions carry over.
+            match &self.divisions {
+                Divisions::Known(_) => self.divisions.clone(),
+                _ => Divisions::Unknown,
+            },
             self.split_every,
         ))
     }
@@ -319,8 +343,10 @@ impl DataFrame {
     pub fn filter(&self, predicate: Expr) -> Result<DataFrame> {
         let label = format!("filter({predicate})");
         self.check_boolean(&label, &predicate)?;
-        self.map_lazy("filter", false, move |lf| lf.filter(predicate.clone()))
-            .map_err(|e| relabel(e, &label))
+        let out = self
+            .map_lazy("filter", false, move |lf| lf.filter(predicate.clone()))
+            .map_err(|e| relabel(e, &label))?;
+        Ok(self.keep_index(out))
     }
 
     /// The rows where the boolean series `mask` is true (Dask's `df[mask]`);
@@ -343,7 +369,7 @@ impl DataFrame {
             },
         );
         let parts = self.parts.zip(&mask.parts, "filter", op)?;
-        Ok(self.derived(parts, self.meta.clone(), Divisions::Unknown))
+        Ok(self.keep_index(self.derived(parts, self.meta.clone(), Divisions::Unknown)))
     }
 
     /// Adds or replaces columns computed by polars expressions.
@@ -372,7 +398,16 @@ impl DataFrame {
             },
         );
         let parts = self.parts.zip(&values.parts, "assign", op)?;
-        Ok(self.derived(parts, Arc::new(meta), self.divisions.clone()))
+        let divisions = match &self.divisions {
+            Divisions::Known(_) => self.divisions.clone(),
+            _ => Divisions::Unknown,
+        };
+        let out = self.derived(parts, Arc::new(meta), divisions);
+        Ok(if self.index() == Some(name) {
+            out
+        } else {
+            self.keep_index(out)
+        })
     }
 
     /// Casts columns to new dtypes (Dask's `astype({"a": "float64"})`).
@@ -386,7 +421,13 @@ impl DataFrame {
             .iter()
             .map(|(n, d)| pl::col(*n).strict_cast(d.clone()))
             .collect();
-        self.map_lazy("astype", true, move |lf| lf.with_columns(exprs.clone()))
+        let touches_index = self.index().is_some_and(|i| names.contains(&i));
+        let out = self.map_lazy("astype", true, move |lf| lf.with_columns(exprs.clone()))?;
+        Ok(if touches_index {
+            out
+        } else {
+            self.keep_index(out)
+        })
     }
 
     /// A boolean frame: true where a value is missing (null).
@@ -418,11 +459,12 @@ impl DataFrame {
             }
             None => None,
         };
-        self.map_frames(
+        let out = self.map_frames(
             "dropna",
             Arc::new(move |df| df.drop_nulls(subset.as_deref())),
             false,
-        )
+        )?;
+        Ok(self.keep_index(out))
     }
 
     /// A dataframe sharing this one's graph, with new partitions.
@@ -432,6 +474,27 @@ impl DataFrame {
             meta,
             divisions,
             split_every: self.split_every,
+        }
+    }
+
+    /// `out` with this frame's index divisions, when it has them and `out`
+    /// still holds the index column with its dtype: for operations that keep
+    /// the index column's values and their order.
+    pub(crate) fn keep_index(&self, mut out: DataFrame) -> DataFrame {
+        if let Divisions::Index { column, .. } = &self.divisions {
+            if out.meta.get(column) == self.meta.get(column) {
+                out.divisions = self.divisions.clone();
+            }
+        }
+        out
+    }
+
+    /// The index column set by [`set_index`](Self::set_index), if the frame
+    /// still has index divisions.
+    pub fn index(&self) -> Option<&str> {
+        match &self.divisions {
+            Divisions::Index { column, .. } => Some(column.as_str()),
+            _ => None,
         }
     }
 
@@ -590,6 +653,9 @@ impl fmt::Display for DataFrame {
         let dtypes: Vec<String> = self.meta.iter_values().map(dtype_name).collect();
         let rows = match &self.divisions {
             Divisions::Known(d) => d.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+            Divisions::Index { bounds, .. } => {
+                bounds.iter().map(|b| b.value().to_string()).collect()
+            }
             Divisions::Unknown => vec![String::new(); self.npartitions() + 1],
         };
         let label = format!("npartitions={}", self.npartitions());

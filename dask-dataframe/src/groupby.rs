@@ -4,16 +4,21 @@
 //! and a count for a mean), combine tasks concatenate at most `split_every`
 //! partial frames and group them again, and the last task finishes the
 //! aggregates and sorts the groups by their keys (Dask sorts the groups when
-//! the result is one partition). The result is one partition (`split_out` is
-//! not implemented).
+//! the result is one partition). The result is one partition, or with
+//! [`GroupBy::split_out`] `n` partitions: the per-partition partial
+//! aggregates are hash-shuffled by the group keys into `n` partitions, each
+//! of which combines and finishes its groups (sorted within the partition,
+//! not across partitions).
 
 use std::sync::Arc;
 
+use dask_core::op::try_fn_op;
 use polars::prelude as pl;
 use polars::prelude::{Expr, IntoLazy};
 
 use crate::frame::{check_columns, DataFrame, Divisions};
 use crate::reduce::{reduce_frames, result_dtypes, Agg, AggSpec, Stages};
+use crate::shuffle::check_npartitions;
 use crate::{Error, Result};
 
 /// A grouping of a [`DataFrame`] by key columns; see [`DataFrame::groupby`].
@@ -21,6 +26,7 @@ use crate::{Error, Result};
 pub struct GroupBy {
     frame: DataFrame,
     keys: Vec<String>,
+    split_out: usize,
 }
 
 impl DataFrame {
@@ -38,14 +44,31 @@ impl DataFrame {
         Ok(GroupBy {
             frame: self.clone(),
             keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            split_out: 1,
         })
     }
 }
 
 impl GroupBy {
+    /// The number of output partitions of the aggregations (Dask's
+    /// `split_out`, default 1). With more than one, the partial aggregates
+    /// of every input partition are hash-shuffled by the group keys, so each
+    /// group is finished in exactly one output partition; use it when the
+    /// groups are too many for one partition. Groups are sorted by key within
+    /// each output partition only.
+    ///
+    /// Errors: [`Error::InvalidArgument`] if `n` is 0.
+    pub fn split_out(&self, n: usize) -> Result<GroupBy> {
+        check_npartitions("split_out", n)?;
+        let mut out = self.clone();
+        out.split_out = n;
+        Ok(out)
+    }
+
     /// Aggregates: one output column per `(column, agg)` pair, named after the
     /// column, or `column_agg` when the column is aggregated more than once.
-    /// The result has the key columns first, one row per group, sorted by key.
+    /// The result has the key columns first, one row per group, sorted by key
+    /// (within each output partition with [`split_out`](Self::split_out)).
     ///
     /// Errors: [`Error::UnknownColumn`]; [`Error::Polars`] if an aggregation
     /// does not apply to a column's dtype; [`Error::InvalidArgument`] for no
@@ -106,6 +129,9 @@ impl GroupBy {
                     .collect()
             }),
         };
+        if self.split_out > 1 {
+            return self.agg_split_out(&meta, stages);
+        }
         let (parts, schema) = reduce_frames(
             &self.frame.parts,
             "groupby-agg",
@@ -114,6 +140,38 @@ impl GroupBy {
             self.frame.split_every,
         )?;
         Ok(self.frame.derived(parts, schema, Divisions::Unknown))
+    }
+
+    /// `agg` into `split_out` partitions: chunk, hash shuffle of the partial
+    /// aggregates by key, then combine and finish per output partition.
+    fn agg_split_out(&self, meta: &pl::DataFrame, stages: Stages) -> Result<DataFrame> {
+        let label = "groupby-agg";
+        let chunk_meta = (stages.chunk)(meta.clone()).map_err(|e| Error::polars(label, e))?;
+        let out_meta = (stages.finish)(
+            (stages.combine)(chunk_meta.clone()).map_err(|e| Error::polars(label, e))?,
+        )
+        .map_err(|e| Error::polars(label, e))?;
+        let chunk = stages.chunk;
+        let chunked = self.frame.parts.map(
+            "groupby-chunk",
+            try_fn_op(move |df: pl::DataFrame| chunk(df)),
+            &[],
+        );
+        let shuffled = chunked.hash_shuffle(
+            "groupby-shuffle",
+            &self.keys,
+            self.split_out,
+            chunk_meta.schema().clone(),
+        );
+        let (combine, finish) = (stages.combine, stages.finish);
+        let parts = shuffled.map(
+            label,
+            try_fn_op(move |df: pl::DataFrame| finish(combine(df)?)),
+            &[],
+        );
+        Ok(self
+            .frame
+            .derived(parts, out_meta.schema().clone(), Divisions::Unknown))
     }
 
     /// `agg` of one column.

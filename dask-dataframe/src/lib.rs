@@ -32,12 +32,15 @@
 //! Modules: `frame` ([`DataFrame`], per-partition ops, `head`/`tail`),
 //! `series` ([`Series`] and its element-wise ops), `reduce` ([`Scalar`],
 //! reductions, `unique`, `value_counts`), `groupby` ([`GroupBy`]), `csv`
-//! ([`read_csv`]), `io` (parquet, writers), `merge` (broadcast joins), `repartition`, `codec` (Arrow IPC for worker
-//! processes).
+//! ([`read_csv`]), `io` (parquet, writers), `merge` (broadcast and
+//! hash-shuffle joins: [`MergeOptions`]), `shuffle` (hash and range
+//! shuffles as task graphs), `sort` (`sort_values`, `set_index`, `loc`),
+//! `describe`, `repartition`, `codec` (Arrow IPC for worker processes).
 #![warn(missing_docs)]
 
 pub mod codec;
 mod csv;
+mod describe;
 mod error;
 mod frame;
 mod groupby;
@@ -47,15 +50,19 @@ mod parts;
 mod reduce;
 mod repartition;
 mod series;
+mod shuffle;
+mod sort;
 
 pub use csv::{read_csv, CsvOptions};
 pub use dask_core::Collection;
+pub use describe::DESCRIBE_SAMPLES;
 pub use error::{Error, Result};
 pub use frame::{DataFrame, Divisions};
 pub use groupby::GroupBy;
 pub use io::{expand_paths, read_parquet};
-pub use merge::How;
+pub use merge::{How, JoinStrategy, MergeOptions};
 pub use parts::DEFAULT_SPLIT_EVERY;
 pub use polars;
 pub use reduce::{Agg, Scalar};
 pub use series::{Operand, Series};
+pub use sort::SORT_SAMPLES;

@@ -45,6 +45,13 @@ impl DataFrame {
                 .collect();
             let divisions = match &self.divisions {
                 Divisions::Known(d) => Divisions::Known(bounds.iter().map(|&b| d[b]).collect()),
+                Divisions::Index {
+                    column,
+                    bounds: values,
+                } => Divisions::Index {
+                    column: column.clone(),
+                    bounds: bounds.iter().map(|&b| values[b].clone()).collect(),
+                },
                 Divisions::Unknown => Divisions::Unknown,
             };
             let parts = Parts::from_tasks("repartition", tasks, &[&self.parts.graph]);

@@ -31,6 +31,7 @@ proptest! {
                 prop_assert!(d.windows(2).all(|w| w[0] < w[1]));
             }
             Divisions::Unknown => prop_assert!(df.height() < n),
+            Divisions::Index { .. } => prop_assert!(false, "from_polars sets no index"),
         }
         check_frame(&ddf, &df);
         for (name, s) in schedulers() {

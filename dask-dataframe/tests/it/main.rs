@@ -5,8 +5,11 @@
 mod common;
 
 mod csv;
+mod describe;
 mod errors;
 mod frame;
 mod io;
 mod reduce;
+mod shuffle;
+mod sort;
 mod taxi;
