@@ -44,6 +44,11 @@
 //!   port 8787, or a free one when it is taken
 //!   ([`LocalCluster::dashboard_link`]).
 //! - `Client::map`, and `.await` on futures inside an existing tokio runtime.
+//! - [`actor`]: [`Client::submit_actor`], stateful objects on one worker
+//!   whose registered methods run there one call at a time
+//!   ([`ActorHandle`], [`ActorFuture`], [`register_actor!`]).
+//! - [`worker_client`]: tasks that submit tasks ([`get_client`]), and
+//!   [`secede`] / [`rejoin`]: a task waiting on others gives its thread back.
 //!
 //! Not built yet (issue 3): an async `Client`, `LocalCluster` with worker
 //! processes (use `dask scheduler` / `dask worker`).
@@ -70,6 +75,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod actor;
 pub mod client;
 pub mod cluster;
 pub mod coordination;
@@ -90,7 +96,9 @@ pub mod scheduler;
 pub mod spill;
 pub mod waiting;
 pub mod worker;
+pub mod worker_client;
 
+pub use actor::{ActorFuture, ActorHandle};
 pub use client::{Client, WorkerInfo};
 pub use cluster::{LocalCluster, LocalClusterBuilder};
 pub use coordination::{
@@ -101,3 +109,8 @@ pub use futures::{Future, FutureStatus};
 pub use options::SubmitOptions;
 pub use scatter::ScatterOptions;
 pub use waiting::{AsCompleted, DoneAndNotDone, ReturnWhen};
+pub use worker_client::{get_client, rejoin, secede};
+
+/// dask-core, for the expansion of [`register_actor!`].
+#[doc(hidden)]
+pub use dask_core as __dask_core;

@@ -1,5 +1,6 @@
 //! Integration tests of dask-distributed, over real TCP on 127.0.0.1.
 
+mod actors;
 mod cluster;
 mod coordination;
 mod dashboard;
@@ -15,3 +16,4 @@ mod resilience;
 mod scheduler_state;
 mod state_properties;
 mod task_encoding;
+mod worker_client;
