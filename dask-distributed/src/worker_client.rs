@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dask_core::Key;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{UnboundedSender, WeakUnboundedSender};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::client::Inner;
@@ -65,8 +65,9 @@ pub(crate) struct TaskSlot {
     ended_notify: Notify,
     /// Whether the scheduler was told the task is long-running.
     told: AtomicBool,
-    /// The worker's connection to the scheduler.
-    tx: UnboundedSender<Message>,
+    /// The worker's connection to the scheduler (weak: a task thread that
+    /// outlives its killed worker must not keep the connection open).
+    tx: WeakUnboundedSender<Message>,
     /// The worker's runtime, to wait for a thread on.
     runtime: tokio::runtime::Handle,
 }
@@ -87,7 +88,7 @@ impl TaskSlot {
             ended: AtomicBool::new(false),
             ended_notify: Notify::new(),
             told: AtomicBool::new(false),
-            tx,
+            tx: tx.downgrade(),
             runtime,
         })
     }
@@ -116,8 +117,9 @@ impl TaskSlot {
             let msg = ToScheduler::LongRunning {
                 key: self.key.clone(),
             };
-            if let Ok(m) = messages::message("long-running", &msg) {
-                let _ = self.tx.send(m);
+            if let (Some(tx), Ok(m)) = (self.tx.upgrade(), messages::message("long-running", &msg))
+            {
+                let _ = tx.send(m);
             }
         }
         drop(permit);
