@@ -46,9 +46,15 @@
 //! `compute_with(&client)` next to the threaded scheduler, and the transfer
 //! rate of a large value gathered over TCP, on an in-process `LocalCluster`.
 //!
+//! Then the actor figures (see `actors.rs`): method-call latency (median and
+//! p99) and calls per second from one TCP client.
+//!
 //! Flags: `--quick` (10k tasks per shape, a 100k-task graph: a smoke test),
-//! `--reps N` (timed repetitions per figure), `--help`.
+//! `--reps N` (timed repetitions per figure), `--only actors` (that section
+//! alone; runs in a dev build too: `cargo build --workspace` then
+//! `target/debug/dask-bench --only actors`), `--help`.
 
+mod actors;
 mod distributed;
 
 use std::error::Error;
@@ -75,6 +81,8 @@ const USAGE: &str = "usage: dask-bench [--quick] [--reps N]
 
   --quick    smoke test: 10k tasks per shape, a 100k-task graph
   --reps N   timed repetitions per figure (median reported; default 7, quick 3)
+  --only actors
+             only the actor section (call latency and calls/s)
   --help     this text
 
 Run it as `cargo xtask bench [--quick]` (a release build).";
@@ -89,11 +97,14 @@ struct Config {
     /// Tasks of the large graph.
     big: u64,
     reps: usize,
+    /// Only this section (`actors`), if given.
+    only: Option<String>,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> BenchResult<Option<Config>> {
     let mut quick = false;
     let mut reps = None;
+    let mut only = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -107,6 +118,15 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> BenchResult<Option<Conf
                     .ok_or_else(|| format!("--reps needs a positive number, got `{n}`"))?;
                 reps = Some(n);
             }
+            "--only" => match args.next().as_deref() {
+                Some("actors") => only = Some("actors".to_owned()),
+                other => {
+                    return Err(format!(
+                        "--only takes a section name: `actors` (got {other:?})\n\n{USAGE}"
+                    )
+                    .into())
+                }
+            },
             "--help" | "-h" => return Ok(None),
             other => return Err(format!("unknown argument `{other}`\n\n{USAGE}").into()),
         }
@@ -116,12 +136,14 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> BenchResult<Option<Conf
             tasks: 10_000,
             big: 100_000,
             reps: reps.unwrap_or(3),
+            only,
         }
     } else {
         Config {
             tasks: 100_000,
             big: 1_000_000,
             reps: reps.unwrap_or(7),
+            only,
         }
     }))
 }
@@ -689,6 +711,15 @@ fn run(config: Config) -> BenchResult<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build; the figures mean little (use `cargo xtask bench`)\n");
     }
+    let quick = config.tasks < 100_000;
+    let actor_sizes = actors::Sizes {
+        sequential: if quick { 2_000 } else { 10_000 },
+        pipelined: if quick { 20_000 } else { 100_000 },
+        reps: config.reps.min(5),
+    };
+    if config.only.as_deref() == Some("actors") {
+        return actors::run(&actor_sizes);
+    }
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let ops = Ops::new();
     let threaded_1 = ThreadedScheduler::with_threads(1)?;
@@ -730,7 +761,6 @@ fn run(config: Config) -> BenchResult<()> {
     drop(shapes);
 
     let (big, total) = bench_big_graph(config.big, &ops, config.reps.min(5))?;
-    let quick = config.tasks < 100_000;
     distributed::run(&distributed::Sizes {
         round_trips: if quick { 200 } else { 2000 },
         map_tasks: if quick { 2_000 } else { 20_000 },
@@ -738,6 +768,7 @@ fn run(config: Config) -> BenchResult<()> {
         transfer_mb: if quick { 16 } else { 128 },
         reps: config.reps.min(5),
     })?;
+    actors::run(&actor_sizes)?;
 
     println!("\ntargets (issue 2), µs/task including the op's own work:");
     for (who, target) in [("sync", SYNC_TARGET_US), ("threaded", THREADED_TARGET_US)] {
@@ -822,6 +853,10 @@ mod tests {
         assert_eq!(args(&["--quick"]).unwrap().unwrap().tasks, 10_000);
         assert_eq!(args(&["--reps", "2"]).unwrap().unwrap().reps, 2);
         assert!(args(&["--help"]).unwrap().is_none());
+        let only = args(&["--only", "actors"]).unwrap().unwrap().only;
+        assert_eq!(only.as_deref(), Some("actors"));
+        assert!(args(&["--only", "locks"]).is_err());
+        assert!(args(&["--only"]).is_err());
         assert!(args(&["--reps", "0"]).is_err());
         assert!(args(&["--fast"])
             .unwrap_err()

@@ -368,6 +368,14 @@ impl Client {
         &self.inner
     }
 
+    /// A client over an existing connection (a worker client).
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Client {
+        Client {
+            inner,
+            cluster: None,
+        }
+    }
+
     /// The workers connected to the scheduler, sorted by address.
     pub fn workers(&self) -> Result<Vec<WorkerInfo>> {
         self.inner.block_on(self.inner.workers())?
@@ -547,9 +555,18 @@ impl Inner {
         original.unwrap_or_else(|| remote_failure(e))
     }
 
-    /// Runs `f` on the client's runtime from a plain thread.
+    /// Runs `f` on the client's runtime from a plain thread (or a task's).
     pub(crate) fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> Result<T> {
         refuse_inside_runtime()?;
+        Ok(self.runtime.block_on(f))
+    }
+
+    /// [`Inner::block_on`] for a wait on other tasks: inside a task, the
+    /// task gives its worker thread back while it waits (see
+    /// [`crate::worker_client`]).
+    pub(crate) fn wait_on<T>(&self, f: impl std::future::Future<Output = T>) -> Result<T> {
+        refuse_inside_runtime()?;
+        let _seceded = crate::worker_client::WaitGuard::enter();
         Ok(self.runtime.block_on(f))
     }
 
@@ -738,6 +755,20 @@ impl Drop for Inner {
 }
 
 impl Inner {
+    /// A connection shared by several clients (the worker client).
+    pub(crate) fn connect_shared(
+        addr: &str,
+        in_process: bool,
+        security: crate::Security,
+    ) -> Result<Arc<Inner>> {
+        Ok(Arc::new(Inner::connect(addr, in_process, security)?))
+    }
+
+    /// The token and TLS this client's connections present.
+    pub(crate) fn security(&self) -> &crate::Security {
+        self.peers.security()
+    }
+
     fn connect(addr: &str, in_process: bool, security: crate::Security) -> Result<Inner> {
         refuse_inside_runtime()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -862,10 +893,12 @@ impl Inner {
             tokens,
             keys,
         } = self.submit_graph(graph, &wanted)?;
+        let seceded = crate::worker_client::WaitGuard::enter();
         let result = self.runtime.block_on(async {
             self.await_reports(receivers).await?;
             self.gather(&wanted).await
         });
+        drop(seceded);
         self.release(&wanted);
         crate::local::remove_tasks(&tokens);
         if self.in_process {
@@ -1126,9 +1159,10 @@ impl Inner {
     }
 }
 
-/// The blocking client cannot wait inside an async runtime (tokio would panic).
+/// The blocking client cannot wait inside an async runtime (tokio would
+/// panic); a task's thread on a worker may (it is a blocking thread).
 fn refuse_inside_runtime() -> Result<()> {
-    if tokio::runtime::Handle::try_current().is_ok() {
+    if tokio::runtime::Handle::try_current().is_ok() && !crate::worker_client::in_task_thread() {
         return Err(Error::InsideRuntime);
     }
     Ok(())

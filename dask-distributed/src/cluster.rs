@@ -196,6 +196,9 @@ impl LocalClusterBuilder {
             }
             Ok::<_, Error>((scheduler, workers, dashboard))
         })?;
+        // Its workers are all in this process: tasks' worker clients hand
+        // tasks over in-process (closures work in tasks too).
+        crate::worker_client::register_local_scheduler(&scheduler.addr().to_string());
         Ok(LocalCluster {
             runtime,
             scheduler,
@@ -291,6 +294,7 @@ impl LocalCluster {
 
     /// Stops the workers and the scheduler.
     pub fn shutdown(&self) {
+        crate::worker_client::unregister_local_scheduler(&self.scheduler_addr());
         for w in &self.workers {
             w.kill();
         }

@@ -175,6 +175,45 @@ pub enum Error {
         /// The terminate threshold in bytes.
         threshold: u64,
     },
+    /// The worker holding an actor died or dropped it: the actor's state is
+    /// gone, and calls in flight or made later fail (see [`crate::actor`]).
+    #[error("actor {actor} was lost with its worker at {worker}: {reason}; create a new actor (Client::submit_actor)")]
+    ActorLost {
+        /// The actor's key.
+        actor: String,
+        /// The worker that held it.
+        worker: String,
+        /// What happened.
+        reason: String,
+    },
+    /// A method call names a method the actor does not have: a function not
+    /// registered for the actor type, here or on the worker.
+    #[error("actor {actor_type} has no method `{method}` that can be called remotely: {detail}")]
+    UnknownActorMethod {
+        /// The actor's type.
+        actor_type: String,
+        /// The method's name.
+        method: String,
+        /// Why, and how to fix it.
+        detail: String,
+    },
+    /// An actor method failed (returned an error or panicked); the actor is
+    /// still there and takes further calls.
+    #[error("method `{method}` of actor {actor} failed: {message}")]
+    ActorCallFailed {
+        /// The actor's key.
+        actor: String,
+        /// The method.
+        method: String,
+        /// The failure.
+        message: String,
+    },
+    /// An actor type used with a cluster of other processes was not registered.
+    #[error("actor type {actor_type} is not registered, so worker processes cannot create it: add `dask_distributed::register_actor!({actor_type} {{ method, .. }})` (it needs serde for the initial state)")]
+    ActorNotRegistered {
+        /// The actor's type.
+        actor_type: String,
+    },
     /// An I/O error on an open connection.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),

@@ -80,7 +80,7 @@ impl<T: Any + Clone + Send + Sync> Future<T> {
     /// never a hang. Blocking: from async code, `.await` the future instead.
     pub fn result(&self) -> Result<T> {
         self.inner
-            .block_on(fetch_result::<T>(self.inner.clone(), self.key.clone()))?
+            .wait_on(fetch_result::<T>(self.inner.clone(), self.key.clone()))?
     }
 
     /// [`result`](Future::result), giving [`Error::Timeout`] if the value is
@@ -89,7 +89,7 @@ impl<T: Any + Clone + Send + Sync> Future<T> {
     pub fn result_timeout(&self, limit: std::time::Duration) -> Result<T> {
         let fetch = fetch_result::<T>(self.inner.clone(), self.key.clone());
         self.inner
-            .block_on(async move { tokio::time::timeout(limit, fetch).await })?
+            .wait_on(async move { tokio::time::timeout(limit, fetch).await })?
             .map_err(|_| Error::Timeout {
                 what: format!("the result of {}", self.key),
                 seconds: limit.as_secs_f64(),
@@ -393,7 +393,7 @@ impl Client {
         }
         let keys: Vec<Key> = futures.iter().map(|f| f.key.clone()).collect();
         let inner = self.inner().clone();
-        let mut values = inner.block_on(gather_values(inner.clone(), keys.clone()))??;
+        let mut values = inner.wait_on(gather_values(inner.clone(), keys.clone()))??;
         let mut left: HashMap<&Key, usize> = HashMap::new();
         for k in &keys {
             *left.entry(k).or_default() += 1;

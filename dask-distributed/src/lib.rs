@@ -52,6 +52,11 @@
 //!   on every connection ([`Security`], [`Client::connect_with`],
 //!   [`LocalClusterBuilder::security`]); a peer without them is refused in
 //!   the handshake.
+//! - [`actor`]: [`Client::submit_actor`], stateful objects on one worker
+//!   whose registered methods run there one call at a time
+//!   ([`ActorHandle`], [`ActorFuture`], [`register_actor!`]).
+//! - [`worker_client`]: tasks that submit tasks ([`get_client`]), and
+//!   [`secede`] / [`rejoin`]: a task waiting on others gives its thread back.
 //!
 //! Not built yet (issue 3): an async `Client`, `LocalCluster` with worker
 //! processes (use `dask scheduler` / `dask worker`).
@@ -78,6 +83,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod actor;
 pub mod client;
 pub mod cluster;
 pub mod coordination;
@@ -101,7 +107,9 @@ pub mod spill;
 pub mod task_stream;
 pub mod waiting;
 pub mod worker;
+pub mod worker_client;
 
+pub use actor::{ActorFuture, ActorHandle};
 pub use client::{Client, WorkerInfo};
 pub use cluster::{LocalCluster, LocalClusterBuilder};
 pub use coordination::{
@@ -114,3 +122,8 @@ pub use options::SubmitOptions;
 pub use scatter::ScatterOptions;
 pub use security::Security;
 pub use waiting::{AsCompleted, DoneAndNotDone, ReturnWhen};
+pub use worker_client::{get_client, rejoin, secede};
+
+/// dask-core, for the expansion of [`register_actor!`].
+#[doc(hidden)]
+pub use dask_core as __dask_core;

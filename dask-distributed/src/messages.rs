@@ -123,6 +123,12 @@ pub enum ToScheduler {
         /// True: it had not started, and dropped it. False: it runs or ran here.
         stolen: bool,
     },
+    /// A task running on the worker seceded from its thread (it waits on
+    /// other tasks): the scheduler stops counting it towards saturation.
+    LongRunning {
+        /// The task.
+        key: Key,
+    },
 }
 
 /// One task of a client's submission.
@@ -289,6 +295,16 @@ pub enum PeerRequest {
         /// Key and codec tag of each frame.
         values: Vec<(Key, String)>,
     },
+    /// Call a method of the actor held under `key`: `task` is the method op
+    /// and its arguments (literal values in the data frames). Answered with
+    /// [`PeerReply::Data`] (the result), [`PeerReply::Missing`] (no such
+    /// actor here) or [`PeerReply::ActorFailed`].
+    ActorCall {
+        /// The actor's key.
+        key: Key,
+        /// The method and its arguments.
+        task: WireTask,
+    },
 }
 
 /// Replies on a worker's data port; values follow as data frames, in order.
@@ -308,6 +324,13 @@ pub enum PeerReply {
     Stored,
     /// A value could not be encoded or decoded.
     Failed {
+        /// Why.
+        message: String,
+    },
+    /// An actor call failed: the method is unknown here, or it failed.
+    ActorFailed {
+        /// True: this worker cannot build the method (not registered).
+        unknown_method: bool,
         /// Why.
         message: String,
     },

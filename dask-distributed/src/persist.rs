@@ -36,7 +36,7 @@ impl Op for Persisted {
     fn call(&self, _args: &[Value]) -> std::result::Result<Value, BoxError> {
         let inner = self.future.inner.clone();
         let key = self.future.key.clone();
-        Ok(inner.block_on(fetch_value(inner.clone(), key))??)
+        Ok(inner.wait_on(fetch_value(inner.clone(), key))??)
     }
 
     fn tag(&self) -> Option<&str> {

@@ -55,7 +55,7 @@ impl Client {
             ReturnWhen::FirstCompleted => any_done,
         };
         if !satisfied {
-            inner.block_on(async move {
+            inner.wait_on(async move {
                 let mut set = JoinSet::new();
                 for rx in waiters {
                     set.spawn(async move {
@@ -143,6 +143,7 @@ impl<T> AsCompleted<T> {
         if self.remaining == 0 {
             return Ok(None);
         }
+        let _seceded = crate::worker_client::WaitGuard::enter();
         match self.rx.recv_timeout(limit) {
             Ok(i) => Ok(self.take(i)),
             Err(mpsc::RecvTimeoutError::Timeout) => Err(Error::Timeout {
@@ -181,6 +182,7 @@ impl<T> Iterator for AsCompleted<T> {
         }
         // Senders live until each future is yielded (or the client's runtime
         // stops, which ends the iteration).
+        let _seceded = crate::worker_client::WaitGuard::enter();
         let i = self.rx.recv().ok()?;
         self.take(i)
     }

@@ -163,7 +163,8 @@ impl WorkerHandle {
 /// What a worker's tasks share.
 struct Shared {
     store: Memory,
-    slots: Semaphore,
+    /// Task threads; a task that secedes gives its permit back.
+    slots: Arc<Semaphore>,
     peers: PeerPool,
     options: WorkerOptions,
     data_addr: String,
@@ -320,7 +321,7 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
         .map_err(|_| Error::Closed)?;
     let shared = Arc::new(Shared {
         store: memory,
-        slots: Semaphore::new(options.nthreads.max(1) as usize),
+        slots: Arc::new(Semaphore::new(options.nthreads.max(1) as usize)),
         peers: PeerPool::with_security(Role::Worker, options.security.clone()),
         data_addr: data_addr.clone(),
         heartbeats: AtomicBool::new(true),
@@ -479,7 +480,7 @@ async fn run_task(
 ) -> Key {
     let (outcome, in_process) = match decode(&key, &run_spec) {
         Ok((task, in_process)) => (
-            execute(&key, task, who_has, &worker, &phase).await,
+            execute(&key, task, who_has, &worker, &phase, &tx).await,
             in_process,
         ),
         Err(e) => (Outcome::Failed(e), false),
@@ -558,12 +559,23 @@ fn decode(key: &Key, run_spec: &[u8]) -> Result<(Arc<dask_core::Task>, bool)> {
     }
 }
 
+/// Ends a task attempt's hold on its thread when dropped (also when the
+/// attempt is aborted).
+struct EndSlot(Arc<crate::worker_client::TaskSlot>);
+
+impl Drop for EndSlot {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
 async fn execute(
     key: &Key,
     task: Arc<dask_core::Task>,
     who_has: Vec<(Key, Vec<String>)>,
     worker: &Arc<Shared>,
     phase: &Arc<AtomicU8>,
+    tx: &UnboundedSender<Message>,
 ) -> Outcome {
     let ready = Gauge::up(&worker.ready);
     // Remote inputs now; local ones (maybe spilled) on the task thread.
@@ -589,9 +601,19 @@ async fn execute(
     while worker.paused.load(Ordering::Relaxed) {
         tokio::time::sleep(MEMORY_MONITOR_INTERVAL).await;
     }
-    let Ok(_permit) = worker.slots.acquire().await else {
+    let Ok(permit) = worker.slots.clone().acquire_owned().await else {
         return Outcome::Failed(Error::Closed);
     };
+    // The thread is held by the attempt until it ends (or is aborted), or
+    // until the task secedes (`worker_client::secede`).
+    let slot = crate::worker_client::TaskSlot::new(
+        key.clone(),
+        worker.slots.clone(),
+        permit,
+        tx.clone(),
+        tokio::runtime::Handle::current(),
+    );
+    let _slot = EndSlot(slot.clone());
     if phase
         .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
@@ -621,7 +643,8 @@ async fn execute(
         shared.executed.fetch_add(1, Ordering::Relaxed);
         let lane = shared.lanes.take();
         let start = task_stream::now();
-        let result = crate::coordination::in_task(&shared.scheduler, &shared.options.security, || {
+        let security = &shared.options.security;
+        let result = crate::worker_client::in_task(&shared.scheduler, security, slot, || {
             task.execute(&key, |k| inputs[k].clone())
         });
         let timing = TaskTiming {
@@ -687,6 +710,11 @@ impl PeerPool {
     /// or TLS.
     pub fn new(role: Role) -> PeerPool {
         PeerPool::with_security(role, crate::Security::default())
+    }
+
+    /// The token and TLS this pool's connections present.
+    pub(crate) fn security(&self) -> &crate::Security {
+        &self.security
     }
 
     /// An empty pool whose connections handshake as `role` with `security`.
@@ -799,9 +827,9 @@ fn decode_reply(addr: &str, keys: &[Key], reply: &Message) -> Result<Vec<Value>>
             what: "data",
             detail: message,
         }),
-        PeerReply::Stored => Err(Error::Malformed {
+        other @ (PeerReply::Stored | PeerReply::ActorFailed { .. }) => Err(Error::Malformed {
             what: "data",
-            detail: format!("the worker at {addr} answered a fetch with `Stored`"),
+            detail: format!("the worker at {addr} answered a fetch with {other:?}"),
         }),
     }
 }
@@ -835,6 +863,17 @@ async fn serve_data(
                 let reply = match messages::header("peer-request", &m) {
                     Ok(PeerRequest::GetData { keys }) => data_reply(&keys, &memory),
                     Ok(PeerRequest::PutData { values }) => put_reply(&values, &m.frames, &memory),
+                    Ok(PeerRequest::ActorCall { key, task }) => {
+                        // On a blocking thread: a method may take its time.
+                        // The next request on this connection waits, so one
+                        // caller's calls run in the order it sent them.
+                        let (memory, frames) = (memory.clone(), m.frames.clone());
+                        tokio::task::spawn_blocking(move || {
+                            crate::actor::serve_call(&key, &task, &frames, &memory)
+                        })
+                        .await
+                        .unwrap_or_default()
+                    }
                     Err(_) => return,
                 };
                 if conn.send(&reply).await.is_err() {

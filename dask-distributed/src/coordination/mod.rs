@@ -118,6 +118,14 @@ pub(crate) fn in_task<T>(
     result
 }
 
+/// The token and TLS of the worker running the current task (the default,
+/// none, outside tasks).
+pub(crate) fn task_security() -> crate::Security {
+    TASK_SECURITY
+        .with(|s| s.borrow().clone())
+        .unwrap_or_default()
+}
+
 /// A connection that coordination primitives talk to the scheduler over:
 /// a [`Client`]'s, or one shared per scheduler address by this process.
 #[derive(Clone)]
@@ -199,10 +207,7 @@ impl Coordinator {
                       pass a Client or the scheduler's address instead"
                 .into(),
         })?;
-        let security = TASK_SECURITY
-            .with(|s| s.borrow().clone())
-            .unwrap_or_default();
-        Coordinator::connect_with(&addr, &security)
+        Coordinator::connect_with(&addr, &task_security())
     }
 
     /// Sends `request` and waits for the answer. `wait` is the request's

@@ -374,6 +374,7 @@ async fn core(
                     key,
                     stolen,
                 }],
+                ToScheduler::LongRunning { key } => vec![Event::LongRunning { worker, key }],
                 ToScheduler::Heartbeat { metrics } => {
                     let Some(p) = workers.get_mut(&worker) else {
                         continue; // already removed

@@ -204,6 +204,15 @@ pub enum Event {
         /// Above its pause threshold.
         paused: bool,
     },
+    /// A task running on `worker` seceded from its thread (it waits on other
+    /// tasks, see `dask_distributed::secede`): it no longer counts towards
+    /// the worker's saturation, so queued tasks can go there.
+    LongRunning {
+        /// The worker.
+        worker: WorkerId,
+        /// The task.
+        key: Key,
+    },
     /// `worker` answered an [`Action::Steal`] for `key`.
     StealResponse {
         /// The worker asked to give the task up.
@@ -331,12 +340,26 @@ pub struct WorkerState {
     /// Above its memory pause threshold (from its heartbeats): it starts no
     /// task, gets no new root task, and its backlog may be stolen.
     pub paused: bool,
+    /// Processing tasks that seceded from their thread (a subset of
+    /// `processing`): they wait on other tasks and occupy no thread.
+    pub long_running: KeySet,
 }
 
 impl WorkerState {
+    /// Processing tasks that occupy a thread (long-running ones do not).
+    pub fn occupied(&self) -> usize {
+        self.processing.len() - self.long_running.len()
+    }
+
     fn saturated(&self) -> bool {
         // Dask's default worker-saturation of 1.1, rounded up.
-        self.processing.len() as u64 >= (u64::from(self.nthreads) * 11).div_ceil(10)
+        self.occupied() as u64 >= (u64::from(self.nthreads) * 11).div_ceil(10)
+    }
+
+    /// `key` is no longer processing here.
+    fn stop_processing(&mut self, key: &Key) {
+        self.processing.remove(key);
+        self.long_running.remove(key);
     }
 }
 
@@ -486,6 +509,14 @@ impl SchedulerState {
             Event::Heartbeat { worker, paused } => {
                 if let Some(ws) = self.workers.get_mut(&worker) {
                     ws.paused = paused;
+                }
+            }
+            Event::LongRunning { worker, key } => {
+                // Only for a task still processing there (stale otherwise).
+                if let Some(ws) = self.workers.get_mut(&worker) {
+                    if ws.processing.contains(&key) {
+                        ws.long_running.insert(key);
+                    }
                 }
             }
         }
@@ -1151,7 +1182,7 @@ impl SchedulerState {
         let candidates = self.candidates(ts);
         let occupancy = |w: &WorkerId| {
             let ws = &self.workers[w];
-            (ws.processing.len() as u64 * 1000) / u64::from(ws.nthreads)
+            (ws.occupied() as u64 * 1000) / u64::from(ws.nthreads)
         };
         if ts.dependencies.is_empty() {
             return candidates
@@ -1265,7 +1296,7 @@ impl SchedulerState {
         let deps = ts.dependencies.clone();
         let clients: Vec<ClientId> = ts.who_wants.iter().copied().collect();
         if let Some(w) = worker.and_then(|w| self.workers.get_mut(&w)) {
-            w.processing.remove(key);
+            w.stop_processing(key);
             w.has_what.insert(key.clone());
             w.nbytes += nbytes;
         }
@@ -1351,7 +1382,7 @@ impl SchedulerState {
         let ts = self.tasks.get_mut(key).expect("known");
         if let Some(w) = ts.processing_on.take() {
             if let Some(ws) = self.workers.get_mut(&w) {
-                ws.processing.remove(key);
+                ws.stop_processing(key);
             }
         }
         let ts = self.tasks.get_mut(key).expect("known");
@@ -1448,7 +1479,7 @@ impl SchedulerState {
         let ts = self.tasks.get_mut(key).expect("known");
         if let Some(w) = ts.processing_on.take() {
             if let Some(ws) = self.workers.get_mut(&w) {
-                ws.processing.remove(key);
+                ws.stop_processing(key);
                 self.actions.push(Action::Free {
                     worker: w,
                     keys: vec![key.clone()],
@@ -1578,6 +1609,9 @@ impl SchedulerState {
                 if !ok {
                     return Err(self.invariant(k, format!("worker {w} lists it as processing")));
                 }
+            }
+            if let Some(k) = ws.long_running.iter().find(|k| !ws.processing.contains(*k)) {
+                return Err(self.invariant(k, format!("long-running on {w} but not processing")));
             }
             let mut held = 0u64;
             for k in &ws.has_what {

@@ -1,5 +1,6 @@
 //! Integration tests of dask-distributed, over real TCP on 127.0.0.1.
 
+mod actors;
 mod cluster;
 mod coordination;
 mod dashboard;
@@ -17,3 +18,4 @@ mod scheduler_state;
 mod security;
 mod state_properties;
 mod task_encoding;
+mod worker_client;

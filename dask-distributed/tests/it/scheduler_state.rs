@@ -624,6 +624,73 @@ fn root_tasks_queue_when_workers_are_saturated() {
 }
 
 #[test]
+fn a_long_running_task_frees_its_saturation_slot() {
+    let mut s = SchedulerState::new();
+    s.handle(Event::AddWorker {
+        worker: 0,
+        nthreads: 1,
+    })
+    .unwrap();
+    let specs: Vec<TaskSpec> = (0..4).map(|i| spec(&format!("r{i}"), &[], 0)).collect();
+    let wanted = specs.iter().map(|t| t.key.clone()).collect();
+    let computes = |actions: &[Action]| -> Vec<Key> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Compute { key, .. } => Some(key.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let actions = checked(
+        &mut s,
+        Event::UpdateGraph {
+            client: 1,
+            tasks: specs,
+            wanted,
+        },
+    )
+    .unwrap();
+    let sent = computes(&actions);
+    assert_eq!(sent.len(), 2, "saturation 1.1 of one thread: {actions:?}");
+    // The first seceded (it waits on others): one more task goes there.
+    let actions = checked(
+        &mut s,
+        Event::LongRunning {
+            worker: 0,
+            key: sent[0].clone(),
+        },
+    )
+    .unwrap();
+    assert_eq!(computes(&actions).len(), 1, "{actions:?}");
+    assert_eq!(s.workers()[&0].long_running.len(), 1);
+    assert_eq!(s.workers()[&0].occupied(), 2);
+    // A stale or unknown key changes nothing.
+    let actions = checked(
+        &mut s,
+        Event::LongRunning {
+            worker: 0,
+            key: Key::named("unknown"),
+        },
+    )
+    .unwrap();
+    assert!(computes(&actions).is_empty(), "{actions:?}");
+    // When it finishes, it leaves both sets; its slot was already counted free.
+    let actions = checked(
+        &mut s,
+        Event::TaskFinished {
+            worker: 0,
+            key: sent[0].clone(),
+            nbytes: 1,
+        },
+    )
+    .unwrap();
+    assert!(computes(&actions).is_empty(), "{actions:?}");
+    assert!(s.workers()[&0].long_running.is_empty());
+    assert_eq!(s.workers()[&0].processing.len(), 2);
+}
+
+#[test]
 fn stale_finish_from_a_worker_is_freed_not_trusted() {
     let mut s = SchedulerState::new();
     s.handle(Event::AddWorker {

@@ -179,6 +179,7 @@ fn random_event(state: &SchedulerState, rng: &mut Rng) -> Event {
         },
         // The worker running a task answers for it, as a real one would.
         _ => match a_processing_task(state, rng) {
+            Some((worker, key)) if rng.chance(10) => Event::LongRunning { worker, key },
             Some((worker, key)) if rng.chance(85) => Event::TaskFinished {
                 worker,
                 key,

@@ -23,7 +23,7 @@ impl SchedulerState {
             .workers
             .values()
             .filter(|ws| !ws.paused)
-            .map(|ws| (ws.nthreads as usize).saturating_sub(ws.processing.len()))
+            .map(|ws| (ws.nthreads as usize).saturating_sub(ws.occupied()))
             .sum();
         let mut budget = idle_slots.saturating_sub(self.steals_in_flight.len());
         if budget == 0 {
@@ -36,7 +36,7 @@ impl SchedulerState {
                 let asked = self.steals_in_flight.values().filter(|v| *v == w).count();
                 // A paused worker starts nothing: all its backlog may go.
                 let running = if ws.paused { 0 } else { ws.nthreads as usize };
-                let excess = ws.processing.len().saturating_sub(running + asked);
+                let excess = ws.occupied().saturating_sub(running + asked);
                 (excess, *w)
             })
             .filter(|(excess, _)| *excess > 0)
@@ -94,14 +94,14 @@ impl SchedulerState {
             .iter()
             .filter(|(w, _)| allowed.as_ref().is_none_or(|r| r.contains(w)))
             .min_by_key(|(w, ws)| {
-                let load = ws.processing.len() - usize::from(**w == victim);
+                let load = ws.occupied().saturating_sub(usize::from(**w == victim));
                 let occupancy = (load as u64 * 1000) / u64::from(ws.nthreads);
                 (ws.paused, occupancy, **w == victim, **w)
             })
             .map(|(w, _)| *w)
             .ok_or_else(|| self.invariant(key, "processing with no worker".into()))?;
         if let Some(ws) = self.workers.get_mut(&victim) {
-            ws.processing.remove(key);
+            ws.stop_processing(key);
         }
         self.workers
             .get_mut(&thief)
