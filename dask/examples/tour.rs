@@ -1,8 +1,9 @@
 //! The seed notebook, replayed in Rust on an embedded `LocalCluster`: a
 //! client and its dashboard, futures, a big random matrix gathered versus
 //! reduced remotely, a taxi CSV read as a partitioned dataframe (with the
-//! dtype-mismatch error a user meets, and its fix), a bag word count, and
-//! coordination between tasks. Nothing is downloaded: the data is generated.
+//! dtype-mismatch error a user meets, and its fix), a bag word count,
+//! coordination between tasks, and a counter actor. Nothing is downloaded:
+//! the data is generated.
 //!
 //! ```text
 //! cargo run --example tour            # the full tour (a 10000 x 10000 matrix, ~280 MB of CSV)
@@ -86,6 +87,21 @@ fn produce_squares(n: i64) -> i64 {
     n
 }
 dask::core::register_op!(produce_squares);
+
+/// An actor: a counter living on one worker, whose methods run there one
+/// call at a time.
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Counter {
+    n: i64,
+}
+
+impl Counter {
+    fn increment(&mut self) -> i64 {
+        self.n += 1;
+        self.n
+    }
+}
+dask::distributed::register_actor!(Counter { increment });
 
 fn step(name: &str) {
     println!("\n== {name}");
@@ -297,6 +313,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect::<Result<_, _>>()?;
     producer.result()?;
     println!("[coordination] squares from the queue: {squares:?}");
+
+    step("Actors: a counter on one worker, called from the client");
+    let counter = client.submit_actor(Counter::default())?;
+    let calls = (0..5)
+        .map(|_| counter.call(Counter::increment, ()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let seen = calls
+        .into_iter()
+        .map(|call| call.result())
+        .collect::<Result<Vec<i64>, _>>()?;
+    println!(
+        "[actor] 5 increments saw {seen:?}; the counter is at {}",
+        counter.state()?.result()?.n
+    );
+    drop(counter);
 
     step("Shutdown");
     drop(remote);

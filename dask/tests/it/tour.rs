@@ -92,5 +92,10 @@ fn the_tour_runs_every_step_on_small_data() {
         line("[coordination] squares"),
         format!("[coordination] squares from the queue: {squares:?}")
     );
+    let increments: Vec<i64> = (1..=5).collect();
+    assert_eq!(
+        line("[actor]"),
+        format!("[actor] 5 increments saw {increments:?}; the counter is at 5")
+    );
     line("[done]");
 }
