@@ -46,9 +46,18 @@
 //! `compute_with(&client)` next to the threaded scheduler, and the transfer
 //! rate of a large value gathered over TCP, on an in-process `LocalCluster`.
 //!
-//! Flags: `--quick` (10k tasks per shape, a 100k-task graph: a smoke test),
-//! `--reps N` (timed repetitions per figure), `--help`.
+//! Then the array section (see `array.rs`, issue 4): `(x + x.T).sum()` on
+//! a seeded 20000 x 20000 array in 2000 x 2000 chunks, `x.dot(x.T).sum()` on
+//! 4000 x 4000 in 1000 x 1000 chunks and `x.mean(axis=0)`, on the sync and
+//! threaded schedulers next to ndarray (one thread, and rayon over row bands)
+//! on the same values, with times, ratios and peak resident memory.
+//!
+//! Flags: `--quick` (10k tasks per shape, a 100k-task graph, a 2000 x 2000
+//! array: a smoke test), `--reps N` (timed repetitions per figure),
+//! `--only schedulers|distributed|array` (one section), `--array-n N` (the
+//! array's edge, chunks of N/10; the dot case keeps its size), `--help`.
 
+mod array;
 mod distributed;
 
 use std::error::Error;
@@ -71,16 +80,28 @@ const THREADED_TARGET_US: f64 = 2.0;
 /// Build + cull + order of the 1M-task graph, in seconds.
 const BIG_GRAPH_TARGET_S: f64 = 2.0;
 
-const USAGE: &str = "usage: dask-bench [--quick] [--reps N]
+const USAGE: &str = "usage: dask-bench [--quick] [--reps N] [--only SECTION] [--array-n N]
 
-  --quick    smoke test: 10k tasks per shape, a 100k-task graph
-  --reps N   timed repetitions per figure (median reported; default 7, quick 3)
-  --help     this text
+  --quick        smoke test: 10k tasks per shape, a 100k-task graph, a 2000 x 2000 array
+  --reps N       timed repetitions per figure (median reported; default 7, quick 3;
+                 the array section: default 3, quick 1)
+  --only SECTION one section: schedulers, distributed or array
+  --array-n N    the array section's square array edge (default 20000, quick 2000),
+                 in N/10 chunks; x.dot(x.T) keeps its size
+  --help         this text
 
 Run it as `cargo xtask bench [--quick]` (a release build).";
 
 // ---------------------------------------------------------------------------
 // Arguments
+
+/// The sections of the benchmark, in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Section {
+    Schedulers,
+    Distributed,
+    Array,
+}
 
 #[derive(Debug)]
 struct Config {
@@ -89,15 +110,53 @@ struct Config {
     /// Tasks of the large graph.
     big: u64,
     reps: usize,
+    /// Run only this section.
+    only: Option<Section>,
+    array: array::Sizes,
+}
+
+impl Config {
+    fn wants(&self, section: Section) -> bool {
+        self.only.is_none_or(|s| s == section)
+    }
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> BenchResult<Option<Config>> {
     let mut quick = false;
     let mut reps = None;
+    let mut only = None;
+    let mut array_n = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--only" => {
+                let s = args
+                    .next()
+                    .ok_or("--only needs a section: schedulers, distributed or array")?;
+                only = Some(match s.as_str() {
+                    "schedulers" => Section::Schedulers,
+                    "distributed" => Section::Distributed,
+                    "array" => Section::Array,
+                    other => {
+                        return Err(format!(
+                            "--only takes schedulers, distributed or array, got `{other}`"
+                        )
+                        .into())
+                    }
+                });
+            }
+            "--array-n" => {
+                let n = args
+                    .next()
+                    .ok_or("--array-n needs a number, e.g. --array-n 10000")?;
+                let n: usize = n
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("--array-n needs a positive number, got `{n}`"))?;
+                array_n = Some(n);
+            }
             "--reps" => {
                 let n = args.next().ok_or("--reps needs a number, e.g. --reps 5")?;
                 let n: usize = n
@@ -111,17 +170,29 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> BenchResult<Option<Conf
             other => return Err(format!("unknown argument `{other}`\n\n{USAGE}").into()),
         }
     }
+    let mut array = if quick {
+        array::Sizes::quick(reps.unwrap_or(1))
+    } else {
+        array::Sizes::full(reps.unwrap_or(3))
+    };
+    if let Some(n) = array_n {
+        array = array::Sizes::with_n(n, array.dot_n, array.reps);
+    }
     Ok(Some(if quick {
         Config {
             tasks: 10_000,
             big: 100_000,
             reps: reps.unwrap_or(3),
+            only,
+            array,
         }
     } else {
         Config {
             tasks: 100_000,
             big: 1_000_000,
             reps: reps.unwrap_or(7),
+            only,
+            array,
         }
     }))
 }
@@ -689,6 +760,33 @@ fn run(config: Config) -> BenchResult<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build; the figures mean little (use `cargo xtask bench`)\n");
     }
+    let scheduler_targets = if config.wants(Section::Schedulers) {
+        Some(run_schedulers(&config)?)
+    } else {
+        None
+    };
+    if config.wants(Section::Distributed) {
+        let quick = config.tasks < 100_000;
+        distributed::run(&distributed::Sizes {
+            round_trips: if quick { 200 } else { 2000 },
+            map_tasks: if quick { 2_000 } else { 20_000 },
+            tree_leaves: if quick { 2_000 } else { 20_000 },
+            transfer_mb: if quick { 16 } else { 128 },
+            reps: config.reps.min(5),
+        })?;
+    }
+    if let Some((verdicts, big, total)) = scheduler_targets {
+        print_scheduler_targets(&verdicts, big, total);
+    }
+    if config.wants(Section::Array) {
+        array::run(&config.array)?;
+    }
+    Ok(())
+}
+
+/// The scheduler section: the three shapes, then the large graph. Returns the
+/// verdicts and the large graph's size and total time for the summary.
+fn run_schedulers(config: &Config) -> BenchResult<(Vec<Verdict>, u64, f64)> {
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let ops = Ops::new();
     let threaded_1 = ThreadedScheduler::with_threads(1)?;
@@ -730,15 +828,10 @@ fn run(config: Config) -> BenchResult<()> {
     drop(shapes);
 
     let (big, total) = bench_big_graph(config.big, &ops, config.reps.min(5))?;
-    let quick = config.tasks < 100_000;
-    distributed::run(&distributed::Sizes {
-        round_trips: if quick { 200 } else { 2000 },
-        map_tasks: if quick { 2_000 } else { 20_000 },
-        tree_leaves: if quick { 2_000 } else { 20_000 },
-        transfer_mb: if quick { 16 } else { 128 },
-        reps: config.reps.min(5),
-    })?;
+    Ok((verdicts, big, total))
+}
 
+fn print_scheduler_targets(verdicts: &[Verdict], big: u64, total: f64) {
     println!("\ntargets (issue 2), µs/task including the op's own work:");
     for (who, target) in [("sync", SYNC_TARGET_US), ("threaded", THREADED_TARGET_US)] {
         let worst = verdicts
@@ -767,7 +860,6 @@ fn run(config: Config) -> BenchResult<()> {
             "MISSED"
         }
     );
-    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
@@ -827,5 +919,23 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("--fast"));
+        let quick = args(&["--quick"]).unwrap().unwrap();
+        assert_eq!(
+            (quick.array.n, quick.array.chunk, quick.array.reps),
+            (2000, 200, 1)
+        );
+        assert!(quick.wants(Section::Array) && quick.wants(Section::Schedulers));
+        let only = args(&["--only", "array", "--array-n", "1000"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(only.only, Some(Section::Array));
+        assert!(!only.wants(Section::Schedulers) && !only.wants(Section::Distributed));
+        assert_eq!(
+            (only.array.n, only.array.chunk, only.array.dot_n),
+            (1000, 100, 4000)
+        );
+        assert!(args(&["--only", "bogus"]).is_err());
+        assert!(args(&["--array-n", "0"]).is_err());
+        assert!(args(&["--only"]).is_err());
     }
 }
