@@ -49,12 +49,20 @@
 //! Then the actor figures (see `actors.rs`): method-call latency (median and
 //! p99) and calls per second from one TCP client.
 //!
-//! Flags: `--quick` (10k tasks per shape, a 100k-task graph: a smoke test),
-//! `--reps N` (timed repetitions per figure), `--only actors` (that section
-//! alone; runs in a dev build too: `cargo build --workspace` then
-//! `target/debug/dask-bench --only actors`), `--help`.
+//! Then the array section (see `array.rs`, issue 4): `(x + x.T).sum()` on
+//! a seeded 20000 x 20000 array in 2000 x 2000 chunks, `x.dot(x.T).sum()` on
+//! 4000 x 4000 in 1000 x 1000 chunks and `x.mean(axis=0)`, on the sync and
+//! threaded schedulers next to ndarray (one thread, and rayon over row bands)
+//! on the same values, with times, ratios and peak resident memory.
+//!
+//! Flags: `--quick` (10k tasks per shape, a 100k-task graph, a 2000 x 2000
+//! array: a smoke test), `--reps N` (timed repetitions per figure),
+//! `--only schedulers|distributed|actors|array` (one section; runs in a dev
+//! build too, with a warning), `--array-n N` (the
+//! array's edge, chunks of N/10; the dot case keeps its size), `--help`.
 
 mod actors;
+mod array;
 mod distributed;
 
 use std::error::Error;
@@ -77,18 +85,29 @@ const THREADED_TARGET_US: f64 = 2.0;
 /// Build + cull + order of the 1M-task graph, in seconds.
 const BIG_GRAPH_TARGET_S: f64 = 2.0;
 
-const USAGE: &str = "usage: dask-bench [--quick] [--reps N]
+const USAGE: &str = "usage: dask-bench [--quick] [--reps N] [--only SECTION] [--array-n N]
 
-  --quick    smoke test: 10k tasks per shape, a 100k-task graph
-  --reps N   timed repetitions per figure (median reported; default 7, quick 3)
-  --only actors
-             only the actor section (call latency and calls/s)
-  --help     this text
+  --quick        smoke test: 10k tasks per shape, a 100k-task graph, a 2000 x 2000 array
+  --reps N       timed repetitions per figure (median reported; default 7, quick 3;
+                 the array section: default 3, quick 1)
+  --only SECTION one section: schedulers, distributed, actors or array
+  --array-n N    the array section's square array edge (default 20000, quick 2000),
+                 in N/10 chunks; x.dot(x.T) keeps its size
+  --help         this text
 
 Run it as `cargo xtask bench [--quick]` (a release build).";
 
 // ---------------------------------------------------------------------------
 // Arguments
+
+/// The sections of the benchmark, in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Section {
+    Schedulers,
+    Distributed,
+    Actors,
+    Array,
+}
 
 #[derive(Debug)]
 struct Config {
@@ -97,18 +116,54 @@ struct Config {
     /// Tasks of the large graph.
     big: u64,
     reps: usize,
-    /// Only this section (`actors`), if given.
-    only: Option<String>,
+    /// Run only this section.
+    only: Option<Section>,
+    array: array::Sizes,
+}
+
+impl Config {
+    fn wants(&self, section: Section) -> bool {
+        self.only.is_none_or(|s| s == section)
+    }
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> BenchResult<Option<Config>> {
     let mut quick = false;
     let mut reps = None;
     let mut only = None;
+    let mut array_n = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--only" => {
+                let s = args
+                    .next()
+                    .ok_or("--only needs a section: schedulers, distributed, actors or array")?;
+                only = Some(match s.as_str() {
+                    "schedulers" => Section::Schedulers,
+                    "distributed" => Section::Distributed,
+                    "actors" => Section::Actors,
+                    "array" => Section::Array,
+                    other => {
+                        return Err(format!(
+                            "--only takes schedulers, distributed, actors or array, got `{other}`"
+                        )
+                        .into())
+                    }
+                });
+            }
+            "--array-n" => {
+                let n = args
+                    .next()
+                    .ok_or("--array-n needs a number, e.g. --array-n 10000")?;
+                let n: usize = n
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("--array-n needs a positive number, got `{n}`"))?;
+                array_n = Some(n);
+            }
             "--reps" => {
                 let n = args.next().ok_or("--reps needs a number, e.g. --reps 5")?;
                 let n: usize = n
@@ -118,18 +173,17 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> BenchResult<Option<Conf
                     .ok_or_else(|| format!("--reps needs a positive number, got `{n}`"))?;
                 reps = Some(n);
             }
-            "--only" => match args.next().as_deref() {
-                Some("actors") => only = Some("actors".to_owned()),
-                other => {
-                    return Err(format!(
-                        "--only takes a section name: `actors` (got {other:?})\n\n{USAGE}"
-                    )
-                    .into())
-                }
-            },
             "--help" | "-h" => return Ok(None),
             other => return Err(format!("unknown argument `{other}`\n\n{USAGE}").into()),
         }
+    }
+    let mut array = if quick {
+        array::Sizes::quick(reps.unwrap_or(1))
+    } else {
+        array::Sizes::full(reps.unwrap_or(3))
+    };
+    if let Some(n) = array_n {
+        array = array::Sizes::with_n(n, array.dot_n, array.reps);
     }
     Ok(Some(if quick {
         Config {
@@ -137,6 +191,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> BenchResult<Option<Conf
             big: 100_000,
             reps: reps.unwrap_or(3),
             only,
+            array,
         }
     } else {
         Config {
@@ -144,6 +199,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> BenchResult<Option<Conf
             big: 1_000_000,
             reps: reps.unwrap_or(7),
             only,
+            array,
         }
     }))
 }
@@ -711,15 +767,41 @@ fn run(config: Config) -> BenchResult<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build; the figures mean little (use `cargo xtask bench`)\n");
     }
-    let quick = config.tasks < 100_000;
-    let actor_sizes = actors::Sizes {
-        sequential: if quick { 2_000 } else { 10_000 },
-        pipelined: if quick { 20_000 } else { 100_000 },
-        reps: config.reps.min(5),
+    let scheduler_targets = if config.wants(Section::Schedulers) {
+        Some(run_schedulers(&config)?)
+    } else {
+        None
     };
-    if config.only.as_deref() == Some("actors") {
-        return actors::run(&actor_sizes);
+    if config.wants(Section::Distributed) {
+        let quick = config.tasks < 100_000;
+        distributed::run(&distributed::Sizes {
+            round_trips: if quick { 200 } else { 2000 },
+            map_tasks: if quick { 2_000 } else { 20_000 },
+            tree_leaves: if quick { 2_000 } else { 20_000 },
+            transfer_mb: if quick { 16 } else { 128 },
+            reps: config.reps.min(5),
+        })?;
     }
+    if config.wants(Section::Actors) {
+        let quick = config.tasks < 100_000;
+        actors::run(&actors::Sizes {
+            sequential: if quick { 2_000 } else { 10_000 },
+            pipelined: if quick { 20_000 } else { 100_000 },
+            reps: config.reps.min(5),
+        })?;
+    }
+    if let Some((verdicts, big, total)) = scheduler_targets {
+        print_scheduler_targets(&verdicts, big, total);
+    }
+    if config.wants(Section::Array) {
+        array::run(&config.array)?;
+    }
+    Ok(())
+}
+
+/// The scheduler section: the three shapes, then the large graph. Returns the
+/// verdicts and the large graph's size and total time for the summary.
+fn run_schedulers(config: &Config) -> BenchResult<(Vec<Verdict>, u64, f64)> {
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let ops = Ops::new();
     let threaded_1 = ThreadedScheduler::with_threads(1)?;
@@ -761,15 +843,10 @@ fn run(config: Config) -> BenchResult<()> {
     drop(shapes);
 
     let (big, total) = bench_big_graph(config.big, &ops, config.reps.min(5))?;
-    distributed::run(&distributed::Sizes {
-        round_trips: if quick { 200 } else { 2000 },
-        map_tasks: if quick { 2_000 } else { 20_000 },
-        tree_leaves: if quick { 2_000 } else { 20_000 },
-        transfer_mb: if quick { 16 } else { 128 },
-        reps: config.reps.min(5),
-    })?;
-    actors::run(&actor_sizes)?;
+    Ok((verdicts, big, total))
+}
 
+fn print_scheduler_targets(verdicts: &[Verdict], big: u64, total: f64) {
     println!("\ntargets (issue 2), µs/task including the op's own work:");
     for (who, target) in [("sync", SYNC_TARGET_US), ("threaded", THREADED_TARGET_US)] {
         let worst = verdicts
@@ -798,7 +875,6 @@ fn run(config: Config) -> BenchResult<()> {
             "MISSED"
         }
     );
-    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
@@ -853,14 +929,28 @@ mod tests {
         assert_eq!(args(&["--quick"]).unwrap().unwrap().tasks, 10_000);
         assert_eq!(args(&["--reps", "2"]).unwrap().unwrap().reps, 2);
         assert!(args(&["--help"]).unwrap().is_none());
-        let only = args(&["--only", "actors"]).unwrap().unwrap().only;
-        assert_eq!(only.as_deref(), Some("actors"));
-        assert!(args(&["--only", "locks"]).is_err());
-        assert!(args(&["--only"]).is_err());
         assert!(args(&["--reps", "0"]).is_err());
         assert!(args(&["--fast"])
             .unwrap_err()
             .to_string()
             .contains("--fast"));
+        let quick = args(&["--quick"]).unwrap().unwrap();
+        assert_eq!(
+            (quick.array.n, quick.array.chunk, quick.array.reps),
+            (2000, 200, 1)
+        );
+        assert!(quick.wants(Section::Array) && quick.wants(Section::Schedulers));
+        let only = args(&["--only", "array", "--array-n", "1000"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(only.only, Some(Section::Array));
+        assert!(!only.wants(Section::Schedulers) && !only.wants(Section::Distributed));
+        assert_eq!(
+            (only.array.n, only.array.chunk, only.array.dot_n),
+            (1000, 100, 4000)
+        );
+        assert!(args(&["--only", "bogus"]).is_err());
+        assert!(args(&["--array-n", "0"]).is_err());
+        assert!(args(&["--only"]).is_err());
     }
 }

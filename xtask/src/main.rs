@@ -6,7 +6,8 @@
 //!   stopping at the first failure: `cargo fmt --all -- --check`,
 //!   `cargo clippy --workspace --all-targets -- -D warnings`, then the README's
 //!   test command `cargo test --workspace`. Each step prints its name and time.
-//! - `cargo xtask bench [--quick] [--reps N]`: the scheduler benchmark
+//! - `cargo xtask bench [--quick] [--reps N] [--only SECTION] [--array-n N]`:
+//!   the scheduler, distributed and array benchmarks
 //!   (`cargo run --release -p dask-bench -- ...`), see `dask-bench`.
 //! - `cargo xtask gen-data taxi [--rows N] [--seed S] [--out PATH]`: a seeded
 //!   synthetic NYC taxi CSV (see [`taxi`]).
@@ -31,8 +32,9 @@ tasks:
                               cargo fmt --all -- --check
                               cargo clippy --workspace --all-targets -- -D warnings
                               cargo test --workspace
-  bench [--quick] [--reps N]
-                            the scheduler benchmark (release build):
+  bench [--quick] [--reps N] [--only schedulers|distributed|array] [--array-n N]
+                            the benchmarks (release build): schedulers,
+                            distributed, dask-array next to ndarray:
                             cargo run --release -p dask-bench -- [args];
                             --quick is a smoke run on smaller sizes
   gen-data taxi [--rows N] [--seed S] [--out PATH]
