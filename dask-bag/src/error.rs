@@ -112,6 +112,39 @@ pub enum Error {
         /// The reduction.
         op: &'static str,
     },
+    /// An error from dask-dataframe (`to_dataframe`).
+    #[cfg(feature = "dataframe")]
+    #[error(transparent)]
+    DataFrame(#[from] dask_dataframe::Error),
+    /// polars could not build a partition's frame (`to_dataframe`).
+    #[cfg(feature = "dataframe")]
+    #[error("to_dataframe, {what}: polars could not build the frame: {source}; fix the conversion function or the items it gets")]
+    Frame {
+        /// Which partition (or the empty one used to find the meta).
+        what: String,
+        /// What polars reported.
+        #[source]
+        source: dask_dataframe::polars::prelude::PolarsError,
+    },
+    /// The columns of JSON records could not be inferred (`to_dataframe_json`
+    /// without `meta`).
+    #[cfg(feature = "dataframe")]
+    #[error("to_dataframe_json: cannot infer the columns: {reason}; pass a `meta` schema")]
+    JsonInference {
+        /// What was found.
+        reason: String,
+    },
+    /// A JSON record does not fit the dataframe's columns (`to_dataframe_json`).
+    #[cfg(feature = "dataframe")]
+    #[error("to_dataframe_json: partition {partition}, record {record}: {problem}; make the records agree (map or filter them first) or pass a `meta` schema that fits them")]
+    JsonRecord {
+        /// The partition's index.
+        partition: usize,
+        /// The record's position in its partition.
+        record: usize,
+        /// What does not fit.
+        problem: String,
+    },
     /// An argument is out of its valid range.
     #[error("invalid argument `{argument}`: {message}")]
     InvalidArgument {

@@ -53,7 +53,12 @@
 //!   [`Bag::reduction`] give a [`Delayed`](dask_core::Delayed) value;
 //!   [`Bag::frequencies`], [`Bag::topk`], [`Bag::distinct`], [`Bag::foldby`] give
 //!   a one-partition bag;
-//! - shuffle: [`Bag::groupby`]; output: [`Bag::to_textfiles`], [`Bag::take`].
+//! - shuffle: [`Bag::groupby`]; output: [`Bag::to_textfiles`], [`Bag::take`];
+//! - with the cargo feature `dataframe` (off by default; the `dask` facade
+//!   turns it on with its `bag` and `dataframe` features): `Bag::to_dataframe`
+//!   (a conversion of each partition into a polars frame) and
+//!   `Bag::to_dataframe_json` (JSON objects as rows) give a dask-dataframe
+//!   `DataFrame`.
 //!
 //! Errors: building a bag returns [`Result`]; a failure inside a task (an
 //! unreadable line, a panicking closure) comes back from `compute` as
@@ -65,6 +70,8 @@
 #![warn(missing_docs)]
 
 mod bag;
+#[cfg(feature = "dataframe")]
+mod dataframe;
 mod error;
 mod groupby;
 mod json;

@@ -162,6 +162,46 @@ impl DataFrame {
         ))
     }
 
+    /// A dataframe whose partition `i` is the value of `keys[i]` in `graph`:
+    /// a polars frame with schema `meta` (Dask's `dd.from_graph`). This is how
+    /// another collection hands its partitions over (a bag's `to_dataframe`).
+    /// Each partition is checked against `meta` when it is computed: one that
+    /// disagrees fails its task with [`Error::NotAligned`] naming both
+    /// schemas. Divisions are unknown.
+    ///
+    /// Errors: [`Error::InvalidArgument`] if `keys` is empty.
+    pub fn from_graph(graph: &HighLevelGraph, keys: &[Key], meta: SchemaRef) -> Result<DataFrame> {
+        if keys.is_empty() {
+            return Err(Error::invalid(
+                "keys",
+                "a dataframe needs at least one partition, got no keys: pass one key per partition",
+            ));
+        }
+        let expected = meta.clone();
+        let op = try_fn_op(move |df: pl::DataFrame| -> Result<pl::DataFrame> {
+            if df.schema().as_ref() != expected.as_ref() {
+                return Err(Error::NotAligned {
+                    op: "from_graph".into(),
+                    message: format!(
+                        "a partition has schema {:?}, but the meta says {:?}: make every partition's frame match the meta",
+                        df.schema(),
+                        expected
+                    ),
+                });
+            }
+            Ok(df)
+        });
+        let tasks = keys
+            .iter()
+            .map(|k| dask_core::Task::new(op.clone(), vec![Arg::Key(k.clone())]))
+            .collect();
+        Ok(DataFrame::new(
+            Parts::from_tasks("from_graph", tasks, &[graph]),
+            meta,
+            Divisions::Unknown,
+        ))
+    }
+
     /// The number of partitions.
     pub fn npartitions(&self) -> usize {
         self.parts.npartitions

@@ -3,6 +3,8 @@
 //! threaded (1 and 4 threads) schedulers.
 
 mod common;
+#[cfg(feature = "dataframe")]
+mod dataframe;
 mod errors;
 mod fusion;
 mod ops;

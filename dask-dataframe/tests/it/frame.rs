@@ -208,3 +208,60 @@ proptest! {
         prop_assert!(ddf.repartition(0).is_err());
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Partitions handed over as keys of another graph (as a bag's
+    /// `to_dataframe` does) come back in order, on every scheduler.
+    #[test]
+    fn from_graph_takes_partitions_by_key((df, n) in case()) {
+        let name: Arc<str> = "frames-from-elsewhere".into();
+        let mut graph = dask_core::Graph::new();
+        let mut keys = Vec::new();
+        for i in 0..n {
+            let (start, end) = (i * df.height() / n, (i + 1) * df.height() / n);
+            // Stored in reverse key order: keys, not insertion, decide the order.
+            let key = dask_core::Key::new(name.clone(), [(n - 1 - i) as u64]);
+            graph.insert_data(key.clone(), dask_core::Value::new(df.slice(start as i64, end - start)));
+            keys.push(key);
+        }
+        let hlg = dask_core::HighLevelGraph::from_layer(name.clone(), graph, &[]);
+        let ddf = DDF::from_graph(&hlg, &keys, df.schema().clone()).unwrap();
+        prop_assert_eq!(ddf.npartitions(), n);
+        prop_assert_eq!(ddf.divisions(), &Divisions::Unknown);
+        check_frame(&ddf, &df);
+    }
+}
+
+#[test]
+fn from_graph_checks_partitions_against_meta() {
+    let name: Arc<str> = "frames".into();
+    let mut graph = dask_core::Graph::new();
+    let keys: Vec<dask_core::Key> = (0..2u64)
+        .map(|i| dask_core::Key::new(name.clone(), [i]))
+        .collect();
+    graph.insert_data(
+        keys[0].clone(),
+        dask_core::Value::new(df!("a" => [1i64]).unwrap()),
+    );
+    graph.insert_data(
+        keys[1].clone(),
+        dask_core::Value::new(df!("a" => ["x"]).unwrap()),
+    );
+    let hlg = dask_core::HighLevelGraph::from_layer(name, graph, &[]);
+    let meta = Arc::new(Schema::from_iter([Field::new("a".into(), DataType::Int64)]));
+    let ddf = DDF::from_graph(&hlg, &keys, meta.clone()).unwrap();
+    let err = ddf.compute_with(&**sync()).unwrap_err();
+    assert!(
+        matches!(
+            dask_dataframe::Error::find(&err),
+            Some(dask_dataframe::Error::NotAligned { op, .. }) if op == "from_graph"
+        ),
+        "{err}"
+    );
+    assert!(matches!(
+        DDF::from_graph(&hlg, &[], meta),
+        Err(dask_dataframe::Error::InvalidArgument { name: "keys", .. })
+    ));
+}
