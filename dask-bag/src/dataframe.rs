@@ -363,12 +363,17 @@ impl Bag<Json> {
     /// use serde_json::json;
     ///
     /// let s = SyncScheduler::new();
-    /// let records = vec![json!({"name": "a", "x": 1.0}), json!({"name": "b", "x": 2.5}), json!({"name": "c"})];
-    /// let ddf = Bag::from_sequence(records, 2).unwrap().to_dataframe_json_with(None, &s).unwrap();
+    /// let records = vec![
+    ///     json!({"name": "a", "x": 1.0}),
+    ///     json!({"name": "b", "x": 2.5}),
+    ///     json!({"name": "c"}),
+    /// ];
+    /// let bag = Bag::from_sequence(records, 2).unwrap();
+    /// let ddf = bag.to_dataframe_json_with(None, &s).unwrap();
     /// assert_eq!(ddf.columns(), ["name", "x"]);
     /// let out = ddf.compute_with(&s).unwrap();
-    /// let x: Vec<Option<f64>> = out.column("x").unwrap().f64().unwrap().into_iter().collect();
-    /// assert_eq!(x, [Some(1.0), Some(2.5), None]);
+    /// let x = out.column("x").unwrap().f64().unwrap();
+    /// assert_eq!((x.get(0), x.get(1), x.get(2)), (Some(1.0), Some(2.5), None));
     /// ```
     ///
     /// Errors: [`Error::JsonInference`] if the columns cannot be inferred (no

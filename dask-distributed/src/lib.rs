@@ -84,6 +84,7 @@
 #![warn(missing_docs)]
 
 pub mod actor;
+mod alloc;
 pub mod client;
 pub mod cluster;
 pub mod coordination;

@@ -90,6 +90,7 @@ pub fn run_worker_with(scheduler_addr: &str, options: WorkerOptions) -> Result<(
         });
     }
     options.validate()?;
+    crate::alloc::tune_for_worker_process();
     let options = WorkerOptions {
         monitor_process_memory: true,
         ..options

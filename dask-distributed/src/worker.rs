@@ -228,14 +228,17 @@ impl Shared {
         let managed = self.store.stats().memory_bytes;
         let mut used = managed;
         if o.monitor_process_memory {
-            if let Some(rss) = process_memory() {
-                self.process_memory.store(rss, Ordering::Relaxed);
+            if let Some(mut rss) = process_memory() {
                 let target = o.bytes_at(o.thresholds.target).unwrap_or(limit);
                 if rss > o.bytes_at(o.thresholds.spill).unwrap_or(limit) {
-                    // Spill what the process holds above the target.
+                    // Spill what the process holds above the target, then
+                    // have malloc give the freed memory back.
                     self.store
                         .spill_to(managed.saturating_sub(rss.saturating_sub(target)));
+                    crate::alloc::release_free_memory();
+                    rss = process_memory().unwrap_or(rss);
                 }
+                self.process_memory.store(rss, Ordering::Relaxed);
                 if rss > o.bytes_at(o.thresholds.terminate).unwrap_or(limit) {
                     self.terminated.store(true, Ordering::Relaxed);
                     eprintln!(

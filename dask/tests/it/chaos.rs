@@ -102,9 +102,9 @@ fn answers_survive_workers_killed_every_few_hundred_ms() {
 
     let (mut total_kills, started) = (0, Instant::now());
     for run in 0..runs {
-        // 2500 random blocks, the transpose-add, and a sum tree: over 10 000
+        // 6400 random blocks, the transpose-add, and a sum tree: over 10 000
         // tasks after fusion, small enough to run in a few seconds.
-        let x = random::random(&[1000, 1000], 20, 1000 + run).unwrap();
+        let x = random::random(&[1280, 1280], 16, 1000 + run).unwrap();
         let y = (&x + &x.t()).unwrap();
         let total = y.sum(Reduce::all().split_every(4)).unwrap();
         let tasks = total.optimized_graph().unwrap().len();
