@@ -66,18 +66,8 @@ enum Command {
         /// Workers that may die while running one task before it errs as suspicious.
         #[arg(long, default_value_t = 3)]
         allowed_failures: u32,
-        /// Shared secret every peer must present (default: $DASK_TOKEN, else none).
-        #[arg(long)]
-        token: Option<String>,
-        /// PEM file of the CA that signs every certificate of the cluster (mutual TLS).
-        #[arg(long)]
-        tls_ca_file: Option<PathBuf>,
-        /// PEM file of this process's certificate, signed by the CA.
-        #[arg(long)]
-        tls_cert: Option<PathBuf>,
-        /// PEM file of this process's private key.
-        #[arg(long)]
-        tls_key: Option<PathBuf>,
+        #[command(flatten)]
+        security: SecurityArgs,
     },
     /// Run a worker for the scheduler at ADDRESS (host:port).
     Worker {
@@ -113,19 +103,32 @@ enum Command {
         /// Started by a nanny: exit when standard input closes.
         #[arg(long, hide = true)]
         supervised: bool,
-        /// Shared secret every peer must present (default: $DASK_TOKEN, else none).
-        #[arg(long)]
-        token: Option<String>,
-        /// PEM file of the CA that signs every certificate of the cluster (mutual TLS).
-        #[arg(long)]
-        tls_ca_file: Option<PathBuf>,
-        /// PEM file of this process's certificate, signed by the CA.
-        #[arg(long)]
-        tls_cert: Option<PathBuf>,
-        /// PEM file of this process's private key.
-        #[arg(long)]
-        tls_key: Option<PathBuf>,
+        #[command(flatten)]
+        security: SecurityArgs,
     },
+}
+
+/// The token and TLS flags, the same for the scheduler and its workers.
+#[derive(clap::Args)]
+struct SecurityArgs {
+    /// Shared secret every peer must present (default: $DASK_TOKEN, else none).
+    #[arg(long)]
+    token: Option<String>,
+    /// PEM file of the CA that signs every certificate of the cluster (mutual TLS).
+    #[arg(long)]
+    tls_ca_file: Option<PathBuf>,
+    /// PEM file of this process's certificate, signed by the CA.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM file of this process's private key.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+}
+
+impl SecurityArgs {
+    fn security(self) -> dask::distributed::Result<dask::distributed::Security> {
+        process::security_from_flags(self.token, self.tls_ca_file, self.tls_cert, self.tls_key)
+    }
 }
 
 fn scheduler_options(
@@ -178,11 +181,9 @@ fn main() {
             dashboard_port,
             no_dashboard,
             allowed_failures,
-            token,
-            tls_ca_file,
-            tls_cert,
-            tls_key,
-        } => process::security_from_flags(token, tls_ca_file, tls_cert, tls_key)
+            security,
+        } => security
+            .security()
             .and_then(|security| {
                 scheduler_options(worker_ttl, !no_work_stealing, allowed_failures, security)
             })
@@ -205,16 +206,13 @@ fn main() {
             memory_terminate_fraction,
             no_nanny,
             supervised,
-            token,
-            tls_ca_file,
-            tls_cert,
-            tls_key,
+            security,
         } if no_nanny || supervised => memory_limit
             .as_deref()
             .map(process::parse_bytes)
             .transpose()
             .and_then(|memory_limit| {
-                let security = process::security_from_flags(token, tls_ca_file, tls_cert, tls_key)?;
+                let security = security.security()?;
                 let options = WorkerOptions {
                     security,
                     memory_limit,
