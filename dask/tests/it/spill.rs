@@ -83,8 +83,9 @@ fn twice_the_cluster_memory_is_reduced_via_spilling_within_the_rss_bound() {
         })
     };
 
-    // 2 x 192 MiB of limits; the data: 768 MiB in 96 blocks of 8 MiB.
-    let x = random::random(&[8192, 12288], 1024, 5).unwrap();
+    // 2 x 192 MiB of limits; the data: 768 MiB in 384 blocks of 2 MiB (small
+    // blocks: what a worker adds between two looks at its memory is small).
+    let x = random::random(&[8192, 12288], 512, 5).unwrap();
     assert_eq!(x.nbytes() as u64, 4 * LIMIT);
     let client = Arc::new(Client::connect(&addr).unwrap());
     let sum = {
@@ -102,7 +103,12 @@ fn twice_the_cluster_memory_is_reduced_via_spilling_within_the_rss_bound() {
     };
     stop.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
-    let sum = sum.unwrap();
+    let exits: Vec<_> = procs.0[1..]
+        .iter_mut()
+        .map(|w| w.try_wait().unwrap())
+        .collect();
+    let peak = peak.load(Ordering::Relaxed);
+    let sum = sum.unwrap_or_else(|e| panic!("{e} (worker exits {exits:?}, peak RSS {peak})"));
 
     let expected = x
         .sum(Reduce::all().split_every(8))
@@ -110,13 +116,10 @@ fn twice_the_cluster_memory_is_reduced_via_spilling_within_the_rss_bound() {
         .compute_scalar_with(&dask::SyncScheduler::new())
         .unwrap();
     assert_eq!(sum, expected);
-    for (i, worker) in procs.0[1..].iter_mut().enumerate() {
-        assert!(
-            worker.try_wait().unwrap().is_none(),
-            "worker {i} stopped during the run"
-        );
-    }
-    let peak = peak.load(Ordering::Relaxed);
+    assert!(
+        exits.iter().all(Option::is_none),
+        "a worker stopped during the run: {exits:?}"
+    );
     let terminate = (LIMIT as f64 * 0.95) as u64;
     eprintln!(
         "spill over processes: peak worker RSS {} MiB, terminate threshold {} MiB",
