@@ -11,6 +11,8 @@
 //!   (`cargo run --release -p dask-bench -- ...`), see `dask-bench`.
 //! - `cargo xtask gen-data taxi [--rows N] [--seed S] [--out PATH]`: a seeded
 //!   synthetic NYC taxi CSV (see [`taxi`]).
+//! - `cargo xtask gen-data text [--mb N] [--files F] [--seed S] [--out DIR]`:
+//!   the seeded Zipf word corpus of the bag word-count benchmark (see [`text`]).
 //! - `cargo xtask fuzz [--secs N] [--seed S]`: the wire fuzzer of
 //!   dask-distributed (frames, headers, task specs) for a time budget.
 //! - `cargo xtask help`: the list of tasks.
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 mod taxi;
+mod text;
 
 const USAGE: &str = "usage: cargo xtask <task> [args]
 
@@ -40,6 +43,9 @@ tasks:
   gen-data taxi [--rows N] [--seed S] [--out PATH]
                             a seeded synthetic yellow_tripdata_2020-01.csv
                             (default 6405008 rows, ~590 MB, in data/)
+  gen-data text [--mb N] [--files F] [--seed S] [--out DIR]
+                            a seeded Zipf word corpus, F files (default
+                            200 MB in 16 files, in data/text-200mb/)
   fuzz [--secs N] [--seed S]
                             fuzz the wire decoders for N seconds (default 60):
                             cargo run --release -p dask-distributed --example fuzz
@@ -214,8 +220,11 @@ fn bench(args: &[String]) -> Result<()> {
 fn gen_data(args: &[String]) -> Result<()> {
     match args.split_first() {
         Some((kind, rest)) if kind == "taxi" => taxi::run(rest, &workspace_root()),
-        Some((kind, _)) => bail!("unknown data set `{kind}`; the data sets are: taxi\n\n{USAGE}"),
-        None => bail!("`cargo xtask gen-data` needs a data set: taxi\n\n{USAGE}"),
+        Some((kind, rest)) if kind == "text" => text::run(rest, &workspace_root()),
+        Some((kind, _)) => {
+            bail!("unknown data set `{kind}`; the data sets are: taxi, text\n\n{USAGE}")
+        }
+        None => bail!("`cargo xtask gen-data` needs a data set: taxi or text\n\n{USAGE}"),
     }
 }
 
