@@ -6,8 +6,9 @@
 //! cargo bench -p dask-bag --bench wordcount -- --mb 50
 //! ```
 //!
-//! The corpus (seeded, Zipf-distributed words, 16 files) is written once under
-//! `target/dask-bag-bench/` and reused. Prints times (best of `--reps`, default
+//! The corpus (seeded, Zipf-distributed words, 16 files) is the one
+//! `cargo xtask gen-data text --mb N` writes to `data/text-{N}mb/`; the bench
+//! writes it there itself when it is missing. Prints times (best of `--reps`, default
 //! 3) and ratios; checks that every variant finds the loop's top 10.
 
 use std::cmp::Reverse;
@@ -120,10 +121,8 @@ fn main() {
             },
         }
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let dir = target.join(format!("dask-bag-bench/corpus-{mb}mb"));
+    // The corpus `cargo xtask gen-data text --mb N` writes (same files, same seed).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../data/text-{mb}mb"));
     let t = Instant::now();
     let paths = corpus::generate(&dir, mb, 16, 42).expect("writing the corpus");
     println!(
