@@ -12,6 +12,8 @@
 //!   panicking tasks) and an independent evaluator for them.
 //! - [`tracked`]: values that count how many of them are alive, to measure the
 //!   peak memory a scheduler needs from outside it.
+//! - [`pki`]: a certificate authority made at run time, for TLS tests.
+//! - [`Rng`]: a tiny seeded generator.
 //! - [`within`], [`check_property`], [`silence_intentional_panics`]: watchdogs
 //!   and quiet test output.
 //!
@@ -30,6 +32,7 @@
 
 pub mod graphs;
 mod macros;
+pub mod pki;
 pub mod rng;
 mod schedulers;
 pub mod tracked;

@@ -14,6 +14,7 @@ use dask_distributed::protocol::{self, Limits, Message, Role, MAGIC, PROTOCOL_VE
 use dask_distributed::scheduler::state::Outcome;
 use dask_distributed::{Client, LocalCluster};
 use dask_sync_scheduler::SyncScheduler;
+use dask_testing::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -21,21 +22,6 @@ fn inc(x: i64) -> i64 {
     x + 1
 }
 dask_core::register_op!(inc);
-
-/// A small xorshift generator: the garbage is random but reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// Writes `bytes` on a fresh connection, then reads until the server closes
 /// (or 5 s pass): a server that hangs up on garbage ends this quickly.
@@ -238,7 +224,7 @@ fn hostile_peers_leave_the_cluster_serving() {
         .enable_all()
         .build()
         .unwrap();
-    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let mut rng = Rng::new(0x5eed_1234_abcd_ef01);
     runtime.block_on(async {
         // Before the handshake: random bytes, a wrong version, a good preamble
         // then garbage, then nothing at all.

@@ -235,54 +235,6 @@ fn empty_and_bad_credentials_are_refused_at_configuration() {
     assert!(err.to_string().contains("CA certificate"), "{err}");
 }
 
-/// A test PKI made at run time (no key file is committed).
-mod pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-
-    /// A certificate authority.
-    pub struct Ca {
-        pub pem: String,
-        issuer: Issuer<'static, KeyPair>,
-    }
-
-    impl Ca {
-        pub fn new(name: &str) -> Ca {
-            let key = KeyPair::generate().unwrap();
-            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.distinguished_name.push(DnType::CommonName, name);
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            let cert = params.self_signed(&key).unwrap();
-            Ca {
-                pem: cert.pem(),
-                issuer: Issuer::new(params, key),
-            }
-        }
-
-        /// A certificate (PEM) and key (PEM) for a cluster member, valid
-        /// for serving and for connecting.
-        pub fn member(&self, name: &str) -> (String, String) {
-            let key = KeyPair::generate().unwrap();
-            let mut params =
-                CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                    .unwrap();
-            params.distinguished_name.push(DnType::CommonName, name);
-            params.extended_key_usages = vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ];
-            let cert = params.signed_by(&key, &self.issuer).unwrap();
-            (cert.pem(), key.serialize_pem())
-        }
-    }
-}
-
 fn tls(ca_pem: &str, (cert, key): &(String, String)) -> Security {
     Security::new()
         .with_tls_pem(ca_pem.as_bytes(), cert.as_bytes(), key.as_bytes())
@@ -291,7 +243,7 @@ fn tls(ca_pem: &str, (cert, key): &(String, String)) -> Security {
 
 #[test]
 fn mutual_tls_serves_members_and_refuses_strangers() {
-    let ca = pki::Ca::new("dask-rs test CA");
+    let ca = dask_testing::pki::Ca::new("dask-rs test CA");
     let cluster = LocalCluster::builder()
         .n_workers(2)
         .threads_per_worker(1)
@@ -306,7 +258,7 @@ fn mutual_tls_serves_members_and_refuses_strangers() {
 
     // A certificate from another CA (the client trusts the cluster's CA):
     // the scheduler refuses it during the TLS handshake.
-    let stranger_ca = pki::Ca::new("someone else's CA");
+    let stranger_ca = dask_testing::pki::Ca::new("someone else's CA");
     let stranger = tls(&ca.pem, &stranger_ca.member("stranger"));
     match Client::connect_with(&addr, stranger.clone()) {
         Err(Error::Tls { .. }) => {}
@@ -346,7 +298,7 @@ fn mutual_tls_serves_members_and_refuses_strangers() {
 
 #[test]
 fn tls_and_token_together() {
-    let ca = pki::Ca::new("dask-rs test CA");
+    let ca = dask_testing::pki::Ca::new("dask-rs test CA");
     let security = tls(&ca.pem, &ca.member("cluster"))
         .with_token(TOKEN)
         .unwrap();

@@ -161,7 +161,7 @@ fn token_from_flag_and_environment_on_processes() {
 fn tls_flags_on_processes() {
     let dir = std::env::temp_dir().join(format!("dask-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let ca = pki::Ca::new("dask-rs process test CA");
+    let ca = dask_testing::pki::Ca::new("dask-rs process test CA");
     let write = |name: &str, text: &str| {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
@@ -296,51 +296,4 @@ fn a_killed_scheduler_fails_clients_and_stops_workers() {
     // The worker says so and exits; its nanny exits with it.
     worker.stderr_line("lost the connection to the scheduler");
     assert_eq!(worker.exit_code(), Some(0));
-}
-
-/// A test PKI made at run time (no key file is committed).
-mod pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-
-    /// A certificate authority.
-    pub struct Ca {
-        pub pem: String,
-        issuer: Issuer<'static, KeyPair>,
-    }
-
-    impl Ca {
-        pub fn new(name: &str) -> Ca {
-            let key = KeyPair::generate().unwrap();
-            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.distinguished_name.push(DnType::CommonName, name);
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            let cert = params.self_signed(&key).unwrap();
-            Ca {
-                pem: cert.pem(),
-                issuer: Issuer::new(params, key),
-            }
-        }
-
-        /// A certificate and key (PEM) for a member, to serve and connect.
-        pub fn member(&self, name: &str) -> (String, String) {
-            let key = KeyPair::generate().unwrap();
-            let mut params =
-                CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                    .unwrap();
-            params.distinguished_name.push(DnType::CommonName, name);
-            params.extended_key_usages = vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ];
-            let cert = params.signed_by(&key, &self.issuer).unwrap();
-            (cert.pem(), key.serialize_pem())
-        }
-    }
 }
