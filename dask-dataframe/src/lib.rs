@@ -46,12 +46,14 @@ mod frame;
 mod groupby;
 mod io;
 mod merge;
+mod ops;
 mod parts;
 mod reduce;
 mod repartition;
 mod series;
 mod shuffle;
 mod sort;
+mod wire;
 
 pub use csv::{read_csv, CsvOptions};
 pub use dask_core::Collection;

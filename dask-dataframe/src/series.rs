@@ -4,11 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use dask_core::op::try_fn_op;
-use dask_core::{Collection, HighLevelGraph, Key, Value};
+use dask_core::{Collection, HighLevelGraph, Key, Op, Value};
 use polars::prelude as pl;
-use polars::prelude::{DataType, Expr, IntoLazy, PolarsResult, SchemaExt};
+use polars::prelude::{DataType, Expr, IntoLazy, SchemaExt};
 
 use crate::frame::{check_len, dtype_name, label_of, DataFrame, Divisions};
+use crate::ops::{Kernel, MapFrame, ToSeries};
 use crate::parts::{check_split_every, Parts};
 use crate::{Error, Result};
 
@@ -131,7 +132,10 @@ impl Series {
 
     /// This series as a one-column dataframe (Dask's `to_frame`).
     pub fn to_frame(&self) -> DataFrame {
-        let op = try_fn_op(|s: pl::Series| -> PolarsResult<pl::DataFrame> { Ok(s.into_frame()) });
+        let op: Arc<dyn Op> = Arc::new(MapFrame {
+            label: "to_frame".into(),
+            kernel: Kernel::Keep,
+        });
         let schema = pl::Schema::from_iter([self.field.clone()]);
         DataFrame {
             parts: self.parts.map("to_frame", op, &[]),
@@ -148,8 +152,9 @@ impl Series {
             .iter_fields()
             .next()
             .ok_or_else(|| Error::invalid("expression", format!("{label} gave no column")))?;
-        let op = try_fn_op(|df: pl::DataFrame| -> PolarsResult<pl::Series> {
-            Ok(df.columns()[0].as_materialized_series().clone())
+        let op: Arc<dyn Op> = Arc::new(ToSeries {
+            label: label.to_owned(),
+            column: None,
         });
         let divisions = if keep_divisions {
             self.divisions.clone()
@@ -312,10 +317,9 @@ impl Series {
 
     /// Drops missing values.
     pub fn dropna(&self) -> Result<Series> {
-        let name = self.field.name.clone();
-        let frame = self.to_frame().map_lazy("dropna", false, move |lf| {
-            lf.select([pl::col(name.clone()).drop_nulls()])
-        })?;
+        let frame = self
+            .to_frame()
+            .map_kernel("dropna", Kernel::DropNulls(None), false)?;
         self.column_of("dropna", frame, false)
     }
 

@@ -20,16 +20,14 @@
 
 use std::sync::Arc;
 
-use dask_core::op::try_fn_op;
-use dask_core::Scheduler;
+use dask_core::{Op, Scheduler};
 use polars::prelude as pl;
-use polars::prelude::{
-    ChunkCompareIneq, DataType, IdxSize, NamedFrom, PolarsResult, SortMultipleOptions,
-};
+use polars::prelude::{DataType, IdxSize, NamedFrom, PolarsResult, SortMultipleOptions};
 
 use crate::frame::{check_columns, concat_frames, unknown_column, DataFrame, Divisions};
+use crate::ops::{Kernel, MapFrame, SplitBy};
 use crate::parts::Parts;
-use crate::shuffle::{range_split, Boundaries};
+use crate::shuffle::Boundaries;
 use crate::{Error, Result};
 
 /// The most sample points a partition sends to choose the boundaries of a
@@ -43,7 +41,7 @@ const WEIGHT: &str = "weight";
 /// The weighted sample of one partition's column: `SORT_SAMPLES` values at
 /// the middle of equal rank buckets of the sorted non-null values, each
 /// weighted by its bucket's size, and the minimum and maximum with weight 0.
-fn sample(df: &pl::DataFrame, by: &str) -> PolarsResult<pl::DataFrame> {
+pub(crate) fn sample(df: &pl::DataFrame, by: &str) -> PolarsResult<pl::DataFrame> {
     let s = df
         .column(by)?
         .as_materialized_series()
@@ -230,8 +228,10 @@ impl DataFrame {
             ));
         }
         // The samples, computed now.
-        let name = by.to_owned();
-        let sample_op = try_fn_op(move |df: pl::DataFrame| sample(&df, &name));
+        let sample_op: Arc<dyn Op> = Arc::new(MapFrame {
+            label: format!("{label}-sample"),
+            kernel: Kernel::SortSample(by.to_owned()),
+        });
         let samples = self.parts.map(&format!("{label}-sample"), sample_op, &[]);
         let values = Parts::compute_keys(&samples.graph, &samples.keys(), scheduler)?;
         let frames = values
@@ -249,27 +249,20 @@ impl DataFrame {
             Some(s) => s.boundaries.clone(),
             None => pl::Series::new_empty("".into(), &dtype),
         };
-        let nout = values.len() + 1;
         let b = Boundaries {
             column: by.to_owned(),
             values,
             descending,
         };
-        let shuffled = self.parts.shuffle(
-            label,
-            Arc::new(move |df: &pl::DataFrame| range_split(df, &b)),
-            nout,
-            self.meta.clone(),
-        );
-        let by = by.to_owned();
-        let sort_op = try_fn_op(move |df: pl::DataFrame| {
-            df.sort(
-                [by.as_str()],
-                SortMultipleOptions::default()
-                    .with_order_descending(descending)
-                    .with_nulls_last(true)
-                    .with_maintain_order(true),
-            )
+        let shuffled = self
+            .parts
+            .shuffle(label, SplitBy::Range(b), self.meta.clone());
+        let sort_op: Arc<dyn Op> = Arc::new(MapFrame {
+            label: format!("{label}-sort"),
+            kernel: Kernel::Sort {
+                by: vec![by.to_owned()],
+                descending: vec![descending],
+            },
         });
         let parts = shuffled.map(&format!("{label}-sort"), sort_op, &[]);
         Ok((
@@ -327,28 +320,23 @@ impl DataFrame {
                     && lo.as_ref().is_none_or(|lo| le(lo, &bounds[i + 1]))
             })
             .collect();
-        let (lo2, hi2, col) = (lo.clone(), hi.clone(), column.clone());
-        let op = try_fn_op(move |df: pl::DataFrame| -> PolarsResult<pl::DataFrame> {
-            if df.height() == 0 {
-                return Ok(df);
-            }
-            let c = df.column(col.as_str())?.as_materialized_series();
-            let mut mask = c.is_not_null();
-            if let Some(lo) = &lo2 {
-                mask = &mask & &c.gt_eq(&lo.clone().into_series(col.as_str().into()))?;
-            }
-            if let Some(hi) = &hi2 {
-                mask = &mask & &c.lt_eq(&hi.clone().into_series(col.as_str().into()))?;
-            }
-            df.filter(&mask)
+        let op: Arc<dyn Op> = Arc::new(MapFrame {
+            label: "loc".into(),
+            kernel: Kernel::Loc {
+                column: column.clone(),
+                lo: lo.clone(),
+                hi: hi.clone(),
+            },
         });
         let out_bounds: Vec<pl::Scalar>;
         let tasks: Vec<dask_core::Task>;
         if chosen.is_empty() {
             // No partition overlaps: one empty partition.
             let first = dask_core::Task::new(op, vec![dask_core::Arg::Key(self.parts.key(0))]);
-            let empty =
-                try_fn_op(|df: pl::DataFrame| -> PolarsResult<pl::DataFrame> { Ok(df.clear()) });
+            let empty: Arc<dyn Op> = Arc::new(MapFrame {
+                label: "loc-empty".into(),
+                kernel: Kernel::Clear,
+            });
             tasks = vec![dask_core::Task::new(
                 empty,
                 vec![dask_core::Arg::Task(Box::new(first))],
