@@ -162,7 +162,58 @@ impl DataFrame {
         descending: bool,
         scheduler: &dyn Scheduler,
     ) -> Result<DataFrame> {
-        Ok(self.sorted_by("sort_values", by, descending, scheduler)?.0)
+        Ok(self
+            .sorted_by("sort_values", &[by], &[descending], scheduler)?
+            .0)
+    }
+
+    /// The rows sorted by several columns (the first one most significant),
+    /// each ascending or descending (`descending` holds one flag per column,
+    /// or one for all), nulls last in every column, stable; boundaries on
+    /// the default scheduler. See
+    /// [`sort_values_multi_with`](Self::sort_values_multi_with).
+    pub fn sort_values_multi(&self, by: &[&str], descending: &[bool]) -> Result<DataFrame> {
+        self.sort_values_multi_with(by, descending, &*dask_core::scheduler::default_scheduler()?)
+    }
+
+    /// [`sort_values_with`](Self::sort_values_with) by several columns: the
+    /// range shuffle splits by the first column (its boundaries sampled as
+    /// for one column), so rows with equal first values share a partition,
+    /// and each partition is sorted stably by all the columns. The result is
+    /// exactly polars' stable multi-column sort of the whole frame (nulls
+    /// last in every column).
+    ///
+    /// Errors: [`Error::UnknownColumn`]; [`Error::InvalidArgument`] for no
+    /// column, a `descending` of another length than `by` (other than 1), or
+    /// a first column that cannot be range-partitioned; [`Error::Polars`] if
+    /// polars cannot sort by another column; a failed compute of the sample.
+    pub fn sort_values_multi_with(
+        &self,
+        by: &[&str],
+        descending: &[bool],
+        scheduler: &dyn Scheduler,
+    ) -> Result<DataFrame> {
+        if by.is_empty() {
+            return Err(Error::invalid(
+                "by",
+                "sort_values needs at least one column to sort by",
+            ));
+        }
+        let descending: Vec<bool> = match descending {
+            [d] => vec![*d; by.len()],
+            d if d.len() == by.len() => d.to_vec(),
+            d => {
+                return Err(Error::invalid(
+                    "descending",
+                    format!(
+                        "{} flags for {} columns: pass one flag per column of `by`, or one for all",
+                        d.len(),
+                        by.len()
+                    ),
+                ))
+            }
+        };
+        Ok(self.sorted_by("sort_values", by, &descending, scheduler)?.0)
     }
 
     /// The rows sorted by the column `column`, which becomes the index: the
@@ -181,7 +232,7 @@ impl DataFrame {
     ///
     /// Errors: as [`sort_values_with`](Self::sort_values_with).
     pub fn set_index_with(&self, column: &str, scheduler: &dyn Scheduler) -> Result<DataFrame> {
-        let (mut out, split) = self.sorted_by("set_index", column, false, scheduler)?;
+        let (mut out, split) = self.sorted_by("set_index", &[column], &[false], scheduler)?;
         if let Some(split) = split {
             let mut bounds = Vec::with_capacity(out.npartitions() + 1);
             bounds.push(split.min);
@@ -204,15 +255,23 @@ impl DataFrame {
         Ok(out)
     }
 
-    /// Sorts by `by`; also returns the boundaries found.
+    /// Sorts by the columns `by` (range-partitioned by the first, at least
+    /// one; one `descending` flag per column); also returns the first
+    /// column's boundaries.
     fn sorted_by(
         &self,
         label: &str,
-        by: &str,
-        descending: bool,
+        columns: &[&str],
+        flags: &[bool],
         scheduler: &dyn Scheduler,
     ) -> Result<(DataFrame, Option<Split>)> {
-        check_columns(label, &[by], &self.meta)?;
+        check_columns(label, columns, &self.meta)?;
+        let (by, descending) = (columns[0], flags[0]);
+        let sort = Kernel::Sort {
+            by: columns.iter().map(|c| (*c).to_owned()).collect(),
+            descending: flags.to_vec(),
+        };
+        sort.on_meta(label, &self.meta)?;
         let dtype = self
             .meta
             .get(by)
@@ -259,10 +318,7 @@ impl DataFrame {
             .shuffle(label, SplitBy::Range(b), self.meta.clone());
         let sort_op: Arc<dyn Op> = Arc::new(MapFrame {
             label: format!("{label}-sort"),
-            kernel: Kernel::Sort {
-                by: vec![by.to_owned()],
-                descending: vec![descending],
-            },
+            kernel: sort,
         });
         let parts = shuffled.map(&format!("{label}-sort"), sort_op, &[]);
         Ok((

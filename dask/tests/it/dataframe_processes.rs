@@ -284,6 +284,31 @@ fn dataframe_seed_flow_on_worker_processes() {
         "sort_values",
     );
 
+    // By several columns, with ties in the first: polars' stable
+    // multi-column sort.
+    let multi = df
+        .sort_values_multi_with(
+            &["passenger_count", "trip_distance"],
+            &[false, true],
+            &client,
+        )
+        .unwrap();
+    let want = whole
+        .sort(
+            ["passenger_count", "trip_distance"],
+            pl::SortMultipleOptions::default()
+                .with_order_descending_multi([false, true])
+                .with_nulls_last(true)
+                .with_maintain_order(true),
+        )
+        .unwrap();
+    assert_frames_eq(
+        &multi.compute_with(&client).unwrap(),
+        &want,
+        0.0,
+        "sort_values_multi",
+    );
+
     // set_index + loc: the index bounds travel inside the ops' parameters.
     let indexed = df.set_index_with("fare_amount", &client).unwrap();
     let lo = pl::Scalar::from(10.0f64);
@@ -374,6 +399,26 @@ fn dataframe_seed_flow_on_worker_processes() {
     assert_eq!(written.len(), df.npartitions());
     let back = dask::dataframe::read_parquet(out.to_str().unwrap()).unwrap();
     assert_frames_eq(&back.compute_with(&client).unwrap(), &whole, 0.0, "parquet");
+
+    // The tasks ran on the worker processes: the task stream holds every
+    // CSV block, each recorded by one of the two workers.
+    let workers: Vec<String> = client
+        .workers()
+        .unwrap()
+        .into_iter()
+        .map(|w| w.addr)
+        .collect();
+    let records = client.get_task_stream().unwrap();
+    let blocks: Vec<_> = records
+        .iter()
+        .filter(|r| r.key.name().starts_with("read_csv"))
+        .collect();
+    assert!(
+        blocks.len() >= df.npartitions(),
+        "{} block tasks",
+        blocks.len()
+    );
+    assert!(blocks.iter().all(|r| workers.contains(&r.worker)));
     drop(procs);
 }
 
