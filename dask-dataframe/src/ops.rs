@@ -735,6 +735,77 @@ impl Op for WriteFile {
     }
 }
 
+/// An element-wise binary operator on two series.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub(crate) enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl BinOp {
+    /// The polars expression `a <op> b`.
+    pub(crate) fn apply(self, a: Expr, b: Expr) -> Expr {
+        match self {
+            BinOp::Add => a + b,
+            BinOp::Sub => a - b,
+            BinOp::Mul => a * b,
+            BinOp::Div => a / b,
+            BinOp::Eq => a.eq(b),
+            BinOp::Ne => a.neq(b),
+            BinOp::Lt => a.lt(b),
+            BinOp::Le => a.lt_eq(b),
+            BinOp::Gt => a.gt(b),
+            BinOp::Ge => a.gt_eq(b),
+        }
+    }
+}
+
+/// `left <op> right` on two series partitions of equal length, named `out`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct SeriesBinary {
+    /// The name in diagnostics.
+    pub(crate) label: String,
+    /// The operator.
+    pub(crate) op: BinOp,
+    /// The result's name.
+    pub(crate) out: String,
+}
+
+impl Op for SeriesBinary {
+    fn name(&self) -> &str {
+        &self.label
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        use crate::series::{LEFT, RIGHT};
+        arity(&self.label, args, 2)?;
+        let (l, r) = (arg::<pl::Series>(args, 0)?, arg::<pl::Series>(args, 1)?);
+        check_len(&self.label, l.len(), r.len())?;
+        let expr = self
+            .op
+            .apply(pl::col(LEFT), pl::col(RIGHT))
+            .alias(self.out.as_str());
+        let df = pl::DataFrame::new(
+            l.len(),
+            vec![
+                l.with_name(LEFT.into()).into(),
+                r.with_name(RIGHT.into()).into(),
+            ],
+        )
+        .and_then(|df| df.lazy().select([expr]).collect())
+        .map_err(|e| Error::polars(self.label.clone(), e))?;
+        Ok(Value::new(df.columns()[0].as_materialized_series().clone()))
+    }
+}
+
+dask_core::register_op_type!(SeriesBinary);
 dask_core::register_op_type!(MapFrame);
 dask_core::register_op_type!(CombineFrames);
 dask_core::register_op_type!(ToSeries);

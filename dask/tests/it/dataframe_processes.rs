@@ -173,6 +173,32 @@ fn dataframe_seed_flow_on_worker_processes() {
             .max()
     );
 
+    // Series arithmetic, a mask and assign: registered element-wise ops.
+    let fare = df.column("fare_amount").unwrap();
+    let total = fare.add(&tips).unwrap();
+    let big = total.gt(&fare.mul(&fare).unwrap()).unwrap();
+    let picked = df
+        .assign("total", &total)
+        .unwrap()
+        .filter_by(&big)
+        .unwrap()
+        .select(&["total", "passenger_count"])
+        .unwrap();
+    let want = whole
+        .clone()
+        .lazy()
+        .with_column((pl::col("fare_amount") + pl::col("tip_amount")).alias("total"))
+        .filter(pl::col("total").gt(pl::col("fare_amount") * pl::col("fare_amount")))
+        .select([pl::col("total"), pl::col("passenger_count")])
+        .collect()
+        .unwrap();
+    assert_frames_eq(
+        &picked.compute_with(&client).unwrap(),
+        &want,
+        0.0,
+        "series ops",
+    );
+
     // groupby(passenger_count): tip mean, fare sum, count, with split_every 2
     // so partial aggregates move between workers in a deeper tree.
     let by = df
