@@ -426,6 +426,16 @@ fn dataframe_seed_flow_on_worker_processes() {
     let back = dask::dataframe::read_parquet(out.to_str().unwrap()).unwrap();
     assert_frames_eq(&back.compute_with(&client).unwrap(), &whole, 0.0, "parquet");
 
+    // CSV files written by the workers, read back by them.
+    let csv_out = dir.0.join("csv");
+    let pattern = format!("{}/part-*.csv", csv_out.display());
+    assert_eq!(
+        df.to_csv_with(&pattern, &client).unwrap().len(),
+        df.npartitions()
+    );
+    let again = read_csv(&pattern.replace("part-*", "part-[0-9]*"), &options).unwrap();
+    assert_eq!(again.len().compute_with(&client).unwrap(), whole.height());
+
     // The tasks ran on the worker processes: the task stream holds every
     // CSV block, each recorded by one of the two workers.
     let workers: Vec<String> = client
@@ -445,6 +455,29 @@ fn dataframe_seed_flow_on_worker_processes() {
         blocks.len()
     );
     assert!(blocks.iter().all(|r| workers.contains(&r.worker)));
+    drop(procs);
+}
+
+/// A partition whose data disagree with the inferred dtypes fails on the
+/// worker process, and the client's error still carries the dtype table and
+/// the `dtype` override that fixes it.
+#[test]
+fn dtype_mismatch_on_a_worker_process_names_the_fix() {
+    let (procs, client) = cluster_of_processes(1);
+    let dir = TempDir::new("mismatch");
+    let path = dir.0.join("late.csv");
+    let mut text = String::from("id,count\n");
+    for i in 0..2000 {
+        writeln!(text, "{i},{}", i % 7).unwrap();
+    }
+    text.push_str("2000,lots\n");
+    std::fs::write(&path, text).unwrap();
+    let options = CsvOptions::default().blocksize(Some(4096)).sample(1000);
+    let df = read_csv(path.to_str().unwrap(), &options).unwrap();
+    let err = df.compute_with(&client).unwrap_err().to_string();
+    for part in ["count", "Int64", "String", "dtype"] {
+        assert!(err.contains(part), "no `{part}` in: {err}");
+    }
     drop(procs);
 }
 
