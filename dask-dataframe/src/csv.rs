@@ -27,13 +27,14 @@ use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
-use dask_core::op::try_fn_op;
-use dask_core::{Arg, Task};
+use dask_core::{Arg, Op, Task};
 use polars::prelude as pl;
 use polars::prelude::{DataType, SerReader};
+use serde::{Deserialize, Serialize};
 
 use crate::frame::{DataFrame, Divisions};
 use crate::io::expand_paths;
+use crate::ops::ReadCsvBlock;
 use crate::parts::Parts;
 use crate::{Error, Result};
 
@@ -116,12 +117,15 @@ impl CsvOptions {
 }
 
 /// What every block task needs: the file schema and the projection.
-struct Spec {
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Spec {
     /// Every column of the file, with the dtypes to parse.
+    #[serde(with = "crate::wire::schema")]
     file_schema: pl::SchemaRef,
     /// The columns kept (file order), or `None` for all.
-    usecols: Option<Arc<[pl::PlSmallStr]>>,
+    usecols: Option<Vec<String>>,
     /// The result's schema.
+    #[serde(with = "crate::wire::schema")]
     out_schema: pl::SchemaRef,
     separator: u8,
 }
@@ -251,12 +255,9 @@ pub fn read_csv(pattern: &str, options: &CsvOptions) -> Result<DataFrame> {
             }
         }
     }
-    let spec_for_op = spec.clone();
-    let op = try_fn_op(
-        move |path: String, partition: usize, start: u64, end: u64| -> Result<pl::DataFrame> {
-            read_block(&spec_for_op, Path::new(&path), partition, start, end)
-        },
-    );
+    let op: Arc<dyn Op> = Arc::new(ReadCsvBlock {
+        spec: spec.as_ref().clone(),
+    });
     let tasks: Vec<Task> = tasks
         .into_iter()
         .enumerate()
@@ -324,11 +325,11 @@ fn build_spec(path: &Path, options: &CsvOptions, inferred: &pl::DataFrame) -> Re
             columns: missing,
         });
     }
-    let usecols: Option<Arc<[pl::PlSmallStr]>> = options.usecols.as_ref().map(|u| {
+    let usecols: Option<Vec<String>> = options.usecols.as_ref().map(|u| {
         file_schema
             .iter_names()
             .filter(|n| u.iter().any(|c| c == n.as_str()))
-            .cloned()
+            .map(|n| n.to_string())
             .collect()
     });
     let out_schema = match &usecols {
@@ -336,7 +337,7 @@ fn build_spec(path: &Path, options: &CsvOptions, inferred: &pl::DataFrame) -> Re
             .iter()
             .map(|n| {
                 let d = file_schema.get(n).cloned().unwrap_or(DataType::Null);
-                pl::Field::new(n.clone(), d)
+                pl::Field::new(n.as_str().into(), d)
             })
             .collect(),
         None => file_schema.clone(),
@@ -369,7 +370,7 @@ fn next_line_start(file: &mut File, path: &Path, pos: u64, size: u64) -> Result<
 }
 
 /// Reads the lines starting in `start..end` (minus the header) and parses them.
-fn read_block(
+pub(crate) fn read_block(
     spec: &Spec,
     path: &Path,
     partition: usize,
@@ -406,7 +407,11 @@ fn read_block(
     }
     let parse = |schema: Option<pl::SchemaRef>, bytes: Vec<u8>| {
         // Parse only the kept columns (the diagnosis, without a schema, parses all).
-        let columns = schema.as_ref().and(spec.usecols.clone());
+        let columns: Option<Arc<[pl::PlSmallStr]>> = schema.as_ref().and(
+            spec.usecols
+                .as_ref()
+                .map(|u| u.iter().map(|c| c.as_str().into()).collect()),
+        );
         pl::CsvReadOptions::default()
             .with_has_header(false)
             .with_columns(columns)
@@ -466,7 +471,7 @@ fn diagnose(spec: &Spec, block: Option<pl::DataFrame>) -> Vec<(String, String, S
     let mut out = Vec::new();
     for (col, (name, expected)) in block.columns().iter().zip(spec.file_schema.iter()) {
         if let Some(u) = &spec.usecols {
-            if !u.contains(name) {
+            if !u.iter().any(|c| c == name.as_str()) {
                 continue;
             }
         }

@@ -20,11 +20,12 @@
 
 use std::sync::Arc;
 
-use dask_core::op::try_fn_op;
+use dask_core::Op;
 use polars::prelude as pl;
 use polars::prelude::{DataType, NamedFrom, PolarsResult};
 
-use crate::frame::{DataFrame, Divisions, FrameFn};
+use crate::frame::{DataFrame, Divisions};
+use crate::ops::{DescribeFinish, Kernel};
 use crate::reduce::{agg_stages, reduce_frames, result_dtypes, Agg, AggSpec, Stages};
 use crate::{Error, Result};
 
@@ -44,7 +45,11 @@ const AGGS: [Agg; 5] = [Agg::Count, Agg::Mean, Agg::Std, Agg::Min, Agg::Max];
 
 /// The weighted sample of one partition: rows `(column index, value,
 /// weight)`.
-fn sample(df: &pl::DataFrame, columns: &[String], samples: usize) -> PolarsResult<pl::DataFrame> {
+pub(crate) fn sample(
+    df: &pl::DataFrame,
+    columns: &[String],
+    samples: usize,
+) -> PolarsResult<pl::DataFrame> {
     let (mut col, mut val, mut wt) = (Vec::<u32>::new(), Vec::<f64>::new(), Vec::<f64>::new());
     for (i, name) in columns.iter().enumerate() {
         let s = df
@@ -114,7 +119,7 @@ pub(crate) fn weighted_quantile(points: &[(f64, f64)], q: f64) -> Option<f64> {
 }
 
 /// The result frame from the reduced moments (one row) and the merged samples.
-fn finish(
+pub(crate) fn finish(
     columns: &[String],
     moments: &pl::DataFrame,
     samples: &pl::DataFrame,
@@ -232,29 +237,27 @@ impl DataFrame {
             &self.parts,
             "describe-moments",
             &meta,
-            agg_stages(&specs, &dtypes),
+            agg_stages(&[], &specs, &dtypes),
             self.split_every,
         )?;
-        let cols = columns.clone();
-        let chunk: FrameFn = Arc::new(move |df| sample(&df, &cols, samples));
-        let keep: FrameFn = Arc::new(PolarsResult::<pl::DataFrame>::Ok);
+        let chunk = Kernel::DescribeSample {
+            columns: columns.clone(),
+            samples,
+        };
         let (sketch, _) = reduce_frames(
             &self.parts,
             "describe-quantiles",
             &meta,
             Stages {
                 chunk,
-                combine: keep.clone(),
-                finish: keep,
+                combine: Kernel::Keep,
+                finish: Kernel::Keep,
             },
             self.split_every,
         )?;
-        let cols = columns.clone();
-        let op = try_fn_op(
-            move |m: pl::DataFrame, s: pl::DataFrame| -> Result<pl::DataFrame> {
-                finish(&cols, &m, &s).map_err(|e| Error::polars("describe", e))
-            },
-        );
+        let op: Arc<dyn Op> = Arc::new(DescribeFinish {
+            columns: columns.clone(),
+        });
         let parts = moments.zip(&sketch, "describe", op)?;
         let out_meta: pl::Schema =
             std::iter::once(pl::Field::new("statistic".into(), DataType::String))

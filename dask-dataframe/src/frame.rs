@@ -5,10 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use dask_core::op::try_fn_op;
-use dask_core::{Arg, Collection, HighLevelGraph, Key, Scheduler, Value};
+use dask_core::{Arg, Collection, HighLevelGraph, Key, Op, Scheduler, Value};
 use polars::prelude as pl;
 use polars::prelude::{DataType, Expr, IntoLazy, PolarsResult, SchemaRef};
 
+use crate::ops::{Assign, FilterBy, Kernel, MapFrame, ToSeries};
 use crate::parts::{check_split_every, Parts, DEFAULT_SPLIT_EVERY};
 use crate::series::Series;
 use crate::{Error, Result};
@@ -177,19 +178,12 @@ impl DataFrame {
                 "a dataframe needs at least one partition, got no keys: pass one key per partition",
             ));
         }
-        let expected = meta.clone();
-        let op = try_fn_op(move |df: pl::DataFrame| -> Result<pl::DataFrame> {
-            if df.schema().as_ref() != expected.as_ref() {
-                return Err(Error::NotAligned {
-                    op: "from_graph".into(),
-                    message: format!(
-                        "a partition has schema {:?}, but the meta says {:?}: make every partition's frame match the meta",
-                        df.schema(),
-                        expected
-                    ),
-                });
-            }
-            Ok(df)
+        let op: Arc<dyn Op> = Arc::new(MapFrame {
+            label: "from_graph".into(),
+            kernel: Kernel::CheckSchema {
+                op: "from_graph".into(),
+                schema: meta.clone(),
+            },
         });
         let tasks = keys
             .iter()
@@ -286,6 +280,27 @@ impl DataFrame {
         Ok(out)
     }
 
+    /// A new dataframe applying the registered `kernel` to each partition
+    /// (so it runs on worker processes too); the schema is the kernel's
+    /// result on the meta frame; `keep_divisions` as in `map_frames`.
+    pub(crate) fn map_kernel(
+        &self,
+        label: &str,
+        kernel: Kernel,
+        keep_divisions: bool,
+    ) -> Result<DataFrame> {
+        let meta = kernel.on_meta(label, &self.meta)?;
+        let op: Arc<dyn Op> = Arc::new(MapFrame {
+            label: label.to_owned(),
+            kernel,
+        });
+        let divisions = match &self.divisions {
+            Divisions::Known(_) if keep_divisions => self.divisions.clone(),
+            _ => Divisions::Unknown,
+        };
+        Ok(self.derived(self.parts.map(label, op, &[]), meta, divisions))
+    }
+
     /// Applies a polars lazy query to each partition.
     pub(crate) fn map_lazy(
         &self,
@@ -348,8 +363,8 @@ impl DataFrame {
     /// Errors: [`Error::UnknownColumn`].
     pub fn select(&self, names: &[&str]) -> Result<DataFrame> {
         check_columns("select", names, &self.meta)?;
-        let exprs: Vec<Expr> = names.iter().map(|n| pl::col(*n)).collect();
-        let out = self.map_lazy("select", true, move |lf| lf.select(exprs.clone()))?;
+        let kernel = Kernel::Select(names.iter().map(|n| (*n).to_owned()).collect());
+        let out = self.map_kernel("select", kernel, true)?;
         Ok(self.keep_index(out))
     }
 
@@ -359,9 +374,9 @@ impl DataFrame {
     pub fn column(&self, name: &str) -> Result<Series> {
         check_columns("column", &[name], &self.meta)?;
         let dtype = self.meta.get(name).cloned().unwrap_or(DataType::Null);
-        let n = name.to_owned();
-        let op = try_fn_op(move |df: pl::DataFrame| -> PolarsResult<pl::Series> {
-            Ok(df.column(&n)?.as_materialized_series().clone())
+        let op: Arc<dyn Op> = Arc::new(ToSeries {
+            label: "getitem".into(),
+            column: Some(name.to_owned()),
         });
         let parts = self.parts.map("getitem", op, &[]);
         Ok(Series::new(
@@ -401,13 +416,7 @@ impl DataFrame {
                 format!("a filter mask must be Boolean, got {}", mask.dtype()),
             ));
         }
-        let op = try_fn_op(
-            |df: pl::DataFrame, m: pl::Series| -> Result<pl::DataFrame> {
-                check_len("filter_by", df.height(), m.len())?;
-                df.filter(m.bool().map_err(|e| Error::polars("filter_by", e))?)
-                    .map_err(|e| Error::polars("filter_by", e))
-            },
-        );
+        let op: Arc<dyn Op> = Arc::new(FilterBy);
         let parts = self.parts.zip(&mask.parts, "filter", op)?;
         Ok(self.keep_index(self.derived(parts, self.meta.clone(), Divisions::Unknown)))
     }
@@ -426,17 +435,11 @@ impl DataFrame {
     ///
     /// Errors: [`Error::NotAligned`] if the partitionings differ.
     pub fn assign(&self, name: &str, values: &Series) -> Result<DataFrame> {
-        let n: pl::PlSmallStr = name.into();
         let mut meta = self.meta.as_ref().clone();
-        meta.with_column(n.clone(), values.dtype().clone());
-        let op = try_fn_op(
-            move |mut df: pl::DataFrame, s: pl::Series| -> Result<pl::DataFrame> {
-                check_len("assign", df.height(), s.len())?;
-                df.with_column(s.with_name(n.clone()).into())
-                    .map_err(|e| Error::polars("assign", e))?;
-                Ok(df)
-            },
-        );
+        meta.with_column(name.into(), values.dtype().clone());
+        let op: Arc<dyn Op> = Arc::new(Assign {
+            name: name.to_owned(),
+        });
         let parts = self.parts.zip(&values.parts, "assign", op)?;
         let divisions = match &self.divisions {
             Divisions::Known(_) => self.divisions.clone(),
@@ -457,12 +460,12 @@ impl DataFrame {
     pub fn astype(&self, dtypes: &[(&str, DataType)]) -> Result<DataFrame> {
         let names: Vec<&str> = dtypes.iter().map(|d| d.0).collect();
         check_columns("astype", &names, &self.meta)?;
-        let exprs: Vec<Expr> = dtypes
-            .iter()
-            .map(|(n, d)| pl::col(*n).strict_cast(d.clone()))
-            .collect();
+        let kernel = Kernel::Cast {
+            columns: names.iter().map(|n| (*n).to_owned()).collect(),
+            dtypes: dtypes.iter().map(|d| d.1.clone()).collect(),
+        };
         let touches_index = self.index().is_some_and(|i| names.contains(&i));
-        let out = self.map_lazy("astype", true, move |lf| lf.with_columns(exprs.clone()))?;
+        let out = self.map_kernel("astype", kernel, true)?;
         Ok(if touches_index {
             out
         } else {
@@ -472,12 +475,7 @@ impl DataFrame {
 
     /// A boolean frame: true where a value is missing (null).
     pub fn isna(&self) -> Result<DataFrame> {
-        let exprs: Vec<Expr> = self
-            .meta
-            .iter_names()
-            .map(|n| pl::col(n.clone()).is_null())
-            .collect();
-        self.map_lazy("isna", true, move |lf| lf.select(exprs.clone()))
+        self.map_kernel("isna", Kernel::IsNull, true)
     }
 
     /// Replaces missing values by `value` (a polars literal or expression).
@@ -499,11 +497,7 @@ impl DataFrame {
             }
             None => None,
         };
-        let out = self.map_frames(
-            "dropna",
-            Arc::new(move |df| df.drop_nulls(subset.as_deref())),
-            false,
-        )?;
+        let out = self.map_kernel("dropna", Kernel::DropNulls(subset), false)?;
         Ok(self.keep_index(out))
     }
 
@@ -591,15 +585,17 @@ impl DataFrame {
                 break;
             }
             let want = n - rows;
-            let op = try_fn_op(move |df: pl::DataFrame| -> PolarsResult<pl::DataFrame> {
-                Ok(if from_end {
-                    df.tail(Some(want))
+            let label = if from_end { "tail" } else { "head" };
+            let op: Arc<dyn Op> = Arc::new(MapFrame {
+                label: label.into(),
+                kernel: if from_end {
+                    Kernel::Tail(want)
                 } else {
-                    df.head(Some(want))
-                })
+                    Kernel::Head(want)
+                },
             });
             let parts = Parts::from_tasks(
-                if from_end { "tail" } else { "head" },
+                label,
                 vec![dask_core::Task::new(op, vec![Arg::Key(self.parts.key(i))])],
                 &[&self.parts.graph],
             );

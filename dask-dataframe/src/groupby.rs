@@ -12,12 +12,13 @@
 
 use std::sync::Arc;
 
-use dask_core::op::try_fn_op;
+use dask_core::Op;
 use polars::prelude as pl;
-use polars::prelude::{Expr, IntoLazy};
+use polars::prelude::Expr;
 
 use crate::frame::{check_columns, DataFrame, Divisions};
-use crate::reduce::{reduce_frames, result_dtypes, Agg, AggSpec, Stages};
+use crate::ops::{Kernel, MapFrame};
+use crate::reduce::{agg_stages, reduce_frames, result_dtypes, Agg, AggSpec, Stages};
 use crate::shuffle::check_npartitions;
 use crate::{Error, Result};
 
@@ -109,26 +110,7 @@ impl GroupBy {
         let keys: Vec<Expr> = self.keys.iter().map(|k| pl::col(k.as_str())).collect();
         let meta = self.frame.meta();
         let dtypes = result_dtypes("groupby.agg", &meta, &keys, &specs)?;
-        let chunk: Vec<Expr> = specs.iter().flat_map(AggSpec::chunk_exprs).collect();
-        let combine: Vec<Expr> = specs.iter().flat_map(AggSpec::combine_exprs).collect();
-        let mut finish: Vec<Expr> = keys.clone();
-        finish.extend(specs.iter().zip(&dtypes).map(|(s, d)| s.final_expr(d)));
-        let (k1, k2, k3) = (keys.clone(), keys.clone(), self.keys.clone());
-        let stages = Stages {
-            chunk: Arc::new(move |df| df.lazy().group_by(k1.clone()).agg(chunk.clone()).collect()),
-            combine: Arc::new(move |df| {
-                df.lazy()
-                    .group_by(k2.clone())
-                    .agg(combine.clone())
-                    .collect()
-            }),
-            finish: Arc::new(move |df| {
-                df.lazy()
-                    .select(finish.clone())
-                    .sort(k3.clone(), pl::SortMultipleOptions::default())
-                    .collect()
-            }),
-        };
+        let stages = agg_stages(&self.keys, &specs, &dtypes);
         if self.split_out > 1 {
             return self.agg_split_out(&meta, stages);
         }
@@ -146,32 +128,22 @@ impl GroupBy {
     /// aggregates by key, then combine and finish per output partition.
     fn agg_split_out(&self, meta: &pl::DataFrame, stages: Stages) -> Result<DataFrame> {
         let label = "groupby-agg";
-        let chunk_meta = (stages.chunk)(meta.clone()).map_err(|e| Error::polars(label, e))?;
-        let out_meta = (stages.finish)(
-            (stages.combine)(chunk_meta.clone()).map_err(|e| Error::polars(label, e))?,
-        )
-        .map_err(|e| Error::polars(label, e))?;
-        let chunk = stages.chunk;
-        let chunked = self.frame.parts.map(
-            "groupby-chunk",
-            try_fn_op(move |df: pl::DataFrame| chunk(df)),
-            &[],
-        );
-        let shuffled = chunked.hash_shuffle(
-            "groupby-shuffle",
-            &self.keys,
-            self.split_out,
-            chunk_meta.schema().clone(),
-        );
-        let (combine, finish) = (stages.combine, stages.finish);
-        let parts = shuffled.map(
-            label,
-            try_fn_op(move |df: pl::DataFrame| finish(combine(df)?)),
-            &[],
-        );
-        Ok(self
-            .frame
-            .derived(parts, out_meta.schema().clone(), Divisions::Unknown))
+        let chunk_schema = stages.chunk.on_meta(label, meta.schema())?;
+        let finish = Kernel::Chain(vec![stages.combine, stages.finish]);
+        let out_schema = finish.on_meta(label, &chunk_schema)?;
+        let chunk: Arc<dyn Op> = Arc::new(MapFrame {
+            label: "groupby-chunk".into(),
+            kernel: stages.chunk,
+        });
+        let chunked = self.frame.parts.map("groupby-chunk", chunk, &[]);
+        let shuffled =
+            chunked.hash_shuffle("groupby-shuffle", &self.keys, self.split_out, chunk_schema);
+        let finish: Arc<dyn Op> = Arc::new(MapFrame {
+            label: label.into(),
+            kernel: finish,
+        });
+        let parts = shuffled.map(label, finish, &[]);
+        Ok(self.frame.derived(parts, out_schema, Divisions::Unknown))
     }
 
     /// `agg` of one column.

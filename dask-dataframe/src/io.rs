@@ -3,13 +3,14 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use dask_core::op::try_fn_op;
-use dask_core::{Arg, Scheduler, Task};
+use dask_core::{Arg, Op, Scheduler, Task};
 use polars::prelude as pl;
-use polars::prelude::{SerReader, SerWriter};
+use polars::prelude::SerReader;
 
 use crate::frame::{DataFrame, Divisions};
+use crate::ops::{Format, ReadParquet, WriteFile};
 use crate::parts::Parts;
 use crate::{Error, Result};
 
@@ -72,24 +73,8 @@ pub fn read_parquet(path: &str) -> Result<DataFrame> {
         .finish()
         .map_err(|e| Error::polars(format!("read_parquet `{}`", first.display()), e))?;
     let schema = meta.schema().clone();
-    let expected = schema.clone();
-    let op = try_fn_op(move |path: String| -> Result<pl::DataFrame> {
-        let p = Path::new(&path);
-        let file = File::open(p).map_err(|e| io_err(p, e))?;
-        let df = pl::ParquetReader::new(file)
-            .finish()
-            .map_err(|e| Error::polars(format!("read_parquet `{path}`"), e))?;
-        if df.schema() != &expected {
-            return Err(Error::NotAligned {
-                op: format!("read_parquet `{path}`"),
-                message: format!(
-                    "this file's schema {:?} differs from the first file's {:?}: read them separately",
-                    df.schema(),
-                    expected
-                ),
-            });
-        }
-        Ok(df)
+    let op: Arc<dyn Op> = Arc::new(ReadParquet {
+        schema: schema.clone(),
     });
     let tasks = paths
         .iter()
@@ -105,6 +90,26 @@ pub fn read_parquet(path: &str) -> Result<DataFrame> {
         schema,
         Divisions::Unknown,
     ))
+}
+
+/// Reads one parquet file, which must have the schema `expected`.
+pub(crate) fn read_parquet_file(path: &str, expected: &pl::Schema) -> Result<pl::DataFrame> {
+    let p = Path::new(path);
+    let file = File::open(p).map_err(|e| io_err(p, e))?;
+    let df = pl::ParquetReader::new(file)
+        .finish()
+        .map_err(|e| Error::polars(format!("read_parquet `{path}`"), e))?;
+    if df.schema().as_ref() != expected {
+        return Err(Error::NotAligned {
+            op: format!("read_parquet `{path}`"),
+            message: format!(
+                "this file's schema {:?} differs from the first file's {:?}: read them separately",
+                df.schema(),
+                expected
+            ),
+        });
+    }
+    Ok(df)
 }
 
 /// How a writer names partition `i`'s file.
@@ -136,13 +141,8 @@ impl DataFrame {
     /// [`Error::InvalidArgument`] for a pattern with two `*`.
     pub fn to_csv_with(&self, path: &str, scheduler: &dyn Scheduler) -> Result<Vec<PathBuf>> {
         let names = file_names(path, self.npartitions(), "*.part")?;
-        let op = try_fn_op(|mut df: pl::DataFrame, path: String| -> Result<usize> {
-            let p = Path::new(&path);
-            let mut file = create(p)?;
-            pl::CsvWriter::new(&mut file)
-                .finish(&mut df)
-                .map_err(|e| Error::polars(format!("to_csv `{path}`"), e))?;
-            Ok(df.height())
+        let op: Arc<dyn Op> = Arc::new(WriteFile {
+            format: Format::Csv,
         });
         self.write(names, op, scheduler)
     }
@@ -159,13 +159,8 @@ impl DataFrame {
     /// Errors: as [`to_csv_with`](Self::to_csv_with).
     pub fn to_parquet_with(&self, path: &str, scheduler: &dyn Scheduler) -> Result<Vec<PathBuf>> {
         let names = file_names(path, self.npartitions(), "part.*.parquet")?;
-        let op = try_fn_op(|mut df: pl::DataFrame, path: String| -> Result<usize> {
-            let p = Path::new(&path);
-            let file = create(p)?;
-            pl::ParquetWriter::new(file)
-                .finish(&mut df)
-                .map_err(|e| Error::polars(format!("to_parquet `{path}`"), e))?;
-            Ok(df.height())
+        let op: Arc<dyn Op> = Arc::new(WriteFile {
+            format: Format::Parquet,
         });
         self.write(names, op, scheduler)
     }
@@ -178,7 +173,7 @@ impl DataFrame {
     fn write(
         &self,
         names: Vec<PathBuf>,
-        op: std::sync::Arc<dyn dask_core::Op>,
+        op: Arc<dyn Op>,
         scheduler: &dyn Scheduler,
     ) -> Result<Vec<PathBuf>> {
         let tasks = names
@@ -201,7 +196,7 @@ impl DataFrame {
 }
 
 /// Creates a file and its directory.
-fn create(p: &Path) -> Result<File> {
+pub(crate) fn create(p: &Path) -> Result<File> {
     if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     }

@@ -35,7 +35,11 @@
 //! ([`read_csv`]), `io` (parquet, writers), `merge` (broadcast and
 //! hash-shuffle joins: [`MergeOptions`]), `shuffle` (hash and range
 //! shuffles as task graphs), `sort` (`sort_values`, `set_index`, `loc`),
-//! `describe`, `repartition`, `codec` (Arrow IPC for worker processes).
+//! `describe`, `repartition`, `codec` (Arrow IPC for worker processes),
+//! `ops` (the registered op structs every built-in task uses, so `dask
+//! worker` processes run them; closures and polars `Expr` arguments stay
+//! in-process), `wire` (polars values in op parameters, codecs for shuffle
+//! pieces and scalars).
 #![warn(missing_docs)]
 
 pub mod codec;
@@ -46,12 +50,14 @@ mod frame;
 mod groupby;
 mod io;
 mod merge;
+mod ops;
 mod parts;
 mod reduce;
 mod repartition;
 mod series;
 mod shuffle;
 mod sort;
+mod wire;
 
 pub use csv::{read_csv, CsvOptions};
 pub use dask_core::Collection;

@@ -17,18 +17,21 @@
 //! by polars with the same arguments as a join of the whole frames, so the
 //! result's schema and rows are polars' own (row order is not specified).
 
-use dask_core::op::try_fn_op;
-use dask_core::{Arg, Task, Value};
+use std::sync::Arc;
+
+use dask_core::{Arg, Op, Task};
 use polars::prelude as pl;
 use polars::prelude::{Expr, IntoLazy, JoinArgs, JoinType, PolarsResult};
+use serde::{Deserialize, Serialize};
 
-use crate::frame::{check_columns, concat_frames, DataFrame, Divisions};
+use crate::frame::{check_columns, DataFrame, Divisions};
+use crate::ops::{CombineFrames, Join, Kernel};
 use crate::parts::Parts;
 use crate::shuffle::check_npartitions;
 use crate::{Error, Result};
 
 /// The kind of join.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum How {
     /// Rows whose keys are on both sides.
     Inner,
@@ -124,7 +127,7 @@ enum Side {
 
 /// Joins two frames on `on` with polars (columns of the right side that
 /// clash with the left get polars' `_right` suffix).
-fn join(
+pub(crate) fn join(
     left: pl::DataFrame,
     right: pl::DataFrame,
     on: &[Expr],
@@ -140,12 +143,10 @@ fn gather(parts: &Parts, meta: pl::SchemaRef) -> Parts {
     if parts.npartitions == 1 {
         return parts.clone();
     }
-    let op = try_fn_op(move |xs: Vec<Value>| -> Result<pl::DataFrame> {
-        let frames = xs
-            .into_iter()
-            .map(|v| v.take::<pl::DataFrame>())
-            .collect::<dask_core::Result<Vec<_>>>()?;
-        concat_frames(&meta, frames).map_err(|e| Error::polars("merge-gather", e))
+    let op: Arc<dyn Op> = Arc::new(CombineFrames {
+        label: "merge-gather".into(),
+        kernel: Kernel::Keep,
+        schema: meta,
     });
     let keys = parts.keys().into_iter().map(Arg::Key).collect();
     Parts::from_tasks(
@@ -219,6 +220,14 @@ impl DataFrame {
             .map_err(|e| Error::polars(format!("merge on {on:?}"), e))?;
         let schema = meta.schema().clone();
         let (nl, nr) = (self.npartitions(), right.npartitions());
+        let on: Vec<String> = on.iter().map(|k| (*k).to_owned()).collect();
+        let join_op = |swap: bool| -> Arc<dyn Op> {
+            Arc::new(Join {
+                on: on.clone(),
+                how,
+                swap,
+            })
+        };
 
         // The side to broadcast, if any.
         let can_broadcast = |side: Side| !how.keeps(side);
@@ -261,28 +270,21 @@ impl DataFrame {
         let parts = match broadcast {
             Some(Side::Right) => {
                 let one = gather(&right.parts, right.meta.clone());
-                let op =
-                    try_fn_op(move |l: pl::DataFrame, r: pl::DataFrame| join(l, r, &keys, how));
-                self.parts.zip_broadcast(&one, "merge", op)
+                self.parts.zip_broadcast(&one, "merge", join_op(false))
             }
             Some(Side::Left) => {
                 let one = gather(&self.parts, self.meta.clone());
-                let op =
-                    try_fn_op(move |r: pl::DataFrame, l: pl::DataFrame| join(l, r, &keys, how));
-                right.parts.zip_broadcast(&one, "merge", op)
+                right.parts.zip_broadcast(&one, "merge", join_op(true))
             }
             None => {
                 let nout = options.npartitions.unwrap_or(nl.max(nr));
-                let on: Vec<String> = on.iter().map(|k| (*k).to_owned()).collect();
                 let l = self
                     .parts
                     .hash_shuffle("shuffle-left", &on, nout, self.meta.clone());
                 let r = right
                     .parts
                     .hash_shuffle("shuffle-right", &on, nout, right.meta.clone());
-                let op =
-                    try_fn_op(move |l: pl::DataFrame, r: pl::DataFrame| join(l, r, &keys, how));
-                l.zip(&r, "hash-join", op)?
+                l.zip(&r, "hash-join", join_op(false))?
             }
         };
         Ok(self.derived(parts, schema, Divisions::Unknown))

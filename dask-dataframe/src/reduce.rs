@@ -11,12 +11,14 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use dask_core::op::{fn_op, try_fn_op};
-use dask_core::{Collection, HighLevelGraph, Key, Value};
+use dask_core::op::Identity;
+use dask_core::{Collection, HighLevelGraph, Key, Op, Value};
 use polars::prelude as pl;
-use polars::prelude::{DataType, Expr, IntoLazy, PolarsResult, SchemaRef};
+use polars::prelude::{DataType, Expr, IntoLazy, SchemaRef};
+use serde::{Deserialize, Serialize};
 
-use crate::frame::{check_columns, concat_frames, DataFrame, Divisions, FrameFn};
+use crate::frame::{check_columns, DataFrame, Divisions};
+use crate::ops::{AggStage, CombineFrames, CountStage, Kernel, Len, MapFrame, SumCounts, ToScalar};
 use crate::parts::Parts;
 use crate::series::Series;
 use crate::{Error, Result};
@@ -91,7 +93,7 @@ impl<T: Clone + Send + Sync + 'static> Collection for Scalar<T> {
 }
 
 /// An aggregation computed in two stages (per partition, then combined).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Agg {
     /// Sum of the non-null values (0 for none).
     Sum,
@@ -145,7 +147,7 @@ impl Agg {
 }
 
 /// One output column of an aggregation: `out = agg(column)`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct AggSpec {
     pub(crate) column: String,
     pub(crate) agg: Agg,
@@ -258,31 +260,11 @@ impl AggSpec {
     }
 }
 
-/// A partition's value as a frame (series partitions become one column).
-fn as_frame(v: &Value) -> std::result::Result<pl::DataFrame, dask_core::BoxError> {
-    if let Ok(df) = v.downcast_ref::<pl::DataFrame>() {
-        return Ok(df.clone());
-    }
-    Ok(v.downcast_ref::<pl::Series>()?.clone().into_frame())
-}
-
-/// Concatenates the frames in a combine task's list.
-fn concat_values(
-    schema: &pl::Schema,
-    values: &[Value],
-) -> std::result::Result<pl::DataFrame, dask_core::BoxError> {
-    let frames = values
-        .iter()
-        .map(|v| Ok(v.downcast_ref::<pl::DataFrame>()?.clone()))
-        .collect::<std::result::Result<Vec<_>, dask_core::BoxError>>()?;
-    Ok(concat_frames(schema, frames)?)
-}
-
-/// The three stages of a frame-to-frame tree reduction.
+/// The three stages of a frame-to-frame tree reduction, as registered kernels.
 pub(crate) struct Stages {
-    pub(crate) chunk: FrameFn,
-    pub(crate) combine: FrameFn,
-    pub(crate) finish: FrameFn,
+    pub(crate) chunk: Kernel,
+    pub(crate) combine: Kernel,
+    pub(crate) finish: Kernel,
 }
 
 /// Runs `stages` as a tree over `parts` (frames or series), giving one frame.
@@ -294,68 +276,49 @@ pub(crate) fn reduce_frames(
     split_every: usize,
 ) -> Result<(Parts, SchemaRef)> {
     // The stages on the meta frame: checks them and gives the schemas.
-    let chunk_meta = (stages.chunk)(meta.clone()).map_err(|e| Error::polars(label, e))?;
-    let out_meta =
-        (stages.finish)((stages.combine)(chunk_meta.clone()).map_err(|e| Error::polars(label, e))?)
-            .map_err(|e| Error::polars(label, e))?;
-    let partial_schema = chunk_meta.schema().clone();
-    let chunk = stages.chunk;
-    let combine = stages.combine;
-    let finish = stages.finish;
-    let chunk_op = fn_op_try(move |v: &Value| Ok(chunk(as_frame(v)?)?));
-    let schema = partial_schema.clone();
-    let combine_op = try_fn_op(
-        move |xs: Vec<Value>| -> std::result::Result<pl::DataFrame, dask_core::BoxError> {
-            Ok(combine(concat_values(&schema, &xs)?)?)
-        },
-    );
-    let finish_op = try_fn_op(move |df: pl::DataFrame| finish(df));
+    let partial_schema = stages.chunk.on_meta(label, meta.schema())?;
+    let combined = stages.combine.on_meta(label, &partial_schema)?;
+    let out_schema = stages.finish.on_meta(label, &combined)?;
+    let chunk_op: Arc<dyn Op> = Arc::new(MapFrame {
+        label: format!("{label}-chunk"),
+        kernel: stages.chunk,
+    });
+    let combine_op: Arc<dyn Op> = Arc::new(CombineFrames {
+        label: format!("{label}-combine"),
+        kernel: stages.combine,
+        schema: partial_schema,
+    });
+    let finish_op: Arc<dyn Op> = Arc::new(MapFrame {
+        label: format!("{label}-finish"),
+        kernel: stages.finish,
+    });
     let out = parts.tree_reduce(label, chunk_op, combine_op, finish_op, split_every);
-    Ok((out, out_meta.schema().clone()))
+    Ok((out, out_schema))
 }
 
-/// An op over one value of any type, for chunk stages that accept frames and series.
-fn fn_op_try(
-    f: impl Fn(&Value) -> std::result::Result<pl::DataFrame, dask_core::BoxError>
-        + Send
-        + Sync
-        + 'static,
-) -> Arc<dyn dask_core::Op> {
-    struct ValueOp<F>(F);
-    impl<F> dask_core::Op for ValueOp<F>
-    where
-        F: Fn(&Value) -> std::result::Result<pl::DataFrame, dask_core::BoxError>
-            + Send
-            + Sync
-            + 'static,
-    {
-        fn name(&self) -> &str {
-            "reduce-chunk"
-        }
-        fn call(&self, args: &[Value]) -> std::result::Result<Value, dask_core::BoxError> {
-            match args {
-                [v] => Ok(Value::new((self.0)(v)?)),
-                _ => Err(format!("reduce-chunk takes 1 argument, got {}", args.len()).into()),
-            }
-        }
-    }
-    Arc::new(ValueOp(f))
-}
-
-/// The stages of a whole-frame aggregation (no groups).
-pub(crate) fn agg_stages(specs: &[AggSpec], dtypes: &[DataType]) -> Stages {
-    let chunk: Vec<Expr> = specs.iter().flat_map(AggSpec::chunk_exprs).collect();
-    let combine: Vec<Expr> = specs.iter().flat_map(AggSpec::combine_exprs).collect();
-    let finish: Vec<Expr> = specs
-        .iter()
-        .zip(dtypes)
-        .map(|(s, d)| s.final_expr(d))
-        .collect();
+/// The stages of a whole-frame aggregation (no groups), or grouped by `keys`.
+pub(crate) fn agg_stages(keys: &[String], specs: &[AggSpec], dtypes: &[DataType]) -> Stages {
+    let kernel = |stage| Kernel::Agg {
+        keys: keys.to_vec(),
+        specs: specs.to_vec(),
+        stage,
+    };
     Stages {
-        chunk: Arc::new(move |df| df.lazy().select(chunk.clone()).collect()),
-        combine: Arc::new(move |df| df.lazy().select(combine.clone()).collect()),
-        finish: Arc::new(move |df| df.lazy().select(finish.clone()).collect()),
+        chunk: kernel(AggStage::Chunk),
+        combine: kernel(AggStage::Combine),
+        finish: kernel(AggStage::Finish(dtypes.to_vec())),
     }
+}
+
+/// The tree of a row count: `Len` per partition, `SumCounts` above.
+fn len_tree(parts: &Parts, split_every: usize) -> Parts {
+    parts.tree_reduce(
+        "len",
+        Arc::new(Len),
+        Arc::new(SumCounts),
+        Arc::new(Identity),
+        split_every,
+    )
 }
 
 /// The dtypes polars gives for `specs` on the whole data (from the meta frame).
@@ -390,15 +353,7 @@ pub(crate) fn result_dtypes(
 impl DataFrame {
     /// The number of rows, summed over the partitions.
     pub fn len(&self) -> Scalar<usize> {
-        let chunk = fn_op(|df: pl::DataFrame| df.height());
-        let combine = try_fn_op(|xs: Vec<Value>| -> dask_core::Result<usize> {
-            xs.iter().map(|v| v.downcast_ref::<usize>().copied()).sum()
-        });
-        let finish = fn_op(|n: usize| n);
-        Scalar::new(
-            self.parts
-                .tree_reduce("len", chunk, combine, finish, self.split_every),
-        )
+        Scalar::new(len_tree(&self.parts, self.split_every))
     }
 
     /// Whether the dataframe has no rows (computes [`len`](Self::len)).
@@ -422,7 +377,7 @@ impl DataFrame {
             &self.parts,
             agg.name(),
             &meta,
-            agg_stages(&specs, &dtypes),
+            agg_stages(&[], &specs, &dtypes),
             self.split_every,
         )?;
         Ok(self.derived(parts, schema, Divisions::Unknown))
@@ -473,17 +428,10 @@ impl DataFrame {
             }
             None => None,
         };
-        let dedup = move |df: pl::DataFrame| -> PolarsResult<pl::DataFrame> {
-            let sel = subset.clone().map(pl::cols);
-            df.lazy()
-                .unique_stable(sel, pl::UniqueKeepStrategy::First)
-                .collect()
-        };
-        let f: FrameFn = Arc::new(dedup);
         let stages = Stages {
-            chunk: f.clone(),
-            combine: f,
-            finish: Arc::new(PolarsResult::<pl::DataFrame>::Ok),
+            chunk: Kernel::Distinct(subset.clone()),
+            combine: Kernel::Distinct(subset),
+            finish: Kernel::Keep,
         };
         let (parts, schema) = reduce_frames(
             &self.parts,
@@ -510,14 +458,10 @@ impl Series {
             &self.parts,
             agg.name(),
             &meta,
-            agg_stages(&specs, &dtypes),
+            agg_stages(&[], &specs, &dtypes),
             self.split_every,
         )?;
-        let to_scalar = try_fn_op(|df: pl::DataFrame| -> PolarsResult<pl::Scalar> {
-            let c = &df.columns()[0];
-            Ok(pl::Scalar::new(c.dtype().clone(), c.get(0)?.into_static()))
-        });
-        Ok(Scalar::new(parts.map(agg.name(), to_scalar, &[])))
+        Ok(Scalar::new(parts.map(agg.name(), Arc::new(ToScalar), &[])))
     }
 
     /// The sum of the non-null values (polars' dtype rules).
@@ -560,17 +504,7 @@ impl Series {
 
     /// The number of rows, nulls included.
     pub fn len(&self) -> Scalar<usize> {
-        let chunk = fn_op(|s: pl::Series| s.len());
-        let combine = try_fn_op(|xs: Vec<Value>| -> dask_core::Result<usize> {
-            xs.iter().map(|v| v.downcast_ref::<usize>().copied()).sum()
-        });
-        Scalar::new(self.parts.tree_reduce(
-            "len",
-            chunk,
-            combine,
-            fn_op(|n: usize| n),
-            self.split_every,
-        ))
+        Scalar::new(len_tree(&self.parts, self.split_every))
     }
 
     /// Whether the series has no rows (computes [`len`](Self::len)).
@@ -582,13 +516,10 @@ impl Series {
     /// partition, in no particular order.
     pub fn unique(&self) -> Result<Series> {
         let name = self.name().to_owned();
-        let n2 = name.clone();
-        let f: FrameFn =
-            Arc::new(move |df| df.lazy().select([pl::col(n2.as_str()).unique()]).collect());
         let stages = Stages {
-            chunk: f.clone(),
-            combine: f,
-            finish: Arc::new(PolarsResult::<pl::DataFrame>::Ok),
+            chunk: Kernel::UniqueColumn(name.clone()),
+            combine: Kernel::UniqueColumn(name.clone()),
+            finish: Kernel::Keep,
         };
         let meta = pl::Series::new_empty(name.as_str().into(), self.dtype()).into_frame();
         let (parts, _) = reduce_frames(&self.parts, "unique", &meta, stages, self.split_every)?;
@@ -611,29 +542,15 @@ impl Series {
                  (map_expr(|x| x.alias(\"other\")))",
             ));
         }
-        let n1 = name.clone();
-        let chunk: FrameFn = Arc::new(move |df| {
-            df.lazy()
-                .group_by([pl::col(n1.as_str())])
-                .agg([pl::len().cast(DataType::UInt64).alias("count")])
-                .collect()
-        });
-        let n2 = name.clone();
-        let combine: FrameFn = Arc::new(move |df| {
-            df.lazy()
-                .group_by([pl::col(n2.as_str())])
-                .agg([pl::col("count").sum()])
-                .collect()
-        });
-        let finish: FrameFn = Arc::new(|df| {
-            df.lazy()
-                .with_column(pl::col("count").cast(pl::IDX_DTYPE))
-                .sort(
-                    ["count"],
-                    pl::SortMultipleOptions::default().with_order_descending(true),
-                )
-                .collect()
-        });
+        let stage = |stage| Kernel::ValueCounts {
+            column: name.clone(),
+            stage,
+        };
+        let (chunk, combine, finish) = (
+            stage(CountStage::Chunk),
+            stage(CountStage::Combine),
+            stage(CountStage::Finish),
+        );
         let meta = pl::Series::new_empty(name.as_str().into(), self.dtype()).into_frame();
         let (parts, schema) = reduce_frames(
             &self.parts,

@@ -4,11 +4,12 @@
 //! partition is cut into nearly equal slices (by its row count, found when
 //! the task runs). Row order is kept either way.
 
-use dask_core::op::{fn_op, try_fn_op};
-use dask_core::{Arg, Task, Value};
-use polars::prelude as pl;
+use std::sync::Arc;
 
-use crate::frame::{concat_frames, DataFrame, Divisions};
+use dask_core::{Arg, Op, Task};
+
+use crate::frame::{DataFrame, Divisions};
+use crate::ops::{CombineFrames, Kernel, MapFrame};
 use crate::parts::Parts;
 use crate::{Error, Result};
 
@@ -27,13 +28,10 @@ impl DataFrame {
         let n = self.npartitions();
         let k = npartitions;
         if k <= n {
-            let meta = self.meta.clone();
-            let op = try_fn_op(move |parts: Vec<Value>| -> Result<pl::DataFrame> {
-                let frames = parts
-                    .into_iter()
-                    .map(|v| v.take::<pl::DataFrame>())
-                    .collect::<dask_core::Result<Vec<_>>>()?;
-                concat_frames(&meta, frames).map_err(|e| Error::polars("repartition", e))
+            let op: Arc<dyn Op> = Arc::new(CombineFrames {
+                label: "repartition".into(),
+                kernel: Kernel::Keep,
+                schema: self.meta.clone(),
             });
             let bounds: Vec<usize> = (0..=k).map(|j| j * n / k).collect();
             let tasks = bounds
@@ -57,23 +55,15 @@ impl DataFrame {
             let parts = Parts::from_tasks("repartition", tasks, &[&self.parts.graph]);
             Ok(self.derived(parts, self.meta.clone(), divisions))
         } else {
-            let op = fn_op(|df: pl::DataFrame, piece: usize, pieces: usize| {
-                let len = df.height();
-                let (a, b) = (piece * len / pieces, (piece + 1) * len / pieces);
-                df.slice(a as i64, b - a)
-            });
             let mut tasks = Vec::with_capacity(k);
             for i in 0..n {
                 let pieces = (i + 1) * k / n - i * k / n;
                 for j in 0..pieces {
-                    tasks.push(Task::new(
-                        op.clone(),
-                        vec![
-                            Arg::Key(self.parts.key(i)),
-                            Arg::value(j),
-                            Arg::value(pieces),
-                        ],
-                    ));
+                    let op: Arc<dyn Op> = Arc::new(MapFrame {
+                        label: "repartition".into(),
+                        kernel: Kernel::Piece { piece: j, pieces },
+                    });
+                    tasks.push(Task::new(op, vec![Arg::Key(self.parts.key(i))]));
                 }
             }
             let parts = Parts::from_tasks("repartition", tasks, &[&self.parts.graph]);

@@ -3,12 +3,12 @@
 use std::fmt;
 use std::sync::Arc;
 
-use dask_core::op::try_fn_op;
-use dask_core::{Collection, HighLevelGraph, Key, Value};
+use dask_core::{Collection, HighLevelGraph, Key, Op, Value};
 use polars::prelude as pl;
-use polars::prelude::{DataType, Expr, IntoLazy, PolarsResult, SchemaExt};
+use polars::prelude::{DataType, Expr, IntoLazy, SchemaExt};
 
-use crate::frame::{check_len, dtype_name, label_of, DataFrame, Divisions};
+use crate::frame::{dtype_name, label_of, DataFrame, Divisions};
+use crate::ops::{BinOp, Kernel, MapFrame, SeriesBinary, ToSeries};
 use crate::parts::{check_split_every, Parts};
 use crate::{Error, Result};
 
@@ -68,8 +68,8 @@ macro_rules! literal_operands {
 literal_operands!(i32, i64, u32, u64, f32, f64, bool, &str);
 
 /// The names the two sides of a binary op take inside a partition's frame.
-const LEFT: &str = "__left";
-const RIGHT: &str = "__right";
+pub(crate) const LEFT: &str = "__left";
+pub(crate) const RIGHT: &str = "__right";
 
 impl Series {
     pub(crate) fn new(
@@ -131,7 +131,10 @@ impl Series {
 
     /// This series as a one-column dataframe (Dask's `to_frame`).
     pub fn to_frame(&self) -> DataFrame {
-        let op = try_fn_op(|s: pl::Series| -> PolarsResult<pl::DataFrame> { Ok(s.into_frame()) });
+        let op: Arc<dyn Op> = Arc::new(MapFrame {
+            label: "to_frame".into(),
+            kernel: Kernel::Keep,
+        });
         let schema = pl::Schema::from_iter([self.field.clone()]);
         DataFrame {
             parts: self.parts.map("to_frame", op, &[]),
@@ -148,8 +151,9 @@ impl Series {
             .iter_fields()
             .next()
             .ok_or_else(|| Error::invalid("expression", format!("{label} gave no column")))?;
-        let op = try_fn_op(|df: pl::DataFrame| -> PolarsResult<pl::Series> {
-            Ok(df.columns()[0].as_materialized_series().clone())
+        let op: Arc<dyn Op> = Arc::new(ToSeries {
+            label: label.to_owned(),
+            column: None,
         });
         let divisions = if keep_divisions {
             self.divisions.clone()
@@ -184,12 +188,8 @@ impl Series {
     }
 
     /// A binary element-wise op: `f(left, right)` on the two sides' columns.
-    fn binary(
-        &self,
-        label: &str,
-        other: Operand,
-        f: impl Fn(Expr, Expr) -> Expr,
-    ) -> Result<Series> {
+    fn binary(&self, label: &str, other: Operand, op: BinOp) -> Result<Series> {
+        let f = |a: Expr, b: Expr| op.apply(a, b);
         let name = self.field.name.clone();
         match other {
             Operand::Literal(lit) => {
@@ -213,19 +213,10 @@ impl Series {
                 let field = meta.schema().iter_fields().next().ok_or_else(|| {
                     Error::invalid("expression", format!("{label} gave no column"))
                 })?;
-                let op_label = label.to_owned();
-                let op = try_fn_op(move |l: pl::Series, r: pl::Series| -> Result<pl::Series> {
-                    check_len(&op_label, l.len(), r.len())?;
-                    let df = pl::DataFrame::new(
-                        l.len(),
-                        vec![
-                            l.with_name(LEFT.into()).into(),
-                            r.with_name(RIGHT.into()).into(),
-                        ],
-                    )
-                    .and_then(|df| df.lazy().select([expr.clone()]).collect())
-                    .map_err(|e| Error::polars(op_label.clone(), e))?;
-                    Ok(df.columns()[0].as_materialized_series().clone())
+                let op: Arc<dyn Op> = Arc::new(SeriesBinary {
+                    label: label.to_owned(),
+                    op,
+                    out: self.field.name.to_string(),
                 });
                 let parts = self.parts.zip(&rhs.parts, label, op)?;
                 Ok(Series::new(
@@ -243,64 +234,70 @@ impl Series {
     /// Errors: [`Error::Polars`] for dtypes polars cannot add;
     /// [`Error::NotAligned`] for series of other partitionings.
     pub fn add(&self, other: impl Into<Operand>) -> Result<Series> {
-        self.binary("add", other.into(), |a, b| a + b)
+        self.binary("add", other.into(), BinOp::Add)
     }
 
     /// `self - other`, element-wise.
     pub fn sub(&self, other: impl Into<Operand>) -> Result<Series> {
-        self.binary("sub", other.into(), |a, b| a - b)
+        self.binary("sub", other.into(), BinOp::Sub)
     }
 
     /// `self * other`, element-wise.
     pub fn mul(&self, other: impl Into<Operand>) -> Result<Series> {
-        self.binary("mul", other.into(), |a, b| a * b)
+        self.binary("mul", other.into(), BinOp::Mul)
     }
 
     /// `self / other`, element-wise (true division: integers give floats).
     pub fn div(&self, other: impl Into<Operand>) -> Result<Series> {
-        self.binary("truediv", other.into(), |a, b| a / b)
+        self.binary("truediv", other.into(), BinOp::Div)
     }
 
     /// `self == other`, element-wise (null where either side is null).
     pub fn eq(&self, other: impl Into<Operand>) -> Result<Series> {
-        self.binary("eq", other.into(), Expr::eq)
+        self.binary("eq", other.into(), BinOp::Eq)
     }
 
     /// `self != other`, element-wise.
     pub fn ne(&self, other: impl Into<Operand>) -> Result<Series> {
-        self.binary("ne", other.into(), Expr::neq)
+        self.binary("ne", other.into(), BinOp::Ne)
     }
 
     /// `self < other`, element-wise.
     pub fn lt(&self, other: impl Into<Operand>) -> Result<Series> {
-        self.binary("lt", other.into(), Expr::lt)
+        self.binary("lt", other.into(), BinOp::Lt)
     }
 
     /// `self <= other`, element-wise.
     pub fn le(&self, other: impl Into<Operand>) -> Result<Series> {
-        self.binary("le", other.into(), Expr::lt_eq)
+        self.binary("le", other.into(), BinOp::Le)
     }
 
     /// `self > other`, element-wise.
     pub fn gt(&self, other: impl Into<Operand>) -> Result<Series> {
-        self.binary("gt", other.into(), Expr::gt)
+        self.binary("gt", other.into(), BinOp::Gt)
     }
 
     /// `self >= other`, element-wise.
     pub fn ge(&self, other: impl Into<Operand>) -> Result<Series> {
-        self.binary("ge", other.into(), Expr::gt_eq)
+        self.binary("ge", other.into(), BinOp::Ge)
     }
 
     /// Casts to `dtype`.
     ///
     /// Errors: [`Error::Polars`] if polars cannot cast between the dtypes.
     pub fn astype(&self, dtype: DataType) -> Result<Series> {
-        self.map_expr(|x| x.strict_cast(dtype))
+        let kernel = Kernel::Cast {
+            columns: vec![self.name().to_owned()],
+            dtypes: vec![dtype],
+        };
+        let frame = self.to_frame().map_kernel("astype", kernel, true)?;
+        self.column_of("astype", frame, true)
     }
 
     /// True where a value is missing (null).
     pub fn isna(&self) -> Result<Series> {
-        self.map_expr(Expr::is_null)
+        let frame = self.to_frame().map_kernel("isna", Kernel::IsNull, true)?;
+        self.column_of("isna", frame, true)
     }
 
     /// Replaces missing values by `value` (a polars literal).
@@ -312,10 +309,9 @@ impl Series {
 
     /// Drops missing values.
     pub fn dropna(&self) -> Result<Series> {
-        let name = self.field.name.clone();
-        let frame = self.to_frame().map_lazy("dropna", false, move |lf| {
-            lf.select([pl::col(name.clone()).drop_nulls()])
-        })?;
+        let frame = self
+            .to_frame()
+            .map_kernel("dropna", Kernel::DropNulls(None), false)?;
         self.column_of("dropna", frame, false)
     }
 

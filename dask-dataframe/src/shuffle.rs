@@ -20,15 +20,16 @@
 
 use std::sync::Arc;
 
-use dask_core::op::try_fn_op;
-use dask_core::{Arg, Graph, HighLevelGraph, Key, Op, Task, Value};
+use dask_core::{Arg, Graph, HighLevelGraph, Key, Op, Task};
 use polars::prelude as pl;
 use polars::prelude::{
     ChunkCompareIneq, IdxSize, PlSeedableRandomStateQuality, PolarsResult, SchemaRef,
     SeedableFromU64SeedExt,
 };
 
-use crate::frame::concat_frames;
+use serde::{Deserialize, Serialize};
+
+use crate::ops::{ConcatPieces, Split, SplitBy};
 use crate::parts::{new_name, Parts};
 use crate::{Error, Result};
 
@@ -97,9 +98,10 @@ pub(crate) fn hash_split(
 /// Boundaries of a range shuffle on one column: `values` holds `nout - 1`
 /// values sorted in the output order (ascending, or descending when
 /// `descending`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Boundaries {
     pub(crate) column: String,
+    #[serde(with = "crate::wire::series")]
     pub(crate) values: pl::Series,
     pub(crate) descending: bool,
 }
@@ -143,54 +145,23 @@ pub(crate) fn range_split(df: &pl::DataFrame, b: &Boundaries) -> PolarsResult<Ve
     take_pieces(df, &target, b.values.len() + 1)
 }
 
-/// A function cutting one partition into pieces.
-pub(crate) type SplitFn =
-    Arc<dyn Fn(&pl::DataFrame) -> PolarsResult<Vec<pl::DataFrame>> + Send + Sync>;
-
 impl Parts {
-    /// Shuffles these frame partitions into `nout` partitions: `split` cuts
-    /// each input partition into `nout` pieces, and output partition `j`
+    /// Shuffles these frame partitions into `by.nout()` partitions: a split
+    /// task cuts each input partition into that many pieces, and output partition `j`
     /// concatenates piece `j` of every input, in input order. `meta` is the
     /// frames' schema (for an output that receives no rows).
-    pub(crate) fn shuffle(
-        &self,
-        label: &str,
-        split: SplitFn,
-        nout: usize,
-        meta: SchemaRef,
-    ) -> Parts {
+    pub(crate) fn shuffle(&self, label: &str, by: SplitBy, meta: SchemaRef) -> Parts {
+        let nout = by.nout();
         let name = new_name(label);
         let split_name: Arc<str> = format!("{name}-split").into();
-        let split_label = format!("{label}-split");
-        let split_op = try_fn_op(move |df: pl::DataFrame| -> Result<Vec<pl::DataFrame>> {
-            let pieces = split(&df).map_err(|e| Error::polars(split_label.clone(), e))?;
-            if pieces.len() != nout {
-                return Err(Error::Core(dask_core::Error::Internal(format!(
-                    "a shuffle split gave {} pieces for {nout} output partitions (bug)",
-                    pieces.len()
-                ))));
-            }
-            Ok(pieces)
+        let split_op: Arc<dyn Op> = Arc::new(Split {
+            label: format!("{label}-split"),
+            by,
         });
-        let concat_label = format!("{label}-concat");
-        let concat_op: Arc<dyn Op> = try_fn_op(
-            move |j: usize, splits: Vec<Value>| -> Result<pl::DataFrame> {
-                let mut frames = Vec::with_capacity(splits.len());
-                for s in &splits {
-                    let pieces = s.downcast_ref::<Vec<pl::DataFrame>>()?;
-                    let piece = pieces.get(j).ok_or_else(|| {
-                        Error::Core(dask_core::Error::Internal(format!(
-                            "a shuffle split holds {} pieces, partition {j} was asked for (bug)",
-                            pieces.len()
-                        )))
-                    })?;
-                    if piece.height() > 0 {
-                        frames.push(piece.clone());
-                    }
-                }
-                concat_frames(&meta, frames).map_err(|e| Error::polars(concat_label.clone(), e))
-            },
-        );
+        let concat_op: Arc<dyn Op> = Arc::new(ConcatPieces {
+            label: format!("{label}-concat"),
+            schema: meta,
+        });
         let mut graph = Graph::with_capacity(self.npartitions + nout);
         let splits: Vec<Arg> = (0..self.npartitions)
             .map(|i| {
@@ -227,13 +198,11 @@ impl Parts {
         nout: usize,
         meta: SchemaRef,
     ) -> Parts {
-        let on = on.to_vec();
-        self.shuffle(
-            label,
-            Arc::new(move |df: &pl::DataFrame| hash_split(df, &on, nout)),
+        let by = SplitBy::Hash {
+            on: on.to_vec(),
             nout,
-            meta,
-        )
+        };
+        self.shuffle(label, by, meta)
     }
 }
 

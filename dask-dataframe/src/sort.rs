@@ -20,16 +20,14 @@
 
 use std::sync::Arc;
 
-use dask_core::op::try_fn_op;
-use dask_core::Scheduler;
+use dask_core::{Op, Scheduler};
 use polars::prelude as pl;
-use polars::prelude::{
-    ChunkCompareIneq, DataType, IdxSize, NamedFrom, PolarsResult, SortMultipleOptions,
-};
+use polars::prelude::{DataType, IdxSize, NamedFrom, PolarsResult, SortMultipleOptions};
 
 use crate::frame::{check_columns, concat_frames, unknown_column, DataFrame, Divisions};
+use crate::ops::{Kernel, MapFrame, SplitBy};
 use crate::parts::Parts;
-use crate::shuffle::{range_split, Boundaries};
+use crate::shuffle::Boundaries;
 use crate::{Error, Result};
 
 /// The most sample points a partition sends to choose the boundaries of a
@@ -43,7 +41,7 @@ const WEIGHT: &str = "weight";
 /// The weighted sample of one partition's column: `SORT_SAMPLES` values at
 /// the middle of equal rank buckets of the sorted non-null values, each
 /// weighted by its bucket's size, and the minimum and maximum with weight 0.
-fn sample(df: &pl::DataFrame, by: &str) -> PolarsResult<pl::DataFrame> {
+pub(crate) fn sample(df: &pl::DataFrame, by: &str) -> PolarsResult<pl::DataFrame> {
     let s = df
         .column(by)?
         .as_materialized_series()
@@ -164,7 +162,58 @@ impl DataFrame {
         descending: bool,
         scheduler: &dyn Scheduler,
     ) -> Result<DataFrame> {
-        Ok(self.sorted_by("sort_values", by, descending, scheduler)?.0)
+        Ok(self
+            .sorted_by("sort_values", &[by], &[descending], scheduler)?
+            .0)
+    }
+
+    /// The rows sorted by several columns (the first one most significant),
+    /// each ascending or descending (`descending` holds one flag per column,
+    /// or one for all), nulls last in every column, stable; boundaries on
+    /// the default scheduler. See
+    /// [`sort_values_multi_with`](Self::sort_values_multi_with).
+    pub fn sort_values_multi(&self, by: &[&str], descending: &[bool]) -> Result<DataFrame> {
+        self.sort_values_multi_with(by, descending, &*dask_core::scheduler::default_scheduler()?)
+    }
+
+    /// [`sort_values_with`](Self::sort_values_with) by several columns: the
+    /// range shuffle splits by the first column (its boundaries sampled as
+    /// for one column), so rows with equal first values share a partition,
+    /// and each partition is sorted stably by all the columns. The result is
+    /// exactly polars' stable multi-column sort of the whole frame (nulls
+    /// last in every column).
+    ///
+    /// Errors: [`Error::UnknownColumn`]; [`Error::InvalidArgument`] for no
+    /// column, a `descending` of another length than `by` (other than 1), or
+    /// a first column that cannot be range-partitioned; [`Error::Polars`] if
+    /// polars cannot sort by another column; a failed compute of the sample.
+    pub fn sort_values_multi_with(
+        &self,
+        by: &[&str],
+        descending: &[bool],
+        scheduler: &dyn Scheduler,
+    ) -> Result<DataFrame> {
+        if by.is_empty() {
+            return Err(Error::invalid(
+                "by",
+                "sort_values needs at least one column to sort by",
+            ));
+        }
+        let descending: Vec<bool> = match descending {
+            [d] => vec![*d; by.len()],
+            d if d.len() == by.len() => d.to_vec(),
+            d => {
+                return Err(Error::invalid(
+                    "descending",
+                    format!(
+                        "{} flags for {} columns: pass one flag per column of `by`, or one for all",
+                        d.len(),
+                        by.len()
+                    ),
+                ))
+            }
+        };
+        Ok(self.sorted_by("sort_values", by, &descending, scheduler)?.0)
     }
 
     /// The rows sorted by the column `column`, which becomes the index: the
@@ -183,7 +232,7 @@ impl DataFrame {
     ///
     /// Errors: as [`sort_values_with`](Self::sort_values_with).
     pub fn set_index_with(&self, column: &str, scheduler: &dyn Scheduler) -> Result<DataFrame> {
-        let (mut out, split) = self.sorted_by("set_index", column, false, scheduler)?;
+        let (mut out, split) = self.sorted_by("set_index", &[column], &[false], scheduler)?;
         if let Some(split) = split {
             let mut bounds = Vec::with_capacity(out.npartitions() + 1);
             bounds.push(split.min);
@@ -206,15 +255,23 @@ impl DataFrame {
         Ok(out)
     }
 
-    /// Sorts by `by`; also returns the boundaries found.
+    /// Sorts by the columns `by` (range-partitioned by the first, at least
+    /// one; one `descending` flag per column); also returns the first
+    /// column's boundaries.
     fn sorted_by(
         &self,
         label: &str,
-        by: &str,
-        descending: bool,
+        columns: &[&str],
+        flags: &[bool],
         scheduler: &dyn Scheduler,
     ) -> Result<(DataFrame, Option<Split>)> {
-        check_columns(label, &[by], &self.meta)?;
+        check_columns(label, columns, &self.meta)?;
+        let (by, descending) = (columns[0], flags[0]);
+        let sort = Kernel::Sort {
+            by: columns.iter().map(|c| (*c).to_owned()).collect(),
+            descending: flags.to_vec(),
+        };
+        sort.on_meta(label, &self.meta)?;
         let dtype = self
             .meta
             .get(by)
@@ -230,8 +287,10 @@ impl DataFrame {
             ));
         }
         // The samples, computed now.
-        let name = by.to_owned();
-        let sample_op = try_fn_op(move |df: pl::DataFrame| sample(&df, &name));
+        let sample_op: Arc<dyn Op> = Arc::new(MapFrame {
+            label: format!("{label}-sample"),
+            kernel: Kernel::SortSample(by.to_owned()),
+        });
         let samples = self.parts.map(&format!("{label}-sample"), sample_op, &[]);
         let values = Parts::compute_keys(&samples.graph, &samples.keys(), scheduler)?;
         let frames = values
@@ -249,27 +308,17 @@ impl DataFrame {
             Some(s) => s.boundaries.clone(),
             None => pl::Series::new_empty("".into(), &dtype),
         };
-        let nout = values.len() + 1;
         let b = Boundaries {
             column: by.to_owned(),
             values,
             descending,
         };
-        let shuffled = self.parts.shuffle(
-            label,
-            Arc::new(move |df: &pl::DataFrame| range_split(df, &b)),
-            nout,
-            self.meta.clone(),
-        );
-        let by = by.to_owned();
-        let sort_op = try_fn_op(move |df: pl::DataFrame| {
-            df.sort(
-                [by.as_str()],
-                SortMultipleOptions::default()
-                    .with_order_descending(descending)
-                    .with_nulls_last(true)
-                    .with_maintain_order(true),
-            )
+        let shuffled = self
+            .parts
+            .shuffle(label, SplitBy::Range(b), self.meta.clone());
+        let sort_op: Arc<dyn Op> = Arc::new(MapFrame {
+            label: format!("{label}-sort"),
+            kernel: sort,
         });
         let parts = shuffled.map(&format!("{label}-sort"), sort_op, &[]);
         Ok((
@@ -327,28 +376,23 @@ impl DataFrame {
                     && lo.as_ref().is_none_or(|lo| le(lo, &bounds[i + 1]))
             })
             .collect();
-        let (lo2, hi2, col) = (lo.clone(), hi.clone(), column.clone());
-        let op = try_fn_op(move |df: pl::DataFrame| -> PolarsResult<pl::DataFrame> {
-            if df.height() == 0 {
-                return Ok(df);
-            }
-            let c = df.column(col.as_str())?.as_materialized_series();
-            let mut mask = c.is_not_null();
-            if let Some(lo) = &lo2 {
-                mask = &mask & &c.gt_eq(&lo.clone().into_series(col.as_str().into()))?;
-            }
-            if let Some(hi) = &hi2 {
-                mask = &mask & &c.lt_eq(&hi.clone().into_series(col.as_str().into()))?;
-            }
-            df.filter(&mask)
+        let op: Arc<dyn Op> = Arc::new(MapFrame {
+            label: "loc".into(),
+            kernel: Kernel::Loc {
+                column: column.clone(),
+                lo: lo.clone(),
+                hi: hi.clone(),
+            },
         });
         let out_bounds: Vec<pl::Scalar>;
         let tasks: Vec<dask_core::Task>;
         if chosen.is_empty() {
             // No partition overlaps: one empty partition.
             let first = dask_core::Task::new(op, vec![dask_core::Arg::Key(self.parts.key(0))]);
-            let empty =
-                try_fn_op(|df: pl::DataFrame| -> PolarsResult<pl::DataFrame> { Ok(df.clear()) });
+            let empty: Arc<dyn Op> = Arc::new(MapFrame {
+                label: "loc-empty".into(),
+                kernel: Kernel::Clear,
+            });
             tasks = vec![dask_core::Task::new(
                 empty,
                 vec![dask_core::Arg::Task(Box::new(first))],

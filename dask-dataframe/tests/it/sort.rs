@@ -50,6 +50,31 @@ proptest! {
     }
 
     #[test]
+    fn sort_values_multi_is_polars_multi_column_sort(
+        (df, n) in case(),
+        flags in prop::collection::vec(any::<bool>(), 3),
+    ) {
+        let ddf = DDF::from_polars(df.clone(), n).unwrap();
+        // A group key first (many ties), then columns with nulls.
+        for by in [["k", "s", "i"], ["s", "x", "b"], ["b", "k", "x"]] {
+            let expected = df
+                .sort(
+                    by,
+                    SortMultipleOptions::default()
+                        .with_order_descending_multi(flags.clone())
+                        .with_nulls_last(true)
+                        .with_maintain_order(true),
+                )
+                .unwrap();
+            for (name, s) in schedulers() {
+                let sorted = ddf.sort_values_multi_with(&by, &flags, &**s).unwrap();
+                let got = sorted.compute_with(&**s).unwrap();
+                assert_frames_eq(&got, &expected, &format!("{name}: sort_values({by:?}, {flags:?})"));
+            }
+        }
+    }
+
+    #[test]
     fn set_index_gives_divisions_that_bound_every_partition((df, n) in case(), lo in -1100i64..1100, width in 0i64..1500) {
         let ddf = DDF::from_polars(df.clone(), n).unwrap();
         let sorted = polars_sort(&df, "i", false);
@@ -147,6 +172,27 @@ fn bad_sorts_are_typed_errors() {
         assert!(matches!(err, Error::UnknownColumn { .. }), "{err}");
         assert!(err.to_string().contains("`nope`"), "{err}");
     }
+    for err in [
+        ddf.sort_values_multi_with(&[], &[false], s).unwrap_err(),
+        ddf.sort_values_multi_with(&["a", "s"], &[false, true, false], s)
+            .unwrap_err(),
+    ] {
+        assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    }
+    let err = ddf
+        .sort_values_multi_with(&["a", "nope"], &[false], s)
+        .unwrap_err();
+    assert!(err.to_string().contains("`nope`"), "{err}");
+    // One flag for all columns.
+    let got = ddf
+        .sort_values_multi_with(&["s", "a"], &[true], s)
+        .unwrap()
+        .compute_with(s)
+        .unwrap();
+    assert_eq!(
+        got.column("a").unwrap().i64().unwrap().to_vec(),
+        vec![Some(2), Some(1), Some(3)]
+    );
     let err = ddf.loc(None, Some(Scalar::from(2i64))).unwrap_err();
     assert!(err.to_string().contains("set_index"), "{err}");
     let indexed = ddf.set_index_with("a", s).unwrap();

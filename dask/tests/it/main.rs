@@ -2,6 +2,7 @@
 
 mod chaos;
 mod dashboard;
+mod dataframe_processes;
 mod processes;
 mod security;
 mod spill;

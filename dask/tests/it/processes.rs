@@ -154,7 +154,7 @@ fn sigkill_a_worker_process_mid_graph() {
 }
 
 /// A scheduler and two workers, all `dask` processes, and a client here.
-fn cluster_of_processes(workers: usize) -> (Procs, Client) {
+pub(crate) fn cluster_of_processes(workers: usize) -> (Procs, Client) {
     let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
     let mut procs = Procs(vec![scheduler]);
     for _ in 0..workers {
