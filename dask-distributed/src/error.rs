@@ -97,6 +97,13 @@ pub enum Error {
         /// The scheduler's address.
         addr: String,
     },
+    /// The scheduler at the client's address is another one than the client
+    /// connected to (it restarted): the client's futures are gone.
+    #[error("the scheduler at {addr} restarted: the tasks and results this client had there are gone; connect a new Client and resubmit (workers of the old scheduler stopped: restart them, or let their nannies do it)")]
+    SchedulerRestarted {
+        /// The scheduler's address.
+        addr: String,
+    },
     /// A task was running on a worker that died, too many times: it is
     /// erred instead of being rescheduled again (Dask's `KilledWorker`).
     #[error("{key} is suspicious: {deaths} workers died while running it (allowed: {allowed}); fix the task (does it crash or exhaust its process?) or raise allowed_failures (`dask scheduler --allowed-failures`)")]
