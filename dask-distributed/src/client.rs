@@ -788,9 +788,10 @@ impl Drop for Inner {
         crate::local::remove_tasks(&p.kept_tokens);
         let tokens: Vec<u64> = p.local_tokens.values().map(|e| e.token).collect();
         crate::local::remove_tasks(&tokens);
-        let closed = p.closed;
+        // Closed, or reconnecting (nobody forwards messages): no goodbye.
+        let gone = p.closed || p.reconnecting;
         drop(p);
-        if closed {
+        if gone {
             return;
         }
         // Goodbye: the scheduler releases what this client held now, not
