@@ -382,6 +382,12 @@ impl Client {
     /// does the same; this makes the end explicit.
     pub fn shutdown(self) {
         if let Some(cluster) = &self.cluster {
+            // Its scheduler goes on purpose: nothing to reconnect to.
+            self.inner
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .closed = true;
             cluster.shutdown();
         }
     }

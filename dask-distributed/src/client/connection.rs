@@ -352,6 +352,9 @@ async fn reconnect(link: &Link, why: &str) -> std::result::Result<Connection, u8
     let addr = &link.addr;
     let wanted: Vec<Key> = {
         let mut p = link.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.closed {
+            return Err(LOST); // shut down on purpose
+        }
         // The scheduler drops a disconnected client's coordination waits.
         p.coordination.clear();
         p.reconnecting = true;
