@@ -3,6 +3,7 @@
 //! `compute_with(&client)` runs on the cluster.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dask_core::{Graph, Key, Plan, Scheduler, Value};
@@ -10,11 +11,17 @@ use tokio::runtime::Runtime;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
-use crate::messages::{self, Answer, Query, StoredTask, SubmittedTask, ToClient, ToScheduler};
-use crate::protocol::{self, encode_task, Limits, Message, Role};
+use crate::messages::{self, Answer, Query, StoredTask, SubmittedTask, ToScheduler};
+use crate::protocol::{self, encode_task, Message, Role};
 use crate::scheduler::coordination::{CoordReply, CoordRequest};
 use crate::scheduler::state::{Outcome, TaskError};
 use crate::{Error, Result};
+
+mod connection;
+
+pub use connection::{
+    ClientOptions, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_RECONNECT_TIMEOUT,
+};
 
 type WhoHas = Vec<(Key, Vec<String>)>;
 
@@ -152,6 +159,15 @@ struct Pending {
     /// futures sends one release message, not one per future. Sent before
     /// any other message, so the scheduler sees events in the client's order.
     releasing: Vec<Key>,
+    /// Who-has and query requests not answered yet, sent again after a
+    /// reconnection (their answers may have been lost).
+    resend: BTreeMap<u64, Message>,
+    /// When the scheduler last sent anything (pings detect a hung one).
+    last_heard: Option<std::time::Instant>,
+    /// The connection dropped and the client is reconnecting: coordination
+    /// requests fail at once (the scheduler released the client's locks
+    /// and waits), everything else waits for the new connection.
+    reconnecting: bool,
     closed: bool,
 }
 
@@ -247,8 +263,11 @@ impl Pending {
 /// A connection to a scheduler.
 ///
 /// Blocking methods run on the client's own small tokio runtime, so they work
-/// from plain threads. If the scheduler goes away, every pending wait fails
-/// with an error instead of hanging.
+/// from plain threads. A dropped connection is reconnected (see
+/// [`ClientOptions`]): back within the scheduler's grace period, the client
+/// keeps its futures and pending waits continue. If the scheduler is gone,
+/// hung or restarted, every pending wait fails with a typed error instead
+/// of hanging.
 pub struct Client {
     inner: Arc<Inner>,
     /// The cluster this client started (`Client::new`), stopped with the client.
@@ -258,9 +277,14 @@ pub struct Client {
 /// The connection and its bookkeeping, shared by the client and its futures.
 pub(crate) struct Inner {
     runtime: Arc<Runtime>,
+    /// To the connection task, which forwards to the current connection.
     tx: UnboundedSender<Message>,
     pending: Arc<Mutex<Pending>>,
     addr: String,
+    /// Why the connection closed for good (see [`connection::lost_error`]).
+    lost: Arc<AtomicU8>,
+    /// Told when the connection task ended (its goodbye written).
+    ended: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     /// Whether the workers run in this process (tasks go through `local`).
     in_process: bool,
     /// Connections to workers' data ports, reused across gathers.
@@ -313,8 +337,21 @@ impl Client {
     /// Errors: [`Error::Unauthorized`] when the scheduler refuses them,
     /// [`Error::Tls`] when the TLS handshake fails.
     pub fn connect_with(addr: &str, security: crate::Security) -> Result<Client> {
+        Client::connect_with_options(addr, ClientOptions::with_security(security))
+    }
+
+    /// Connects to the scheduler at `addr` with `options`: credentials, and
+    /// how the client reconnects after its connection drops (it keeps its
+    /// futures when it is back within the scheduler's grace period) and
+    /// detects a hung scheduler.
+    ///
+    /// Errors: as [`Client::connect_with`], and [`Error::InvalidConfig`]
+    /// for inconsistent timeouts. Later, waits fail with
+    /// [`Error::SchedulerLost`] when reconnecting fails and
+    /// [`Error::SchedulerRestarted`] when another scheduler answers there.
+    pub fn connect_with_options(addr: &str, options: ClientOptions) -> Result<Client> {
         Ok(Client {
-            inner: Arc::new(Inner::connect(addr, false, security)?),
+            inner: Arc::new(Inner::connect(addr, false, options)?),
             cluster: None,
         })
     }
@@ -334,7 +371,7 @@ impl Client {
             inner: Arc::new(Inner::connect(
                 &cluster.scheduler_addr(),
                 true,
-                cluster.security().clone(),
+                ClientOptions::with_security(cluster.security().clone()),
             )?),
             cluster: Some(cluster),
         })
@@ -345,6 +382,12 @@ impl Client {
     /// does the same; this makes the end explicit.
     pub fn shutdown(self) {
         if let Some(cluster) = &self.cluster {
+            // Its scheduler goes on purpose: nothing to reconnect to.
+            self.inner
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .closed = true;
             cluster.shutdown();
         }
     }
@@ -678,7 +721,7 @@ impl Inner {
             }
             let id = p.next_id();
             p.answers.insert(id, tx);
-            self.send(&mut p, "query", &ToScheduler::Query { id, query })?;
+            self.send_resendable(&mut p, id, "query", &ToScheduler::Query { id, query })?;
         }
         rx.await.map_err(|_| self.lost())
     }
@@ -692,7 +735,7 @@ impl Inner {
     ) -> Result<std::sync::mpsc::Receiver<CoordReply>> {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if p.closed {
+        if p.closed || p.reconnecting {
             return Err(self.lost());
         }
         let id = p.next_id();
@@ -751,6 +794,27 @@ impl Drop for Inner {
         crate::local::remove_tasks(&p.kept_tokens);
         let tokens: Vec<u64> = p.local_tokens.values().map(|e| e.token).collect();
         crate::local::remove_tasks(&tokens);
+        // Closed, or reconnecting (nobody forwards messages): no goodbye.
+        let gone = p.closed || p.reconnecting;
+        drop(p);
+        if gone {
+            return;
+        }
+        // Goodbye: the scheduler releases what this client held now, not
+        // after its reconnect grace period. Wait (briefly) until it is
+        // written: the runtime stops with the client.
+        if let Ok(m) = messages::message("goodbye", &ToScheduler::Goodbye) {
+            if self.tx.send(m).is_ok() {
+                let ended = self
+                    .ended
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                if let Some(ended) = ended {
+                    let _ = ended.recv_timeout(std::time::Duration::from_secs(2));
+                }
+            }
+        }
     }
 }
 
@@ -761,7 +825,11 @@ impl Inner {
         in_process: bool,
         security: crate::Security,
     ) -> Result<Arc<Inner>> {
-        Ok(Arc::new(Inner::connect(addr, in_process, security)?))
+        Ok(Arc::new(Inner::connect(
+            addr,
+            in_process,
+            ClientOptions::with_security(security),
+        )?))
     }
 
     /// The token and TLS this client's connections present.
@@ -769,7 +837,7 @@ impl Inner {
         self.peers.security()
     }
 
-    fn connect(addr: &str, in_process: bool, security: crate::Security) -> Result<Inner> {
+    fn connect(addr: &str, in_process: bool, options: ClientOptions) -> Result<Inner> {
         refuse_inside_runtime()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -777,79 +845,23 @@ impl Inner {
             .enable_all()
             .build()?;
         let pending: Arc<Mutex<Pending>> = Arc::default();
-        let reader_pending = pending.clone();
-        let addr_owned = addr.to_owned();
-        let conn_security = security.clone();
-        let tx = runtime.block_on(async move {
-            let conn = protocol::connect_with(
-                &addr_owned,
-                Role::Client,
-                Limits::default(),
-                &conn_security,
-            )
-            .await?;
-            let (mut reader, writer) = conn.split();
-            let tx = writer.spawn();
-            tokio::spawn(async move {
-                while let Ok(m) = reader.recv().await {
-                    let Ok(msg) = messages::header::<ToClient>("client", &m) else {
-                        break;
-                    };
-                    let mut p = reader_pending
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    match msg {
-                        ToClient::Report { key, outcome } => {
-                            if p.cancelled.contains(&key) {
-                                continue; // cancelled here; the scheduler will hear
-                            }
-                            let outcome = Reported::from(outcome);
-                            for waiter in p.reports.remove(&key).unwrap_or_default() {
-                                waiter.send(outcome.clone());
-                            }
-                            if p.wanted.contains_key(&key) {
-                                p.outcomes.insert(key, outcome);
-                            }
-                        }
-                        ToClient::Cancelled { keys } => {
-                            for k in &keys {
-                                p.mark_cancelled(k);
-                            }
-                        }
-                        ToClient::Answer { id, answer } => {
-                            if let Some(w) = p.answers.remove(&id) {
-                                let _ = w.send(answer);
-                            }
-                        }
-                        ToClient::WhoHas { id, who_has } => {
-                            if let Some(w) = p.who_has.remove(&id) {
-                                let _ = w.send(who_has);
-                            }
-                        }
-                        ToClient::Coordination { id, reply } => {
-                            if let Some(w) = p.coordination.remove(&id) {
-                                let _ = w.send(reply);
-                            }
-                        }
-                    }
-                }
-                // Connection gone: wake every waiter with an error (senders dropped).
-                let mut p = reader_pending
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                p.closed = true;
-                p.reports.clear();
-                p.who_has.clear();
-                p.answers.clear();
-                p.coordination.clear();
-            });
-            Ok::<_, Error>(tx)
-        })?;
+        let lost = Arc::new(AtomicU8::new(connection::LOST));
+        let security = options.security.clone();
+        let (link, conn, ended) = runtime.block_on(connection::first_connect(
+            addr,
+            options,
+            pending.clone(),
+            lost.clone(),
+        ))?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        runtime.spawn(connection::run(link, conn, rx));
         Ok(Inner {
             runtime: Arc::new(runtime),
             tx,
             pending,
             addr: addr.to_owned(),
+            lost,
+            ended: Mutex::new(Some(ended)),
             in_process,
             peers: crate::worker::PeerPool::with_security(Role::Client, security),
         })
@@ -857,9 +869,7 @@ impl Inner {
 
     /// The error of every wait and call once the scheduler connection is gone.
     pub(crate) fn lost(&self) -> Error {
-        Error::SchedulerLost {
-            addr: self.addr.clone(),
-        }
+        connection::lost_error(&self.addr, &self.lost)
     }
 
     /// The error for a key reported erred: [`Error::SuspiciousTask`] for a
@@ -881,6 +891,21 @@ impl Inner {
         self.tx
             .send(messages::message(what, msg)?)
             .map_err(|_| self.lost())
+    }
+
+    /// [`Inner::send`] for request `id`, kept until answered and sent again
+    /// after a reconnection.
+    fn send_resendable(
+        &self,
+        p: &mut Pending,
+        id: u64,
+        what: &'static str,
+        msg: &ToScheduler,
+    ) -> Result<()> {
+        p.flush_releases(&self.tx);
+        let m = messages::message(what, msg)?;
+        p.resend.insert(id, m.clone());
+        self.tx.send(m).map_err(|_| self.lost())
     }
 
     fn compute_graph(&self, graph: &Graph, outputs: &[Key]) -> Result<Vec<Value>> {
@@ -1153,7 +1178,7 @@ impl Inner {
         };
         {
             let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            self.send(&mut p, "who-has", &request)?;
+            self.send_resendable(&mut p, id, "who-has", &request)?;
         }
         rx.await.map_err(|_| self.lost())
     }

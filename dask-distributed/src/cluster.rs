@@ -112,6 +112,13 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// How long the scheduler keeps a disconnected client's futures for it
+    /// to reconnect (default 30 s; zero: released at once).
+    pub fn client_reconnect_timeout(mut self, timeout: Duration) -> Self {
+        self.scheduler.client_reconnect_timeout = timeout;
+        self
+    }
+
     /// A token and/or TLS for every connection of the cluster (scheduler,
     /// workers, and the clients made by [`LocalCluster::client`] and
     /// [`Client::with_cluster`]); other clients need

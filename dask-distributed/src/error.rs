@@ -90,10 +90,19 @@ pub enum Error {
         /// What rustls reported.
         detail: String,
     },
-    /// The connection to the scheduler is gone (it stopped, restarted or the
-    /// network failed): pending futures and new calls fail with this.
-    #[error("lost the connection to the scheduler at {addr}: it stopped or restarted, and the tasks and results it held are gone; connect a new Client once it runs again and resubmit")]
+    /// The connection to the scheduler is gone and the client could not
+    /// get back in time (the scheduler stopped or hangs, the network failed,
+    /// or the client was away longer than the scheduler's grace period):
+    /// pending futures and new calls fail with this.
+    #[error("lost the connection to the scheduler at {addr} and could not get it back in time (it stopped or hangs, the network failed, or this client was away longer than the scheduler's --client-reconnect-timeout): the tasks and results of this client are gone; connect a new Client once it runs again and resubmit (ClientOptions::reconnect_timeout waits longer)")]
     SchedulerLost {
+        /// The scheduler's address.
+        addr: String,
+    },
+    /// The scheduler at the client's address is another one than the client
+    /// connected to (it restarted): the client's futures are gone.
+    #[error("the scheduler at {addr} restarted: the tasks and results this client had there are gone; connect a new Client and resubmit (workers of the old scheduler stopped: restart them, or let their nannies do it)")]
+    SchedulerRestarted {
         /// The scheduler's address.
         addr: String,
     },

@@ -111,7 +111,7 @@ pub mod worker;
 pub mod worker_client;
 
 pub use actor::{ActorFuture, ActorHandle};
-pub use client::{Client, WorkerInfo};
+pub use client::{Client, ClientOptions, WorkerInfo};
 pub use cluster::{LocalCluster, LocalClusterBuilder};
 pub use coordination::{
     worker_scheduler_address, Coordinator, Event, Lock, Pub, Queue, Semaphore, Sub, Variable,

@@ -129,6 +129,22 @@ pub enum ToScheduler {
         /// The task.
         key: Key,
     },
+    /// A client's first message on a connection: who it is. Answered by
+    /// [`ToClient::Welcome`]. A client reconnecting after its connection
+    /// dropped names its old id and the keys it still holds: within the
+    /// scheduler's reconnect grace period it gets its id and futures back.
+    Identify {
+        /// The id the scheduler gave this client before (`None`: a new client).
+        client: Option<u64>,
+        /// The keys the client holds (reconnecting: re-registered; the
+        /// scheduler releases the others it kept for the client).
+        wanted: Vec<Key>,
+    },
+    /// A client checks the scheduler answers; answered by [`ToClient::Pong`].
+    Ping,
+    /// A client closes: everything it held is released now, without the
+    /// reconnect grace period.
+    Goodbye,
 }
 
 /// One task of a client's submission.
@@ -242,6 +258,8 @@ pub enum ToWorker {
         /// The task.
         key: Key,
     },
+    /// The scheduler got a heartbeat: it is alive and answering.
+    HeartbeatAck,
 }
 
 /// What the scheduler sends a client.
@@ -280,6 +298,20 @@ pub enum ToClient {
         /// The answer.
         reply: CoordReply,
     },
+    /// Answer to [`ToScheduler::Identify`].
+    Welcome {
+        /// The client's id (its old one when `resumed`).
+        client: u64,
+        /// The scheduler's instance id, random per scheduler start: a
+        /// reconnecting client that finds another one knows the scheduler
+        /// restarted and its futures are gone.
+        scheduler: u64,
+        /// True: the client reconnected within the grace period and keeps
+        /// its futures.
+        resumed: bool,
+    },
+    /// Answer to [`ToScheduler::Ping`].
+    Pong,
 }
 
 /// Requests to a worker's data port.

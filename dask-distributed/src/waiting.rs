@@ -125,6 +125,7 @@ impl Client {
             remaining: slots.len(),
             slots,
             rx,
+            inner,
         })
     }
 }
@@ -134,6 +135,8 @@ pub struct AsCompleted<T> {
     slots: Vec<Option<Future<T>>>,
     remaining: usize,
     rx: mpsc::Receiver<usize>,
+    /// The client, for the error when its connection is gone.
+    inner: std::sync::Arc<crate::client::Inner>,
 }
 
 impl<T> AsCompleted<T> {
@@ -150,7 +153,13 @@ impl<T> AsCompleted<T> {
                 what: "the next completed future".into(),
                 seconds: limit.as_secs_f64(),
             }),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(Error::Closed),
+            // Every waiter gone without a word: the client's connection
+            // (and its runtime) ended.
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(if self.inner.is_closed() {
+                self.inner.lost()
+            } else {
+                Error::Closed
+            }),
         }
     }
 

@@ -26,6 +26,10 @@ use crate::local::{self, Memory};
 /// How often a worker sends a heartbeat by default.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How long a worker waits for its scheduler to answer (its heartbeats are
+/// acknowledged) before it takes the scheduler for hung and stops, by default.
+pub const DEFAULT_SCHEDULER_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How often a worker with a memory limit checks its memory.
 const MEMORY_MONITOR_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -43,6 +47,10 @@ pub struct WorkerOptions {
     pub local_directory: Option<PathBuf>,
     /// How often to send a heartbeat.
     pub heartbeat_interval: Duration,
+    /// A scheduler that sends nothing (not even heartbeat acknowledgements)
+    /// for this long (at least two heartbeat intervals) is taken for hung:
+    /// the worker logs it and stops, as when the connection drops.
+    pub scheduler_timeout: Duration,
     /// Whether to measure the process's resident memory against the spill
     /// and terminate thresholds: right for a worker alone in its process
     /// (`dask worker`), wrong for workers sharing one (a threads LocalCluster).
@@ -61,6 +69,7 @@ impl WorkerOptions {
             thresholds: MemoryThresholds::default(),
             local_directory: None,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            scheduler_timeout: DEFAULT_SCHEDULER_TIMEOUT,
             monitor_process_memory: false,
             security: crate::Security::default(),
         }
@@ -81,6 +90,11 @@ impl WorkerOptions {
         if self.heartbeat_interval.is_zero() {
             return Err(Error::InvalidConfig {
                 message: "heartbeat interval must be positive".into(),
+            });
+        }
+        if self.scheduler_timeout.is_zero() {
+            return Err(Error::InvalidConfig {
+                message: "scheduler timeout must be positive (default 60 s)".into(),
             });
         }
         self.thresholds.validate()
@@ -219,6 +233,34 @@ impl Shared {
         })
     }
 
+    /// The check before a task starts (cheap: the store's managed bytes,
+    /// and the process memory the monitor measured last): above the pause
+    /// threshold, spill down to the target; still above, pause (the monitor
+    /// resumes the worker once memory is freed) and say no.
+    fn room_to_start(&self) -> bool {
+        let o = &self.options;
+        let Some(limit) = o.memory_limit else {
+            return true;
+        };
+        let pause_at = o.bytes_at(o.thresholds.pause).unwrap_or(limit);
+        let rss = if o.monitor_process_memory {
+            self.process_memory.load(Ordering::Relaxed)
+        } else {
+            0
+        };
+        let mut managed = self.store.stats().memory_bytes;
+        if managed.max(rss) > pause_at {
+            let target = o.bytes_at(o.thresholds.target).unwrap_or(limit);
+            self.store.spill_to(target);
+            managed = self.store.stats().memory_bytes;
+        }
+        if managed > pause_at {
+            self.paused.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
     /// Spills, pauses or stops by the thresholds; false: stop the worker.
     fn check_memory(&self) -> bool {
         let o = &self.options;
@@ -348,14 +390,44 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
         let mut monitor = tokio::time::interval(MEMORY_MONITOR_INTERVAL);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         monitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The reader runs on its own (a read is not cancel-safe) and stamps
+        // every message, so a silent scheduler is noticed between them.
+        let (msgs_tx, mut msgs) = tokio::sync::mpsc::unbounded_channel();
+        let heard = Arc::new(Mutex::new(tokio::time::Instant::now()));
+        let reader_heard = heard.clone();
+        let _reader = AbortOnDrop(tokio::spawn(async move {
+            while let Ok(m) = reader.recv().await {
+                *reader_heard.lock().unwrap_or_else(PoisonError::into_inner) =
+                    tokio::time::Instant::now();
+                if msgs_tx.send(m).is_err() {
+                    break;
+                }
+            }
+        }));
         loop {
             let m = tokio::select! {
-                m = reader.recv() => match m {
-                    Ok(m) => m,
-                    Err(_) => break,
+                m = msgs.recv() => match m {
+                    Some(m) => m,
+                    None => break,
                 },
                 _ = heartbeat.tick() => {
                     if worker.heartbeats.load(Ordering::Relaxed) {
+                        let silent = heard.lock().unwrap_or_else(PoisonError::into_inner).elapsed();
+                        let timeout = worker
+                            .options
+                            .scheduler_timeout
+                            .max(2 * worker.options.heartbeat_interval);
+                        if silent > timeout {
+                            eprintln!(
+                                "dask-rs worker {}: the scheduler at {} has not answered for \
+                                 {:.1} s (scheduler timeout {:?}): taking it for hung; stopping",
+                                worker.data_addr,
+                                worker.scheduler,
+                                silent.as_secs_f64(),
+                                timeout
+                            );
+                            break;
+                        }
                         let beat = ToScheduler::Heartbeat { metrics: worker.metrics() };
                         if let Ok(m) = messages::message("heartbeat", &beat) {
                             let _ = tx.send(m);
@@ -413,6 +485,7 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
                         worker.store.remove(&k);
                     }
                 }
+                Ok(ToWorker::HeartbeatAck) => {} // heard: stamped by the reader
                 Ok(ToWorker::Steal { key }) => {
                     let stolen = running_keys.get(&key).is_some_and(|r| {
                         r.phase
@@ -440,6 +513,15 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
         data,
         shared,
     })
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How a task attempt ended.
@@ -601,11 +683,20 @@ async fn execute(
             }
         }
     }
-    while worker.paused.load(Ordering::Relaxed) {
-        tokio::time::sleep(MEMORY_MONITOR_INTERVAL).await;
-    }
-    let Ok(permit) = worker.slots.clone().acquire_owned().await else {
-        return Outcome::Failed(Error::Closed);
+    // Memory is looked at again right before the task starts (the monitor
+    // looks only now and then): a worker at its pause threshold spills or
+    // pauses first, so with one thread managed memory ends at most one
+    // task's output above the threshold (with n threads, n outputs).
+    let permit = loop {
+        while worker.paused.load(Ordering::Relaxed) {
+            tokio::time::sleep(MEMORY_MONITOR_INTERVAL).await;
+        }
+        let Ok(permit) = worker.slots.clone().acquire_owned().await else {
+            return Outcome::Failed(Error::Closed);
+        };
+        if worker.room_to_start() {
+            break permit;
+        }
     };
     // The thread is held by the attempt until it ends (or is aborted), or
     // until the task secedes (`worker_client::secede`).

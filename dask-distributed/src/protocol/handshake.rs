@@ -19,8 +19,9 @@ use crate::{Error, Result};
 
 /// The protocol version; peers of different versions refuse each other.
 /// 3: the handshake carries a token; task-finished and task-erred messages
-/// carry the task's timing.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// carry the task's timing. 4: clients identify themselves (reconnect),
+/// ping the scheduler, and workers' heartbeats are acknowledged.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// First bytes of every connection, before the version (public for tests of foreign peers).
 pub const MAGIC: [u8; 8] = *b"dask-rs\0";
@@ -171,9 +172,21 @@ impl ConnWriter {
 
     /// Spawns a task that sends what the returned channel receives, batching
     /// the messages queued while a write is in progress into one flush.
-    pub fn spawn(mut self) -> tokio::sync::mpsc::UnboundedSender<Message> {
+    pub fn spawn(self) -> tokio::sync::mpsc::UnboundedSender<Message> {
+        self.spawn_joinable().0
+    }
+
+    /// [`ConnWriter::spawn`], also giving the task's handle: it ends once
+    /// every sender is dropped and what they sent is written (or the
+    /// connection failed).
+    pub fn spawn_joinable(
+        mut self,
+    ) -> (
+        tokio::sync::mpsc::UnboundedSender<Message>,
+        tokio::task::JoinHandle<()>,
+    ) {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut batch = Vec::new();
             while rx.recv_many(&mut batch, 256).await > 0 {
                 if self.send_batch(&batch).await.is_err() {
@@ -183,7 +196,7 @@ impl ConnWriter {
             }
             let _ = self.writer.shutdown().await;
         });
-        tx
+        (tx, task)
     }
 }
 
@@ -367,6 +380,35 @@ async fn read_hello(reader: &mut BufReader<BoxRead>, tls: bool) -> Result<Hello>
     super::decode::<Hello>("hello", &hello.header)
 }
 
+/// The one token check of both sides: why `theirs` is refused by this
+/// process (a `role` with `security`), worded for the side that refuses
+/// (accepting: the reason sent to the peer; connecting: our own error), or
+/// `None` when its token is accepted.
+fn token_refusal(side: Side, security: &Security, role: Role, theirs: &Hello) -> Option<String> {
+    let check = security.accepts(theirs.token.as_deref());
+    let peer = theirs.role;
+    match (side, check) {
+        (_, TokenCheck::Accepted) => None,
+        (Side::Accept, TokenCheck::Missing) => Some(format!(
+            "the {role} requires a token: pass --token or set {TOKEN_ENV} (Security::with_token)"
+        )),
+        (Side::Accept, TokenCheck::Wrong) => Some(format!(
+            "the token given is not the {role}'s: use the same --token or {TOKEN_ENV} for \
+             every process of the cluster"
+        )),
+        (Side::Connect, check) => {
+            let why = match check {
+                TokenCheck::Missing => "presented no token",
+                _ => "presented another token",
+            };
+            Some(format!(
+                "this {role} requires a token and the {peer} there {why}: is it the right \
+                 {peer}, started with the same token?"
+            ))
+        }
+    }
+}
+
 async fn handshake(
     side: Side,
     mut reader: BufReader<BoxRead>,
@@ -377,12 +419,12 @@ async fn handshake(
     peer_addr: &str,
 ) -> Result<Connection> {
     let tls = security.tls_enabled();
-    let own_token = security.token().map(str::to_owned);
+    let own_token = || security.token().map(str::to_owned);
     let exchange = async {
-        match side {
+        let theirs = match side {
             Side::Connect => {
                 let hello = Hello {
-                    token: own_token,
+                    token: own_token(),
                     ..Hello::new(role)
                 };
                 send_hello(&mut writer, &hello).await?;
@@ -393,51 +435,31 @@ async fn handshake(
                         reason,
                     });
                 }
-                let why = match security.accepts(theirs.token.as_deref()) {
-                    TokenCheck::Accepted => return Ok(theirs),
-                    TokenCheck::Missing => "presented no token",
-                    TokenCheck::Wrong => "presented another token",
-                };
-                Err(Error::Refused {
-                    peer: peer_addr.to_owned(),
-                    reason: format!(
-                        "this {role} requires a token and the {} there {why}: is it the right \
-                         {}, started with the same token?",
-                        theirs.role, theirs.role
-                    ),
-                })
+                theirs
             }
-            Side::Accept => {
-                let theirs = read_hello(&mut reader, tls).await?;
-                let refused = match security.accepts(theirs.token.as_deref()) {
-                    TokenCheck::Accepted => None,
-                    TokenCheck::Missing => Some(format!(
-                        "the {role} requires a token: pass --token or set {TOKEN_ENV} \
-                         (Security::with_token)"
-                    )),
-                    TokenCheck::Wrong => Some(format!(
-                        "the token given is not the {role}'s: use the same --token or \
-                         {TOKEN_ENV} for every process of the cluster"
-                    )),
-                };
-                let hello = Hello {
-                    token: if refused.is_none() { own_token } else { None },
-                    refused: refused.clone(),
-                    ..Hello::new(role)
-                };
-                send_hello(&mut writer, &hello).await?;
-                match refused {
-                    Some(reason) => {
-                        let _ = writer.shutdown().await;
-                        Err(Error::Refused {
-                            peer: format!("a {} at {peer_addr}", theirs.role),
-                            reason,
-                        })
-                    }
-                    None => Ok(theirs),
-                }
-            }
+            Side::Accept => read_hello(&mut reader, tls).await?,
+        };
+        let refused = token_refusal(side, security, role, &theirs);
+        if side == Side::Accept {
+            // The answer: our token only to a peer we accept.
+            let hello = Hello {
+                token: if refused.is_none() { own_token() } else { None },
+                refused: refused.clone(),
+                ..Hello::new(role)
+            };
+            send_hello(&mut writer, &hello).await?;
         }
+        let Some(reason) = refused else {
+            return Ok(theirs);
+        };
+        let peer = match side {
+            Side::Connect => peer_addr.to_owned(),
+            Side::Accept => {
+                let _ = writer.shutdown().await;
+                format!("a {} at {peer_addr}", theirs.role)
+            }
+        };
+        Err(Error::Refused { peer, reason })
     };
     let mut peer = bounded(peer_addr, exchange).await?.map_err(|e| match e {
         // Under TLS, an I/O failure here is the peer's TLS layer refusing

@@ -58,18 +58,40 @@ enum CoreEvent {
         tx: UnboundedSender<Message>,
     },
     ClientJoined {
+        /// A new id, used unless the client resumes an old one.
         id: ClientId,
+        /// The connection (to tell a reconnected client's old connection
+        /// ending from its new one ending).
+        conn: u64,
         tx: UnboundedSender<Message>,
+        /// From `Identify`: the old id, the keys the client holds, and where
+        /// to answer with the id the connection speaks for.
+        resume: Option<Resume>,
     },
     FromWorker(WorkerId, ToScheduler),
     FromClient(ClientId, ToScheduler),
     WorkerLeft(WorkerId),
-    ClientLeft(ClientId),
+    ClientLeft {
+        client: ClientId,
+        conn: u64,
+    },
 }
+
+/// A client's `Identify`: its old id (if any), the keys it holds, and the
+/// channel the core answers on with the id the connection speaks for.
+type Resume = (
+    Option<ClientId>,
+    Vec<Key>,
+    tokio::sync::oneshot::Sender<ClientId>,
+);
 
 /// How long a worker may stay silent (no heartbeat) before the scheduler
 /// removes it, by default (Dask's `distributed.scheduler.worker-ttl`).
 pub const DEFAULT_WORKER_TTL: Duration = Duration::from_secs(300);
+
+/// How long the scheduler keeps a disconnected client's futures for it to
+/// reconnect, by default.
+pub const DEFAULT_CLIENT_RECONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A scheduler's settings.
 #[derive(Debug, Clone)]
@@ -85,6 +107,11 @@ pub struct SchedulerOptions {
     pub security: crate::Security,
     /// Task-stream records kept (the newest; 0: none).
     pub task_stream_capacity: usize,
+    /// How long a client whose connection dropped keeps its futures: one
+    /// reconnecting within it gets them back; after it, what it held is
+    /// released (zero: at once). A client that closes says goodbye and is
+    /// released at once.
+    pub client_reconnect_timeout: Duration,
 }
 
 impl Default for SchedulerOptions {
@@ -95,6 +122,7 @@ impl Default for SchedulerOptions {
             allowed_failures: super::state::DEFAULT_ALLOWED_FAILURES,
             security: crate::Security::default(),
             task_stream_capacity: crate::task_stream::DEFAULT_TASK_STREAM_CAPACITY,
+            client_reconnect_timeout: DEFAULT_CLIENT_RECONNECT_TIMEOUT,
         }
     }
 }
@@ -207,16 +235,47 @@ async fn serve_connection(
             let _ = core.send(CoreEvent::WorkerLeft(id));
         }
         Role::Client => {
-            let _ = core.send(CoreEvent::ClientJoined { id, tx });
+            // A client identifies itself first (a reconnecting one gets its
+            // old id back); a peer that does not is a new client.
+            let Ok(first) = reader.recv().await else {
+                return;
+            };
+            let Ok(first) = messages::header::<ToScheduler>("client", &first) else {
+                return; // a malformed message ends the connection
+            };
+            let (first, resume, reply) = match first {
+                ToScheduler::Identify { client, wanted } => {
+                    let (reply, answer) = tokio::sync::oneshot::channel();
+                    (None, Some((client, wanted, reply)), Some(answer))
+                }
+                other => (Some(other), None, None),
+            };
+            let _ = core.send(CoreEvent::ClientJoined {
+                id,
+                conn: id,
+                tx,
+                resume,
+            });
+            // The id this connection speaks for (the old one when resumed).
+            let client = match reply {
+                Some(answer) => match answer.await {
+                    Ok(client) => client,
+                    Err(_) => return,
+                },
+                None => id,
+            };
+            if let Some(msg) = first {
+                let _ = core.send(CoreEvent::FromClient(client, msg));
+            }
             while let Ok(m) = reader.recv().await {
                 match messages::header::<ToScheduler>("client", &m) {
                     Ok(msg) => {
-                        let _ = core.send(CoreEvent::FromClient(id, msg));
+                        let _ = core.send(CoreEvent::FromClient(client, msg));
                     }
                     Err(_) => break,
                 }
             }
-            let _ = core.send(CoreEvent::ClientLeft(id));
+            let _ = core.send(CoreEvent::ClientLeft { client, conn: id });
         }
         Role::Scheduler => {}
     }
@@ -264,12 +323,34 @@ async fn core(
     let mut ttl_check =
         tokio::time::interval((options.worker_ttl / 4).max(Duration::from_millis(10)));
     ttl_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let instance = scheduler_instance_id();
+    // Which connection each client speaks through, and when each
+    // disconnected client's grace period ends.
+    let mut client_conns: HashMap<ClientId, u64> = HashMap::new();
+    let mut disconnected: HashMap<ClientId, tokio::time::Instant> = HashMap::new();
+    let grace = options.client_reconnect_timeout;
+    let mut grace_check =
+        tokio::time::interval((grace / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
+    grace_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let event = tokio::select! {
             event = rx.recv() => match event {
                 Some(event) => event,
                 None => break,
             },
+            _ = grace_check.tick(), if !disconnected.is_empty() => {
+                let now = tokio::time::Instant::now();
+                let expired: Vec<ClientId> = disconnected
+                    .iter()
+                    .filter(|(_, end)| now >= **end)
+                    .map(|(c, _)| *c)
+                    .collect();
+                for client in expired {
+                    disconnected.remove(&client);
+                    apply(&mut state, vec![Event::RemoveClient { client }], &workers, &clients);
+                }
+                continue;
+            }
             _ = ttl_check.tick() => {
                 let now = tokio::time::Instant::now();
                 let silent: Vec<WorkerId> = workers
@@ -316,14 +397,57 @@ async fn core(
                 workers.remove(&id);
                 vec![Event::RemoveWorker { worker: id }]
             }
-            CoreEvent::ClientJoined { id, tx } => {
-                clients.insert(id, tx);
-                continue;
+            CoreEvent::ClientJoined {
+                id,
+                conn,
+                tx,
+                resume,
+            } => {
+                let Some((old, wanted, reply)) = resume else {
+                    clients.insert(id, tx);
+                    client_conns.insert(id, conn);
+                    continue;
+                };
+                // Back within the grace period (or before its old connection
+                // was seen to end): the same client, its futures kept.
+                let resumed = old.filter(|c| {
+                    *c != FIRE_AND_FORGET
+                        && (disconnected.remove(c).is_some() || clients.contains_key(c))
+                });
+                let client = resumed.unwrap_or(id);
+                if resumed.is_some() {
+                    // An old connection still open is replaced (and closes).
+                    coordination.client_left(client);
+                }
+                clients.insert(client, tx.clone());
+                client_conns.insert(client, conn);
+                let _ = reply.send(client);
+                let welcome = ToClient::Welcome {
+                    client,
+                    scheduler: instance,
+                    resumed: resumed.is_some(),
+                };
+                if let Ok(m) = messages::message("welcome", &welcome) {
+                    let _ = tx.send(m);
+                }
+                if resumed.is_none() {
+                    continue;
+                }
+                resume_client(&state, client, wanted)
             }
-            CoreEvent::ClientLeft(id) => {
-                clients.remove(&id);
-                coordination.client_left(id);
-                vec![Event::RemoveClient { client: id }]
+            CoreEvent::ClientLeft { client, conn } => {
+                if client_conns.get(&client) != Some(&conn) {
+                    continue; // an old connection of a client that reconnected
+                }
+                client_conns.remove(&client);
+                clients.remove(&client);
+                coordination.client_left(client);
+                if grace.is_zero() {
+                    vec![Event::RemoveClient { client }]
+                } else {
+                    disconnected.insert(client, tokio::time::Instant::now() + grace);
+                    continue;
+                }
             }
             CoreEvent::FromWorker(worker, msg) => match msg {
                 ToScheduler::TaskFinished {
@@ -380,6 +504,9 @@ async fn core(
                         continue; // already removed
                     };
                     p.last_seen = tokio::time::Instant::now();
+                    if let Ok(m) = messages::message("heartbeat-ack", &ToWorker::HeartbeatAck) {
+                        let _ = p.tx.send(m);
+                    }
                     let paused = metrics.status == crate::metrics::WorkerStatus::Paused;
                     let was = state.workers().get(&worker).map(|w| w.paused);
                     if was == Some(paused) {
@@ -392,6 +519,13 @@ async fn core(
                     continue;
                 }
             },
+            CoreEvent::FromClient(client, ToScheduler::Goodbye) => {
+                // Released now; its connection ending later changes nothing.
+                client_conns.remove(&client);
+                clients.remove(&client);
+                coordination.client_left(client);
+                vec![Event::RemoveClient { client }]
+            }
             CoreEvent::FromClient(client, msg) => {
                 if let ToScheduler::Coordination { id, request } = msg {
                     if let Some(tx) = clients.get(&client) {
@@ -621,8 +755,55 @@ fn from_client(
             Ok(Vec::new())
         }
         ToScheduler::Coordination { .. } => Ok(Vec::new()), // served by the core
+        ToScheduler::Ping => {
+            reply(messages::message("pong", &ToClient::Pong));
+            Ok(Vec::new())
+        }
         other => Err(Box::new(other)),
     }
+}
+
+/// A random id for this scheduler's start, told to clients in
+/// [`ToClient::Welcome`]: a client that reconnects to the same address and
+/// finds another id knows the scheduler restarted.
+fn scheduler_instance_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.write_u32(std::process::id());
+    h.finish().max(1)
+}
+
+/// The events that give a reconnected client back what it holds: keys kept
+/// for it that it let go of meanwhile are released, and the keys it holds
+/// are wanted again, which reports those already finished (reports sent
+/// while it was away were lost). A held key the scheduler never got (its
+/// submission was lost with the connection) is answered as erred.
+fn resume_client(state: &SchedulerState, client: ClientId, wanted: Vec<Key>) -> Vec<Event> {
+    let holds: KeySet = wanted.iter().cloned().collect();
+    let stale: Vec<Key> = state
+        .tasks()
+        .filter(|t| t.who_wants.contains(&client) && !holds.contains(&t.key))
+        .map(|t| t.key.clone())
+        .collect();
+    let mut events = Vec::new();
+    if !stale.is_empty() {
+        events.push(Event::ReleaseKeys {
+            client,
+            keys: stale,
+        });
+    }
+    events.push(Event::UpdateGraph {
+        client,
+        tasks: Vec::new(),
+        wanted,
+    });
+    events
 }
 
 /// Removes from a submission the new tasks that read a key the scheduler

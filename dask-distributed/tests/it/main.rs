@@ -13,6 +13,7 @@ mod gather;
 mod hostile;
 mod properties;
 mod protocol;
+mod reconnect;
 mod resilience;
 mod scheduler_state;
 mod security;

@@ -412,3 +412,66 @@ fn idle_workers_steal_tasks_placed_by_locality_and_none_runs_twice() {
         );
     });
 }
+
+/// A value with no codec and a declared size of 1000 bytes.
+#[derive(Clone)]
+struct Kilo(u64);
+
+impl dask_core::sizeof::Sizeof for Kilo {
+    fn sizeof(&self) -> u64 {
+        1000
+    }
+}
+dask_core::register_sizeof!(Kilo);
+
+#[test]
+fn a_worker_looks_at_memory_before_each_task_and_overshoots_by_one_output_at_most() {
+    use dask_distributed::metrics::WorkerStatus;
+    within(PATIENCE, || {
+        // Pause at 8000 bytes; every task makes 1000 unspillable bytes, far
+        // faster than the memory monitor looks (every 100 ms).
+        let cluster = LocalCluster::builder()
+            .n_workers(1)
+            .threads_per_worker(1)
+            .memory_limit(10_000)
+            .dashboard_port(0)
+            .start()
+            .unwrap();
+        let thresholds = dask_distributed::spill::MemoryThresholds::default();
+        let pause_at = (10_000.0 * thresholds.pause) as u64;
+        let client = Client::with_cluster(cluster).unwrap();
+        let metrics = || client.cluster().unwrap().worker_metrics()[0].clone();
+        let n = 40u64;
+        let mut futures: Vec<_> = (0..n).map(|i| client.submit(Kilo, (i,)).unwrap()).collect();
+        let mut total = 0u64;
+        let mut rounds = 0;
+        while !futures.is_empty() {
+            // Held values only grow until some are let go: the plateau, once
+            // some tasks ran and the worker paused again with nothing
+            // running, is the peak.
+            wait_until(PATIENCE, "the worker to pause or finish", || {
+                let m = metrics();
+                futures.iter().any(|f| f.done())
+                    && ((m.status == WorkerStatus::Paused && m.tasks_executing == 0)
+                        || futures.iter().all(|f| f.done()))
+            });
+            let m = metrics();
+            assert!(
+                m.store.memory_bytes <= pause_at + 1000,
+                "round {rounds}: {m:?}"
+            );
+            let (finished, rest): (Vec<_>, Vec<_>) = futures.into_iter().partition(|f| f.done());
+            assert!(!finished.is_empty(), "round {rounds}: nothing finished");
+            total += client
+                .gather(&finished)
+                .unwrap()
+                .iter()
+                .map(|k| k.0)
+                .sum::<u64>();
+            futures = rest;
+            rounds += 1;
+        }
+        assert_eq!(total, (0..n).sum::<u64>());
+        assert!(rounds > 1, "the worker paused on the way");
+    });
+}

@@ -336,7 +336,15 @@ fn a_client_whose_scheduler_goes_away_gets_a_clear_error() {
         .block_on(dask_distributed::scheduler::server::start("127.0.0.1:0"))
         .unwrap();
     let addr = scheduler.addr().to_string();
-    let client = Client::connect(&addr).unwrap();
+    // It tries to reconnect for a short while (default 10 s), then gives up.
+    let client = Client::connect_with_options(
+        &addr,
+        dask_distributed::ClientOptions {
+            reconnect_timeout: Duration::from_millis(200),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     // No worker: the task waits, its future pending.
     let pending = client.submit(inc, (41i64,)).unwrap();
     assert!(client.workers().unwrap().is_empty());

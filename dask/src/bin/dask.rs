@@ -66,6 +66,10 @@ enum Command {
         /// Workers that may die while running one task before it errs as suspicious.
         #[arg(long, default_value_t = 3)]
         allowed_failures: u32,
+        /// Seconds a disconnected client's futures are kept for it to
+        /// reconnect (0: released at once).
+        #[arg(long, default_value_t = 30.0)]
+        client_reconnect_timeout: f64,
         #[command(flatten)]
         security: SecurityArgs,
     },
@@ -135,6 +139,7 @@ fn scheduler_options(
     worker_ttl: f64,
     work_stealing: bool,
     allowed_failures: u32,
+    client_reconnect_timeout: f64,
     security: dask::distributed::Security,
 ) -> dask::distributed::Result<SchedulerOptions> {
     if !(worker_ttl.is_finite() && worker_ttl > 0.0) {
@@ -142,8 +147,17 @@ fn scheduler_options(
             message: format!("--worker-ttl must be a positive number of seconds, got {worker_ttl}"),
         });
     }
+    if !(client_reconnect_timeout.is_finite() && client_reconnect_timeout >= 0.0) {
+        return Err(dask::distributed::Error::InvalidConfig {
+            message: format!(
+                "--client-reconnect-timeout must be a number of seconds >= 0, got \
+                 {client_reconnect_timeout}"
+            ),
+        });
+    }
     Ok(SchedulerOptions {
         worker_ttl: Duration::from_secs_f64(worker_ttl),
+        client_reconnect_timeout: Duration::from_secs_f64(client_reconnect_timeout),
         work_stealing,
         allowed_failures,
         security,
@@ -181,11 +195,18 @@ fn main() {
             dashboard_port,
             no_dashboard,
             allowed_failures,
+            client_reconnect_timeout,
             security,
         } => security
             .security()
             .and_then(|security| {
-                scheduler_options(worker_ttl, !no_work_stealing, allowed_failures, security)
+                scheduler_options(
+                    worker_ttl,
+                    !no_work_stealing,
+                    allowed_failures,
+                    client_reconnect_timeout,
+                    security,
+                )
             })
             .and_then(|options| {
                 process::run_scheduler_with(
