@@ -25,6 +25,9 @@ pub use connection::{
 
 type WhoHas = Vec<(Key, Vec<String>)>;
 
+/// Who gets a coordination reply: a blocking wait's channel or an async one's.
+pub(crate) type CoordWaiter = Box<dyn FnOnce(CoordReply) + Send>;
+
 /// A graph handed to the scheduler: waiters for the wanted keys, in-process
 /// task tokens, and every key of the plan.
 pub(crate) struct Submitted {
@@ -140,8 +143,9 @@ struct Pending {
     reports: HashMap<Key, Vec<Waiter>>,
     who_has: HashMap<u64, oneshot::Sender<WhoHas>>,
     answers: HashMap<u64, oneshot::Sender<Answer>>,
-    /// Waiters for coordination replies (see [`crate::coordination`]).
-    coordination: HashMap<u64, std::sync::mpsc::Sender<CoordReply>>,
+    /// Waiters for coordination replies (see [`crate::coordination`]),
+    /// called with the reply; dropped unanswered when the connection is lost.
+    coordination: HashMap<u64, CoordWaiter>,
     next_request: u64,
     /// How many computes and futures want each key: the scheduler is told to
     /// release a key only when the last one is done with it.
@@ -276,7 +280,7 @@ pub struct Client {
 
 /// The connection and its bookkeeping, shared by the client and its futures.
 pub(crate) struct Inner {
-    runtime: Arc<Runtime>,
+    runtime: Arc<ClientRuntime>,
     /// To the connection task, which forwards to the current connection.
     tx: UnboundedSender<Message>,
     pending: Arc<Mutex<Pending>>,
@@ -726,26 +730,41 @@ impl Inner {
         rx.await.map_err(|_| self.lost())
     }
 
-    /// Sends a coordination request; its reply arrives on the returned
-    /// channel, which disconnects if the scheduler connection is lost.
-    /// Blocking-safe from any thread (no runtime is entered).
-    pub(crate) fn coordination(
-        &self,
-        request: CoordRequest,
-    ) -> Result<std::sync::mpsc::Receiver<CoordReply>> {
-        let (tx, rx) = std::sync::mpsc::channel();
+    /// Sends a coordination request; its reply is given to `waiter`, which
+    /// is dropped unanswered if the scheduler connection is lost. Never
+    /// blocks (no runtime is entered).
+    pub(crate) fn coordination(&self, request: CoordRequest, waiter: CoordWaiter) -> Result<()> {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if p.closed || p.reconnecting {
             return Err(self.lost());
         }
         let id = p.next_id();
-        p.coordination.insert(id, tx);
+        p.coordination.insert(id, waiter);
         self.send(
             &mut p,
             "coordination",
             &ToScheduler::Coordination { id, request },
-        )?;
-        Ok(rx)
+        )
+    }
+
+    /// Holds `key`, which the scheduler already counts as wanted by this
+    /// client (a future received from a queue or variable), and asks for
+    /// its state, so the future gets its report even if the scheduler's
+    /// first one came before this count.
+    pub(crate) fn want_known(&self, key: &Key) -> Result<()> {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.closed {
+            return Err(self.lost());
+        }
+        *p.wanted.entry(key.clone()).or_default() += 1;
+        if p.cancelled.remove(key) {
+            p.outcomes.remove(key);
+        }
+        let update = ToScheduler::UpdateGraph {
+            tasks: Vec::new(),
+            wanted: vec![key.clone()],
+        };
+        self.send(&mut p, "update-graph", &update)
     }
 
     /// Whether the scheduler connection is gone.
@@ -856,7 +875,7 @@ impl Inner {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         runtime.spawn(connection::run(link, conn, rx));
         Ok(Inner {
-            runtime: Arc::new(runtime),
+            runtime: Arc::new(ClientRuntime(Some(runtime))),
             tx,
             pending,
             addr: addr.to_owned(),
@@ -908,37 +927,25 @@ impl Inner {
         self.tx.send(m).map_err(|_| self.lost())
     }
 
-    fn compute_graph(&self, graph: &Graph, outputs: &[Key]) -> Result<Vec<Value>> {
+    fn compute_graph(self: &Arc<Self>, graph: &Graph, outputs: &[Key]) -> Result<Vec<Value>> {
         refuse_inside_runtime()?;
+        let started = self.start_compute(graph, outputs)?;
+        let _seceded = crate::worker_client::WaitGuard::enter();
+        self.runtime.block_on(finish_compute(self.clone(), started))
+    }
+
+    /// The first half of a compute, which never waits: submits what
+    /// `outputs` need of `graph`.
+    pub(crate) fn start_compute(&self, graph: &Graph, outputs: &[Key]) -> Result<StartedCompute> {
         let mut wanted: Vec<Key> = outputs.to_vec();
         wanted.sort();
         wanted.dedup();
-        let Submitted {
-            receivers,
-            tokens,
-            keys,
-        } = self.submit_graph(graph, &wanted)?;
-        let seceded = crate::worker_client::WaitGuard::enter();
-        let result = self.runtime.block_on(async {
-            self.await_reports(receivers).await?;
-            self.gather(&wanted).await
-        });
-        drop(seceded);
-        self.release(&wanted);
-        crate::local::remove_tasks(&tokens);
-        if self.in_process {
-            crate::local::remove_errors(&keys);
-        }
-        let values = result?;
-        outputs
-            .iter()
-            .map(|k| {
-                values.get(k).cloned().ok_or_else(|| Error::Malformed {
-                    what: "gather",
-                    detail: format!("no value for {k}"),
-                })
-            })
-            .collect()
+        let submitted = self.submit_graph(graph, &wanted)?;
+        Ok(StartedCompute {
+            outputs: outputs.to_vec(),
+            wanted,
+            submitted,
+        })
     }
 
     /// Submits what `wanted` (sorted, without duplicates) needs of `graph`
@@ -1184,6 +1191,29 @@ impl Inner {
     }
 }
 
+/// The client's own runtime. Its last owner may be a future or client
+/// dropped inside async code (an [`AsyncClient`](crate::AsyncClient)'s),
+/// where dropping a runtime would panic: there it shuts down in the
+/// background instead.
+struct ClientRuntime(Option<Runtime>);
+
+impl std::ops::Deref for ClientRuntime {
+    type Target = Runtime;
+    fn deref(&self) -> &Runtime {
+        self.0.as_ref().expect("taken only in drop")
+    }
+}
+
+impl Drop for ClientRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                runtime.shutdown_background();
+            }
+        }
+    }
+}
+
 /// The blocking client cannot wait inside an async runtime (tokio would
 /// panic); a task's thread on a worker may (it is a blocking thread).
 fn refuse_inside_runtime() -> Result<()> {
@@ -1247,6 +1277,51 @@ async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
     })
     .await;
     outputs.into_iter().flatten().collect()
+}
+
+/// A compute submitted by [`Inner::start_compute`], finished by [`finish_compute`].
+pub(crate) struct StartedCompute {
+    outputs: Vec<Key>,
+    wanted: Vec<Key>,
+    submitted: Submitted,
+}
+
+/// The second half of a compute: waits for the reports, gathers the
+/// outputs (in `outputs` order) and lets go of everything.
+pub(crate) async fn finish_compute(
+    inner: Arc<Inner>,
+    started: StartedCompute,
+) -> Result<Vec<Value>> {
+    let StartedCompute {
+        outputs,
+        wanted,
+        submitted:
+            Submitted {
+                receivers,
+                tokens,
+                keys,
+            },
+    } = started;
+    let result = async {
+        inner.await_reports(receivers).await?;
+        inner.gather(&wanted).await
+    }
+    .await;
+    inner.release(&wanted);
+    crate::local::remove_tasks(&tokens);
+    if inner.in_process {
+        crate::local::remove_errors(&keys);
+    }
+    let values = result?;
+    outputs
+        .iter()
+        .map(|k| {
+            values.get(k).cloned().ok_or_else(|| Error::Malformed {
+                what: "gather",
+                detail: format!("no value for {k}"),
+            })
+        })
+        .collect()
 }
 
 /// A task error from the cluster as the same typed error local schedulers give.

@@ -150,7 +150,7 @@ pub enum Error {
         message: String,
     },
     /// A blocking client call was made from inside an async runtime.
-    #[error("the blocking Client was called from inside an async runtime, where it would block the executor: call it from a plain thread (e.g. tokio::task::spawn_blocking)")]
+    #[error("the blocking Client was called from inside an async runtime, where it would block the executor: use dask_distributed::AsyncClient (or `.await` the future, or the `_async` methods of coordination primitives) in async code, or call the blocking API from a plain std::thread")]
     InsideRuntime,
     /// The future's task was cancelled.
     #[error("{key} was cancelled (Future::cancel or Client::cancel, here or by another client); submit it again to recompute it")]

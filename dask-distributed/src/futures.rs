@@ -97,7 +97,10 @@ impl<T: Any + Clone + Send + Sync> Future<T> {
     }
 }
 
-async fn fetch_result<T: Any + Clone + Send + Sync>(inner: Arc<Inner>, key: Key) -> Result<T> {
+pub(crate) async fn fetch_result<T: Any + Clone + Send + Sync>(
+    inner: Arc<Inner>,
+    key: Key,
+) -> Result<T> {
     Ok(fetch_value(inner, key).await?.take::<T>()?)
 }
 
@@ -119,10 +122,55 @@ pub(crate) async fn fetch_value(inner: Arc<Inner>, key: Key) -> Result<Value> {
     })
 }
 
+/// `map` takes no explicit key.
+pub(crate) fn check_map_options(options: &SubmitOptions) -> Result<()> {
+    if options.key.is_some() {
+        return Err(Error::InvalidConfig {
+            message: "map got an explicit key, but every task needs its own: \
+                      leave `key` out (keys are then computed per input)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// The gathered values of `keys`, in order, as `T`s (a key listed twice is
+/// cloned, its last use takes the value).
+pub(crate) fn take_gathered<T: Any + Clone + Send + Sync>(
+    keys: &[Key],
+    mut values: HashMap<Key, Value>,
+) -> Result<Vec<T>> {
+    let mut left: HashMap<&Key, usize> = HashMap::new();
+    for k in keys {
+        *left.entry(k).or_default() += 1;
+    }
+    keys.iter()
+        .map(|k| {
+            let n = left.get_mut(k).map_or(0, |n| {
+                *n -= 1;
+                *n
+            });
+            let value = if n == 0 {
+                values.remove(k)
+            } else {
+                values.get(k).cloned()
+            };
+            let value = value.ok_or_else(|| Error::Malformed {
+                what: "gather",
+                detail: format!("no value for {k}"),
+            })?;
+            Ok(value.take::<T>()?)
+        })
+        .collect()
+}
+
 /// Waits for the reports of `keys` (one wake for the whole batch; the first
 /// failure in the list is the error), then brings all their values here in
 /// one batch.
-async fn gather_values(inner: Arc<Inner>, keys: Vec<Key>) -> Result<HashMap<Key, Value>> {
+pub(crate) async fn gather_values(
+    inner: Arc<Inner>,
+    keys: Vec<Key>,
+) -> Result<HashMap<Key, Value>> {
     loop {
         let (outcomes, waiter) = inner.outcomes_or_batch_waiter(&keys)?;
         for (key, outcome) in keys.iter().zip(&outcomes) {
@@ -145,13 +193,16 @@ async fn gather_values(inner: Arc<Inner>, keys: Vec<Key>) -> Result<HashMap<Key,
 }
 
 /// `fut.await` (or `(&fut).await`) inside a tokio runtime gives the value
-/// without blocking the runtime; the future stays usable afterwards.
+/// without blocking the runtime; the future stays usable afterwards. The
+/// wait and the transfer run on the client's own runtime.
 impl<'a, T: Any + Clone + Send + Sync> std::future::IntoFuture for &'a Future<T> {
     type Output = Result<T>;
     type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(fetch_result::<T>(self.inner.clone(), self.key.clone()))
+        let inner = self.inner.clone();
+        let fetch = fetch_result::<T>(inner.clone(), self.key.clone());
+        Box::pin(async move { crate::async_client::on_runtime(&inner, fetch).await })
     }
 }
 
@@ -162,7 +213,8 @@ impl<T: Any + Clone + Send + Sync> std::future::IntoFuture for Future<T> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let value = fetch_result::<T>(self.inner.clone(), self.key.clone()).await;
+            let fetch = fetch_result::<T>(self.inner.clone(), self.key.clone());
+            let value = crate::async_client::on_runtime(&self.inner, fetch).await;
             drop(self);
             value
         })
@@ -275,7 +327,8 @@ impl Client {
         self.submit_checked(f, args, options)
     }
 
-    fn submit_checked<F, M, X>(
+    /// [`submit_with`](Client::submit_with) after the `workers` check.
+    pub(crate) fn submit_checked<F, M, X>(
         &self,
         f: F,
         args: X,
@@ -325,7 +378,7 @@ impl Client {
     }
 
     /// A future for a key just submitted (its count is already taken).
-    fn future_of<T>(&self, key: Key) -> Future<T> {
+    pub(crate) fn future_of<T>(&self, key: Key) -> Future<T> {
         Future {
             key,
             inner: self.inner().clone(),
@@ -356,16 +409,25 @@ impl Client {
         A: Any + Send + Sync,
         I: IntoIterator<Item = A>,
     {
-        if options.key.is_some() {
-            return Err(Error::InvalidConfig {
-                message: "map got an explicit key, but every task needs its own: \
-                          leave `key` out (keys are then computed per input)"
-                    .into(),
-            });
-        }
+        check_map_options(options)?;
         if let Some(addrs) = &options.workers {
             self.inner().block_on(self.inner().check_workers(addrs))??;
         }
+        self.map_checked(f, inputs, options)
+    }
+
+    /// [`map_with`](Client::map_with) after the key and `workers` checks.
+    pub(crate) fn map_checked<F, M, A, I>(
+        &self,
+        f: F,
+        inputs: I,
+        options: &SubmitOptions,
+    ) -> Result<Vec<Future<F::Output>>>
+    where
+        F: IntoOp<M, Args = (A,)> + Clone,
+        A: Any + Send + Sync,
+        I: IntoIterator<Item = A>,
+    {
         // One message for the whole batch.
         let tasks = inputs
             .into_iter()
@@ -393,30 +455,8 @@ impl Client {
         }
         let keys: Vec<Key> = futures.iter().map(|f| f.key.clone()).collect();
         let inner = self.inner().clone();
-        let mut values = inner.wait_on(gather_values(inner.clone(), keys.clone()))??;
-        let mut left: HashMap<&Key, usize> = HashMap::new();
-        for k in &keys {
-            *left.entry(k).or_default() += 1;
-        }
-        keys.iter()
-            .map(|k| {
-                let n = left.get_mut(k).map_or(0, |n| {
-                    *n -= 1;
-                    *n
-                });
-                // The last use of a key takes its value, earlier ones clone it.
-                let value = if n == 0 {
-                    values.remove(k)
-                } else {
-                    values.get(k).cloned()
-                };
-                let value = value.ok_or_else(|| Error::Malformed {
-                    what: "gather",
-                    detail: format!("no value for {k}"),
-                })?;
-                Ok(value.take::<T>()?)
-            })
-            .collect()
+        let values = inner.wait_on(gather_values(inner.clone(), keys.clone()))??;
+        take_gathered(&keys, values)
     }
 
     /// Reruns several erred futures (see [`Future::retry`]).

@@ -58,8 +58,13 @@
 //! - [`worker_client`]: tasks that submit tasks ([`get_client`]), and
 //!   [`secede`] / [`rejoin`]: a task waiting on others gives its thread back.
 //!
-//! Not built yet (issue 3): an async `Client`, `LocalCluster` with worker
-//! processes (use `dask scheduler` / `dask worker`).
+//! - [`AsyncClient`]: the same API for async code, inside any tokio runtime
+//!   without blocking it; [`AsCompletedStream`] (a `futures_core::Stream`);
+//!   `_async` forms of every coordination wait; futures held by queues and
+//!   variables ([`Queue::put_future`], [`Variable::set_future`]).
+//!
+//! Not built yet (issue 3): `LocalCluster` with worker processes (use
+//! `dask scheduler` / `dask worker`).
 //!
 //! ```
 //! use dask_distributed::protocol::{self, Message, Role};
@@ -85,6 +90,7 @@
 
 pub mod actor;
 mod alloc;
+pub mod async_client;
 pub mod client;
 pub mod cluster;
 pub mod coordination;
@@ -111,6 +117,7 @@ pub mod worker;
 pub mod worker_client;
 
 pub use actor::{ActorFuture, ActorHandle};
+pub use async_client::AsyncClient;
 pub use client::{Client, ClientOptions, WorkerInfo};
 pub use cluster::{LocalCluster, LocalClusterBuilder};
 pub use coordination::{
@@ -122,7 +129,9 @@ pub use futures::{Future, FutureStatus};
 pub use options::SubmitOptions;
 pub use scatter::ScatterOptions;
 pub use security::Security;
-pub use waiting::{AsCompleted, DoneAndNotDone, ReturnWhen};
+pub use waiting::{
+    as_completed_stream, AsCompleted, AsCompletedStream, DoneAndNotDone, ResultsStream, ReturnWhen,
+};
 pub use worker_client::{get_client, rejoin, secede};
 
 /// dask-core, for the expansion of [`register_actor!`].

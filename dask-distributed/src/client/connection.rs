@@ -338,7 +338,7 @@ fn handle(pending: &Mutex<Pending>, msg: ToClient) {
         }
         ToClient::Coordination { id, reply } => {
             if let Some(w) = p.coordination.remove(&id) {
-                let _ = w.send(reply);
+                w(reply);
             }
         }
         ToClient::Welcome { .. } | ToClient::Pong => {} // heard

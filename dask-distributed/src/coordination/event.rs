@@ -39,6 +39,64 @@ impl Event {
             .request(request, None, &|| format!("{what} event {:?}", self.name))
     }
 
+    async fn simple_async(&self, request: CoordRequest, what: &str) -> Result<CoordReply> {
+        let what = format!("{what} event {:?}", self.name);
+        self.coord.request_async(request, None, what, None).await
+    }
+
+    /// [`Event::set`] for async code.
+    pub async fn set_async(&self) -> Result<()> {
+        let name = self.name.clone();
+        match self
+            .simple_async(CoordRequest::EventSet { name }, "setting")
+            .await?
+        {
+            CoordReply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// [`Event::clear`] for async code.
+    pub async fn clear_async(&self) -> Result<()> {
+        let name = self.name.clone();
+        match self
+            .simple_async(CoordRequest::EventClear { name }, "clearing")
+            .await?
+        {
+            CoordReply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// [`Event::is_set`] for async code.
+    pub async fn is_set_async(&self) -> Result<bool> {
+        let name = self.name.clone();
+        match self
+            .simple_async(CoordRequest::EventIsSet { name }, "asking about")
+            .await?
+        {
+            CoordReply::Flag(b) => Ok(b),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// [`Event::wait`] for async code (the wait runs on the client's runtime).
+    pub async fn wait_async(&self, timeout: Duration) -> Result<()> {
+        let request = CoordRequest::EventWait {
+            name: self.name.clone(),
+            timeout_ms: millis(timeout),
+        };
+        let what = format!("waiting for event {:?}", self.name);
+        match self
+            .coord
+            .request_async(request, Some(timeout), what, None)
+            .await?
+        {
+            CoordReply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Sets the event, waking every waiter.
     pub fn set(&self) -> Result<()> {
         let name = self.name.clone();

@@ -70,6 +70,59 @@ impl Lock {
         }
     }
 
+    /// [`Lock::acquire`] for async code (the wait runs on the client's
+    /// runtime). If the caller stops waiting and the lock is granted
+    /// later, it is released at once.
+    pub async fn acquire_async(&self, timeout: Duration) -> Result<()> {
+        let request = CoordRequest::LockAcquire {
+            name: self.name.clone(),
+            holder: self.holder,
+            timeout_ms: millis(timeout),
+        };
+        let what = format!("acquiring lock {:?}", self.name);
+        let undo = self.release_request();
+        match self
+            .coord
+            .request_async(request, Some(timeout), what, Some(undo))
+            .await
+        {
+            Ok(CoordReply::Done) => Ok(()),
+            Ok(other) => Err(unexpected(other)),
+            Err(e) => {
+                if matches!(e, crate::Error::Timeout { .. }) {
+                    self.coord.send(self.release_request());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Lock::lock`] for async code.
+    pub async fn lock_async(&self, timeout: Duration) -> Result<LockGuard<'_>> {
+        self.acquire_async(timeout).await?;
+        Ok(LockGuard { lock: self })
+    }
+
+    /// [`Lock::release`] for async code.
+    pub async fn release_async(&self) -> Result<()> {
+        let what = format!("releasing lock {:?}", self.name);
+        match self
+            .coord
+            .request_async(self.release_request(), None, what, None)
+            .await?
+        {
+            CoordReply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn release_request(&self) -> CoordRequest {
+        CoordRequest::LockRelease {
+            name: self.name.clone(),
+            holder: self.holder,
+        }
+    }
+
     /// Acquires the lock if it is free now; `false` if it is held.
     pub fn try_acquire(&self) -> Result<bool> {
         match self.acquire(Duration::ZERO) {

@@ -15,8 +15,16 @@
 //! needs a codec (`dask_core::register_codec!`); one without gives
 //! `dask_core::Error::NoCodec` before anything is sent.
 //!
-//! The API is blocking (like the blocking [`Client`]): from async code, call
-//! it in `tokio::task::spawn_blocking`.
+//! Every wait has a blocking form (like the blocking [`Client`]) and an
+//! async one (`acquire_async`, `get_async`, `wait_async`, ..., for
+//! [`AsyncClient`](crate::AsyncClient) users): the async forms wait on the
+//! client's own runtime, never blocking the caller's.
+//!
+//! [`Queue`] and [`Variable`] also hold futures ([`Queue::put_future`],
+//! [`Variable::set_future`]): the scheduler keeps the future's value while
+//! the queue or variable holds it, even if every client drops its own
+//! future; a client that gets it ([`Queue::get_future`],
+//! [`Variable::get_future`]) holds it from then on, like Dask.
 //!
 //! Handles are made from a [`Client`] (they use its connection), from a
 //! scheduler address, or, inside a task running on a worker, from
@@ -83,7 +91,7 @@ use std::time::Duration;
 use dask_core::Value;
 
 use crate::client::Inner;
-use crate::scheduler::coordination::{CoordReply, CoordRequest, Encoded};
+use crate::scheduler::coordination::{CoordReply, CoordRequest, Encoded, FUTURE_TAG};
 use crate::{Client, Error, Result};
 
 /// How much longer than a request's own timeout the client waits for the
@@ -219,27 +227,150 @@ impl Coordinator {
         wait: Option<Duration>,
         what: &dyn Fn() -> String,
     ) -> Result<CoordReply> {
-        let rx = self.inner.coordination(request)?;
-        let limit = wait.unwrap_or(Duration::ZERO).saturating_add(GRACE);
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.inner.coordination(
+            request,
+            Box::new(move |reply| {
+                let _ = tx.send(reply);
+            }),
+        )?;
+        let limit = grace_limit(wait);
         let reply = match rx.recv_timeout(limit) {
             Ok(reply) => reply,
             Err(RecvTimeoutError::Disconnected) => return Err(self.inner.lost()),
             Err(RecvTimeoutError::Timeout) => CoordReply::TimedOut,
         };
-        match reply {
-            CoordReply::TimedOut => Err(Error::Timeout {
-                what: what(),
-                seconds: wait.unwrap_or(limit).as_secs_f64(),
+        self.claim(&reply)?;
+        checked(reply, wait, limit, &what())
+    }
+
+    /// [`Coordinator::request`] for async code: the wait runs on the
+    /// client's runtime, so the caller's runtime is never blocked (and needs
+    /// no timer of its own). If the caller stops waiting (drops the
+    /// future) and the request succeeds later, `undo` is sent (a lock or
+    /// lease granted to nobody is given back) and a future received is let
+    /// go; an item taken from a queue that way is lost, as in Dask.
+    async fn request_async(
+        &self,
+        request: CoordRequest,
+        wait: Option<Duration>,
+        what: String,
+        undo: Option<CoordRequest>,
+    ) -> Result<CoordReply> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner.coordination(
+            request,
+            Box::new(move |reply| {
+                let _ = tx.send(reply);
             }),
-            CoordReply::Refused(message) => Err(Error::Coordination { message }),
-            other => Ok(other),
+        )?;
+        let limit = grace_limit(wait);
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<CoordReply>>();
+        let coord = self.clone();
+        self.inner.spawn(async move {
+            let reply = match tokio::time::timeout(limit, rx).await {
+                Ok(Ok(reply)) => reply,
+                Ok(Err(_)) => {
+                    let _ = done_tx.send(Err(coord.inner.lost()));
+                    return;
+                }
+                Err(_) => CoordReply::TimedOut,
+            };
+            let claimed = coord.claim(&reply).map(|()| reply);
+            if let Err(Ok(reply)) = done_tx.send(claimed) {
+                coord.abandon(reply, undo);
+            }
+        });
+        let reply = done_rx.await.map_err(|_| self.inner.lost())??;
+        checked(reply, wait, limit, &what)
+    }
+
+    /// A future received in `reply`: the scheduler made this client want
+    /// its key; count it here too (the caller's `Future` owns the count).
+    fn claim(&self, reply: &CoordReply) -> Result<()> {
+        if let CoordReply::Value(v) = reply {
+            if let Some((key, _)) = future_parts(v) {
+                self.inner.want_known(&key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The caller of an async request went away before its answer came.
+    fn abandon(&self, reply: CoordReply, undo: Option<CoordRequest>) {
+        match reply {
+            CoordReply::Done => {
+                if let Some(undo) = undo {
+                    self.send(undo);
+                }
+            }
+            CoordReply::Value(v) => {
+                if let Some((key, _)) = future_parts(&v) {
+                    self.inner.release(&[key]);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The value of a get's reply. A future found instead is let go
+    /// (the item is consumed) and refused.
+    fn value(&self, reply: CoordReply, what: &str) -> Result<Value> {
+        match reply {
+            CoordReply::Value(e) => match future_parts(&e) {
+                Some((key, type_name)) => {
+                    self.inner.release(std::slice::from_ref(&key));
+                    Err(Error::Coordination {
+                        message: format!(
+                            "{what} holds a future ({key}, of {type_name}), not a value: get it \
+                             with get_future (the item was consumed)"
+                        ),
+                    })
+                }
+                None => Ok(dask_core::codec::decode_value(&e.tag, &e.bytes)?),
+            },
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The future of a get's reply, held by this connection's client. A
+    /// plain value, or a future of another type, is refused.
+    fn future<T>(&self, reply: CoordReply, what: &str) -> Result<crate::Future<T>> {
+        match reply {
+            CoordReply::Value(e) => match future_parts(&e) {
+                Some((key, type_name)) => {
+                    let future = crate::Future {
+                        key,
+                        inner: self.inner.clone(),
+                        _type: std::marker::PhantomData,
+                    };
+                    if type_name != std::any::type_name::<T>() {
+                        return Err(Error::Coordination {
+                            message: format!(
+                                "{what} holds a future of {type_name}, not of {}: ask for the \
+                                 type that was put (the item was consumed)",
+                                std::any::type_name::<T>()
+                            ),
+                        });
+                    }
+                    Ok(future)
+                }
+                None => Err(Error::Coordination {
+                    message: format!(
+                        "{what} holds a value ({}), not a future: get it with get (the item \
+                         was consumed)",
+                        e.tag
+                    ),
+                }),
+            },
+            other => Err(unexpected(other)),
         }
     }
 
     /// Sends `request` without waiting for the answer (best-effort
     /// releases from `Drop`).
     fn send(&self, request: CoordRequest) {
-        let _ = self.inner.coordination(request);
+        let _ = self.inner.coordination(request, Box::new(|_| {}));
     }
 }
 
@@ -302,6 +433,51 @@ fn millis(timeout: Duration) -> u64 {
         .max(1)
 }
 
+/// How long a client waits for the scheduler's answer to a request that
+/// may wait `wait`.
+fn grace_limit(wait: Option<Duration>) -> Duration {
+    wait.unwrap_or(Duration::ZERO).saturating_add(GRACE)
+}
+
+/// A reply as the caller's result: timeouts and refusals as errors.
+fn checked(
+    reply: CoordReply,
+    wait: Option<Duration>,
+    limit: Duration,
+    what: &str,
+) -> Result<CoordReply> {
+    match reply {
+        CoordReply::TimedOut => Err(Error::Timeout {
+            what: what.to_owned(),
+            seconds: wait.unwrap_or(limit).as_secs_f64(),
+        }),
+        CoordReply::Refused(message) => Err(Error::Coordination { message }),
+        other => Ok(other),
+    }
+}
+
+/// A future as a queue item or variable value: its key and value type.
+fn encode_future<T>(future: &crate::Future<T>) -> Result<Encoded> {
+    let bytes =
+        postcard::to_allocvec(&(future.key(), std::any::type_name::<T>())).map_err(|source| {
+            Error::Encode {
+                what: "future",
+                source,
+            }
+        })?;
+    Ok(Encoded {
+        tag: FUTURE_TAG.to_owned(),
+        bytes,
+    })
+}
+
+/// The key and value type of a future-tagged value.
+fn future_parts(value: &Encoded) -> Option<(dask_core::Key, String)> {
+    (value.tag == FUTURE_TAG)
+        .then(|| postcard::from_bytes(&value.bytes).ok())
+        .flatten()
+}
+
 /// Encodes a value with its registered codec.
 fn encode(value: &Value) -> Result<Encoded> {
     let (tag, bytes) = dask_core::codec::encode_value(value)?;
@@ -309,14 +485,6 @@ fn encode(value: &Value) -> Result<Encoded> {
         tag: tag.to_owned(),
         bytes,
     })
-}
-
-/// Decodes a value the scheduler returned.
-fn decode(reply: CoordReply) -> Result<Value> {
-    match reply {
-        CoordReply::Value(e) => Ok(dask_core::codec::decode_value(&e.tag, &e.bytes)?),
-        other => Err(unexpected(other)),
-    }
 }
 
 fn unexpected(reply: CoordReply) -> Error {

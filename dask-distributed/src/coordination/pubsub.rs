@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use dask_core::Value;
 
-use super::{
-    checked_name, decode, encode, millis, next_id, unexpected, CoordinationTarget, Coordinator,
-};
+use super::{checked_name, encode, millis, next_id, unexpected, CoordinationTarget, Coordinator};
 use crate::scheduler::coordination::{CoordReply, CoordRequest};
 use crate::Result;
 
@@ -53,16 +51,29 @@ impl Pub {
 
     /// [`Pub::put`] for a [`Value`].
     pub fn put_value(&self, value: Value) -> Result<usize> {
+        let (request, what) = self.publish(&value)?;
+        count(self.coord.request(request, None, &|| what.clone())?)
+    }
+
+    /// [`Pub::put`] for async code.
+    pub async fn put_async<T: Any + Send + Sync>(&self, value: T) -> Result<usize> {
+        let (request, what) = self.publish(&Value::new(value))?;
+        count(self.coord.request_async(request, None, what, None).await?)
+    }
+
+    fn publish(&self, value: &Value) -> Result<(CoordRequest, String)> {
         let request = CoordRequest::Publish {
             topic: self.topic.clone(),
-            value: encode(&value)?,
+            value: encode(value)?,
         };
-        match self.coord.request(request, None, &|| {
-            format!("publishing to topic {:?}", self.topic)
-        })? {
-            CoordReply::Count(n) => Ok(n as usize),
-            other => Err(unexpected(other)),
-        }
+        Ok((request, format!("publishing to topic {:?}", self.topic)))
+    }
+}
+
+fn count(reply: CoordReply) -> Result<usize> {
+    match reply {
+        CoordReply::Count(n) => Ok(n as usize),
+        other => Err(unexpected(other)),
     }
 }
 
@@ -90,14 +101,32 @@ impl Sub {
             topic: checked_name("topic", topic.into())?,
             id: next_id(),
         };
-        let request = CoordRequest::Subscribe {
-            topic: sub.topic.clone(),
-            sub: sub.id,
-        };
-        sub.coord.request(request, None, &|| {
-            format!("subscribing to topic {:?}", sub.topic)
-        })?;
+        let (request, what) = sub.subscribe();
+        sub.coord.request(request, None, &|| what.clone())?;
         Ok(sub)
+    }
+
+    /// [`Sub::new`] for async code.
+    pub async fn new_async<T: CoordinationTarget + ?Sized>(
+        target: &T,
+        topic: impl Into<String>,
+    ) -> Result<Sub> {
+        let sub = Sub {
+            coord: target.coordinator()?,
+            topic: checked_name("topic", topic.into())?,
+            id: next_id(),
+        };
+        let (request, what) = sub.subscribe();
+        sub.coord.request_async(request, None, what, None).await?;
+        Ok(sub)
+    }
+
+    fn subscribe(&self) -> (CoordRequest, String) {
+        let request = CoordRequest::Subscribe {
+            topic: self.topic.clone(),
+            sub: self.id,
+        };
+        (request, format!("subscribing to topic {:?}", self.topic))
     }
 
     /// The topic.
@@ -117,14 +146,39 @@ impl Sub {
 
     /// [`Sub::get`] as a [`Value`].
     pub fn get_value(&self, timeout: Duration) -> Result<Value> {
+        let (request, what) = self.receive(timeout);
+        let reply = self
+            .coord
+            .request(request, Some(timeout), &|| what.clone())?;
+        self.coord.value(reply, &self.what())
+    }
+
+    /// The next message, for async code: [`Sub::get`] without blocking
+    /// (the wait runs on the client's runtime). A message that arrives
+    /// after the caller stopped waiting is lost.
+    pub async fn get_async<T: Any + Send + Sync + Clone>(&self, timeout: Duration) -> Result<T> {
+        let (request, what) = self.receive(timeout);
+        let reply = self
+            .coord
+            .request_async(request, Some(timeout), what, None)
+            .await?;
+        Ok(self.coord.value(reply, &self.what())?.take::<T>()?)
+    }
+
+    fn receive(&self, timeout: Duration) -> (CoordRequest, String) {
         let request = CoordRequest::Receive {
             topic: self.topic.clone(),
             sub: self.id,
             timeout_ms: millis(timeout),
         };
-        decode(self.coord.request(request, Some(timeout), &|| {
-            format!("waiting for a message on topic {:?}", self.topic)
-        })?)
+        (
+            request,
+            format!("waiting for a message on topic {:?}", self.topic),
+        )
+    }
+
+    fn what(&self) -> String {
+        format!("the message on topic {:?}", self.topic)
     }
 }
 

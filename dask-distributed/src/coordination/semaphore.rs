@@ -49,6 +49,107 @@ impl Semaphore {
         Ok(sem)
     }
 
+    /// [`Semaphore::new`] for async code.
+    pub async fn new_async<T: CoordinationTarget + ?Sized>(
+        target: &T,
+        name: impl Into<String>,
+        max_leases: u32,
+    ) -> Result<Semaphore> {
+        let name = checked_name("semaphore", name.into())?;
+        if max_leases == 0 {
+            return Err(Error::InvalidConfig {
+                message: format!(
+                    "semaphore {name:?} with max_leases 0 could never be acquired: give at least 1"
+                ),
+            });
+        }
+        let sem = Semaphore {
+            coord: target.coordinator()?,
+            name,
+            max_leases,
+            leases: Mutex::new(Vec::new()),
+        };
+        let request = CoordRequest::SemaphoreRegister {
+            name: sem.name.clone(),
+            max_leases: sem.max_leases,
+        };
+        let what = format!("asking about semaphore {:?}", sem.name);
+        sem.coord.request_async(request, None, what, None).await?;
+        Ok(sem)
+    }
+
+    async fn take_lease_async(&self, timeout: Duration) -> Result<u64> {
+        let lease = next_id();
+        let request = CoordRequest::SemaphoreAcquire {
+            name: self.name.clone(),
+            max_leases: self.max_leases,
+            lease,
+            timeout_ms: millis(timeout),
+        };
+        let what = format!("acquiring a lease of semaphore {:?}", self.name);
+        let undo = self.release_request(lease);
+        match self
+            .coord
+            .request_async(request, Some(timeout), what, Some(undo))
+            .await
+        {
+            Ok(CoordReply::Done) => Ok(lease),
+            Ok(other) => Err(unexpected(other)),
+            Err(e) => {
+                if matches!(e, Error::Timeout { .. }) {
+                    self.coord.send(self.release_request(lease));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Semaphore::acquire`] for async code (the wait runs on the
+    /// client's runtime). If the caller stops waiting and the lease is
+    /// granted later, it is given back at once.
+    pub async fn acquire_async(&self, timeout: Duration) -> Result<()> {
+        let lease = self.take_lease_async(timeout).await?;
+        self.leases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(lease);
+        Ok(())
+    }
+
+    /// [`Semaphore::lease`] for async code.
+    pub async fn lease_async(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
+        let lease = self.take_lease_async(timeout).await?;
+        Ok(SemaphoreGuard { sem: self, lease })
+    }
+
+    /// [`Semaphore::release`] for async code.
+    pub async fn release_async(&self) -> Result<()> {
+        let lease = self.oldest_lease()?;
+        let what = format!("releasing a lease of semaphore {:?}", self.name);
+        match self
+            .coord
+            .request_async(self.release_request(lease), None, what, None)
+            .await?
+        {
+            CoordReply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn oldest_lease(&self) -> Result<u64> {
+        let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        if leases.is_empty() {
+            return Err(Error::Coordination {
+                message: format!(
+                    "semaphore {:?}: this handle holds no lease to release; acquire before \
+                     releasing",
+                    self.name
+                ),
+            });
+        }
+        Ok(leases.remove(0))
+    }
+
     /// The semaphore's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -112,19 +213,7 @@ impl Semaphore {
     ///
     /// Errors: [`Error::Coordination`] if this handle holds none.
     pub fn release(&self) -> Result<()> {
-        let lease = {
-            let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
-            if leases.is_empty() {
-                return Err(Error::Coordination {
-                    message: format!(
-                        "semaphore {:?}: this handle holds no lease to release; acquire before \
-                         releasing",
-                        self.name
-                    ),
-                });
-            }
-            leases.remove(0)
-        };
+        let lease = self.oldest_lease()?;
         match self.coord.request(self.release_request(lease), None, &|| {
             format!("releasing a lease of semaphore {:?}", self.name)
         })? {

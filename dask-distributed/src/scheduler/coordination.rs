@@ -11,14 +11,48 @@
 //! releases everything a disconnected client held and drops its waiters.
 //!
 //! Values (queue items, variables) are opaque encoded bytes here: the client
-//! encodes them with dask-core's codec registry.
+//! encodes them with dask-core's codec registry. One tag is reserved:
+//! [`FUTURE_TAG`] marks a future (its key) put in a queue or variable. While
+//! a queue or variable holds one, the machine asks the scheduler to keep
+//! the key ([`KeyOp::Hold`], until [`KeyOp::Release`]); a client given one
+//! is made to want it ([`KeyOp::Want`], see [`Coordination::take_key_ops`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use dask_core::Key;
+
 use super::state::ClientId;
+
+/// The codec tag of a future put in a queue or variable: the bytes are the
+/// postcard encoding of its [`Key`] and its value's type name.
+pub const FUTURE_TAG: &str = "dask-rs::future";
+
+/// The key of a future-tagged value (`None` for any other value).
+pub fn future_key(value: &Encoded) -> Option<Key> {
+    (value.tag == FUTURE_TAG)
+        .then(|| postcard::from_bytes::<(Key, String)>(&value.bytes).ok())
+        .flatten()
+        .map(|(key, _)| key)
+}
+
+/// What the scheduler must do about a future's key held by a primitive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOp {
+    /// A queue or variable now holds the key: keep it (counted).
+    Hold(Key),
+    /// `client` was given the key (a get): it wants it from now on.
+    Want {
+        /// The client given the future.
+        client: ClientId,
+        /// The key.
+        key: Key,
+    },
+    /// One hold of the key ended (taken out, overwritten, deleted, dropped).
+    Release(Key),
+}
 
 /// A value encoded with `dask_core::codec::encode_value`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,6 +328,9 @@ pub struct Coordination {
     /// No parked request's deadline is earlier (None: nothing parked since
     /// the last scan), so [`Coordination::expire`] skips the scan until then.
     earliest: Option<Instant>,
+    /// Holds and releases of futures' keys since the last
+    /// [`Coordination::take_key_ops`].
+    key_ops: Vec<KeyOp>,
 }
 
 fn reply(client: ClientId, id: u64, reply: CoordReply) -> Reply {
@@ -309,6 +346,41 @@ impl Coordination {
     /// An empty set of primitives.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The holds and releases of futures' keys since the last call, with a
+    /// [`KeyOp::Want`] for each future in `replies`: holds first, then
+    /// wants, then releases, so a key handed on is never unwanted between.
+    /// The network layer applies them before sending the replies: the
+    /// putter may drop its own future as soon as it has its answer, and the
+    /// getter's later messages (a release) must come after its want. (The
+    /// getter's client asks for the key's state again once it counts it,
+    /// so a report sent before that is not missed.)
+    pub fn take_key_ops(&mut self, replies: &[Reply]) -> Vec<KeyOp> {
+        let (mut ops, releases): (Vec<KeyOp>, Vec<KeyOp>) = std::mem::take(&mut self.key_ops)
+            .into_iter()
+            .partition(|op| matches!(op, KeyOp::Hold(_)));
+        ops.extend(replies.iter().filter_map(|r| match &r.reply {
+            CoordReply::Value(v) => future_key(v).map(|key| KeyOp::Want {
+                client: r.client,
+                key,
+            }),
+            _ => None,
+        }));
+        ops.extend(releases);
+        ops
+    }
+
+    fn hold(&mut self, value: &Encoded) {
+        if let Some(key) = future_key(value) {
+            self.key_ops.push(KeyOp::Hold(key));
+        }
+    }
+
+    fn release(&mut self, value: &Encoded) {
+        if let Some(key) = future_key(value) {
+            self.key_ops.push(KeyOp::Release(key));
+        }
     }
 
     /// Handles request `id` of `client` at time `now`: the replies to send
@@ -434,11 +506,14 @@ impl Coordination {
                 }
             }
             CoordRequest::VariableSet { name, value } => {
+                self.hold(&value);
                 let var = self.variables.entry(name).or_default();
                 for w in var.waiters.drain(..) {
                     out.push(reply(w.client, w.id, CoordReply::Value(value.clone())));
                 }
-                var.value = Some(value);
+                if let Some(old) = var.value.replace(value) {
+                    self.release(&old);
+                }
                 out.push(reply(client, id, CoordReply::Done));
             }
             CoordRequest::VariableGet { name, timeout_ms } => {
@@ -456,8 +531,8 @@ impl Coordination {
                 self.forget_variable_if_idle(&name);
             }
             CoordRequest::VariableDelete { name } => {
-                if let Some(var) = self.variables.get_mut(&name) {
-                    var.value = None;
+                if let Some(old) = self.variables.get_mut(&name).and_then(|v| v.value.take()) {
+                    self.release(&old);
                 }
                 self.forget_variable_if_idle(&name);
                 out.push(reply(client, id, CoordReply::Done));
@@ -474,14 +549,18 @@ impl Coordination {
             } => match self.queue(&name, maxsize) {
                 Err(why) => out.push(reply(client, id, CoordReply::Refused(why))),
                 Ok(q) => {
+                    let key = future_key(&value);
+                    let mut held = true;
                     if let Some(getter) = q.getters.pop_front() {
                         out.push(reply(getter.client, getter.id, CoordReply::Value(value)));
                         out.push(reply(client, id, CoordReply::Done));
+                        held = false; // passed through: held until the getter wants it
                     } else if q.maxsize == 0 || (q.items.len() as u64) < q.maxsize {
                         q.items.push_back(value);
                         out.push(reply(client, id, CoordReply::Done));
                     } else if timeout_ms == 0 {
                         out.push(reply(client, id, CoordReply::TimedOut));
+                        return out;
                     } else {
                         q.putters.push_back(Waiter {
                             client,
@@ -489,6 +568,12 @@ impl Coordination {
                             deadline: deadline(now, timeout_ms),
                             what: value,
                         });
+                    }
+                    if let Some(key) = key {
+                        self.key_ops.push(KeyOp::Hold(key.clone()));
+                        if !held {
+                            self.key_ops.push(KeyOp::Release(key));
+                        }
                     }
                 }
             },
@@ -500,6 +585,7 @@ impl Coordination {
                         q.items.push_back(putter.what);
                         out.push(reply(putter.client, putter.id, CoordReply::Done));
                     }
+                    self.release(&item);
                     out.push(reply(client, id, CoordReply::Value(item)));
                 } else if timeout_ms == 0 {
                     out.push(reply(client, id, CoordReply::TimedOut));
@@ -655,9 +741,19 @@ impl Coordination {
             }
             self.grant_leases(&name, &mut out);
         }
+        let mut dropped = Vec::new();
         for q in self.queues.values_mut() {
             q.getters.retain(|w| w.client != client);
-            q.putters.retain(|w| w.client != client);
+            q.putters.retain(|w| {
+                let keep = w.client != client;
+                if !keep {
+                    dropped.push(w.what.clone());
+                }
+                keep
+            });
+        }
+        for item in &dropped {
+            self.release(item);
         }
         for v in self.variables.values_mut() {
             v.waiters.retain(|w| w.client != client);
@@ -698,9 +794,20 @@ impl Coordination {
         for s in self.semaphores.values_mut() {
             take_expired(&mut s.waiters, now, &mut out);
         }
+        let mut dropped = Vec::new();
         for q in self.queues.values_mut() {
             take_expired(&mut q.getters, now, &mut out);
-            take_expired(&mut q.putters, now, &mut out);
+            q.putters.retain(|w| {
+                let expired = w.deadline <= now;
+                if expired {
+                    out.push(reply(w.client, w.id, CoordReply::TimedOut));
+                    dropped.push(w.what.clone());
+                }
+                !expired
+            });
+        }
+        for item in &dropped {
+            self.release(item);
         }
         for v in self.variables.values_mut() {
             take_expired(&mut v.waiters, now, &mut out);

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use super::coordination::{CoordRequest, Coordination, Reply};
+use super::coordination::{CoordRequest, Coordination, KeyOp, Reply};
 use super::state::ClientId;
 use crate::messages::{self, ToClient};
 use crate::protocol::Message;
@@ -28,11 +28,15 @@ pub(crate) struct CoordinationService {
     tx: UnboundedSender<Input>,
 }
 
+/// Where the service sends the holds, wants and releases of futures' keys
+/// (to the scheduler core, which keeps them in order with client messages).
+pub(crate) type KeyOpSink = Box<dyn Fn(Vec<KeyOp>) + Send>;
+
 impl CoordinationService {
     /// Starts the task on the current tokio runtime.
-    pub(crate) fn spawn() -> Self {
+    pub(crate) fn spawn(keys: KeyOpSink) -> Self {
         let (tx, rx) = unbounded_channel();
-        tokio::spawn(run(rx));
+        tokio::spawn(run(rx, keys));
         CoordinationService { tx }
     }
 
@@ -58,7 +62,7 @@ impl CoordinationService {
     }
 }
 
-async fn run(mut rx: UnboundedReceiver<Input>) {
+async fn run(mut rx: UnboundedReceiver<Input>, keys: KeyOpSink) {
     let mut state = Coordination::new();
     let mut clients: HashMap<ClientId, UnboundedSender<Message>> = HashMap::new();
     loop {
@@ -68,7 +72,8 @@ async fn run(mut rx: UnboundedReceiver<Input>) {
                 match tokio::time::timeout_at(at, rx.recv()).await {
                     Ok(input) => input,
                     Err(_) => {
-                        send(&clients, state.expire(Instant::now()));
+                        let replies = state.expire(Instant::now());
+                        send(&mut state, &keys, &clients, replies);
                         continue;
                     }
                 }
@@ -96,11 +101,26 @@ async fn run(mut rx: UnboundedReceiver<Input>) {
                 state.client_left(client)
             }
         };
-        send(&clients, replies);
+        send(&mut state, &keys, &clients, replies);
     }
 }
 
-fn send(clients: &HashMap<ClientId, UnboundedSender<Message>>, replies: Vec<Reply>) {
+/// Sends `replies`, after the key holds, wants and releases they imply (see
+/// [`Coordination::take_key_ops`]).
+fn send(
+    state: &mut Coordination,
+    keys: &KeyOpSink,
+    clients: &HashMap<ClientId, UnboundedSender<Message>>,
+    replies: Vec<Reply>,
+) {
+    let ops = state.take_key_ops(&replies);
+    if !ops.is_empty() {
+        keys(ops);
+    }
+    send_replies(clients, replies);
+}
+
+fn send_replies(clients: &HashMap<ClientId, UnboundedSender<Message>>, replies: Vec<Reply>) {
     for Reply { client, id, reply } in replies {
         if let Some(tx) = clients.get(&client) {
             if let Ok(m) = messages::message("coordination", &ToClient::Coordination { id, reply })

@@ -75,6 +75,8 @@ enum CoreEvent {
         client: ClientId,
         conn: u64,
     },
+    /// Futures' keys held by queues and variables, or given to a client.
+    CoordinationKeys(Vec<super::coordination::KeyOp>),
 }
 
 /// A client's `Identify`: its old id (if any), the keys it holds, and the
@@ -167,7 +169,13 @@ pub async fn start_full(
     let (tx, rx) = unbounded_channel();
     let security = Arc::new(options.security.clone());
     let task_stream = TaskStream::new(options.task_stream_capacity);
-    let core = tokio::spawn(core(rx, options, plugins, task_stream.clone()));
+    let core = tokio::spawn(core(
+        rx,
+        tx.downgrade(),
+        options,
+        plugins,
+        task_stream.clone(),
+    ));
     let ids = Arc::new(AtomicU64::new(1));
     let accept = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -303,8 +311,13 @@ struct Peer {
 /// they finish (real clients are numbered from 1).
 pub const FIRE_AND_FORGET: ClientId = 0;
 
+/// The client id under which the scheduler holds the keys of futures put
+/// in coordination queues and variables (counted per key in the core).
+pub const COORDINATION_HOLDER: ClientId = ClientId::MAX;
+
 async fn core(
     mut rx: UnboundedReceiver<CoreEvent>,
+    to_core: tokio::sync::mpsc::WeakUnboundedSender<CoreEvent>,
     options: SchedulerOptions,
     plugins: Vec<Box<dyn super::plugin::SchedulerPlugin>>,
     task_stream: TaskStream,
@@ -319,7 +332,16 @@ async fn core(
     let mut clients: HashMap<ClientId, UnboundedSender<Message>> = HashMap::new();
     let mut cancelled = RecentlyCancelled::default();
     let mut ignored = IgnoredMessages::default();
-    let coordination = super::coordination_service::CoordinationService::spawn();
+    // Key holds come back through the core's own channel (weakly held, so
+    // the core still ends when every connection is gone), in order with
+    // the clients' messages.
+    let coordination =
+        super::coordination_service::CoordinationService::spawn(Box::new(move |ops| {
+            if let Some(tx) = to_core.upgrade() {
+                let _ = tx.send(CoreEvent::CoordinationKeys(ops));
+            }
+        }));
+    let mut coordination_holds: HashMap<Key, usize> = HashMap::new();
     let mut ttl_check =
         tokio::time::interval((options.worker_ttl / 4).max(Duration::from_millis(10)));
     ttl_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -526,6 +548,9 @@ async fn core(
                 coordination.client_left(client);
                 vec![Event::RemoveClient { client }]
             }
+            CoreEvent::CoordinationKeys(ops) => {
+                coordination_key_events(ops, &mut coordination_holds, &clients)
+            }
             CoreEvent::FromClient(client, msg) => {
                 if let ToScheduler::Coordination { id, request } = msg {
                     if let Some(tx) = clients.get(&client) {
@@ -557,6 +582,53 @@ async fn core(
         };
         apply(&mut state, stimuli, &workers, &clients);
     }
+}
+
+/// The events for futures' keys held by coordination queues and variables:
+/// the first hold of a key makes [`COORDINATION_HOLDER`] want it, the last
+/// release lets go; a client given a future wants it (if still connected).
+fn coordination_key_events(
+    ops: Vec<super::coordination::KeyOp>,
+    holds: &mut HashMap<Key, usize>,
+    clients: &HashMap<ClientId, UnboundedSender<Message>>,
+) -> Vec<Event> {
+    use super::coordination::KeyOp;
+    let want = |client, key| Event::UpdateGraph {
+        client,
+        tasks: Vec::new(),
+        wanted: vec![key],
+    };
+    let mut events = Vec::new();
+    for op in ops {
+        match op {
+            KeyOp::Hold(key) => {
+                let n = holds.entry(key.clone()).or_default();
+                *n += 1;
+                if *n == 1 {
+                    events.push(want(COORDINATION_HOLDER, key));
+                }
+            }
+            KeyOp::Release(key) => {
+                let Some(n) = holds.get_mut(&key) else {
+                    continue;
+                };
+                *n -= 1;
+                if *n == 0 {
+                    holds.remove(&key);
+                    events.push(Event::ReleaseKeys {
+                        client: COORDINATION_HOLDER,
+                        keys: vec![key],
+                    });
+                }
+            }
+            KeyOp::Want { client, key } => {
+                if clients.contains_key(&client) {
+                    events.push(want(client, key));
+                }
+            }
+        }
+    }
+    events
 }
 
 /// Feeds events to the state machine and dispatches its actions; fire-and-forget

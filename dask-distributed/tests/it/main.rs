@@ -1,6 +1,7 @@
 //! Integration tests of dask-distributed, over real TCP on 127.0.0.1.
 
 mod actors;
+mod async_client;
 mod cluster;
 mod coordination;
 mod dashboard;

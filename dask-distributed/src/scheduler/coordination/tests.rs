@@ -601,3 +601,126 @@ fn random_traffic_answers_every_request_exactly_once() {
         prop_assert_eq!(answers.len(), sent.len());
     });
 }
+
+fn future(name: &str) -> (Key, Encoded) {
+    let key = Key::named(name);
+    let bytes = postcard::to_allocvec(&(&key, "i64")).unwrap();
+    let encoded = Encoded {
+        tag: FUTURE_TAG.into(),
+        bytes,
+    };
+    (key, encoded)
+}
+
+fn queue_put(value: Encoded, maxsize: u64, timeout_ms: u64) -> CoordRequest {
+    CoordRequest::QueuePut {
+        name: "q".into(),
+        maxsize,
+        value,
+        timeout_ms,
+    }
+}
+
+fn queue_get(timeout_ms: u64) -> CoordRequest {
+    CoordRequest::QueueGet {
+        name: "q".into(),
+        timeout_ms,
+    }
+}
+
+/// The key ops of one step, as the service takes them.
+fn step(c: &mut Coordination, client: ClientId, id: u64, r: CoordRequest) -> Vec<KeyOp> {
+    let replies = c.handle(Instant::now(), client, id, r);
+    c.take_key_ops(&replies)
+}
+
+#[test]
+fn queued_futures_are_held_until_got_and_handed_to_the_getter() {
+    let mut c = Coordination::new();
+    let (k1, f1) = future("f1");
+    let (k2, f2) = future("f2");
+    assert_eq!(
+        step(&mut c, A, 1, queue_put(f1, 1, 0)),
+        [KeyOp::Hold(k1.clone())]
+    );
+    // Plain values hold nothing.
+    assert_eq!(step(&mut c, A, 2, queue_put(item(1), 0, 0)), []);
+    // Full: the parked put holds its future; when it expires, lets go.
+    let _ = step(&mut c, A, 3, queue_put(item(9), 1, 0));
+    assert_eq!(
+        step(&mut c, A, 4, queue_put(f2.clone(), 1, 5)),
+        [KeyOp::Hold(k2.clone())]
+    );
+    let replies = c.expire(Instant::now() + Duration::from_secs(1));
+    assert_eq!(replies, [timed_out(A, 4)]);
+    assert_eq!(c.take_key_ops(&replies), [KeyOp::Release(k2.clone())]);
+    // A get hands the key to the getter before the queue lets go.
+    assert_eq!(
+        step(&mut c, B, 5, queue_get(0)),
+        [
+            KeyOp::Want {
+                client: B,
+                key: k1.clone()
+            },
+            KeyOp::Release(k1)
+        ]
+    );
+    // A put straight to a parked getter: held, wanted, released, in order.
+    assert_eq!(step(&mut c, C, 6, queue_get(1000)), []); // the plain item 1
+    assert_eq!(step(&mut c, C, 7, queue_get(1000)), []); // parked
+    assert_eq!(
+        step(&mut c, A, 8, queue_put(f2, 1, 0)),
+        [
+            KeyOp::Hold(k2.clone()),
+            KeyOp::Want {
+                client: C,
+                key: k2.clone()
+            },
+            KeyOp::Release(k2)
+        ]
+    );
+}
+
+#[test]
+fn a_variable_lets_go_of_an_overwritten_or_deleted_future() {
+    let mut c = Coordination::new();
+    let (k1, f1) = future("v1");
+    let (k2, f2) = future("v2");
+    let set = |value| CoordRequest::VariableSet {
+        name: "v".into(),
+        value,
+    };
+    let get = CoordRequest::VariableGet {
+        name: "v".into(),
+        timeout_ms: 0,
+    };
+    assert_eq!(step(&mut c, A, 1, set(f1)), [KeyOp::Hold(k1.clone())]);
+    // Every get is a want; the variable keeps its hold.
+    assert_eq!(
+        step(&mut c, B, 2, get.clone()),
+        [KeyOp::Want {
+            client: B,
+            key: k1.clone()
+        }]
+    );
+    assert_eq!(
+        step(&mut c, A, 3, set(f2)),
+        [KeyOp::Hold(k2.clone()), KeyOp::Release(k1)]
+    );
+    let delete = CoordRequest::VariableDelete { name: "v".into() };
+    assert_eq!(step(&mut c, A, 4, delete), [KeyOp::Release(k2)]);
+    assert_eq!(step(&mut c, B, 5, get), []);
+}
+
+#[test]
+fn a_departing_client_lets_go_of_its_parked_futures() {
+    let mut c = Coordination::new();
+    let (k, f) = future("parked");
+    let _ = step(&mut c, A, 1, queue_put(item(1), 1, 0));
+    assert_eq!(
+        step(&mut c, B, 2, queue_put(f, 1, 10_000)),
+        [KeyOp::Hold(k.clone())]
+    );
+    let replies = c.client_left(B);
+    assert_eq!(c.take_key_ops(&replies), [KeyOp::Release(k)]);
+}
