@@ -18,11 +18,15 @@
 //! - `graph`: the graph view ([`GraphJson`](super::model::GraphJson)) when
 //!   its node list changed; `graph-states` ([`GraphStatesJson`](super::model::GraphStatesJson))
 //!   when only states changed.
-//! - `tasks`: new task-stream records (as `/api/task-stream`, at most
-//!   [`API_STREAM_LIMIT`](super::http) per event) and the worker table; the
+//! - `tasks`: new task-stream records (as `/api/task-stream`) and the
+//!   worker table: at most the newest [`TASKS_PER_EVENT`] since the last
+//!   event; older new ones are skipped and counted in `skipped` (a page
+//!   follows a busy cluster by a sample, as Dask's task stream keeps its
+//!   newest rectangles; `/api/task-stream` pages through all of them); the
 //!   event id is the next sequence number, so a reconnecting browser
 //!   (`Last-Event-ID`) continues where it stopped.
-//! - `closed`: the scheduler stopped; the stream ends.
+//! - `closed`: the scheduler stopped; the stream ends (and asks the browser
+//!   to wait 30 s before it reconnects).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -38,7 +42,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::{Interval, MissedTickBehavior};
 
-use super::http::{query_u64, task_stream_page, ApiStatus, App, API_STREAM_LIMIT};
+use super::http::{query_u64, task_stream_page, ApiStatus, App};
 use super::model::WorkerJson;
 use super::PAGE_STREAM_ENTRIES;
 
@@ -48,11 +52,15 @@ pub const PUSH_INTERVAL: Duration = Duration::from_millis(250);
 pub const MIN_INTERVAL_MS: u64 = 20;
 /// Longest interval a client may ask for.
 pub const MAX_INTERVAL_MS: u64 = 10_000;
+/// Most task-stream records one `tasks` event carries (the newest).
+pub const TASKS_PER_EVENT: u64 = 1000;
 /// Most push streams open at once; more are refused with 503.
 pub const MAX_PUSH_STREAMS: usize = 64;
 /// A comment line this often keeps idle connections (and proxies) alive and
 /// finds closed ones.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// How long a browser waits before reconnecting to a stopped dashboard.
+const CLOSED_RETRY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Topics {
@@ -110,9 +118,11 @@ pub(super) async fn api_events(State(app): State<App>, uri: Uri, headers: Header
     let interval_ms = match query_u64(query, "interval") {
         Some(ms) if (MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&ms) => ms,
         None if !has_interval => u64::try_from(PUSH_INTERVAL.as_millis()).unwrap_or(250),
-        _ => return bad_request(format!(
+        _ => {
+            return bad_request(format!(
             "interval must be a number of milliseconds from {MIN_INTERVAL_MS} to {MAX_INTERVAL_MS}"
-        )),
+        ))
+        }
     };
     // Where the task stream continues: a reconnecting browser's last id, or
     // `since`, else the newest records.
@@ -146,6 +156,7 @@ pub(super) async fn api_events(State(app): State<App>, uri: Uri, headers: Header
         graph: None,
         cursor,
         lanes: None,
+        tasks_version: None,
         _slot: slot,
     };
     let stream = futures_util::stream::unfold(push, |mut push| async move {
@@ -173,6 +184,8 @@ struct Push {
     cursor: Option<u64>,
     /// The lanes (worker address, threads) last sent with `tasks`.
     lanes: Option<Vec<(String, u32)>>,
+    /// Dashboard version of the last `tasks` check.
+    tasks_version: Option<u64>,
     _slot: Slot,
 }
 
@@ -181,6 +194,8 @@ struct Push {
 struct TasksEvent {
     #[serde(flatten)]
     page: super::http::ApiTaskStream,
+    /// New records left out (more than [`TASKS_PER_EVENT`] since the last).
+    skipped: u64,
     workers: Vec<WorkerJson>,
 }
 
@@ -209,7 +224,8 @@ impl Push {
                 return Some(
                     Event::default()
                         .event("closed")
-                        .data("the scheduler stopped"),
+                        .data("the scheduler stopped")
+                        .retry(CLOSED_RETRY),
                 );
             }
             let ticked = tokio::select! {
@@ -261,15 +277,19 @@ impl Push {
             self.pending.extend(graph.flatten());
         }
         if self.topics.tasks {
-            self.collect_tasks();
+            self.collect_tasks(version);
         }
     }
 
-    fn collect_tasks(&mut self) {
+    fn collect_tasks(&mut self, version: u64) {
         let dashboard = &self.app.dashboard;
         let stream = dashboard.task_stream();
         let next_seq = stream.as_ref().map_or(0, |s| s.next_seq());
-        let limit = usize::try_from(API_STREAM_LIMIT).unwrap_or(usize::MAX);
+        if self.tasks_version == Some(version) && self.cursor == Some(next_seq) {
+            return; // nothing new: the model is not even locked
+        }
+        self.tasks_version = Some(version);
+        let limit = usize::try_from(TASKS_PER_EVENT).unwrap_or(usize::MAX);
         let workers = dashboard.model().workers();
         let lanes: Vec<(String, u32)> = workers
             .iter()
@@ -279,14 +299,19 @@ impl Push {
         if !first_time && self.cursor == Some(next_seq) && self.lanes.as_ref() == Some(&lanes) {
             return;
         }
-        let since = self
-            .cursor
-            .unwrap_or_else(|| next_seq.saturating_sub(API_STREAM_LIMIT));
+        // The newest records only: a reader never falls behind the stream.
+        let newest = next_seq.saturating_sub(TASKS_PER_EVENT);
+        let since = self.cursor.unwrap_or(newest).max(newest);
+        let skipped = self.cursor.map_or(0, |c| since.saturating_sub(c));
         let page = task_stream_page(stream.as_ref(), since, limit);
         self.cursor = Some(page.next);
         self.lanes = Some(lanes);
         let id = page.next.to_string();
-        let tasks = TasksEvent { page, workers };
+        let tasks = TasksEvent {
+            page,
+            skipped,
+            workers,
+        };
         if let Some(e) = event("tasks", &tasks) {
             self.pending.push_back(e.id(id));
         }

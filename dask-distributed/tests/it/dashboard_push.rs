@@ -13,10 +13,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use dask_core::{Arg, Graph, Key, Value};
 use dask_distributed::dashboard::model::GRAPH_LIMIT;
-use dask_distributed::dashboard::push::MAX_PUSH_STREAMS;
+use dask_distributed::dashboard::push::{MAX_PUSH_STREAMS, TASKS_PER_EVENT};
 use dask_distributed::dashboard::{self, Dashboard};
 use dask_distributed::scheduler::server::{self, SchedulerOptions};
 use dask_distributed::scheduler::state::{Action, Event, Priority, SchedulerState, TaskSpec};
+use dask_distributed::task_stream::TaskTiming;
 use dask_distributed::{Client, LocalCluster};
 use dask_sync_scheduler::SyncScheduler;
 use serde_json::Value as Json;
@@ -56,12 +57,17 @@ impl EventStream {
     /// Opens `path` on `addr`; returns the status code and, for 200, the
     /// stream (else the body, in the error).
     pub fn open(addr: &str, path: &str) -> Result<EventStream, (u16, String)> {
+        Self::open_with(addr, path, "")
+    }
+
+    /// [`EventStream::open`] with more header lines (each ending in CRLF).
+    pub fn open_with(addr: &str, path: &str, headers: &str) -> Result<EventStream, (u16, String)> {
         let mut stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{headers}\r\n"
         )
         .unwrap();
         let mut raw = Vec::new();
@@ -299,6 +305,7 @@ fn push_events_follow_a_computation() {
                 assert_eq!(id, v["next"].as_u64().unwrap());
                 assert!(id >= last_id);
                 last_id = id;
+                assert_eq!(v["skipped"], 0, "a small computation is followed whole");
                 records.extend(v["records"].as_array().unwrap().iter().cloned());
                 assert_eq!(v["workers"].as_array().unwrap().len(), n_workers);
             }
@@ -500,6 +507,74 @@ fn bad_push_requests_are_refused_with_the_fix() {
     assert_eq!(code, 503);
     assert!(body.contains("close some"), "{body}");
     drop(open);
+    dash.shutdown();
+    scheduler.shutdown();
+}
+
+#[test]
+fn a_busy_task_stream_is_followed_by_its_newest_records() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (scheduler, dash) = scheduler_with_dashboard(&runtime);
+    let stream = scheduler.task_stream();
+    let worker: std::sync::Arc<str> = "127.0.0.1:1".into();
+    let push = |from: u64, to: u64| {
+        for i in from..to {
+            let timing = TaskTiming {
+                start: i as f64,
+                stop: i as f64 + 0.5,
+                thread: 0,
+            };
+            stream.push(Key::new("rec-5eed", [i]), &worker, timing, true);
+        }
+    };
+    let per_event = TASKS_PER_EVENT;
+    push(0, 2 * per_event + 500);
+    let addr = dash.addr().to_string();
+    let mut events = EventStream::open(&addr, "/api/events?topics=tasks&interval=20").unwrap();
+    let seqs = |e: &Sse| -> Vec<u64> {
+        e.json()["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect()
+    };
+    // Connected: the newest records.
+    let first = events.next().unwrap();
+    assert_eq!(first.json()["skipped"], 0);
+    assert_eq!(
+        seqs(&first),
+        (per_event + 500..2 * per_event + 500).collect::<Vec<_>>()
+    );
+    // A burst larger than one event: the newest come, the rest are counted.
+    push(2 * per_event + 500, 4 * per_event);
+    let next = events.next().unwrap();
+    assert_eq!(next.json()["skipped"], 500);
+    assert_eq!(
+        seqs(&next),
+        (3 * per_event..4 * per_event).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        next.id.as_deref(),
+        Some((4 * per_event).to_string().as_str())
+    );
+    // A reconnecting browser continues from its last id.
+    push(4 * per_event, 4 * per_event + 3);
+    let mut again = EventStream::open_with(
+        &addr,
+        "/api/events?topics=tasks",
+        &format!("Last-Event-ID: {}\r\n", 4 * per_event),
+    )
+    .unwrap();
+    let resumed = again.next().unwrap();
+    assert_eq!(
+        seqs(&resumed),
+        vec![4 * per_event, 4 * per_event + 1, 4 * per_event + 2]
+    );
     dash.shutdown();
     scheduler.shutdown();
 }

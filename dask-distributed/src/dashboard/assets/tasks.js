@@ -11,6 +11,7 @@
   var MAX_RECORDS = 20000;
   var records = [];
   var total = 0;
+  var skipped = 0;
   var workers = [];
   // Server clock minus the browser's, in seconds (from the last event).
   var skew = 0;
@@ -111,6 +112,9 @@
   function onTasks(page) {
     skew = page.now - Date.now() / 1000;
     total = page.next;
+    skipped += page.skipped;
+    byId("stream-skipped").textContent = skipped > 0
+      ? "(" + skipped + " not drawn: too many to follow live)" : "";
     workers = page.workers;
     records = records.concat(page.records);
     var cutoff = page.now - WINDOW_S;
