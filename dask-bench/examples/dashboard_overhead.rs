@@ -9,8 +9,14 @@
 //! The graph is a binary tree reduction: `tasks / 2` leaves `inc(i)` summed
 //! pairwise by `add` up to one root, every task a no-op-sized op, so the time
 //! is scheduling. Every run's result is checked against a closed formula.
-//! Each figure is the median of `reps` timed runs after one warm-up per
-//! cluster; the overhead is `(with - without) / without`.
+//! Both clusters live in this process; after one warm-up each, the timed
+//! runs alternate (with, without, without, with, ...) so drift and machine
+//! load hit both alike. During the runs with the dashboard, a client reads
+//! its push stream (`/api/events?topics=status,graph,tasks`, what the
+//! `/status` and `/tasks` pages open) at the pages' default rate, so the
+//! cost of pushing is counted. Each figure is the median of `reps` runs; the
+//! overhead is `(with - without) / without`, printed with every run's time
+//! so noise shows.
 //!
 //! A second pair of figures isolates the scheduler's hot path: the same graph
 //! driven through the sans-I/O `SchedulerState` (one simulated worker that
@@ -18,8 +24,12 @@
 //! sockets, so far less noise.
 
 use std::error::Error;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use dask_core::op::fn_op;
 use dask_core::{Arg, Graph, Key, Op};
@@ -30,7 +40,7 @@ type BenchResult<T> = Result<T, Box<dyn Error>>;
 const USAGE: &str = "usage: dashboard_overhead [--tasks N] [--reps R] [--workers W] [--threads T]
 
   --tasks N    tasks in the tree reduction (default 100000)
-  --reps R     timed runs per cluster, median reported (default 5)
+  --reps R     timed runs per cluster, median reported (default 7)
   --workers W  workers per cluster (default 1)
   --threads T  threads per worker (default: the machine's cores)
   --state-only only the state-machine figures (no cluster)";
@@ -46,7 +56,7 @@ struct Config {
 fn parse() -> BenchResult<Config> {
     let mut c = Config {
         tasks: 100_000,
-        reps: 5,
+        reps: 7,
         workers: 1,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         state_only: false,
@@ -141,6 +151,65 @@ fn start(c: &Config, dashboard: bool) -> BenchResult<Client> {
         b.no_dashboard().task_stream_capacity(0)
     };
     Ok(Client::with_cluster(b.start()?)?)
+}
+
+/// A reader of the dashboard's push stream on its own thread, as an open
+/// page would be: it takes every byte the server sends.
+struct PushReader {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<(u64, u64)>,
+}
+
+impl PushReader {
+    fn connect(addr: &str) -> BenchResult<PushReader> {
+        let mut stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+        write!(
+            stream,
+            "GET /api/events?topics=status,graph,tasks HTTP/1.1\r\nHost: {addr}\r\n\
+             Accept: text/event-stream\r\n\r\n"
+        )?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head)?;
+        if &head[9..12] != b"200" {
+            return Err(format!(
+                "the push stream answered {:?}",
+                String::from_utf8_lossy(&head)
+            )
+            .into());
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut bytes, mut events) = (0u64, 0u64);
+            let mut buf = vec![0u8; 1 << 16];
+            while !stopping.load(Ordering::Relaxed) {
+                match stream.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        bytes += n as u64;
+                        // Events start with their name (approximate across
+                        // buffer boundaries: evidence, not a figure).
+                        events += buf[..n].windows(7).filter(|w| *w == b"event: ").count() as u64;
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => break,
+                }
+            }
+            (bytes, events)
+        });
+        Ok(PushReader { stop, thread })
+    }
+
+    /// Stops reading; returns (bytes, events) received.
+    fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or((0, 0))
+    }
 }
 
 fn run(client: &Client, graph: &Graph, root: &Key, expected: u64) -> BenchResult<f64> {
@@ -263,14 +332,35 @@ fn bench() -> BenchResult<()> {
 fn cluster_figures(c: &Config, graph: &Graph, root: &Key, expected: u64) -> BenchResult<()> {
     let with = start(c, true)?;
     let without = start(c, false)?;
-    // Warm-up, then interleaved timed runs so drift hits both alike.
+    let dashboard = with
+        .cluster()
+        .and_then(|cl| cl.dashboard_address())
+        .ok_or("the cluster with a dashboard has no dashboard address")?;
+    // Warm-up, then alternating timed runs so drift hits both alike.
     run(&with, graph, root, expected)?;
     run(&without, graph, root, expected)?;
+    let reader = PushReader::connect(&dashboard)?;
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    for _ in 0..c.reps {
-        a.push(run(&with, graph, root, expected)?);
-        b.push(run(&without, graph, root, expected)?);
+    for rep in 0..c.reps {
+        if rep % 2 == 0 {
+            a.push(run(&with, graph, root, expected)?);
+            b.push(run(&without, graph, root, expected)?);
+        } else {
+            b.push(run(&without, graph, root, expected)?);
+            a.push(run(&with, graph, root, expected)?);
+        }
     }
+    let (pushed_bytes, pushed_events) = reader.finish();
+    if pushed_events == 0 {
+        return Err("the push stream sent nothing during the runs".into());
+    }
+    let runs = |v: &[f64]| {
+        v.iter()
+            .map(|s| format!("{s:.3}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (runs_a, runs_b) = (runs(&a), runs(&b));
     let (a, b) = (median(a), median(b));
     let per_task = |s: f64| s * 1e6 / graph.len() as f64;
     // Every run's tasks were recorded, up to the ring's capacity.
@@ -280,14 +370,18 @@ fn cluster_figures(c: &Config, graph: &Graph, root: &Key, expected: u64) -> Benc
         return Err(format!("the task stream holds {recorded} records for {ran} task runs").into());
     }
     println!(
-        "without dashboard and task stream: {:.3} s ({:.2} us/task)",
+        "without dashboard and task stream: {:.3} s median ({:.2} us/task); runs: {runs_b}",
         b,
         per_task(b)
     );
     println!(
-        "with dashboard and task stream:    {:.3} s ({:.2} us/task)",
+        "with dashboard, task stream and a push client: {:.3} s median ({:.2} us/task); runs: {runs_a}",
         a,
         per_task(a)
+    );
+    println!(
+        "push client received {pushed_events} events, {:.1} MiB",
+        pushed_bytes as f64 / (1 << 20) as f64
     );
     println!(
         "overhead:          {:+.1} % (target: under 5 %)",

@@ -1,8 +1,9 @@
-//! The dashboard's HTTP server (axum): pages, JSON API, metrics, health.
+//! The dashboard's HTTP server (axum): pages, push stream ([`super::push`]),
+//! JSON API, metrics, health.
 
 use std::fmt::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,11 +16,14 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::model::{Snapshot, WorkerJson};
-use super::{metrics, Dashboard};
+use super::model::{GraphJson, Snapshot, WorkerJson};
+use super::{metrics, push, Dashboard};
+use crate::task_stream::TaskStream;
 use crate::{Error, Result};
 
 const STATUS_HTML: &str = include_str!("assets/status.html");
+const COMMON_JS: &str = include_str!("assets/common.js");
+const GRAPH_JS: &str = include_str!("assets/graph.js");
 const DASHBOARD_JS: &str = include_str!("assets/dashboard.js");
 const DASHBOARD_CSS: &str = include_str!("assets/dashboard.css");
 const TASKS_HTML: &str = include_str!("assets/tasks.html");
@@ -27,6 +31,8 @@ const TASKS_JS: &str = include_str!("assets/tasks.js");
 
 /// How often the event-loop lag is sampled.
 const LAG_TICK: Duration = Duration::from_millis(250);
+/// How long a shutdown waits for open connections before the server stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// A running dashboard server; [`DashboardHandle::shutdown`] stops it.
 pub struct DashboardHandle {
@@ -34,6 +40,9 @@ pub struct DashboardHandle {
     moved_from: Option<u16>,
     server: JoinHandle<()>,
     lag: JoinHandle<()>,
+    dashboard: Dashboard,
+    stop: tokio::sync::watch::Sender<bool>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl DashboardHandle {
@@ -57,22 +66,33 @@ impl DashboardHandle {
         format!("http://{host}:{}/status", self.addr.port())
     }
 
-    /// Stops serving.
+    /// Stops serving: push streams end at once (a `closed` event), the
+    /// server stops accepting and closes its connections (any still open
+    /// after a few seconds are dropped).
     pub fn shutdown(&self) {
-        self.server.abort();
+        self.dashboard.close();
+        self.stop.send_replace(true);
         self.lag.abort();
+        let server = self.server.abort_handle();
+        // Not awaited: dropped with the runtime if that goes first.
+        drop(self.runtime.spawn(async move {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            server.abort();
+        }));
     }
 }
 
 #[derive(Clone)]
-struct App {
-    dashboard: Dashboard,
+pub(super) struct App {
+    pub(super) dashboard: Dashboard,
     /// Last event-loop lag sample, in nanoseconds.
     lag_ns: Arc<AtomicU64>,
+    /// Push streams open.
+    pub(super) streams: Arc<AtomicUsize>,
 }
 
 impl App {
-    fn lag_s(&self) -> f64 {
+    pub(super) fn lag_s(&self) -> f64 {
         self.lag_ns.load(Ordering::Relaxed) as f64 / 1e9
     }
 }
@@ -101,6 +121,7 @@ pub async fn serve(dashboard: &Dashboard, host: &str, port: u16) -> Result<Dashb
     let app = App {
         dashboard: dashboard.clone(),
         lag_ns: Arc::new(AtomicU64::new(0)),
+        streams: Arc::new(AtomicUsize::new(0)),
     };
     let lag_ns = app.lag_ns.clone();
     let lag = tokio::spawn(async move {
@@ -115,8 +136,15 @@ pub async fn serve(dashboard: &Dashboard, host: &str, port: u16) -> Result<Dashb
         }
     });
     let router = router(app);
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        let stopping = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(stopping)
+            .await
+        {
             eprintln!("dask-rs dashboard: server stopped: {e}");
         }
     });
@@ -125,6 +153,9 @@ pub async fn serve(dashboard: &Dashboard, host: &str, port: u16) -> Result<Dashb
         moved_from,
         server,
         lag,
+        dashboard: dashboard.clone(),
+        stop,
+        runtime: tokio::runtime::Handle::current(),
     };
     if let Some(port) = moved_from {
         eprintln!(
@@ -140,6 +171,14 @@ fn router(app: App) -> Router {
         .route("/", get(|| async { Redirect::temporary("/status") }))
         .route("/status", get(|| async { Html(STATUS_HTML) }))
         .route(
+            "/static/common.js",
+            get(|| async { text("text/javascript; charset=utf-8", COMMON_JS) }),
+        )
+        .route(
+            "/static/graph.js",
+            get(|| async { text("text/javascript; charset=utf-8", GRAPH_JS) }),
+        )
+        .route(
             "/static/dashboard.js",
             get(|| async { text("text/javascript; charset=utf-8", DASHBOARD_JS) }),
         )
@@ -153,15 +192,21 @@ fn router(app: App) -> Router {
             get(|| async { text("text/javascript; charset=utf-8", TASKS_JS) }),
         )
         .route("/api/task-stream", get(api_task_stream))
+        .route("/api/events", get(push::api_events))
         .route("/api/status", get(api_status))
+        .route("/api/graph", get(api_graph))
         .route("/api/workers", get(api_workers))
         .route("/info/workers", get(info_workers))
         .route("/metrics", get(metrics))
-        .route("/health", get(|| async { text("text/plain; charset=utf-8", "ok\n") }))
+        .route(
+            "/health",
+            get(|| async { text("text/plain; charset=utf-8", "ok\n") }),
+        )
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
-                "no such page: the dashboard is at /status (JSON under /api/status, /metrics, /health)\n",
+                "no such page: the dashboard is at /status (JSON under /api/status, live updates \
+                 on /api/events, /metrics, /health)\n",
             )
         })
         .with_state(app)
@@ -173,10 +218,10 @@ fn text(content_type: &'static str, body: &'static str) -> Response {
 
 /// `/api/status`: the snapshot plus the event-loop lag.
 #[derive(Serialize)]
-struct ApiStatus {
+pub(super) struct ApiStatus {
     #[serde(flatten)]
-    snapshot: Snapshot,
-    event_loop_lag_s: f64,
+    pub(super) snapshot: Snapshot,
+    pub(super) event_loop_lag_s: f64,
 }
 
 async fn api_status(State(app): State<App>) -> Json<ApiStatus> {
@@ -186,20 +231,25 @@ async fn api_status(State(app): State<App>) -> Json<ApiStatus> {
     })
 }
 
-/// Most records one `/api/task-stream` answer carries.
-const API_STREAM_LIMIT: u64 = 5000;
+/// `/api/graph`: the graph view of the current computation.
+async fn api_graph(State(app): State<App>) -> Json<GraphJson> {
+    Json(app.dashboard.model().graph())
+}
+
+/// Most records one `/api/task-stream` answer (or `tasks` event) carries.
+pub(super) const API_STREAM_LIMIT: u64 = 5000;
 
 /// `/api/task-stream?since=N&limit=M`: task-stream records from sequence
 /// number `since` on (default: the newest `limit`), times in seconds since
 /// the Unix epoch, with the server's clock (`now`).
 #[derive(Serialize)]
-struct ApiTaskStream {
+pub(super) struct ApiTaskStream {
     /// Whether the scheduler records a task stream.
     enabled: bool,
     /// Oldest sequence number still held.
     first: u64,
     /// Ask `since=next` for newer records.
-    next: u64,
+    pub(super) next: u64,
     /// Seconds since the Unix epoch, now.
     now: f64,
     records: Vec<ApiTaskRecord>,
@@ -218,7 +268,7 @@ struct ApiTaskRecord {
 }
 
 /// The value of `name` in a query string like `since=4&limit=10`.
-fn query_u64(query: Option<&str>, name: &str) -> Option<u64> {
+pub(super) fn query_u64(query: Option<&str>, name: &str) -> Option<u64> {
     query?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
         if k == name {
@@ -233,19 +283,36 @@ async fn api_task_stream(State(app): State<App>, uri: axum::http::Uri) -> Json<A
     let limit = query_u64(uri.query(), "limit")
         .unwrap_or(API_STREAM_LIMIT)
         .min(API_STREAM_LIMIT);
-    let Some(stream) = app.dashboard.task_stream() else {
-        return Json(ApiTaskStream {
+    let stream = app.dashboard.task_stream();
+    let since = query_u64(uri.query(), "since").unwrap_or_else(|| {
+        stream
+            .as_ref()
+            .map_or(0, |s| s.next_seq().saturating_sub(limit))
+    });
+    Json(task_stream_page(
+        stream.as_ref(),
+        since,
+        usize::try_from(limit).unwrap_or(usize::MAX),
+    ))
+}
+
+/// At most `limit` records of `stream` from `since` on, as the API serves them.
+pub(super) fn task_stream_page(
+    stream: Option<&TaskStream>,
+    since: u64,
+    limit: usize,
+) -> ApiTaskStream {
+    let Some(stream) = stream else {
+        return ApiTaskStream {
             enabled: false,
             first: 0,
             next: 0,
             now: crate::task_stream::now(),
             records: Vec::new(),
-        });
+        };
     };
-    let since =
-        query_u64(uri.query(), "since").unwrap_or_else(|| stream.next_seq().saturating_sub(limit));
-    let page = stream.since(since, usize::try_from(limit).unwrap_or(usize::MAX));
-    Json(ApiTaskStream {
+    let page = stream.since(since, limit);
+    ApiTaskStream {
         enabled: stream.capacity() > 0,
         first: page.first,
         next: page.next,
@@ -264,7 +331,7 @@ async fn api_task_stream(State(app): State<App>, uri: axum::http::Uri) -> Json<A
                 ok: r.status == crate::task_stream::RunStatus::Ok,
             })
             .collect(),
-    })
+    }
 }
 
 async fn api_workers(State(app): State<App>) -> Json<Vec<WorkerJson>> {

@@ -2,12 +2,14 @@
 //! [`model::DashboardModel`] from transitions, and an HTTP server (axum)
 //! around it.
 //!
-//! Pages and endpoints ([`http`]): `/status` (one page; progress per task
-//! group, the worker table and the task stream, refreshed by polling
-//! `/api/status`, assets bundled into the binary), `/tasks` (the workers'
-//! task stream, one lane per worker thread, polling `/api/task-stream`),
-//! `/api/status`,
-//! `/api/workers`, `/info/workers`, `/metrics` (Prometheus text format) and
+//! Pages and endpoints ([`http`]): `/status` (progress per task group, the
+//! worker table, the task stream and the graph of the current computation),
+//! `/tasks` (the workers' task stream, one lane per worker thread). Both
+//! pages are updated by pushes from the server (server-sent events on
+//! `/api/events`, see [`http`]), never by polling or reloading; their assets
+//! (`common.js` shared by both) are bundled into the binary. The JSON API
+//! stays for scripts: `/api/status`, `/api/graph`, `/api/task-stream`,
+//! `/api/workers`; and `/info/workers`, `/metrics` (Prometheus text format),
 //! `/health`. The dashboard listens on port [`DEFAULT_DASHBOARD_PORT`] and
 //! moves to a free port when it is taken, saying so on stderr.
 //!
@@ -24,8 +26,12 @@
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod push;
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::watch;
 
 use crate::scheduler::plugin::{SchedulerPlugin, TaskTransition};
 use crate::scheduler::state::WorkerId;
@@ -41,11 +47,31 @@ pub const DEFAULT_DASHBOARD_PORT: u16 = 8787;
 pub const PAGE_STREAM_ENTRIES: usize = 300;
 
 /// A dashboard: its model, shared by the scheduler plugin and the server.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Dashboard {
     model: Arc<Mutex<DashboardModel>>,
     /// The scheduler's task stream, for `/tasks` (attached once it started).
     task_stream: Arc<Mutex<Option<TaskStream>>>,
+    /// Bumped by the plugin after every change of the model: push streams
+    /// compare it without taking the model's lock.
+    version: Arc<AtomicU64>,
+    /// Plugins alive (held by a scheduler's state).
+    plugins: Arc<AtomicUsize>,
+    /// `true` once the scheduler is gone (its last plugin dropped) or the
+    /// server was shut down: push streams end.
+    closed: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Dashboard {
+    fn default() -> Self {
+        Dashboard {
+            model: Arc::default(),
+            task_stream: Arc::default(),
+            version: Arc::default(),
+            plugins: Arc::default(),
+            closed: Arc::new(watch::Sender::new(false)),
+        }
+    }
 }
 
 impl Dashboard {
@@ -54,16 +80,52 @@ impl Dashboard {
         Self::default()
     }
 
-    /// The plugin to register on the scheduler (feeds this dashboard).
+    /// The plugin to register on the scheduler (feeds this dashboard). When
+    /// the scheduler drops it (it stopped), the dashboard's push streams end.
     pub fn plugin(&self) -> Box<dyn SchedulerPlugin> {
+        self.plugins.fetch_add(1, Ordering::SeqCst);
+        self.closed.send_replace(false);
         Box::new(DashboardPlugin {
             model: self.model.clone(),
+            version: self.version.clone(),
+            plugins: self.plugins.clone(),
+            closed: self.closed.clone(),
         })
+    }
+
+    /// Changes seen so far (a counter; equal values, equal model).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Ends every push stream (the server is stopping).
+    pub(crate) fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Whether the scheduler is gone or the server stopped.
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    /// Watches [`Dashboard::is_closed`].
+    pub(crate) fn closed(&self) -> watch::Receiver<bool> {
+        self.closed.subscribe()
     }
 
     /// The current state, with the newest task-stream entries.
     pub fn snapshot(&self) -> Snapshot {
         lock(&self.model).snapshot(PAGE_STREAM_ENTRIES)
+    }
+
+    /// The graph view of the current computation (see [`model::GraphJson`]).
+    pub fn graph(&self) -> model::GraphJson {
+        lock(&self.model).graph()
+    }
+
+    /// The graph view's node states only.
+    pub fn graph_states(&self) -> model::GraphStatesJson {
+        lock(&self.model).graph_states()
     }
 
     pub(crate) fn model(&self) -> MutexGuard<'_, DashboardModel> {
@@ -95,6 +157,15 @@ fn lock(model: &Mutex<DashboardModel>) -> MutexGuard<'_, DashboardModel> {
 
 struct DashboardPlugin {
     model: Arc<Mutex<DashboardModel>>,
+    version: Arc<AtomicU64>,
+    plugins: Arc<AtomicUsize>,
+    closed: Arc<watch::Sender<bool>>,
+}
+
+impl DashboardPlugin {
+    fn changed(&self) {
+        self.version.fetch_add(1, Ordering::Release);
+    }
 }
 
 impl SchedulerPlugin for DashboardPlugin {
@@ -104,17 +175,30 @@ impl SchedulerPlugin for DashboardPlugin {
 
     fn on_task_transition(&mut self, transition: &TaskTransition<'_>) {
         lock(&self.model).apply(transition);
+        self.changed();
     }
 
     fn add_worker(&mut self, worker: WorkerId, nthreads: u32) {
         lock(&self.model).add_worker(worker, nthreads);
+        self.changed();
     }
 
     fn remove_worker(&mut self, worker: WorkerId) {
         lock(&self.model).remove_worker(worker);
+        self.changed();
     }
 
     fn worker_address(&mut self, worker: WorkerId, address: &str) {
         lock(&self.model).worker_address(worker, address);
+        self.changed();
+    }
+}
+
+impl Drop for DashboardPlugin {
+    fn drop(&mut self) {
+        // The scheduler that held it stopped: end the push streams.
+        if self.plugins.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.closed.send_replace(true);
+        }
     }
 }

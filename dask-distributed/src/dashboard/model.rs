@@ -6,6 +6,13 @@
 //! reports a step twice (released -> waiting -> processing in one call).
 //! A key enters the counts at its first transition: a task submitted but
 //! never needed (the client culls those) stays invisible.
+//!
+//! The graph view ([`GraphJson`]) holds the current computation's tasks and
+//! their dependencies, up to [`GRAPH_LIMIT`] tasks: a key joins it at its
+//! first transition; a key the scheduler forgets stays with its last state
+//! (marked forgotten) until a new key arrives while the scheduler holds no
+//! live key, which starts a new graph. Beyond the limit the view keeps only
+//! a count (no per-transition work) until the scheduler is empty again.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
@@ -18,6 +25,9 @@ use crate::scheduler::state::{Status, WorkerId};
 
 /// How many finished tasks the task stream remembers.
 pub const TASK_STREAM_CAPACITY: usize = 2000;
+
+/// Most tasks the graph view draws; a larger computation shows a count.
+pub const GRAPH_LIMIT: usize = 500;
 
 /// Every state, in the order of [`StateCounts`]'s array.
 pub const STATES: [Status; 8] = [
@@ -181,6 +191,110 @@ pub struct DashboardModel {
     transitions_total: u64,
     workers: BTreeMap<WorkerId, Worker>,
     stream: VecDeque<StreamEntry>,
+    graph: GraphView,
+}
+
+/// One task of the graph view.
+#[derive(Debug)]
+struct GraphNode {
+    key: Key,
+    group: usize,
+    /// Its dependencies' keys (resolved to nodes when served: a dependency
+    /// may join the view after its dependent).
+    deps: Vec<Key>,
+    status: Status,
+    forgotten: bool,
+}
+
+/// The current computation's graph, for small graphs.
+#[derive(Debug, Default)]
+struct GraphView {
+    nodes: Vec<GraphNode>,
+    index: KeyMap<usize>,
+    /// More tasks than [`GRAPH_LIMIT`]: only counted.
+    too_big: bool,
+    /// A new graph started (numbers the graphs).
+    generation: u64,
+    /// Changes of the node list (added, compacted, reset).
+    structure: u64,
+    /// Changes of anything drawn (structure or a node's state).
+    version: u64,
+}
+
+impl GraphView {
+    fn reset(&mut self) {
+        self.nodes.clear();
+        self.index.clear();
+        self.too_big = false;
+        self.generation += 1;
+        self.structure += 1;
+        self.version += 1;
+    }
+
+    /// Drops forgotten nodes; true if that made room.
+    fn compact(&mut self) -> bool {
+        let before = self.nodes.len();
+        self.nodes.retain(|n| !n.forgotten);
+        if self.nodes.len() == before {
+            return false;
+        }
+        self.index.clear();
+        for (i, n) in self.nodes.iter().enumerate() {
+            self.index.insert(n.key.clone(), i);
+        }
+        self.structure += 1;
+        self.version += 1;
+        true
+    }
+
+    /// A key seen for the first time (or again after it was forgotten).
+    fn add(&mut self, key: &Key, group: usize, deps: &[Key], status: Status) {
+        if self.too_big {
+            return;
+        }
+        if let Some(&i) = self.index.get(key) {
+            let n = &mut self.nodes[i];
+            n.forgotten = false;
+            n.status = status;
+            n.deps = deps.to_vec();
+            self.structure += 1;
+            self.version += 1;
+            return;
+        }
+        if self.nodes.len() >= GRAPH_LIMIT && !self.compact() {
+            self.nodes = Vec::new();
+            self.index = KeyMap::default();
+            self.too_big = true;
+            self.structure += 1;
+            self.version += 1;
+            return;
+        }
+        self.index.insert(key.clone(), self.nodes.len());
+        self.nodes.push(GraphNode {
+            key: key.clone(),
+            group,
+            deps: deps.to_vec(),
+            status,
+            forgotten: false,
+        });
+        self.structure += 1;
+        self.version += 1;
+    }
+
+    fn set(&mut self, key: &Key, status: Status) {
+        if self.too_big {
+            return;
+        }
+        if let Some(&i) = self.index.get(key) {
+            let n = &mut self.nodes[i];
+            if status == Status::Forgotten {
+                n.forgotten = true;
+            } else {
+                n.status = status;
+            }
+            self.version += 1;
+        }
+    }
 }
 
 impl Default for DashboardModel {
@@ -196,6 +310,7 @@ impl Default for DashboardModel {
             transitions_total: 0,
             workers: BTreeMap::new(),
             stream: VecDeque::new(),
+            graph: GraphView::default(),
         }
     }
 }
@@ -223,7 +338,13 @@ impl DashboardModel {
     pub fn apply(&mut self, t: &TaskTransition<'_>) {
         self.transitions_total += 1;
         if !self.keys.contains_key(t.key) {
+            if self.keys.is_empty() && (self.graph.too_big || !self.graph.nodes.is_empty()) {
+                // The scheduler held nothing: a new computation starts.
+                self.graph.reset();
+            }
             let group = self.group_of(t.key.name());
+            self.graph
+                .add(t.key, group, t.dependencies, Status::Released);
             self.groups[group].total += 1;
             self.keys.insert(
                 t.key.clone(),
@@ -250,6 +371,7 @@ impl DashboardModel {
         }
         let group = e.group;
         e.status = t.to;
+        self.graph.set(t.key, t.to);
         self.counts.move_one(Some(prev), t.to);
         self.groups[group].counts.move_one(Some(prev), t.to);
         if prev == Status::Processing {
@@ -360,6 +482,67 @@ impl DashboardModel {
         }
     }
 
+    /// Changes of the graph view: (node list, anything drawn). Equal numbers,
+    /// equal views.
+    pub fn graph_versions(&self) -> (u64, u64) {
+        (self.graph.structure, self.graph.version)
+    }
+
+    /// The graph view: every node with its dependencies and state, or only
+    /// the task count when the computation is larger than [`GRAPH_LIMIT`].
+    pub fn graph(&self) -> GraphJson {
+        let g = &self.graph;
+        GraphJson {
+            generation: g.generation,
+            structure: g.structure,
+            limit: GRAPH_LIMIT,
+            too_big: g.too_big,
+            tasks: if g.too_big {
+                self.keys.len() as u64
+            } else {
+                g.nodes.len() as u64
+            },
+            nodes: g
+                .nodes
+                .iter()
+                .map(|n| GraphNodeJson {
+                    key: n.key.to_string(),
+                    group: self.groups[n.group].name.clone(),
+                    deps: n
+                        .deps
+                        .iter()
+                        .filter_map(|d| g.index.get(d).copied())
+                        .collect(),
+                    state: status_name(n.status),
+                    forgotten: n.forgotten,
+                })
+                .collect(),
+        }
+    }
+
+    /// The graph view's node states only, in node order (for a client that
+    /// holds the structure of the same `structure` number).
+    pub fn graph_states(&self) -> GraphStatesJson {
+        GraphStatesJson {
+            generation: self.graph.generation,
+            structure: self.graph.structure,
+            states: self
+                .graph
+                .nodes
+                .iter()
+                .map(|n| status_name(n.status))
+                .collect(),
+            forgotten: self
+                .graph
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.forgotten)
+                .map(|(i, _)| i)
+                .collect(),
+        }
+    }
+
     /// The worker table.
     pub fn workers(&self) -> Vec<WorkerJson> {
         self.workers
@@ -387,6 +570,51 @@ pub struct GroupJson {
     pub done: u64,
     /// Keys by current state.
     pub counts: CountsJson,
+}
+
+/// The graph view, as `/api/graph` and the `graph` push event serve it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphJson {
+    /// Numbers the computations the view showed (a new one resets it).
+    pub generation: u64,
+    /// Numbers the node lists: states events refer to it.
+    pub structure: u64,
+    /// Most tasks drawn ([`GRAPH_LIMIT`]).
+    pub limit: usize,
+    /// Whether the computation is larger than `limit` (then `nodes` is empty).
+    pub too_big: bool,
+    /// Tasks in the computation (live ones when too big).
+    pub tasks: u64,
+    /// The tasks, in the order they arrived.
+    pub nodes: Vec<GraphNodeJson>,
+}
+
+/// One task of the graph view.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphNodeJson {
+    /// The key, as Dask prints it.
+    pub key: String,
+    /// Its task group.
+    pub group: String,
+    /// Indices (into `nodes`) of its dependencies in the view.
+    pub deps: Vec<usize>,
+    /// Its state (Dask's name); the last one before it was forgotten.
+    pub state: &'static str,
+    /// Whether the scheduler forgot it (its computation is over).
+    pub forgotten: bool,
+}
+
+/// The graph view's states, for a client that has its structure.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphStatesJson {
+    /// As in [`GraphJson`].
+    pub generation: u64,
+    /// The node list these states are for ([`GraphJson::structure`]).
+    pub structure: u64,
+    /// Each node's state, in node order.
+    pub states: Vec<&'static str>,
+    /// Indices of the forgotten nodes.
+    pub forgotten: Vec<usize>,
 }
 
 /// One worker's row.

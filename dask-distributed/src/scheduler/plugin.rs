@@ -46,6 +46,8 @@ pub struct TaskTransition<'a> {
     pub worker: Option<WorkerId>,
     /// Size of the result in bytes (known once in memory, else 0).
     pub nbytes: u64,
+    /// The keys the task reads (empty once forgotten).
+    pub dependencies: &'a [Key],
     /// Why the scheduler made the transition.
     pub why: &'static str,
 }
@@ -165,6 +167,7 @@ impl Plugins {
             to,
             worker,
             nbytes: task.map_or(0, |t| t.nbytes),
+            dependencies: task.map_or(&[], |t| &t.dependencies),
             why,
         };
         self.each("on_task_transition", |p| p.on_task_transition(&transition));

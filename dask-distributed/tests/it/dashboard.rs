@@ -556,15 +556,40 @@ fn health_pages_and_unknown_paths() {
     let page = get(&addr, "/status");
     assert_eq!(page.status, 200);
     assert!(page.headers["content-type"].starts_with("text/html"));
-    assert!(page.body.contains("<script src=\"/static/dashboard.js\">"));
     assert!(
         !page.body.contains("http://") && !page.body.contains("https://"),
         "nothing is fetched from the internet"
     );
-    let js = get(&addr, "/static/dashboard.js");
-    assert_eq!(js.status, 200);
-    assert!(js.headers["content-type"].starts_with("text/javascript"));
-    assert!(js.body.contains("/api/status"));
+    // Both pages load the shared scaffold once, then their own script; no
+    // script polls (updates come from the push stream).
+    for (path, own) in [("/status", "dashboard.js"), ("/tasks", "tasks.js")] {
+        let page = get(&addr, path);
+        assert_eq!(page.status, 200);
+        let scripts: Vec<&str> = page
+            .body
+            .split("<script src=\"")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap())
+            .collect();
+        assert_eq!(scripts.first(), Some(&"/static/common.js"), "{path}");
+        assert_eq!(scripts.last(), Some(&format!("/static/{own}").as_str()));
+        assert_eq!(
+            scripts.iter().filter(|s| s.ends_with("common.js")).count(),
+            1
+        );
+        for script in scripts {
+            let js = get(&addr, script);
+            assert_eq!(js.status, 200, "{script}");
+            assert!(js.headers["content-type"].starts_with("text/javascript"));
+            assert!(!js.body.contains("fetch("), "{script} polls");
+            assert!(
+                !js.body.contains("https://"),
+                "{script} loads from the internet"
+            );
+        }
+    }
+    let common = get(&addr, "/static/common.js");
+    assert!(common.body.contains("new EventSource(\"/api/events"));
     assert_eq!(get(&addr, "/static/dashboard.css").status, 200);
     let root = get(&addr, "/");
     assert_eq!(

@@ -1,16 +1,20 @@
 //! The dashboard end to end in headless Chromium, driven over WebDriver by
 //! chromedriver (Debian packages `chromium` and `chromium-driver`, installed
 //! by `.ci/run`): while a computation runs, the page's progress rises to the
-//! number of tasks in the graph, the worker table lists every worker, the
-//! browser logs no console error, and a screenshot is saved under the target
+//! number of tasks in the graph through pushed updates (a marker set on
+//! `window` after the load survives: the page never reloads, and it never
+//! requests the JSON API), the worker table lists every worker, the graph
+//! panel draws one node per task with the state the scheduler gives it, the
+//! browser logs no console error, and screenshots are saved under the target
 //! directory. Skips, saying so, where the browser is not installed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dask_distributed::dashboard::model::status_name;
 use dask_distributed::{Client, LocalCluster};
 use serde_json::{json, Value as Json};
 
@@ -198,7 +202,7 @@ fn the_dashboard_in_headless_chromium() {
     let caps = json!({"capabilities": {"alwaysMatch": {
         "goog:chromeOptions": {
             "binary": CHROMIUM,
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,900",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,1300",
                      format!("--user-data-dir={}", profile.display())],
         },
         "goog:loggingPrefs": {"browser": "ALL"},
@@ -229,32 +233,45 @@ fn the_dashboard_in_headless_chromium() {
         "inc": format!("{n_inc} / {n_inc}"),
         "total": format!("{n_total} / {n_total}"),
     });
+    // The page first, then the computation: every number it shows arrives
+    // by push.
+    session.call("POST", "/url", Some(json!({ "url": link })));
+    // A reload would lose this.
+    let marker = format!("loaded-{}", std::process::id());
+    session.script(&format!("window.__daskMarker = '{marker}'; return 1"));
+    let all_keys: Vec<_> = graph.keys().cloned().collect();
+    // Persisted: the results stay on the cluster, so the scheduler still
+    // knows every key's final state when the page is checked.
     let compute = std::thread::spawn(move || {
-        let r = client.compute_graph(&graph, &outputs).map(|v| v.len());
+        let r = client.persist_graph(&graph, &outputs).map(|g| (g.len(), g));
         (client, r)
     });
-    session.call("POST", "/url", Some(json!({ "url": link })));
 
     let read = "return [document.getElementById('tasks-done').textContent,\
                 document.getElementById('tasks-total').textContent,\
-                document.getElementById('connection').dataset.polls]";
+                document.getElementById('connection').dataset.updates,\
+                String(window.__daskMarker)]";
     let mut seen = Vec::new();
     let start = Instant::now();
-    while !compute.is_finished() {
+    let sample = |seen: &mut Vec<(u64, u64, u64)>| {
         let v = session.script(read);
         let num = |i: usize| v[i].as_str().unwrap().trim().parse::<u64>().unwrap();
+        assert_eq!(v[3], json!(marker), "the page was reloaded");
         seen.push((num(0), num(1), num(2)));
+        (num(0), num(1))
+    };
+    while !compute.is_finished() {
+        sample(&mut seen);
         assert!(start.elapsed() < DEADLINE, "the computation did not finish");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (_client, outputs_len) = compute.join().expect("compute thread");
-    assert_eq!(outputs_len.unwrap(), 20);
+    let (client, persisted) = compute.join().expect("compute thread");
+    let (n_persisted, persisted) = persisted.unwrap();
+    assert_eq!(n_persisted, 20);
     // After the computation: the page catches up to the total.
     loop {
-        let v = session.script(read);
-        let num = |i: usize| v[i].as_str().unwrap().trim().parse::<u64>().unwrap();
-        seen.push((num(0), num(1), num(2)));
-        if num(0) == n_tasks && num(1) == n_tasks {
+        let (done, total) = sample(&mut seen);
+        if done == n_tasks && total == n_tasks {
             break;
         }
         assert!(
@@ -271,7 +288,28 @@ fn the_dashboard_in_headless_chromium() {
     assert!(seen
         .iter()
         .all(|(done, total, _)| done <= total && *total <= n_tasks));
-    assert!(seen.last().unwrap().2 > 0, "the page polled the API");
+    assert!(seen.last().unwrap().2 > 0, "the page got pushed updates");
+    let distinct: BTreeSet<u64> = seen.iter().map(|s| s.0).collect();
+    assert!(
+        distinct.len() >= 2,
+        "the numbers rose on the same page: {seen:?}"
+    );
+    // Pushed, not polled: the page never asked the JSON API.
+    let requested = session.script(
+        "return performance.getEntriesByType('resource').map(function (e) { return e.name; })",
+    );
+    let polled: Vec<&Json> = requested
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| {
+            let u = u.as_str().unwrap();
+            u.contains("/api/status")
+                || u.contains("/api/task-stream")
+                || u.contains("/api/workers")
+        })
+        .collect();
+    assert!(polled.is_empty(), "the page polled: {polled:?}");
 
     let listed = session.script(
         "return Array.from(document.querySelectorAll('#workers tbody tr'))\
@@ -293,6 +331,63 @@ fn the_dashboard_in_headless_chromium() {
     let errors = session.script("return document.getElementById('errors').textContent");
     assert_eq!(errors, json!(""));
 
+    // The graph panel: a failing task and its dependent join the running
+    // computation (the persisted keys are still held).
+    let bad = client
+        .submit(
+            |x: u64| -> u64 {
+                if x > 0 {
+                    panic!("intentional failure for the graph view");
+                }
+                x
+            },
+            (1u64,),
+        )
+        .unwrap();
+    let after_bad = client.submit(|x: u64| x + 1, (&bad,)).unwrap();
+    assert!(
+        after_bad.result().is_err(),
+        "a dependent of a failed task fails"
+    );
+    let mut keys = all_keys.clone();
+    keys.push(bad.key().clone());
+    keys.push(after_bad.key().clone());
+    // The oracle: the scheduler's state of each key, asked over the client.
+    let want: BTreeMap<String, String> = keys
+        .iter()
+        .map(|k| {
+            let s = client.task_state(k).unwrap().expect("a held key is known");
+            (k.to_string(), status_name(s).to_owned())
+        })
+        .collect();
+    assert!(want.values().any(|s| s == "memory") && want.values().any(|s| s == "erred"));
+    let read_graph = "var out = {}; document.querySelectorAll('#graph circle.node')\
+        .forEach(function (c) { out[c.getAttribute('data-key')] = c.getAttribute('data-state'); });\
+        return [out, document.querySelectorAll('#graph circle.node').length, String(window.__daskMarker)]";
+    loop {
+        let v = session.script(read_graph);
+        assert_eq!(v[2], json!(marker), "the page was reloaded");
+        let drawn: BTreeMap<String, String> = v[0]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, s)| (k.clone(), s.as_str().unwrap().to_owned()))
+            .collect();
+        if drawn == want && v[1].as_u64() == Some(keys.len() as u64) {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the graph panel never showed the scheduler's states\n drawn: {drawn:?}\n want: {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let edges = session.script("return document.querySelectorAll('#graph line.edge').length");
+    // Three inputs per total, one for the failed task's dependent.
+    assert_eq!(edges.as_u64(), Some(3 * 20 + 1));
+    let errors = session.script("return document.getElementById('errors').textContent");
+    assert_eq!(errors, json!(""));
+
     let png = session.call("GET", "/screenshot", None);
     let png = decode_base64(png.as_str().unwrap());
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
@@ -306,16 +401,18 @@ fn the_dashboard_in_headless_chromium() {
     session.call("POST", "/url", Some(json!({ "url": tasks_link })));
     let read = "return [document.getElementById('stream-total').textContent,\
                 document.querySelectorAll('#lanes rect.task').length,\
-                document.getElementById('connection').dataset.polls]";
+                document.getElementById('connection').dataset.updates]";
+    // Every task ran once, and the failing one; its dependent never ran.
+    let ran = n_tasks + 1;
     loop {
         let v = session.script(read);
         let total = v[0].as_str().unwrap().trim().parse::<u64>().unwrap();
-        if total == n_tasks && v[1].as_u64() == Some(n_tasks) {
+        if total == ran && v[1].as_u64() == Some(ran) {
             break;
         }
         assert!(
             start.elapsed() < DEADLINE,
-            "the task stream page never showed {n_tasks} tasks: {v}"
+            "the task stream page never showed {ran} tasks: {v}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -323,7 +420,18 @@ fn the_dashboard_in_headless_chromium() {
         "return Array.from(document.querySelectorAll('#prefixes tbody tr'))\
          .map(function (tr) { return tr.dataset.prefix; })",
     );
-    assert_eq!(prefixes, json!(["inc", "total"]), "a row per task prefix");
+    let prefixes: BTreeSet<String> = prefixes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    let want_prefixes: BTreeSet<String> = all_keys
+        .iter()
+        .chain([bad.key()])
+        .map(|k| dask_distributed::dashboard::model::task_group(k.name()).to_owned())
+        .collect();
+    assert_eq!(prefixes, want_prefixes, "a row per task prefix");
     let lanes = session.script("return document.querySelectorAll('#lanes svg > text').length");
     // One label per worker thread (1 thread each) plus the axis ticks.
     assert_eq!(lanes.as_u64(), Some(n_workers as u64 + 5));
@@ -342,6 +450,7 @@ fn the_dashboard_in_headless_chromium() {
         .filter(|l| l["level"] == "SEVERE")
         .collect();
     assert!(severe.is_empty(), "console errors: {severe:?}");
+    drop((bad, after_bad, persisted));
     drop(session);
     drop(driver);
     let _ = std::fs::remove_dir_all(&profile);

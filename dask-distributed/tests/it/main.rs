@@ -7,6 +7,7 @@ mod coordination;
 mod dashboard;
 #[cfg(unix)]
 mod dashboard_browser;
+mod dashboard_push;
 mod diagnostics;
 mod futures_api;
 mod futures_state;

@@ -1,33 +1,11 @@
-// The dashboard page: polls /api/status and redraws. No dependencies.
+// The status page: redrawn on every `status` event pushed by the server;
+// the graph panel (graph.js) follows `graph` and `graph-states`. Needs
+// common.js.
 "use strict";
 (function () {
-  var POLL_MS = 500;
-  var polls = 0;
 
-  function byId(id) { return document.getElementById(id); }
-
-  function setText(id, value) { byId(id).textContent = String(value); }
-
-  function cell(row, value, cls) {
-    var td = document.createElement("td");
-    td.textContent = String(value);
-    if (cls) { td.className = cls; }
-    row.appendChild(td);
-    return td;
-  }
-
-  function hue(name) {
-    var h = 0;
-    for (var i = 0; i < name.length; i++) { h = (h * 31 + name.charCodeAt(i)) % 360; }
-    return h;
-  }
-
-  function bytes(n) {
-    var units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    var u = 0;
-    while (n >= 1024 && u < units.length - 1) { n /= 1024; u++; }
-    return (u === 0 ? n : n.toFixed(1)) + " " + units[u];
-  }
+  var byId = dask.byId, setText = dask.setText, cell = dask.cell, hue = dask.hue;
+  var bytes = dask.bytes;
 
   function bar(done, erred, total) {
     var outer = document.createElement("div");
@@ -124,34 +102,16 @@
     setText("tasks-processing", s.tasks.processing);
     setText("tasks-erred", s.tasks.erred);
     setText("n-workers", s.workers.length);
+    setText("uptime", s.uptime_s.toFixed(1));
     renderGroups(s.groups);
     renderWorkers(s.workers);
     renderStream(s.stream, s.workers);
   }
 
-  function poll() {
-    var conn = byId("connection");
-    fetch("/api/status", { cache: "no-store" })
-      .then(function (r) {
-        if (!r.ok) { throw new Error("HTTP " + r.status); }
-        return r.json();
-      })
-      .then(function (s) {
-        render(s);
-        polls += 1;
-        conn.dataset.polls = String(polls);
-        conn.className = "";
-        conn.textContent = "live (uptime " + s.uptime_s.toFixed(1) + " s)";
-      })
-      .catch(function (e) {
-        conn.className = "down";
-        conn.textContent = "scheduler unreachable: " + e.message;
-      })
-      .then(function () { setTimeout(poll, POLL_MS); });
-  }
-
-  window.addEventListener("error", function (ev) {
-    byId("errors").textContent += "error: " + ev.message + "\n";
+  var graph = window.daskGraph(byId("graph"));
+  dask.connect(["status", "graph"], {
+    "status": render,
+    "graph": graph.setGraph,
+    "graph-states": graph.setStates
   });
-  poll();
 })();

@@ -1,32 +1,23 @@
-// The task-stream page: polls /api/task-stream (new records only) and
-// /api/workers (the lanes), draws one SVG lane per worker thread.
+// The task-stream page: `tasks` events pushed by the server bring the new
+// records and the worker table (the lanes); one SVG lane per worker thread.
+// The window slides with the server's clock between events. Needs
+// common.js.
 "use strict";
 (function () {
-  var POLL_MS = 500;
+  var REDRAW_MS = 500;
   // Seconds shown: 20, or the page's ?window=N.
   var asked = /[?&]window=(\d+)/.exec(window.location.search);
   var WINDOW_S = asked ? Math.max(1, parseInt(asked[1], 10)) : 20;
   var MAX_RECORDS = 20000;
-  var polls = 0;
-  var next = null;
   var records = [];
   var total = 0;
-  var NS = "http://www.w3.org/2000/svg";
+  var skipped = 0;
+  var workers = [];
+  // Server clock minus the browser's, in seconds (from the last event).
+  var skew = 0;
+  var NS = dask.NS;
 
-  function byId(id) { return document.getElementById(id); }
-
-  function hue(name) {
-    var h = 0;
-    for (var i = 0; i < name.length; i++) { h = (h * 31 + name.charCodeAt(i)) % 360; }
-    return h;
-  }
-
-  function getJson(url) {
-    return fetch(url, { cache: "no-store" }).then(function (r) {
-      if (!r.ok) { throw new Error("HTTP " + r.status); }
-      return r.json();
-    });
-  }
+  var byId = dask.byId, hue = dask.hue;
 
   function lanesOf(workers) {
     var lanes = [];
@@ -116,34 +107,25 @@
     });
   }
 
-  function poll() {
-    var conn = byId("connection");
-    var url = "/api/task-stream" + (next === null ? "" : "?since=" + next);
-    Promise.all([getJson(url), getJson("/api/workers")])
-      .then(function (got) {
-        var page = got[0];
-        next = page.next;
-        total = page.next;
-        records = records.concat(page.records);
-        var cutoff = page.now - WINDOW_S;
-        records = records.filter(function (r) { return r.stop >= cutoff; });
-        if (records.length > MAX_RECORDS) { records = records.slice(records.length - MAX_RECORDS); }
-        draw(page.now, got[1]);
-        polls += 1;
-        conn.dataset.polls = String(polls);
-        conn.className = "";
-        conn.textContent = page.enabled ? "live" : "the scheduler records no task stream";
-      })
-      .catch(function (e) {
-        conn.className = "down";
-        conn.textContent = "scheduler unreachable: " + e.message;
-      })
-      .then(function () { setTimeout(poll, POLL_MS); });
+  function serverNow() { return Date.now() / 1000 + skew; }
+
+  function onTasks(page) {
+    skew = page.now - Date.now() / 1000;
+    total = page.next;
+    skipped += page.skipped;
+    byId("stream-skipped").textContent = skipped > 0
+      ? "(" + skipped + " not drawn: too many to follow live)" : "";
+    workers = page.workers;
+    records = records.concat(page.records);
+    var cutoff = page.now - WINDOW_S;
+    records = records.filter(function (r) { return r.stop >= cutoff; });
+    if (records.length > MAX_RECORDS) { records = records.slice(records.length - MAX_RECORDS); }
+    if (!page.enabled) { byId("connection").textContent = "the scheduler records no task stream"; }
+    draw(serverNow(), workers);
   }
 
-  window.addEventListener("error", function (ev) {
-    byId("errors").textContent += "error: " + ev.message + "\n";
-  });
   byId("stream-window").textContent = String(WINDOW_S);
-  poll();
+  dask.connect(["tasks"], { "tasks": onTasks });
+  // Slide the window between events (a local redraw, no request).
+  setInterval(function () { draw(serverNow(), workers); }, REDRAW_MS);
 })();
