@@ -47,7 +47,9 @@
 //! rate of a large value gathered over TCP, on an in-process `LocalCluster`.
 //!
 //! Then the actor figures (see `actors.rs`): method-call latency (median and
-//! p99) and calls per second from one TCP client.
+//! p99) and calls per second from one TCP client; and the coordination
+//! figures in the same section (see `coordination.rs`): lock and queue round
+//! trips (median and p99) and the pub/sub message rate between two clients.
 //!
 //! Then the array section (see `array.rs`, issue 4): `(x + x.T).sum()` on
 //! a seeded 20000 x 20000 array in 2000 x 2000 chunks, `x.dot(x.T).sum()` on
@@ -62,6 +64,7 @@
 //! array's edge, chunks of N/10; the dot case keeps its size), `--help`.
 
 mod actors;
+mod coordination;
 mod array;
 mod distributed;
 
@@ -788,6 +791,10 @@ fn run(config: Config) -> BenchResult<()> {
             sequential: if quick { 2_000 } else { 10_000 },
             pipelined: if quick { 20_000 } else { 100_000 },
             reps: config.reps.min(5),
+        })?;
+        coordination::run(&coordination::Sizes {
+            round_trips: if quick { 1_000 } else { 5_000 },
+            messages: if quick { 5_000 } else { 50_000 },
         })?;
     }
     if let Some((verdicts, big, total)) = scheduler_targets {
