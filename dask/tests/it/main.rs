@@ -2,6 +2,7 @@
 
 mod chaos;
 mod dashboard;
+mod examples;
 mod processes;
 mod security;
 mod spill;
