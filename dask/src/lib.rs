@@ -32,7 +32,7 @@
 //!
 //! A collection is a lazy graph of chunk tasks; operations add layers, and
 //! `compute()` (from [`Collection`]) runs them on the chosen scheduler.
-//! Arrays ([`array`]) have `ndarray` blocks:
+//! Arrays ([`array`](mod@array)) have `ndarray` blocks:
 //!
 //! ```
 //! use dask::prelude::*;
