@@ -27,6 +27,74 @@
 //! }
 //! assert_eq!(dask::compute((&x, &y, &z)).unwrap(), (2, 3, 5));   // shared work once
 //! ```
+//!
+//! ## Collections
+//!
+//! A collection is a lazy graph of chunk tasks; operations add layers, and
+//! `compute()` (from [`Collection`]) runs them on the chosen scheduler.
+//! Arrays ([`array`](mod@array)) have `ndarray` blocks:
+//!
+//! ```
+//! use dask::prelude::*;
+//! use dask::array::{ndarray, from_array, Reduce};
+//!
+//! let m = ndarray::Array2::from_shape_fn((4, 6), |(i, j)| (i * 6 + j) as f64);
+//! let x = from_array(m.clone(), [2, 3]).unwrap();        // 4 blocks of 2x3
+//! let col_sums = (&x * 2.0).unwrap().sum(Reduce::axis(0)).unwrap();
+//! assert_eq!(col_sums.compute().unwrap(), (&m * 2.0).sum_axis(ndarray::Axis(0)).into_dyn());
+//! ```
+//!
+//! Dataframes ([`dataframe`]) have polars partitions (`read_csv` cuts files
+//! into byte blocks, one partition each):
+//!
+//! ```
+//! use dask::prelude::*;
+//! use dask::dataframe::{polars::prelude::*, Agg, DataFrame as DaskFrame};
+//!
+//! let pdf = df!("k" => [1i64, 2, 1, 2], "x" => [1.0, 2.0, 3.0, 4.0]).unwrap();
+//! let ddf = DaskFrame::from_polars(pdf, 2).unwrap();      // 2 partitions
+//! let big = ddf.filter(col("x").gt(lit(1.5))).unwrap();
+//! let sums = big.groupby(&["k"]).unwrap().agg(&[("x", Agg::Sum)]).unwrap();
+//! let out = sums.compute().unwrap();                      // a polars DataFrame
+//! assert_eq!(out.column("x").unwrap().f64().unwrap().get(0), Some(3.0));
+//! ```
+//!
+//! Bags ([`bag`]) hold plain Rust values, processed like iterators:
+//!
+//! ```
+//! use dask::prelude::*;
+//! use dask::bag::Bag;
+//!
+//! let b = Bag::from_sequence(1..=10u64, 3).unwrap();
+//! let evens = b.filter(|x| x % 2 == 0).map(|x| x * 10);
+//! assert_eq!(evens.sum().compute().unwrap(), 300);
+//! ```
+//!
+//! ## A cluster
+//!
+//! [`distributed::Client`] is a scheduler too: `Client::new()` starts a
+//! scheduler and workers in this process (`Client::connect(addr)` joins
+//! `dask scheduler` / `dask worker` processes), and any collection computes
+//! on it with `compute_with(&client)`; `submit` and `map` give futures.
+//!
+//! ```
+//! use dask::prelude::*;
+//! use dask::distributed::{Client, LocalCluster};
+//!
+//! fn inc(x: i64) -> i64 { x + 1 }
+//!
+//! let cluster = LocalCluster::builder().n_workers(1).no_dashboard().start().unwrap();
+//! let client = Client::with_cluster(cluster).unwrap();
+//! let f = client.submit(inc, (9i64,)).unwrap();           // runs now
+//! assert_eq!(f.result().unwrap(), 10);
+//! let y = delayed(inc).call((&delayed(inc).call((1i64,)),));
+//! assert_eq!(y.compute_with(&client).unwrap(), 3);
+//! client.shutdown();
+//! ```
+//!
+//! The examples in `dask/examples` walk through each collection
+//! (`array`, `dataframe`, `bag`) and each scheduler choice (`scheduler_sync`,
+//! `scheduler_threaded`, `scheduler_distributed`): `cargo run --example array`.
 #![warn(missing_docs)]
 
 pub use dask_core as core;

@@ -3,6 +3,7 @@
 mod chaos;
 mod dashboard;
 mod dataframe_processes;
+mod examples;
 mod processes;
 mod security;
 mod spill;
