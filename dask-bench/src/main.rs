@@ -64,8 +64,8 @@
 //! array's edge, chunks of N/10; the dot case keeps its size), `--help`.
 
 mod actors;
-mod coordination;
 mod array;
+mod coordination;
 mod distributed;
 
 use std::error::Error;
