@@ -387,11 +387,7 @@ impl Client {
     pub fn shutdown(self) {
         if let Some(cluster) = &self.cluster {
             // Its scheduler goes on purpose: nothing to reconnect to.
-            self.inner
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .closed = true;
+            self.inner.mark_closed();
             cluster.shutdown();
         }
     }
@@ -773,6 +769,15 @@ impl Inner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .closed
+    }
+
+    /// Marks the connection closed on purpose (its scheduler is being shut
+    /// down here): losing it then ends the client quietly, no reconnecting.
+    pub(crate) fn mark_closed(&self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closed = true;
     }
 
     /// The connected workers.

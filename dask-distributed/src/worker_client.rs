@@ -265,7 +265,9 @@ pub(crate) fn register_local_scheduler(addr: &str) {
         .insert(addr.to_owned());
 }
 
-/// The cluster at `addr` stopped.
+/// The cluster at `addr` is stopping: its worker client and shared
+/// coordination connection (if tasks opened them) close on purpose, so they
+/// neither reconnect nor say they lost the scheduler.
 pub(crate) fn unregister_local_scheduler(addr: &str) {
     if let Some(set) = LOCAL_SCHEDULERS
         .lock()
@@ -274,6 +276,17 @@ pub(crate) fn unregister_local_scheduler(addr: &str) {
     {
         set.remove(addr);
     }
+    let gone = WORKER_CLIENTS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_mut()
+        .and_then(|map| map.remove(addr));
+    if let Some(inner) = gone {
+        inner.mark_closed();
+        // Dropped on a plain thread: a runtime may not be dropped inside another.
+        std::thread::spawn(move || drop(inner));
+    }
+    crate::coordination::close_shared(addr);
 }
 
 fn is_local_scheduler(addr: &str) -> bool {

@@ -150,6 +150,22 @@ impl std::fmt::Debug for Coordinator {
 /// Connections opened by [`Coordinator::connect`], one per address.
 static SHARED: Mutex<Option<HashMap<String, Arc<Inner>>>> = Mutex::new(None);
 
+/// The scheduler at `addr` is being shut down in this process: its shared
+/// connection (if any) closes on purpose, without reconnecting or saying it
+/// lost the scheduler.
+pub(crate) fn close_shared(addr: &str) {
+    let gone = SHARED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_mut()
+        .and_then(|map| map.remove(addr));
+    if let Some(inner) = gone {
+        inner.mark_closed();
+        // Dropped on a plain thread: a runtime may not be dropped inside another.
+        std::thread::spawn(move || drop(inner));
+    }
+}
+
 impl Coordinator {
     /// The connection of `client`: what handles made from it hold is
     /// released when the client (and every handle and future of it) is gone.

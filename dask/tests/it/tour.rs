@@ -49,6 +49,11 @@ fn the_tour_runs_every_step_on_small_data() {
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).ok();
     assert!(status.success(), "the tour failed:\n{text}\n{err}");
+    // Shutting its own cluster down is not a lost scheduler: no reconnecting.
+    assert!(
+        !err.contains("lost the scheduler"),
+        "the tour's shutdown made a client try to reconnect:\n{err}"
+    );
     let line = |tag: &str| -> String {
         text.lines()
             .find(|l| l.starts_with(tag))
