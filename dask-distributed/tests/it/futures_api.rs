@@ -177,7 +177,10 @@ fn higher_priority_runs_first() {
             let ran = ran.clone();
             let gate = gate.clone();
             move |id: i64| {
-                if id == -1 {
+                // Both the blocker and the filler wait: a filler that ran at
+                // once would free its slot while the later submissions are
+                // still arriving, and the next one would start early.
+                if id <= 0 {
                     gate.wait();
                 }
                 ran.lock().unwrap().push(id);
