@@ -178,8 +178,9 @@ struct Sink {
     pending: Arc<Mutex<Vec<RecordedTransition>>>,
 }
 
-/// Most transitions recorded before the plugin applies them itself.
-const PENDING_LIMIT: usize = 8192;
+/// Most transitions recorded before the plugin applies them itself (about
+/// 6 MiB; a page reading every 250 ms keeps a busy scheduler under it).
+const PENDING_LIMIT: usize = 1 << 16;
 
 impl Sink {
     fn up_to_date(&self) -> MutexGuard<'_, DashboardModel> {
