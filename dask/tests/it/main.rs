@@ -6,5 +6,6 @@ mod dataframe_processes;
 mod examples;
 mod processes;
 mod security;
+mod seed_processes;
 mod spill;
 mod tour;
