@@ -3,8 +3,8 @@
 //!
 //! The workers and the client are this test binary run again (ignored helper
 //! tests below), so they link the seed's ops (`inc`, `random_matrix`,
-//! `shape_of`). The client runs in a process of its own so that its
-//! `/proc/self/io` read count is the bytes that reached the client: the
+//! `shape_of`). The client runs in a process of its own so that the bytes
+//! its TCP sockets received are the bytes that reached the client: the
 //! 800 MB matrix when it gathers it, almost nothing when it asks a worker
 //! for the shape.
 
@@ -47,13 +47,41 @@ fn shape_of(a: ArrayD<f64>) -> Vec<usize> {
 }
 dask::core::register_op!(shape_of);
 
-/// Bytes this process has read through `read`-like calls (files and sockets).
-fn bytes_read() -> u64 {
-    let io = std::fs::read_to_string("/proc/self/io").expect("/proc/self/io (Linux)");
-    io.lines()
-        .find_map(|l| l.strip_prefix("rchar: "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("an rchar line")
+/// Bytes received so far on this process's open TCP sockets (the kernel's
+/// `TCP_INFO` count of each socket in `/proc/self/fd`). The client keeps its
+/// connections to workers open, so a difference of two readings is what
+/// reached this process in between.
+#[allow(unsafe_code)] // getsockopt(TCP_INFO): no safe wrapper in std
+fn tcp_bytes_received() -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd (Linux)") {
+        let Ok(entry) = entry else { continue };
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"));
+        let Some(fd) = entry.file_name().to_str().and_then(|f| f.parse().ok()) else {
+            continue;
+        };
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: `info` is a plain C struct the kernel fills (up to `len`
+        // bytes); `fd` is one of this process's descriptors, only queried.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            total += info.tcpi_bytes_received;
+        }
+    }
+    total
 }
 
 /// Runs this test binary's ignored helper `name` with the scheduler address.
@@ -74,15 +102,19 @@ fn helper(name: &str, addr: &str, side: u64) -> Child {
         .unwrap()
 }
 
-/// The first line of `child`'s stdout containing `marker`, from it on.
+/// The first line of `child`'s stdout containing `marker`, from it on. The
+/// rest of its output is read (and dropped) by a thread, so the helper never
+/// writes into a closed pipe.
 fn line_with(child: &mut Child, marker: &str) -> String {
     let stdout = child.stdout.take().unwrap();
-    BufReader::new(stdout)
-        .lines()
-        .map_while(|l| l.ok())
-        // libtest may print "test ... " on the same line first.
+    let mut lines = BufReader::new(stdout).lines().map_while(|l| l.ok());
+    // libtest may print "test ... " on the same line first.
+    let found = lines
+        .by_ref()
         .find_map(|l| l.find(marker).map(|i| l[i..].to_owned()))
-        .unwrap_or_else(|| panic!("no {marker:?} line from the helper process"))
+        .unwrap_or_else(|| panic!("no {marker:?} line from the helper process"));
+    std::thread::spawn(move || lines.for_each(drop));
+    found
 }
 
 #[test]
@@ -131,7 +163,7 @@ fn seed_worker() {
 }
 
 /// Not a test: the client process of the seed test. Checks the flow and
-/// prints `seed-report gathered=BYTES shape=BYTES`: what this process read
+/// prints `seed-report gathered=BYTES shape=BYTES`: what this process received
 /// while gathering the matrix, and while asking for its shape remotely.
 #[test]
 #[ignore = "helper process of the seed-on-processes test"]
@@ -162,17 +194,17 @@ fn seed_client() {
             ReturnWhen::AllCompleted,
         )
         .unwrap();
-    let before = bytes_read();
+    let before = tcp_bytes_received();
     let whole = m.result().unwrap();
-    let gathered = bytes_read() - before;
+    let gathered = tcp_bytes_received() - before;
     assert_eq!(whole.shape(), &[n as usize, n as usize]);
     assert_eq!(whole, random_matrix(n, 42));
     drop(whole);
 
     // Its shape computed where the matrix lives: the matrix stays there.
-    let before = bytes_read();
+    let before = tcp_bytes_received();
     let shape = client.submit(shape_of, (&m,)).unwrap().result().unwrap();
-    let remote = bytes_read() - before;
+    let remote = tcp_bytes_received() - before;
     assert_eq!(shape, vec![n as usize, n as usize]);
     println!("seed-report gathered={gathered} shape={remote}");
 }
