@@ -1,6 +1,7 @@
 //! Reductions: a per-partition step fused into each partition's pipeline, then
 //! a tree of combine steps (fan-in `split_every`), then a final step.
 
+use std::any::TypeId;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
@@ -13,6 +14,7 @@ use dask_core::{Arg, BoxError, Delayed, Graph, HighLevelGraph, Key, Op, Task, Va
 
 use crate::bag::{new_name, Bag};
 use crate::stage::{split_part, with_items, DynStage, Items};
+use crate::words::{Counts, WordsStage};
 use crate::{Error, Result};
 
 /// Runs a per-partition reduction over a partition's pipeline.
@@ -82,16 +84,35 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
         F: Fn(&[&R]) -> Result<O> + Send + Sync + 'static,
     {
         let src = self.source();
-        let name = new_name(op);
-        let part_name: Arc<str> = format!("{name}-part").into();
-        let agg_name: Arc<str> = format!("{name}-agg").into();
-        let mut graph = Graph::with_capacity(self.npartitions * 2);
         let part_op: Arc<dyn Op> = Arc::new(PartOp {
             name: src.op_name(&format!("{op}-part")),
             stage: src.stage.clone(),
             f: per,
             _r: PhantomData,
         });
+        self.tree_with(op, part_op, combine, finish)
+    }
+
+    /// [`Bag::tree`] with the per-partition op given: it gets the partition
+    /// index and the pipeline's arguments, and gives an `R`.
+    fn tree_with<R, O, C, F>(
+        &self,
+        op: &str,
+        part_op: Arc<dyn Op>,
+        combine: C,
+        finish: F,
+    ) -> (HighLevelGraph, Arc<str>)
+    where
+        R: Send + Sync + 'static,
+        O: Send + Sync + 'static,
+        C: Fn(&[&R]) -> Result<R> + Send + Sync + 'static,
+        F: Fn(&[&R]) -> Result<O> + Send + Sync + 'static,
+    {
+        let src = self.source();
+        let name = new_name(op);
+        let part_name: Arc<str> = format!("{name}-part").into();
+        let agg_name: Arc<str> = format!("{name}-agg").into();
+        let mut graph = Graph::with_capacity(self.npartitions * 2);
         let mut level: Vec<Key> = (0..self.npartitions)
             .map(|i| {
                 let k = Key::new(part_name.clone(), [i as u64]);
@@ -214,7 +235,20 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
     }
 
     /// The number of items.
+    ///
+    /// After `flat_map(words)` the words are counted borrowed, without a
+    /// `String` per word (see [`words`](crate::words)).
     pub fn count(&self) -> Delayed<usize> {
+        if let Some(ws) = self.words_stage() {
+            let part_op = self.words_part_op("count", move |part, args| ws.num_words(part, args));
+            let (graph, name) = self.tree_with(
+                "count",
+                part_op,
+                |rs: &[&usize]| Ok(rs.iter().copied().sum()),
+                |rs: &[&usize]| Ok(rs.iter().copied().sum::<usize>()),
+            );
+            return Delayed::from_graph(Key::new(name, [0]), graph);
+        }
         self.scalar(
             "count",
             |_, items| Ok(items.count()),
@@ -296,10 +330,34 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
 
     /// How often each distinct item occurs: a one-partition bag of
     /// `(item, count)` pairs, in no particular order.
+    ///
+    /// After `flat_map(words)` (see [`words`](crate::words)) each partition
+    /// counts borrowed words and allocates a `String` only for a word new to
+    /// its partition; under [`read_text`](crate::read_text) the text is read
+    /// in blocks of whole lines, without a `String` per line. Same answer.
     pub fn frequencies(&self) -> Bag<(T, usize)>
     where
         T: Hash + Eq,
     {
+        if let Some(ws) = self.words_stage() {
+            // `as_words` is only `Some` for a `Stage<String>`: T is String.
+            debug_assert_eq!(TypeId::of::<T>(), TypeId::of::<String>());
+            let part_op =
+                self.words_part_op("frequencies", move |part, args| ws.count_words(part, args));
+            let (graph, name) = self.tree_with(
+                "frequencies",
+                part_op,
+                |rs: &[&Counts]| Ok(merge_counts(rs)),
+                |rs: &[&Counts]| {
+                    Ok(merge_counts(rs)
+                        .into_iter()
+                        .collect::<Vec<(String, usize)>>())
+                },
+            );
+            let mut bag = Bag::materialized(graph, name, 1);
+            bag.split_every = self.split_every;
+            return bag;
+        }
         self.to_bag(
             "frequencies",
             |_, items| {
@@ -455,6 +513,47 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
             move |rs| Ok(merge(rs, &*combine)),
             move |rs| Ok(merge(rs, &*c2).into_iter().collect()),
         )
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Bag<T> {
+    /// The pending `flat_map(words)` step this bag ends with, if any.
+    fn words_stage(&self) -> Option<WordsStage> {
+        self.pending.as_ref()?.stage.as_words().cloned()
+    }
+
+    /// The per-partition op of a fused word reduction: `f(part, args)`.
+    fn words_part_op<R, F>(&self, op: &str, f: F) -> Arc<dyn Op>
+    where
+        R: Send + Sync + 'static,
+        F: Fn(usize, &[Value]) -> Result<R> + Send + Sync + 'static,
+    {
+        Arc::new(WordsPartOp {
+            name: self.source().op_name(&format!("{op}-part")),
+            f,
+            _r: PhantomData,
+        })
+    }
+}
+
+/// Runs a fused word reduction's per-partition step.
+struct WordsPartOp<R, F> {
+    name: String,
+    f: F,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R, F> Op for WordsPartOp<R, F>
+where
+    R: Send + Sync + 'static,
+    F: Fn(usize, &[Value]) -> Result<R> + Send + Sync + 'static,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let (part, args) = split_part(args)?;
+        Ok(Value::new((self.f)(part, args)?))
     }
 }
 
