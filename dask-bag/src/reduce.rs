@@ -14,7 +14,8 @@ use dask_core::{Arg, BoxError, Delayed, Graph, HighLevelGraph, Key, Op, Task, Va
 
 use crate::bag::{new_name, Bag};
 use crate::stage::{split_part, with_items, DynStage, Items};
-use crate::words::{Counts, WordsStage};
+use crate::wire::{MergeCounts, SumCounts, WordsPart, WordsReduction};
+use crate::words::WordsStage;
 use crate::{Error, Result};
 
 /// Runs a per-partition reduction over a partition's pipeline.
@@ -90,24 +91,28 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
             f: per,
             _r: PhantomData,
         });
+        let combine: Arc<dyn Op> = Arc::new(AggOp {
+            name: format!("{op}-combine"),
+            f: combine,
+            _t: PhantomData,
+        });
+        let finish: Arc<dyn Op> = Arc::new(AggOp {
+            name: format!("{op}-aggregate"),
+            f: finish,
+            _t: PhantomData,
+        });
         self.tree_with(op, part_op, combine, finish)
     }
 
-    /// [`Bag::tree`] with the per-partition op given: it gets the partition
-    /// index and the pipeline's arguments, and gives an `R`.
-    fn tree_with<R, O, C, F>(
+    /// [`Bag::tree`] with its ops given: `part_op` gets the partition index
+    /// and the pipeline's arguments; `combine` and `finish` get results.
+    fn tree_with(
         &self,
         op: &str,
         part_op: Arc<dyn Op>,
-        combine: C,
-        finish: F,
-    ) -> (HighLevelGraph, Arc<str>)
-    where
-        R: Send + Sync + 'static,
-        O: Send + Sync + 'static,
-        C: Fn(&[&R]) -> Result<R> + Send + Sync + 'static,
-        F: Fn(&[&R]) -> Result<O> + Send + Sync + 'static,
-    {
+        combine: Arc<dyn Op>,
+        finish: Arc<dyn Op>,
+    ) -> (HighLevelGraph, Arc<str>) {
         let src = self.source();
         let name = new_name(op);
         let part_name: Arc<str> = format!("{name}-part").into();
@@ -120,11 +125,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
                 k
             })
             .collect();
-        let agg_op: Arc<dyn Op> = Arc::new(AggOp {
-            name: format!("{op}-combine"),
-            f: combine,
-            _t: PhantomData,
-        });
+        let agg_op = combine;
         let mut depth = 0u64;
         while level.len() > self.split_every {
             level = level
@@ -139,11 +140,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
                 .collect();
             depth += 1;
         }
-        let final_op: Arc<dyn Op> = Arc::new(AggOp {
-            name: format!("{op}-aggregate"),
-            f: finish,
-            _t: PhantomData,
-        });
+        let final_op = finish;
         graph.insert(
             Key::new(name.clone(), [0]),
             Task::new(final_op, level.into_iter().map(Arg::Key).collect()),
@@ -240,13 +237,13 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
     /// `String` per word (see [`words`](crate::words)).
     pub fn count(&self) -> Delayed<usize> {
         if let Some(ws) = self.words_stage() {
-            let part_op = self.words_part_op("count", move |part, args| ws.num_words(part, args));
-            let (graph, name) = self.tree_with(
-                "count",
-                part_op,
-                |rs: &[&usize]| Ok(rs.iter().copied().sum()),
-                |rs: &[&usize]| Ok(rs.iter().copied().sum::<usize>()),
-            );
+            let part_op = self.words_part_op("count", &ws, WordsReduction::Count);
+            let sum = |step: &str| -> Arc<dyn Op> {
+                Arc::new(SumCounts {
+                    name: format!("count-{step}"),
+                })
+            };
+            let (graph, name) = self.tree_with("count", part_op, sum("combine"), sum("aggregate"));
             return Delayed::from_graph(Key::new(name, [0]), graph);
         }
         self.scalar(
@@ -342,17 +339,18 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
         if let Some(ws) = self.words_stage() {
             // `as_words` is only `Some` for a `Stage<String>`: T is String.
             debug_assert_eq!(TypeId::of::<T>(), TypeId::of::<String>());
-            let part_op =
-                self.words_part_op("frequencies", move |part, args| ws.count_words(part, args));
+            let part_op = self.words_part_op("frequencies", &ws, WordsReduction::Frequencies);
+            let merge = |step: &str, last| -> Arc<dyn Op> {
+                Arc::new(MergeCounts {
+                    name: format!("frequencies-{step}"),
+                    last,
+                })
+            };
             let (graph, name) = self.tree_with(
                 "frequencies",
                 part_op,
-                |rs: &[&Counts]| Ok(merge_counts(rs)),
-                |rs: &[&Counts]| {
-                    Ok(merge_counts(rs)
-                        .into_iter()
-                        .collect::<Vec<(String, usize)>>())
-                },
+                merge("combine", false),
+                merge("aggregate", true),
             );
             let mut bag = Bag::materialized(graph, name, 1);
             bag.split_every = self.split_every;
@@ -522,21 +520,36 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
         self.pending.as_ref()?.stage.as_words().cloned()
     }
 
-    /// The per-partition op of a fused word reduction: `f(part, args)`.
-    fn words_part_op<R, F>(&self, op: &str, f: F) -> Arc<dyn Op>
-    where
-        R: Send + Sync + 'static,
-        F: Fn(usize, &[Value]) -> Result<R> + Send + Sync + 'static,
-    {
-        Arc::new(WordsPartOp {
-            name: self.source().op_name(&format!("{op}-part")),
-            f,
-            _r: PhantomData,
-        })
+    /// The per-partition op of a fused word reduction: a registered
+    /// [`WordsPart`] when the text below `words` has a registered form
+    /// (`read_text`, a materialized bag of lines), so worker processes run it;
+    /// else a closure over the pipeline (lines come owned, words borrowed).
+    fn words_part_op(&self, op: &str, ws: &WordsStage, reduction: WordsReduction) -> Arc<dyn Op> {
+        let name = self.source().op_name(&format!("{op}-part"));
+        if let Some(input) = ws.wire_input() {
+            return Arc::new(WordsPart {
+                name,
+                input,
+                reduction,
+            });
+        }
+        let ws = ws.clone();
+        match reduction {
+            WordsReduction::Frequencies => Arc::new(WordsPartOp {
+                name,
+                f: move |part, args: &[Value]| ws.count_words(part, args),
+                _r: PhantomData,
+            }),
+            WordsReduction::Count => Arc::new(WordsPartOp {
+                name,
+                f: move |part, args: &[Value]| ws.num_words(part, args),
+                _r: PhantomData,
+            }),
+        }
     }
 }
 
-/// Runs a fused word reduction's per-partition step.
+/// Runs a fused word reduction's per-partition step in-process.
 struct WordsPartOp<R, F> {
     name: String,
     f: F,
@@ -563,7 +576,7 @@ fn empty_agg(op: &str) -> Error {
     )))
 }
 
-fn merge_counts<T: Hash + Eq + Clone>(rs: &[&HashMap<T, usize>]) -> HashMap<T, usize> {
+pub(crate) fn merge_counts<T: Hash + Eq + Clone>(rs: &[&HashMap<T, usize>]) -> HashMap<T, usize> {
     let Some(largest) = rs.iter().max_by_key(|r| r.len()) else {
         return HashMap::default();
     };

@@ -159,6 +159,10 @@ impl<T: Send + Sync + 'static> TextSource for FromVec<T> {
         }
         Ok(())
     }
+
+    fn wire(&self) -> Option<crate::wire::TextInput> {
+        Some(crate::wire::TextInput::Lines)
+    }
 }
 
 /// `range`: the argument is a `(start, end)` pair.

@@ -12,14 +12,15 @@ use flate2::write::GzEncoder;
 
 use crate::bag::{new_name, Bag};
 use crate::stage::{split_part, DynStage, Stage, Stream};
+use crate::wire::TextInput;
 use crate::words::TextSource;
 use crate::{Error, Result};
 
 /// One partition of a text file: a byte range (lines *starting* in
 /// `start..end`), or the whole file.
-#[derive(Clone, Debug)]
-struct Block {
-    path: Arc<Path>,
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Block {
+    path: PathBuf,
     start: u64,
     end: Option<u64>,
     gz: bool,
@@ -107,7 +108,6 @@ pub fn read_text(pattern: impl AsRef<str>, blocksize: Option<usize>) -> Result<B
     let mut parts = Vec::new();
     for path in expand(pattern)? {
         let gz = is_gz(&path);
-        let path: Arc<Path> = path.into();
         match blocksize {
             Some(bs) if !gz => {
                 let size = std::fs::metadata(&path).map_err(io(&path))?.len();
@@ -145,7 +145,7 @@ pub fn read_text(pattern: impl AsRef<str>, blocksize: Option<usize>) -> Result<B
     ))
 }
 
-struct ReadText;
+pub(crate) struct ReadText;
 
 impl Stage<String> for ReadText {
     fn open<'a>(&'a self, _part: usize, args: &'a [Value]) -> Result<Stream<'a, String>> {
@@ -191,6 +191,10 @@ impl TextSource for ReadText {
             return Err(crate::stage::internal("a read_text partition takes one argument").into());
         };
         read_block_text(b.downcast_ref::<Block>()?, f)
+    }
+
+    fn wire(&self) -> Option<TextInput> {
+        Some(TextInput::ReadText)
     }
 }
 

@@ -16,6 +16,7 @@ use std::any::TypeId;
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::stage::{DynStage, FlatMap, Stage, Stream};
+use crate::wire::TextInput;
 use crate::Result;
 use dask_core::Value;
 
@@ -144,6 +145,11 @@ pub(crate) trait TextSource: Send + Sync {
     /// each end at a line end (or the partition's end); returns the first
     /// error (the pieces before it have been visited).
     fn for_each_text(&self, part: usize, args: &[Value], f: &mut dyn FnMut(&str)) -> Result<()>;
+
+    /// How a registered op names this source, if it has a registered form.
+    fn wire(&self) -> Option<TextInput> {
+        None
+    }
 }
 
 /// `flat_map(words)`: owned words for generic consumers, borrowed ones for
@@ -182,6 +188,11 @@ impl WordsStage {
                 Ok(())
             }
         }
+    }
+
+    /// The registered form of the text below `words`, if it has one.
+    pub(crate) fn wire_input(&self) -> Option<TextInput> {
+        self.inner.as_text()?.wire()
     }
 
     /// The word counts of partition `part`.
