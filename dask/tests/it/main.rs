@@ -1,5 +1,6 @@
 //! Integration tests of the `dask` facade and binary.
 
+mod bag_processes;
 mod chaos;
 mod dashboard;
 mod dataframe_processes;
