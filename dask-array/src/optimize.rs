@@ -118,7 +118,9 @@ impl<T: Element> Array<T> {
     /// readers when read at most `max_uses` times (see [`optimize`](self)):
     /// `0` turns the inlining off, `1` inlines only blocks read once (never
     /// recomputes anything). The default is [`DEFAULT_MAX_USES`]. Only the
-    /// graph handed to the scheduler changes, never the results.
+    /// graph handed to the scheduler changes, never the results. The setting
+    /// belongs to this array's computes: arrays built from it start from the
+    /// default again (set it on the array you compute).
     ///
     /// ```
     /// use dask_array::{random, Collection};
