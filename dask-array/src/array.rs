@@ -26,6 +26,9 @@ pub(crate) struct Meta {
     /// block once): the graph without this layer, so the next elementwise
     /// operation can inline this layer's tasks instead of referencing them.
     pub base: Option<HighLevelGraph>,
+    /// `max_uses` of [`crate::optimize::inline_creation`] when this array is
+    /// computed (set by [`Array::inline_creation`]).
+    pub inline_uses: usize,
 }
 
 impl Meta {
@@ -180,6 +183,7 @@ pub(crate) fn layer_from_graph<T: Element>(
         chunks,
         graph: hlg,
         base,
+        inline_uses: crate::optimize::DEFAULT_MAX_USES,
     })
 }
 
@@ -397,7 +401,16 @@ impl<T: Element> Collection for Array<T> {
             chunks: self.meta.chunks.clone(),
             graph,
             base: None,
+            inline_uses: self.meta.inline_uses,
         })
+    }
+
+    /// The graph a scheduler gets: culled to the keys, cheap creation blocks
+    /// inlined into their readers ([`crate::optimize`]), linear chains fused.
+    fn optimized_graph(&self) -> dask_core::Result<Graph> {
+        let keys = self.keys();
+        let graph = self.meta.graph.cull_layers(&keys).to_graph();
+        crate::optimize::optimize(&graph, &keys, self.meta.inline_uses)
     }
 }
 

@@ -228,6 +228,18 @@ impl<T: Element> Op for ExpandDims<T> {
     }
 }
 
+/// Whether `op` makes a block from literals alone, cheaply: the op of
+/// [`full`] (and `zeros`, `ones`), [`arange`] or [`linspace`] for any dtype
+/// (see [`crate::optimize`]).
+pub(crate) fn is_creation_op(op: &dyn std::any::Any) -> bool {
+    macro_rules! any_of {
+        ($op:ident: $($t:ty),*) => { false $(|| op.is::<$op<$t>>())* };
+    }
+    any_of!(Full: f64, f32, i64, i32, bool)
+        || any_of!(Arange: f64, f32, i64, i32)
+        || any_of!(Linspace: f64, f32)
+}
+
 register_each!(Full: f64, f32, i64, i32, bool);
 register_each!(Arange: f64, f32, i64, i32);
 register_each!(Linspace: f64, f32);

@@ -49,8 +49,9 @@
 //! and its `Collection` impl), [`creation`], [`random`], [`elementwise`]
 //! (arithmetic, comparisons, math, `map_blocks`, `blockwise`, fusion),
 //! [`reduction`], [`cumulative`], [`slicing`] (transpose, slices),
-//! [`rechunk`], [`linalg`], [`store`], [`element`] (the dtypes), [`codec`]
-//! (chunks across processes) and [`error`].
+//! [`rechunk`], [`linalg`], [`optimize`] (the graph a compute runs:
+//! creation blocks inlined into their readers), [`store`], [`element`] (the
+//! dtypes), [`codec`] (chunks across processes) and [`error`].
 #![warn(missing_docs)]
 
 /// Registers the generic op type `$op` once per listed element type, so worker
@@ -71,6 +72,7 @@ pub mod elementwise;
 pub mod error;
 mod kernels;
 pub mod linalg;
+pub mod optimize;
 pub mod random;
 pub mod rechunk;
 pub mod reduction;

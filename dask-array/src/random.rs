@@ -106,6 +106,11 @@ impl Op for RandomBlock {
 }
 dask_core::register_op_type!(RandomBlock);
 
+/// Whether `op` is the op of a random block (see [`crate::optimize`]).
+pub(crate) fn is_random_op(op: &dyn std::any::Any) -> bool {
+    op.is::<RandomBlock>()
+}
+
 fn build(
     kind: &str,
     dist: Dist,

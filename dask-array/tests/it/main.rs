@@ -9,6 +9,7 @@ mod creation;
 mod elementwise;
 mod errors;
 mod linalg;
+mod optimize;
 mod reduction;
 mod slicing;
 mod store;
