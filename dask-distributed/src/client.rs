@@ -483,7 +483,10 @@ impl Inner {
         }
         let mut tasks = Vec::with_capacity(prepared.len());
         let mut wanted = Vec::with_capacity(prepared.len());
-        for (item, wire) in prepared {
+        // Each task its own position: ready tasks of one submission start in
+        // submission order, and the scheduler's queue never has to tell
+        // tied priorities apart by comparing key names.
+        for (order, (item, wire)) in (0u64..).zip(prepared) {
             let NewTask {
                 key,
                 task,
@@ -508,7 +511,7 @@ impl Inner {
                 priority: options.priority,
                 retries: options.retries,
                 workers: options.workers.clone(),
-                ..SubmittedTask::new(key.clone(), dependencies, run_spec, 0)
+                ..SubmittedTask::new(key.clone(), dependencies, run_spec, order)
             });
             wanted.push(key);
         }
