@@ -316,6 +316,10 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
     }
 
     /// Replaces every item by the items `f` returns (`map` then `flatten`).
+    ///
+    /// `flat_map(words)` (the function [`words`](crate::words) itself, not a
+    /// closure calling it) is recognised: a following [`Bag::frequencies`] or
+    /// [`Bag::count`] then counts borrowed words without a `String` per word.
     pub fn flat_map<I, F>(&self, f: F) -> Bag<I::Item>
     where
         I: IntoIterator + 'static,
@@ -323,6 +327,15 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
         I::Item: Clone + Send + Sync + 'static,
         F: Fn(T) -> I + Send + Sync + 'static,
     {
+        if crate::words::is_words::<F>() {
+            // `flat_map(words)`: a stage the word reductions can run borrowed.
+            return self.chain("flat_map(words)", |inner| {
+                match crate::words::recognise::<T, I::Item>(&inner) {
+                    Some(stage) => stage,
+                    None => Arc::new(FlatMap { inner, f }),
+                }
+            });
+        }
         self.chain("flat_map", |inner| Arc::new(FlatMap { inner, f }))
     }
 

@@ -65,8 +65,17 @@
 //! [`dask_core::Error::TaskFailed`] naming the partition's key, with the bag
 //! [`Error`] (if any) in its source chain: [`Error::find`].
 //!
-//! Ops are closures, so bags run on in-process schedulers; the distributed
-//! scheduler's op registry is not wired up yet.
+//! Word counts are fused further: `flat_map(words)` (the function [`words`]
+//! itself) followed by [`Bag::frequencies`] or [`Bag::count`] counts borrowed
+//! `&str` words, allocating a `String` only for a word new to a partition, and
+//! reads `read_text` blocks in pieces of whole lines (no `String` per line).
+//!
+//! Most ops are closures, so bags run on in-process schedulers (sync,
+//! threaded, a `LocalCluster` of threads). The built-in word count,
+//! `read_text(..)` or a materialized bag of lines, then `flat_map(words)`,
+//! then `frequencies()` or `count()`, is made of registered ops and codecs
+//! (dask-core's registries), so it also runs on `dask worker` processes; a
+//! closure anywhere in a graph is refused for them with `OpNotRegistered`.
 #![warn(missing_docs)]
 
 mod bag;
@@ -78,6 +87,7 @@ mod json;
 mod reduce;
 mod stage;
 mod text;
+mod wire;
 mod words;
 
 pub use bag::{Bag, DEFAULT_SPLIT_EVERY};

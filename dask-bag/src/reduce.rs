@@ -1,6 +1,7 @@
 //! Reductions: a per-partition step fused into each partition's pipeline, then
 //! a tree of combine steps (fan-in `split_every`), then a final step.
 
+use std::any::TypeId;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
@@ -13,6 +14,8 @@ use dask_core::{Arg, BoxError, Delayed, Graph, HighLevelGraph, Key, Op, Task, Va
 
 use crate::bag::{new_name, Bag};
 use crate::stage::{split_part, with_items, DynStage, Items};
+use crate::wire::{MergeCounts, SumCounts, WordsPart, WordsReduction};
+use crate::words::WordsStage;
 use crate::{Error, Result};
 
 /// Runs a per-partition reduction over a partition's pipeline.
@@ -82,16 +85,39 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
         F: Fn(&[&R]) -> Result<O> + Send + Sync + 'static,
     {
         let src = self.source();
-        let name = new_name(op);
-        let part_name: Arc<str> = format!("{name}-part").into();
-        let agg_name: Arc<str> = format!("{name}-agg").into();
-        let mut graph = Graph::with_capacity(self.npartitions * 2);
         let part_op: Arc<dyn Op> = Arc::new(PartOp {
             name: src.op_name(&format!("{op}-part")),
             stage: src.stage.clone(),
             f: per,
             _r: PhantomData,
         });
+        let combine: Arc<dyn Op> = Arc::new(AggOp {
+            name: format!("{op}-combine"),
+            f: combine,
+            _t: PhantomData,
+        });
+        let finish: Arc<dyn Op> = Arc::new(AggOp {
+            name: format!("{op}-aggregate"),
+            f: finish,
+            _t: PhantomData,
+        });
+        self.tree_with(op, part_op, combine, finish)
+    }
+
+    /// [`Bag::tree`] with its ops given: `part_op` gets the partition index
+    /// and the pipeline's arguments; `combine` and `finish` get results.
+    fn tree_with(
+        &self,
+        op: &str,
+        part_op: Arc<dyn Op>,
+        combine: Arc<dyn Op>,
+        finish: Arc<dyn Op>,
+    ) -> (HighLevelGraph, Arc<str>) {
+        let src = self.source();
+        let name = new_name(op);
+        let part_name: Arc<str> = format!("{name}-part").into();
+        let agg_name: Arc<str> = format!("{name}-agg").into();
+        let mut graph = Graph::with_capacity(self.npartitions * 2);
         let mut level: Vec<Key> = (0..self.npartitions)
             .map(|i| {
                 let k = Key::new(part_name.clone(), [i as u64]);
@@ -99,11 +125,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
                 k
             })
             .collect();
-        let agg_op: Arc<dyn Op> = Arc::new(AggOp {
-            name: format!("{op}-combine"),
-            f: combine,
-            _t: PhantomData,
-        });
+        let agg_op = combine;
         let mut depth = 0u64;
         while level.len() > self.split_every {
             level = level
@@ -118,11 +140,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
                 .collect();
             depth += 1;
         }
-        let final_op: Arc<dyn Op> = Arc::new(AggOp {
-            name: format!("{op}-aggregate"),
-            f: finish,
-            _t: PhantomData,
-        });
+        let final_op = finish;
         graph.insert(
             Key::new(name.clone(), [0]),
             Task::new(final_op, level.into_iter().map(Arg::Key).collect()),
@@ -214,7 +232,20 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
     }
 
     /// The number of items.
+    ///
+    /// After `flat_map(words)` the words are counted borrowed, without a
+    /// `String` per word (see [`words`](crate::words)).
     pub fn count(&self) -> Delayed<usize> {
+        if let Some(ws) = self.words_stage() {
+            let part_op = self.words_part_op("count", &ws, WordsReduction::Count);
+            let sum = |step: &str| -> Arc<dyn Op> {
+                Arc::new(SumCounts {
+                    name: format!("count-{step}"),
+                })
+            };
+            let (graph, name) = self.tree_with("count", part_op, sum("combine"), sum("aggregate"));
+            return Delayed::from_graph(Key::new(name, [0]), graph);
+        }
         self.scalar(
             "count",
             |_, items| Ok(items.count()),
@@ -296,10 +327,35 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
 
     /// How often each distinct item occurs: a one-partition bag of
     /// `(item, count)` pairs, in no particular order.
+    ///
+    /// After `flat_map(words)` (see [`words`](crate::words)) each partition
+    /// counts borrowed words and allocates a `String` only for a word new to
+    /// its partition; under [`read_text`](crate::read_text) the text is read
+    /// in blocks of whole lines, without a `String` per line. Same answer.
     pub fn frequencies(&self) -> Bag<(T, usize)>
     where
         T: Hash + Eq,
     {
+        if let Some(ws) = self.words_stage() {
+            // `as_words` is only `Some` for a `Stage<String>`: T is String.
+            debug_assert_eq!(TypeId::of::<T>(), TypeId::of::<String>());
+            let part_op = self.words_part_op("frequencies", &ws, WordsReduction::Frequencies);
+            let merge = |step: &str, last| -> Arc<dyn Op> {
+                Arc::new(MergeCounts {
+                    name: format!("frequencies-{step}"),
+                    last,
+                })
+            };
+            let (graph, name) = self.tree_with(
+                "frequencies",
+                part_op,
+                merge("combine", false),
+                merge("aggregate", true),
+            );
+            let mut bag = Bag::materialized(graph, name, 1);
+            bag.split_every = self.split_every;
+            return bag;
+        }
         self.to_bag(
             "frequencies",
             |_, items| {
@@ -458,13 +514,69 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
     }
 }
 
+impl<T: Clone + Send + Sync + 'static> Bag<T> {
+    /// The pending `flat_map(words)` step this bag ends with, if any.
+    fn words_stage(&self) -> Option<WordsStage> {
+        self.pending.as_ref()?.stage.as_words().cloned()
+    }
+
+    /// The per-partition op of a fused word reduction: a registered
+    /// [`WordsPart`] when the text below `words` has a registered form
+    /// (`read_text`, a materialized bag of lines), so worker processes run it;
+    /// else a closure over the pipeline (lines come owned, words borrowed).
+    fn words_part_op(&self, op: &str, ws: &WordsStage, reduction: WordsReduction) -> Arc<dyn Op> {
+        let name = self.source().op_name(&format!("{op}-part"));
+        if let Some(input) = ws.wire_input() {
+            return Arc::new(WordsPart {
+                name,
+                input,
+                reduction,
+            });
+        }
+        let ws = ws.clone();
+        match reduction {
+            WordsReduction::Frequencies => Arc::new(WordsPartOp {
+                name,
+                f: move |part, args: &[Value]| ws.count_words(part, args),
+                _r: PhantomData,
+            }),
+            WordsReduction::Count => Arc::new(WordsPartOp {
+                name,
+                f: move |part, args: &[Value]| ws.num_words(part, args),
+                _r: PhantomData,
+            }),
+        }
+    }
+}
+
+/// Runs a fused word reduction's per-partition step in-process.
+struct WordsPartOp<R, F> {
+    name: String,
+    f: F,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R, F> Op for WordsPartOp<R, F>
+where
+    R: Send + Sync + 'static,
+    F: Fn(usize, &[Value]) -> Result<R> + Send + Sync + 'static,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
+        let (part, args) = split_part(args)?;
+        Ok(Value::new((self.f)(part, args)?))
+    }
+}
+
 fn empty_agg(op: &str) -> Error {
     Error::Core(dask_core::Error::Internal(format!(
         "dask-bag: a `{op}` combine task got no input"
     )))
 }
 
-fn merge_counts<T: Hash + Eq + Clone>(rs: &[&HashMap<T, usize>]) -> HashMap<T, usize> {
+pub(crate) fn merge_counts<T: Hash + Eq + Clone>(rs: &[&HashMap<T, usize>]) -> HashMap<T, usize> {
     let Some(largest) = rs.iter().max_by_key(|r| r.len()) else {
         return HashMap::default();
     };

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use dask_core::{BoxError, Op, Value};
 
+use crate::words::{TextSource, WordsStage};
 use crate::{Error, Result};
 
 /// A stream of items of one partition, stopping at the first error.
@@ -20,6 +21,16 @@ pub(crate) type Stream<'a, T> = Box<dyn Iterator<Item = Result<T>> + 'a>;
 pub(crate) trait Stage<T>: Send + Sync + 'static {
     /// Opens the stream of partition `part` from its task's arguments.
     fn open<'a>(&'a self, part: usize, args: &'a [Value]) -> Result<Stream<'a, T>>;
+
+    /// This stage as `flat_map(words)`, for the fused word reductions.
+    fn as_words(&self) -> Option<&WordsStage> {
+        None
+    }
+
+    /// This stage's partitions as borrowed text (lines of `String`s only).
+    fn as_text(&self) -> Option<&dyn TextSource> {
+        None
+    }
 }
 
 pub(crate) type DynStage<T> = Arc<dyn Stage<T>>;
@@ -131,6 +142,27 @@ impl<T: Clone + Send + Sync + 'static> Stage<T> for FromVec<T> {
         let items = v.downcast_ref::<Vec<T>>()?;
         Ok(Box::new(items.iter().cloned().map(Ok)))
     }
+
+    fn as_text(&self) -> Option<&dyn TextSource> {
+        (std::any::TypeId::of::<T>() == std::any::TypeId::of::<String>()).then_some(self)
+    }
+}
+
+/// A materialized partition of lines, borrowed line by line.
+impl<T: Send + Sync + 'static> TextSource for FromVec<T> {
+    fn for_each_text(&self, _part: usize, args: &[Value], f: &mut dyn FnMut(&str)) -> Result<()> {
+        let [v] = args else {
+            return Err(internal("a materialized partition takes one argument").into());
+        };
+        for line in v.downcast_ref::<Vec<String>>()? {
+            f(line);
+        }
+        Ok(())
+    }
+
+    fn wire(&self) -> Option<crate::wire::TextInput> {
+        Some(crate::wire::TextInput::Lines)
+    }
 }
 
 /// `range`: the argument is a `(start, end)` pair.
@@ -199,6 +231,7 @@ where
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct FlatMap<A, F> {
     pub(crate) inner: DynStage<A>,
     pub(crate) f: F,

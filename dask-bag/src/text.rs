@@ -2,7 +2,7 @@
 
 use std::fmt::Display;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,13 +12,15 @@ use flate2::write::GzEncoder;
 
 use crate::bag::{new_name, Bag};
 use crate::stage::{split_part, DynStage, Stage, Stream};
+use crate::wire::TextInput;
+use crate::words::TextSource;
 use crate::{Error, Result};
 
 /// One partition of a text file: a byte range (lines *starting* in
 /// `start..end`), or the whole file.
-#[derive(Clone, Debug)]
-struct Block {
-    path: Arc<Path>,
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Block {
+    path: PathBuf,
     start: u64,
     end: Option<u64>,
     gz: bool,
@@ -106,7 +108,6 @@ pub fn read_text(pattern: impl AsRef<str>, blocksize: Option<usize>) -> Result<B
     let mut parts = Vec::new();
     for path in expand(pattern)? {
         let gz = is_gz(&path);
-        let path: Arc<Path> = path.into();
         match blocksize {
             Some(bs) if !gz => {
                 let size = std::fs::metadata(&path).map_err(io(&path))?.len();
@@ -144,7 +145,7 @@ pub fn read_text(pattern: impl AsRef<str>, blocksize: Option<usize>) -> Result<B
     ))
 }
 
-struct ReadText;
+pub(crate) struct ReadText;
 
 impl Stage<String> for ReadText {
     fn open<'a>(&'a self, _part: usize, args: &'a [Value]) -> Result<Stream<'a, String>> {
@@ -175,6 +176,121 @@ impl Stage<String> for ReadText {
             buf: Vec::new(),
             done: false,
         }))
+    }
+
+    fn as_text(&self) -> Option<&dyn TextSource> {
+        Some(self)
+    }
+}
+
+/// The fused word path reads a block in pieces of whole lines, borrowed from
+/// one reused buffer: no `String` per line.
+impl TextSource for ReadText {
+    fn for_each_text(&self, _part: usize, args: &[Value], f: &mut dyn FnMut(&str)) -> Result<()> {
+        let [b] = args else {
+            return Err(crate::stage::internal("a read_text partition takes one argument").into());
+        };
+        read_block_text(b.downcast_ref::<Block>()?, f)
+    }
+
+    fn wire(&self) -> Option<TextInput> {
+        Some(TextInput::ReadText)
+    }
+}
+
+/// Bytes read at a time by [`read_block_text`].
+const TEXT_PIECE: usize = 1 << 20;
+
+/// Reads `block` (the lines starting in its range, as [`Lines`] does) and
+/// hands its text to `f` in pieces that end at line ends. A piece is checked
+/// as UTF-8 as a whole (a `\n` never occurs inside a multi-byte char, so it is
+/// valid exactly when each of its lines is); the error names the first
+/// invalid line as [`Lines`] would.
+fn read_block_text(block: &Block, f: &mut dyn FnMut(&str)) -> Result<()> {
+    let path = &*block.path;
+    let mut file = File::open(path).map_err(io(path))?;
+    let (mut reader, mut pos): (Box<dyn Read>, u64) = if block.gz {
+        (Box::new(MultiGzDecoder::new(file)), 0)
+    } else if block.start > 0 {
+        file.seek(SeekFrom::Start(block.start - 1))
+            .map_err(io(path))?;
+        let mut r = BufReader::with_capacity(1 << 16, file);
+        let skipped = r.skip_until(b'\n').map_err(io(path))? as u64;
+        (Box::new(r), block.start - 1 + skipped)
+    } else {
+        (Box::new(file), 0)
+    };
+    if block.end.is_some_and(|end| pos >= end) {
+        return Ok(());
+    }
+    // Our last line is the one holding byte `end - 1`: it ends at the first
+    // `\n` at or after that byte.
+    let last_byte = block.end.map(|end| end - 1);
+    let mut buf: Vec<u8> = Vec::with_capacity(TEXT_PIECE * 2);
+    loop {
+        let old = buf.len();
+        buf.resize(old + TEXT_PIECE, 0);
+        let mut filled = old;
+        while filled < buf.len() {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(path)(e)),
+            }
+        }
+        let eof = filled < buf.len();
+        buf.truncate(filled);
+        let mut cut = None;
+        if let Some(last) = last_byte {
+            let from = last.saturating_sub(pos) as usize;
+            if from < buf.len() {
+                cut = Some(match buf[from..].iter().position(|&b| b == b'\n') {
+                    Some(i) => from + i + 1,
+                    None if eof => buf.len(),
+                    None => {
+                        // The last line goes on past this read.
+                        continue;
+                    }
+                });
+            }
+        }
+        let len = match cut {
+            Some(c) => c,
+            None if eof => buf.len(),
+            None => buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1),
+        };
+        match std::str::from_utf8(&buf[..len]) {
+            Ok(text) => f(text),
+            Err(e) => {
+                let good = e.valid_up_to();
+                let line_start = buf[..good]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                // Whole lines before the bad one are visited, as [`Lines`] yields them.
+                if let Ok(text) = std::str::from_utf8(&buf[..line_start]) {
+                    f(text);
+                }
+                let line_end = buf[line_start..len]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(len, |i| line_start + i);
+                let mut line = &buf[line_start..line_end];
+                line = line.strip_suffix(b"\r").unwrap_or(line);
+                let source = std::str::from_utf8(line).err().unwrap_or(e);
+                return Err(Error::InvalidUtf8 {
+                    path: path.to_owned(),
+                    offset: pos + line_start as u64,
+                    source,
+                });
+            }
+        }
+        if cut.is_some() || eof {
+            return Ok(());
+        }
+        buf.drain(..len);
+        pos += len as u64;
     }
 }
 

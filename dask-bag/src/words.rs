@@ -1,4 +1,24 @@
-//! [`words`]: the words of an owned line, for `flat_map` without a `Vec` per line.
+//! [`words`]: the words of an owned line, for `flat_map` without a `Vec` per
+//! line; and the fused word-count path behind `flat_map(words).frequencies()`.
+//!
+//! `bag.flat_map(words)` is recognised by the type of the function passed
+//! (the fn item `words` itself, not a closure calling it): the pipeline step
+//! becomes a [`WordsStage`], which yields owned words like any `flat_map` to
+//! every consumer, and which `frequencies` (and `count`) run without owning a
+//! word: they visit borrowed `&str` slices of the text, and `frequencies`
+//! allocates a `String` only for a word not yet in its partition's map.
+//! Under a [`read_text`](crate::read_text) pipeline the text is read in blocks
+//! of whole lines (no `String` per line); under a materialized bag of lines the
+//! lines are borrowed from the partition.
+
+use std::any::TypeId;
+
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::stage::{DynStage, FlatMap, Stage, Stream};
+use crate::wire::TextInput;
+use crate::Result;
+use dask_core::Value;
 
 /// The whitespace-separated words of `line`, each as an owned `String`.
 ///
@@ -14,6 +34,12 @@
 /// let all = lines.flat_map(words).compute().unwrap();
 /// assert_eq!(all, ["a", "b", "c"]);
 /// ```
+///
+/// Words are exactly `str::split_whitespace`'s (Unicode `White_Space`).
+/// Passing `words` itself to [`Bag::flat_map`](crate::Bag::flat_map) (not a
+/// closure calling it) lets a following [`Bag::frequencies`](crate::Bag::frequencies)
+/// or [`Bag::count`](crate::Bag::count) count borrowed words without
+/// allocating one `String` per word or per line: same API, same answer.
 pub fn words(line: String) -> Words {
     Words { line, pos: 0 }
 }
@@ -29,33 +55,223 @@ impl Iterator for Words {
     type Item = String;
 
     fn next(&mut self) -> Option<String> {
-        let rest = &self.line[self.pos..];
-        let start = rest.find(|c: char| !c.is_whitespace())?;
-        let word = &rest[start..];
-        let len = word.find(char::is_whitespace).unwrap_or(word.len());
-        let out = word[..len].to_owned();
-        self.pos += start + len;
-        Some(out)
+        let (start, end) = next_word(&self.line, self.pos)?;
+        self.pos = end;
+        Some(self.line[start..end].to_owned())
     }
+}
+
+/// ASCII bytes that are `char::is_whitespace`: `\t \n \v \f \r` and space.
+const fn ascii_space_table() -> [bool; 128] {
+    let mut t = [false; 128];
+    t[b'\t' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[0x0b] = true;
+    t[0x0c] = true;
+    t[b'\r' as usize] = true;
+    t[b' ' as usize] = true;
+    t
+}
+static ASCII_SPACE: [bool; 128] = ascii_space_table();
+
+/// Whether the char starting at byte `i` of `s` is whitespace, and its length.
+#[inline(always)]
+fn space_at(s: &str, i: usize) -> (bool, usize) {
+    let b = s.as_bytes()[i];
+    if b < 0x80 {
+        (ASCII_SPACE[b as usize], 1)
+    } else {
+        // A char boundary: `i` only ever advances by whole chars.
+        let c = s[i..].chars().next().unwrap_or(' ');
+        (c.is_whitespace(), c.len_utf8())
+    }
+}
+
+/// The byte range of the first word of `s` at or after byte `from` (a char
+/// boundary), as `split_whitespace` cuts it.
+#[inline]
+fn next_word(s: &str, from: usize) -> Option<(usize, usize)> {
+    let bytes = s.as_bytes();
+    let mut i = from;
+    loop {
+        if i >= bytes.len() {
+            return None;
+        }
+        let (space, len) = space_at(s, i);
+        if !space {
+            break;
+        }
+        i += len;
+    }
+    let start = i;
+    while i < bytes.len() {
+        let (space, len) = space_at(s, i);
+        if space {
+            break;
+        }
+        i += len;
+    }
+    Some((start, i))
+}
+
+/// Calls `f` on every word of `text`, exactly `text.split_whitespace()`.
+#[inline]
+pub(crate) fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
+    let mut pos = 0;
+    while let Some((start, end)) = next_word(text, pos) {
+        f(&text[start..end]);
+        pos = end;
+    }
+}
+
+/// Word counts of one partition (or of several, merged).
+pub(crate) type Counts = HashMap<String, usize>;
+
+/// Counts `word` in `counts`, allocating only for a new word.
+#[inline]
+pub(crate) fn count_word(counts: &mut Counts, word: &str) {
+    match counts.get_mut(word) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(word.to_owned(), 1);
+        }
+    }
+}
+
+/// A stage whose partitions are text the fused word path can borrow: whole
+/// lines (or blocks of whole lines) handed to a visitor as `&str`.
+pub(crate) trait TextSource: Send + Sync {
+    /// Calls `f` on the text of partition `part`, in order, in pieces that
+    /// each end at a line end (or the partition's end); returns the first
+    /// error (the pieces before it have been visited).
+    fn for_each_text(&self, part: usize, args: &[Value], f: &mut dyn FnMut(&str)) -> Result<()>;
+
+    /// How a registered op names this source, if it has a registered form.
+    fn wire(&self) -> Option<TextInput> {
+        None
+    }
+}
+
+/// `flat_map(words)`: owned words for generic consumers, borrowed ones for
+/// the fused reductions.
+#[derive(Clone)]
+pub(crate) struct WordsStage {
+    /// The plain `flat_map(words)` over `inner`, for generic consumers.
+    generic: FlatMap<String, fn(String) -> Words>,
+    inner: DynStage<String>,
+}
+
+impl Stage<String> for WordsStage {
+    fn open<'a>(&'a self, part: usize, args: &'a [Value]) -> Result<Stream<'a, String>> {
+        self.generic.open(part, args)
+    }
+
+    fn as_words(&self) -> Option<&WordsStage> {
+        Some(self)
+    }
+}
+
+impl WordsStage {
+    /// Calls `f` on every word of partition `part`, borrowed; the first error wins.
+    pub(crate) fn for_each_word(
+        &self,
+        part: usize,
+        args: &[Value],
+        f: &mut dyn FnMut(&str),
+    ) -> Result<()> {
+        match self.inner.as_text() {
+            Some(text) => text.for_each_text(part, args, &mut |t| for_each_word(t, &mut *f)),
+            None => {
+                for line in self.inner.open(part, args)? {
+                    for_each_word(&line?, &mut *f);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The registered form of the text below `words`, if it has one.
+    pub(crate) fn wire_input(&self) -> Option<TextInput> {
+        self.inner.as_text()?.wire()
+    }
+
+    /// The word counts of partition `part`.
+    pub(crate) fn count_words(&self, part: usize, args: &[Value]) -> Result<Counts> {
+        let mut counts = Counts::default();
+        self.for_each_word(part, args, &mut |w| count_word(&mut counts, w))?;
+        Ok(counts)
+    }
+
+    /// The number of words of partition `part`.
+    pub(crate) fn num_words(&self, part: usize, args: &[Value]) -> Result<usize> {
+        let mut n = 0usize;
+        self.for_each_word(part, args, &mut |_| n += 1)?;
+        Ok(n)
+    }
+}
+
+/// The `TypeId` of the value's type (for a fn item: the item's own type).
+fn type_id_of<F: 'static>(_: &F) -> TypeId {
+    TypeId::of::<F>()
+}
+
+/// Whether `F` is the fn item [`words`] itself (each fn item has its own type).
+pub(crate) fn is_words<F: 'static>() -> bool {
+    TypeId::of::<F>() == type_id_of(&words)
+}
+
+/// `flat_map(words)` over `inner` as a [`WordsStage`], given back as the
+/// `DynStage<U>` the caller expects: `Some` when `T` and `U` are `String`.
+pub(crate) fn recognise<T: 'static, U: 'static>(inner: &DynStage<T>) -> Option<DynStage<U>> {
+    let any: Box<dyn std::any::Any> = Box::new(inner.clone());
+    let inner = *any.downcast::<DynStage<String>>().ok()?;
+    let stage: DynStage<String> = std::sync::Arc::new(WordsStage {
+        generic: FlatMap {
+            inner: inner.clone(),
+            f: words,
+        },
+        inner,
+    });
+    let any: Box<dyn std::any::Any> = Box::new(stage);
+    any.downcast::<DynStage<U>>().ok().map(|b| *b)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::words;
+    use super::{for_each_word, words};
+
+    const LINES: [&str; 8] = [
+        "",
+        "   ",
+        "one",
+        " lead and trail ",
+        "tabs\tand\nnewlines\r\nmixed\x0bvt\x0cff",
+        "unicode\u{2003}em space\u{a0}nbsp ünïcödé\u{3000}x\u{85}y\u{1680}z",
+        "not space: \u{1c}\u{1f}\u{200b}\u{feff}",
+        "€€ 😀😀\u{2028}\u{2029}end",
+    ];
 
     #[test]
     fn matches_split_whitespace() {
-        for line in [
-            "",
-            "   ",
-            "one",
-            " lead and trail ",
-            "tabs\tand\nnewlines\r\nmixed",
-            "unicode\u{2003}em space\u{a0}nbsp ünïcödé",
-        ] {
+        for line in LINES {
             let ours: Vec<String> = words(line.to_owned()).collect();
             let std: Vec<&str> = line.split_whitespace().collect();
             assert_eq!(ours, std, "line {line:?}");
+            let mut borrowed = Vec::new();
+            for_each_word(line, |w| borrowed.push(w.to_owned()));
+            assert_eq!(borrowed, std, "line {line:?}");
+        }
+    }
+
+    #[test]
+    fn every_char_classified_like_std() {
+        // Every char of the BMP and beyond, between two letters.
+        for c in (0u32..0x3_0000).filter_map(char::from_u32) {
+            let s = format!("a{c}b");
+            let mut ours = Vec::new();
+            for_each_word(&s, |w| ours.push(w.to_owned()));
+            let std: Vec<&str> = s.split_whitespace().collect();
+            assert_eq!(ours, std, "char U+{:04X}", c as u32);
         }
     }
 }

@@ -40,7 +40,7 @@ pub enum Failures {
 }
 
 /// How a failing task of a [`random_dag`] fails.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FailMode {
     /// Its op returns an [`IntentionalFailure`].
     Error,
@@ -257,7 +257,9 @@ fn eval_arg(arg: &Arg, lookup: &dyn Fn(&Key) -> Value) -> Value {
     }
 }
 
-/// The op of every computing task of a [`random_dag`].
+/// The op of every computing task of a [`random_dag`]; registered, so
+/// worker processes of a test binary rebuild it from its parameters.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Mix {
     seed: u64,
     fail: Option<(FailMode, Key)>,
@@ -282,6 +284,7 @@ impl Op for Mix {
         }
     }
 }
+dask_core::register_op_type!(Mix);
 
 /// One generated task: its dependency picks `(near, raw)` and a seed for the rest.
 type TaskSpec = (Vec<(bool, u32)>, u64);

@@ -9,3 +9,4 @@ mod errors;
 mod fusion;
 mod ops;
 mod text;
+mod words;

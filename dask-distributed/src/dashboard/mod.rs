@@ -30,13 +30,14 @@ pub mod push;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use tokio::sync::watch;
 
 use crate::scheduler::plugin::{SchedulerPlugin, TaskTransition};
 use crate::scheduler::state::WorkerId;
 use crate::task_stream::TaskStream;
-use model::{DashboardModel, Snapshot};
+use model::{DashboardModel, RecordedTransition, Snapshot};
 
 pub use http::{serve, DashboardHandle};
 
@@ -50,6 +51,11 @@ pub const PAGE_STREAM_ENTRIES: usize = 300;
 #[derive(Clone)]
 pub struct Dashboard {
     model: Arc<Mutex<DashboardModel>>,
+    /// Transitions the plugin recorded and no reader applied yet (see
+    /// [`Dashboard::model`]); locked after `model`, never before.
+    pending: Arc<Mutex<Vec<RecordedTransition>>>,
+    /// When the model started (the plugin times transitions against it).
+    started: Instant,
     /// The scheduler's task stream, for `/tasks` (attached once it started).
     task_stream: Arc<Mutex<Option<TaskStream>>>,
     /// Bumped by the plugin after every change of the model: push streams
@@ -64,8 +70,11 @@ pub struct Dashboard {
 
 impl Default for Dashboard {
     fn default() -> Self {
+        let model = DashboardModel::new();
         Dashboard {
-            model: Arc::default(),
+            started: model.started(),
+            model: Arc::new(Mutex::new(model)),
+            pending: Arc::default(),
             task_stream: Arc::default(),
             version: Arc::default(),
             plugins: Arc::default(),
@@ -86,7 +95,11 @@ impl Dashboard {
         self.plugins.fetch_add(1, Ordering::SeqCst);
         self.closed.send_replace(false);
         Box::new(DashboardPlugin {
-            model: self.model.clone(),
+            dashboard: Sink {
+                model: self.model.clone(),
+                pending: self.pending.clone(),
+            },
+            started: self.started,
             version: self.version.clone(),
             plugins: self.plugins.clone(),
             closed: self.closed.clone(),
@@ -115,21 +128,23 @@ impl Dashboard {
 
     /// The current state, with the newest task-stream entries.
     pub fn snapshot(&self) -> Snapshot {
-        lock(&self.model).snapshot(PAGE_STREAM_ENTRIES)
+        self.model().snapshot(PAGE_STREAM_ENTRIES)
     }
 
     /// The graph view of the current computation (see [`model::GraphJson`]).
     pub fn graph(&self) -> model::GraphJson {
-        lock(&self.model).graph()
+        self.model().graph()
     }
 
     /// The graph view's node states only.
     pub fn graph_states(&self) -> model::GraphStatesJson {
-        lock(&self.model).graph_states()
+        self.model().graph_states()
     }
 
+    /// The model, up to date: the transitions recorded since the last
+    /// reader are applied first.
     pub(crate) fn model(&self) -> MutexGuard<'_, DashboardModel> {
-        lock(&self.model)
+        up_to_date(&self.model, &self.pending)
     }
 
     /// Shows `stream` (the scheduler's, [`SchedulerHandle::task_stream`](crate::scheduler::server::SchedulerHandle::task_stream))
@@ -150,13 +165,51 @@ impl Dashboard {
     }
 }
 
-fn lock(model: &Mutex<DashboardModel>) -> MutexGuard<'_, DashboardModel> {
-    // The model stays consistent per call; a panic elsewhere must not blind it.
-    model.lock().unwrap_or_else(PoisonError::into_inner)
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each holder leaves the data consistent; a panic elsewhere must not blind it.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-struct DashboardPlugin {
+/// Where the plugin's transitions go: recorded in `pending` (a push under a
+/// short lock), applied to `model` by the next reader, or by the plugin
+/// itself every [`PENDING_LIMIT`] transitions when nobody reads.
+struct Sink {
     model: Arc<Mutex<DashboardModel>>,
+    pending: Arc<Mutex<Vec<RecordedTransition>>>,
+}
+
+/// Most transitions recorded before the plugin applies them itself (about
+/// 6 MiB; a page reading every 250 ms keeps a busy scheduler under it).
+const PENDING_LIMIT: usize = 1 << 16;
+
+impl Sink {
+    fn up_to_date(&self) -> MutexGuard<'_, DashboardModel> {
+        up_to_date(&self.model, &self.pending)
+    }
+}
+
+/// Locks the model and applies what is pending, in order (the model's lock
+/// is taken first, so two readers cannot apply out of order).
+fn up_to_date<'a>(
+    model: &'a Mutex<DashboardModel>,
+    pending: &Mutex<Vec<RecordedTransition>>,
+) -> MutexGuard<'a, DashboardModel> {
+    let mut model = lock(model);
+    let batch = {
+        let mut pending = lock(pending);
+        let keep = pending.capacity().min(PENDING_LIMIT);
+        std::mem::replace(&mut *pending, Vec::with_capacity(keep))
+    };
+    model.apply_recorded(&batch);
+    model
+}
+
+/// Feeds a [`Dashboard`] from the scheduler. A transition costs the
+/// scheduler a push onto a vector; the model (key table, counts, graph view)
+/// is updated by whoever reads it next, off the scheduler's hot path.
+struct DashboardPlugin {
+    dashboard: Sink,
+    started: Instant,
     version: Arc<AtomicU64>,
     plugins: Arc<AtomicUsize>,
     closed: Arc<watch::Sender<bool>>,
@@ -174,22 +227,30 @@ impl SchedulerPlugin for DashboardPlugin {
     }
 
     fn on_task_transition(&mut self, transition: &TaskTransition<'_>) {
-        lock(&self.model).apply(transition);
+        let record = RecordedTransition::new(transition, || self.started.elapsed().as_secs_f64());
+        let full = {
+            let mut pending = lock(&self.dashboard.pending);
+            pending.push(record);
+            pending.len() >= PENDING_LIMIT
+        };
+        if full {
+            drop(self.dashboard.up_to_date());
+        }
         self.changed();
     }
 
     fn add_worker(&mut self, worker: WorkerId, nthreads: u32) {
-        lock(&self.model).add_worker(worker, nthreads);
+        self.dashboard.up_to_date().add_worker(worker, nthreads);
         self.changed();
     }
 
     fn remove_worker(&mut self, worker: WorkerId) {
-        lock(&self.model).remove_worker(worker);
+        self.dashboard.up_to_date().remove_worker(worker);
         self.changed();
     }
 
     fn worker_address(&mut self, worker: WorkerId, address: &str) {
-        lock(&self.model).worker_address(worker, address);
+        self.dashboard.up_to_date().worker_address(worker, address);
         self.changed();
     }
 }

@@ -14,6 +14,7 @@
 //! live key, which starts a new graph. Beyond the limit the view keeps only
 //! a count (no per-transition work) until the scheduler is empty again.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
@@ -159,6 +160,52 @@ struct Group {
     done: u64,
 }
 
+/// The task groups seen, in order of first appearance.
+#[derive(Debug, Default)]
+struct Groups {
+    list: Vec<Group>,
+    index: HashMap<Box<str>, usize>,
+}
+
+impl Groups {
+    /// The group of a key name, added if new. Keys arrive in runs of one
+    /// group, so the newest group is tried before the map.
+    fn index_of(&mut self, key_name: &str) -> usize {
+        let name = task_group(key_name);
+        if let Some(last) = self.list.last() {
+            if last.name == name {
+                return self.list.len() - 1;
+            }
+        }
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        self.list.push(Group {
+            name: name.to_owned(),
+            ..Default::default()
+        });
+        self.index.insert(name.into(), self.list.len() - 1);
+        self.list.len() - 1
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, Group> {
+        self.list.iter()
+    }
+}
+
+impl std::ops::Index<usize> for Groups {
+    type Output = Group;
+    fn index(&self, i: usize) -> &Group {
+        &self.list[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Groups {
+    fn index_mut(&mut self, i: usize) -> &mut Group {
+        &mut self.list[i]
+    }
+}
+
 #[derive(Debug, Default)]
 struct Worker {
     address: String,
@@ -178,13 +225,52 @@ struct StreamEntry {
     erred: bool,
 }
 
+/// A transition as the dashboard's plugin records it, to be applied to the
+/// model later (off the scheduler's hot path).
+#[derive(Debug)]
+pub(crate) struct RecordedTransition {
+    pub(crate) key: Key,
+    pub(crate) from: Status,
+    pub(crate) to: Status,
+    pub(crate) worker: Option<WorkerId>,
+    pub(crate) nbytes: u64,
+    /// Only for a key's first transition (from released), when it joins
+    /// the graph view; empty otherwise.
+    pub(crate) dependencies: Vec<Key>,
+    pub(crate) why: &'static str,
+    /// Seconds since the model started, for transitions the task stream
+    /// times (to or from processing).
+    pub(crate) at: Option<f64>,
+}
+
+impl RecordedTransition {
+    /// Records `t`, which happened `since_start` after the model started
+    /// (asked only when the transition needs a time).
+    pub(crate) fn new(t: &TaskTransition<'_>, since_start: impl FnOnce() -> f64) -> Self {
+        let timed = t.to == Status::Processing || t.from == Status::Processing;
+        RecordedTransition {
+            key: t.key.clone(),
+            from: t.from,
+            to: t.to,
+            worker: t.worker,
+            nbytes: t.nbytes,
+            dependencies: if t.from == Status::Released {
+                t.dependencies.to_vec()
+            } else {
+                Vec::new()
+            },
+            why: t.why,
+            at: timed.then(since_start),
+        }
+    }
+}
+
 /// The dashboard's state; fed by [`DashboardModel::apply`], read by snapshots.
 #[derive(Debug)]
 pub struct DashboardModel {
     started: Instant,
     keys: KeyMap<KeyEntry>,
-    groups: Vec<Group>,
-    group_index: HashMap<Box<str>, usize>,
+    groups: Groups,
     counts: StateCounts,
     finished_total: u64,
     erred_total: u64,
@@ -302,8 +388,7 @@ impl Default for DashboardModel {
         DashboardModel {
             started: Instant::now(),
             keys: KeyMap::default(),
-            groups: Vec::new(),
-            group_index: HashMap::new(),
+            groups: Groups::default(),
             counts: StateCounts::default(),
             finished_total: 0,
             erred_total: 0,
@@ -321,49 +406,67 @@ impl DashboardModel {
         Self::default()
     }
 
-    fn group_of(&mut self, name: &str) -> usize {
-        let g = task_group(name);
-        if let Some(&i) = self.group_index.get(g) {
-            return i;
-        }
-        self.groups.push(Group {
-            name: g.to_owned(),
-            ..Default::default()
-        });
-        self.group_index.insert(g.into(), self.groups.len() - 1);
-        self.groups.len() - 1
+    /// Records one task transition.
+    ///
+    /// One hash lookup for a key already known (the common case); a new key
+    /// also finds its group, by the previous key's group first (graphs
+    /// number their keys in runs of one name).
+    pub fn apply(&mut self, t: &TaskTransition<'_>) {
+        self.apply_at(t, None);
     }
 
-    /// Records one task transition.
-    pub fn apply(&mut self, t: &TaskTransition<'_>) {
+    /// Applies transitions the plugin recorded (in order).
+    pub(crate) fn apply_recorded(&mut self, batch: &[RecordedTransition]) {
+        for r in batch {
+            let t = TaskTransition {
+                key: &r.key,
+                from: r.from,
+                to: r.to,
+                worker: r.worker,
+                nbytes: r.nbytes,
+                dependencies: &r.dependencies,
+                why: r.why,
+            };
+            self.apply_at(&t, r.at);
+        }
+    }
+
+    /// When the model started (the origin of its times).
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// [`DashboardModel::apply`] with the time the transition happened, in
+    /// seconds since the model started (`None`: now).
+    fn apply_at(&mut self, t: &TaskTransition<'_>, at: Option<f64>) {
+        let now = || at.unwrap_or_else(|| self.started.elapsed().as_secs_f64());
         self.transitions_total += 1;
-        if !self.keys.contains_key(t.key) {
-            if self.keys.is_empty() && (self.graph.too_big || !self.graph.nodes.is_empty()) {
-                // The scheduler held nothing: a new computation starts.
-                self.graph.reset();
-            }
-            let group = self.group_of(t.key.name());
-            self.graph
-                .add(t.key, group, t.dependencies, Status::Released);
-            self.groups[group].total += 1;
-            self.keys.insert(
-                t.key.clone(),
-                KeyEntry {
+        let was_empty = self.keys.is_empty();
+        // Disjoint fields: the entry stays borrowed while the rest is updated.
+        let e = match self.keys.entry(t.key.clone()) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => {
+                if was_empty && (self.graph.too_big || !self.graph.nodes.is_empty()) {
+                    // The scheduler held nothing: a new computation starts.
+                    self.graph.reset();
+                }
+                let group = self.groups.index_of(t.key.name());
+                self.graph
+                    .add(t.key, group, t.dependencies, Status::Released);
+                let g = &mut self.groups.list[group];
+                g.total += 1;
+                // Released was never counted: the key enters the counts now.
+                g.counts.move_one(None, Status::Released);
+                self.counts.move_one(None, Status::Released);
+                v.insert(KeyEntry {
                     status: Status::Released,
                     group,
                     worker: None,
                     nbytes: 0,
                     started: 0.0,
                     computed: false,
-                },
-            );
-            // Released was never counted: the key enters the counts now.
-            self.counts.move_one(None, Status::Released);
-            self.groups[group].counts.move_one(None, Status::Released);
-        }
-        // Disjoint fields: the entry stays borrowed while the rest is updated.
-        let Some(e) = self.keys.get_mut(t.key) else {
-            return;
+                })
+            }
         };
         let prev = e.status;
         if prev == t.to {
@@ -387,7 +490,7 @@ impl DashboardModel {
                     group,
                     worker,
                     start: e.started,
-                    end: self.started.elapsed().as_secs_f64(),
+                    end: now(),
                     erred: t.to == Status::Erred,
                 });
             }
@@ -400,7 +503,7 @@ impl DashboardModel {
         match t.to {
             Status::Processing => {
                 e.worker = t.worker;
-                e.started = self.started.elapsed().as_secs_f64();
+                e.started = now();
                 if let Some(w) = t.worker.and_then(|w| self.workers.get_mut(&w)) {
                     w.in_flight += 1;
                 }

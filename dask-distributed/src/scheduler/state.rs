@@ -1123,14 +1123,15 @@ impl SchedulerState {
             )),
         }?;
         self.touched.push(key.clone());
-        if let Some(ts) = self.tasks.get_mut(key) {
+        let mut task = self.tasks.get_mut(key);
+        if let Some(ts) = task.as_deref_mut() {
             let now = ts.status;
             ts.story.push((from, now, why));
         }
         // Scheduler plugins (the dashboard): see scheduler/plugin.rs.
         if !self.plugins.is_empty() {
-            let task = self.tasks.get(key);
-            self.plugins.task_transition(key, from, was_on, task, why);
+            self.plugins
+                .task_transition(key, from, was_on, task.as_deref(), why);
         }
         Ok(())
     }

@@ -861,3 +861,160 @@ fn dashboard_counts_match_the_state_machine_in_random_runs() {
         }
     }
 }
+
+/// A plugin that applies every transition to its own model at once: the
+/// oracle for the dashboard's deferred model.
+struct Immediate(Arc<Mutex<dashboard::model::DashboardModel>>);
+
+impl SchedulerPlugin for Immediate {
+    fn name(&self) -> &str {
+        "immediate-model"
+    }
+    fn on_task_transition(&mut self, t: &TaskTransition<'_>) {
+        self.0.lock().unwrap().apply(t);
+    }
+    fn add_worker(&mut self, worker: WorkerId, nthreads: u32) {
+        self.0.lock().unwrap().add_worker(worker, nthreads);
+    }
+    fn remove_worker(&mut self, worker: WorkerId) {
+        self.0.lock().unwrap().remove_worker(worker);
+    }
+}
+
+/// A snapshot as JSON without its clock readings (uptime, stream times).
+fn timeless(s: &dashboard::model::Snapshot) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).unwrap();
+    v["uptime_s"] = serde_json::Value::Null;
+    for e in v["stream"].as_array_mut().unwrap() {
+        e["start_s"] = serde_json::Value::Null;
+        e["end_s"] = serde_json::Value::Null;
+    }
+    v
+}
+
+/// The plugin only records transitions; readers apply them (and the plugin
+/// itself every few thousand). Whatever the batch sizes and however often a
+/// page reads, meanwhile, from another thread, the model ends equal to one
+/// fed each transition at once: counts, groups, workers, the task stream's
+/// order and the graph view.
+#[test]
+fn the_deferred_model_equals_one_applied_at_once() {
+    for (leaves, readers) in [(100u64, true), (20_000, false), (20_000, true)] {
+        let dash = Dashboard::new();
+        let oracle = Arc::new(Mutex::new(dashboard::model::DashboardModel::new()));
+        let mut state = SchedulerState::new().with_work_stealing(false);
+        state.add_plugin(dash.plugin());
+        state.add_plugin(Box::new(Immediate(oracle.clone())));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = readers.then(|| {
+            let (dash, stop) = (dash.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = dash.snapshot();
+                    let _ = dash.graph_states();
+                    reads += 1;
+                    std::thread::yield_now();
+                }
+                reads
+            })
+        });
+        // A tree reduction of 2 * leaves - 1 tasks on two workers.
+        let mut specs = Vec::new();
+        let mut level: Vec<Key> = (0..leaves).map(|i| Key::new("leaf", [i])).collect();
+        specs.extend(level.iter().map(|k| spec_of(k, &[])));
+        let mut depth = 0;
+        while level.len() > 1 {
+            depth += 1;
+            level = level
+                .chunks(2)
+                .enumerate()
+                .map(|(j, pair)| {
+                    let k = Key::new("sum", [depth, j as u64]);
+                    specs.push(spec_of(&k, pair));
+                    k
+                })
+                .collect();
+        }
+        let mut actions = Vec::new();
+        for worker in [1, 2] {
+            actions.extend(
+                state
+                    .handle(Event::AddWorker {
+                        worker,
+                        nthreads: 2,
+                    })
+                    .unwrap(),
+            );
+        }
+        actions.extend(
+            state
+                .handle(Event::UpdateGraph {
+                    client: 1,
+                    tasks: specs,
+                    wanted: level.clone(),
+                })
+                .unwrap(),
+        );
+        let mut ran = 0;
+        while let Some(action) = actions.pop() {
+            if let Action::Compute { worker, key, .. } = action {
+                ran += 1;
+                let event = if key.index() == [7] {
+                    Event::TaskErred {
+                        worker,
+                        key: key.clone(),
+                        error: dask_distributed::scheduler::state::TaskError {
+                            key,
+                            op: "op".into(),
+                            message: "failed on purpose".into(),
+                        },
+                    }
+                } else {
+                    Event::TaskFinished {
+                        worker,
+                        key,
+                        nbytes: 8,
+                    }
+                };
+                actions.extend(state.handle(event).unwrap());
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(r) = reader {
+            r.join().unwrap();
+        }
+        assert!(ran > 0, "{leaves} leaves: nothing ran");
+        let oracle = oracle.lock().unwrap();
+        let (got, want) = (dash.snapshot(), oracle.snapshot(usize::MAX));
+        assert_eq!(
+            got.transitions_total, want.transitions_total,
+            "{leaves} leaves"
+        );
+        let mut want_page = oracle.snapshot(dashboard::PAGE_STREAM_ENTRIES);
+        want_page.uptime_s = got.uptime_s;
+        assert_eq!(timeless(&got), timeless(&want_page), "{leaves} leaves");
+        assert_eq!(
+            serde_json::to_value(dash.graph()).unwrap(),
+            serde_json::to_value(oracle.graph()).unwrap(),
+            "{leaves} leaves: graph view"
+        );
+        // Counts against the state machine itself.
+        assert_eq!(
+            got.tasks.erred + got.tasks.memory + got.tasks.released + got.tasks.waiting,
+            state.tasks().count() as u64,
+            "{leaves} leaves: live tasks"
+        );
+    }
+}
+
+fn spec_of(key: &Key, deps: &[Key]) -> TaskSpec {
+    TaskSpec {
+        key: key.clone(),
+        dependencies: deps.to_vec(),
+        run_spec: Bytes::new(),
+        priority: Priority::default(),
+        retries: 0,
+        restrictions: None,
+    }
+}
