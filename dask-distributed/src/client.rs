@@ -483,10 +483,7 @@ impl Inner {
         }
         let mut tasks = Vec::with_capacity(prepared.len());
         let mut wanted = Vec::with_capacity(prepared.len());
-        // Each task its own position: ready tasks of one submission start in
-        // submission order, and the scheduler's queue never has to tell
-        // tied priorities apart by comparing key names.
-        for (order, (item, wire)) in (0u64..).zip(prepared) {
+        for (item, wire) in prepared {
             let NewTask {
                 key,
                 task,
@@ -511,7 +508,7 @@ impl Inner {
                 priority: options.priority,
                 retries: options.retries,
                 workers: options.workers.clone(),
-                ..SubmittedTask::new(key.clone(), dependencies, run_spec, order)
+                ..SubmittedTask::new(key.clone(), dependencies, run_spec, 0)
             });
             wanted.push(key);
         }
