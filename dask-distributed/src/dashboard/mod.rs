@@ -95,10 +95,8 @@ impl Dashboard {
         self.plugins.fetch_add(1, Ordering::SeqCst);
         self.closed.send_replace(false);
         Box::new(DashboardPlugin {
-            dashboard: Sink {
-                model: self.model.clone(),
-                pending: self.pending.clone(),
-            },
+            model: self.model.clone(),
+            pending: self.pending.clone(),
             started: self.started,
             version: self.version.clone(),
             plugins: self.plugins.clone(),
@@ -170,25 +168,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Where the plugin's transitions go: recorded in `pending` (a push under a
-/// short lock), applied to `model` by the plugin every [`PENDING_LIMIT`]
-/// transitions, or by a reader that comes first (so a read is up to date).
-struct Sink {
-    model: Arc<Mutex<DashboardModel>>,
-    pending: Arc<Mutex<Vec<RecordedTransition>>>,
-}
-
 /// Most transitions recorded before the plugin applies them itself: small
 /// batches, applied while their keys are still in cache (a batch of 64k,
 /// left to the page's reader, measured slower: +35% against +20% on the
 /// state-machine benchmark).
 const PENDING_LIMIT: usize = 256;
-
-impl Sink {
-    fn up_to_date(&self) -> MutexGuard<'_, DashboardModel> {
-        up_to_date(&self.model, &self.pending)
-    }
-}
 
 /// Locks the model and applies what is pending, in order (the model's lock
 /// is taken first, so two readers cannot apply out of order).
@@ -209,8 +193,13 @@ fn up_to_date<'a>(
 /// Feeds a [`Dashboard`] from the scheduler. A transition costs the
 /// scheduler a push onto a vector; the model (key table, counts, graph view)
 /// is updated in batches, taking its lock once per batch.
+///
+/// Transitions are recorded in `pending` (a push under a short lock) and
+/// applied to `model` by the plugin every [`PENDING_LIMIT`], or by a reader
+/// that comes first (so a read is up to date).
 struct DashboardPlugin {
-    dashboard: Sink,
+    model: Arc<Mutex<DashboardModel>>,
+    pending: Arc<Mutex<Vec<RecordedTransition>>>,
     started: Instant,
     version: Arc<AtomicU64>,
     plugins: Arc<AtomicUsize>,
@@ -218,6 +207,10 @@ struct DashboardPlugin {
 }
 
 impl DashboardPlugin {
+    fn up_to_date(&self) -> MutexGuard<'_, DashboardModel> {
+        up_to_date(&self.model, &self.pending)
+    }
+
     fn changed(&self) {
         self.version.fetch_add(1, Ordering::Release);
     }
@@ -231,28 +224,28 @@ impl SchedulerPlugin for DashboardPlugin {
     fn on_task_transition(&mut self, transition: &TaskTransition<'_>) {
         let record = RecordedTransition::new(transition, || self.started.elapsed().as_secs_f64());
         let full = {
-            let mut pending = lock(&self.dashboard.pending);
+            let mut pending = lock(&self.pending);
             pending.push(record);
             pending.len() >= PENDING_LIMIT
         };
         if full {
-            drop(self.dashboard.up_to_date());
+            drop(self.up_to_date());
         }
         self.changed();
     }
 
     fn add_worker(&mut self, worker: WorkerId, nthreads: u32) {
-        self.dashboard.up_to_date().add_worker(worker, nthreads);
+        self.up_to_date().add_worker(worker, nthreads);
         self.changed();
     }
 
     fn remove_worker(&mut self, worker: WorkerId) {
-        self.dashboard.up_to_date().remove_worker(worker);
+        self.up_to_date().remove_worker(worker);
         self.changed();
     }
 
     fn worker_address(&mut self, worker: WorkerId, address: &str) {
-        self.dashboard.up_to_date().worker_address(worker, address);
+        self.up_to_date().worker_address(worker, address);
         self.changed();
     }
 }
