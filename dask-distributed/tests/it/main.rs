@@ -2,7 +2,6 @@
 
 mod actors;
 mod async_client;
-mod batching;
 mod cluster;
 mod coordination;
 mod dashboard;
