@@ -11,7 +11,7 @@ use bytes::Bytes;
 use dask_core::{codec, Key, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::messages::{self, PeerReply, PeerRequest, StoredTask, ToScheduler, ToWorker};
@@ -195,6 +195,8 @@ struct Shared {
     scheduler: Arc<str>,
     /// Task-thread numbers, for the task stream.
     lanes: Lanes,
+    /// Tasks waiting for a thread (see [`HandOver`]).
+    handover: HandOver,
 }
 
 impl Shared {
@@ -379,6 +381,7 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
         stolen: AtomicU64::new(0),
         scheduler: Arc::from(scheduler_addr),
         lanes: Lanes::new(options.nthreads.max(1)),
+        handover: HandOver::default(),
         options,
     });
     let worker = shared.clone();
@@ -654,6 +657,116 @@ impl Drop for EndSlot {
     }
 }
 
+/// A task ready to start, run on a task thread with a permit of the
+/// worker's `nthreads` semaphore; gives the permit back if the attempt still
+/// holds it when done (not seceded, not aborted), for the next task.
+type StartFn = Box<dyn FnOnce(OwnedSemaphorePermit) -> Option<OwnedSemaphorePermit> + Send>;
+
+/// A task waiting for a thread, in the worker's hand-over queue: started by
+/// whichever comes first, its own attempt once it gets a permit, or a task
+/// thread that just finished a task and passes its permit on (so a worker
+/// running a stream of tasks starts the next one on the same thread, with
+/// no wake-up of another thread per task).
+struct Waiting {
+    start: Mutex<Option<StartFn>>,
+}
+
+impl Waiting {
+    fn take(&self) -> Option<StartFn> {
+        self.start
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// Tasks waiting for a thread, in arrival order.
+#[derive(Default)]
+struct HandOver {
+    queue: Mutex<std::collections::VecDeque<Arc<Waiting>>>,
+}
+
+impl HandOver {
+    fn push(&self, task: Arc<Waiting>) {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(task);
+    }
+
+    /// The oldest task not started yet.
+    fn next(&self) -> Option<StartFn> {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(task) = queue.pop_front() {
+            if let Some(start) = task.take() {
+                return Some(start);
+            }
+        }
+        None
+    }
+
+    fn remove(&self, task: &Arc<Waiting>) {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|t| !Arc::ptr_eq(t, task));
+    }
+}
+
+/// Removes an attempt's task from the hand-over queue when the attempt ends
+/// (also when it is aborted: a freed or stolen task must not start later).
+struct Unqueue<'a>(&'a HandOver, Arc<Waiting>);
+
+impl Drop for Unqueue<'_> {
+    fn drop(&mut self) {
+        drop(self.1.take());
+        self.0.remove(&self.1);
+    }
+}
+
+/// Counts a task as ready until it starts or its attempt ends, once.
+struct ReadyMark {
+    shared: Arc<Shared>,
+    counted: AtomicBool,
+}
+
+impl ReadyMark {
+    fn new(shared: &Arc<Shared>) -> Arc<ReadyMark> {
+        shared.ready.fetch_add(1, Ordering::Relaxed);
+        Arc::new(ReadyMark {
+            shared: shared.clone(),
+            counted: AtomicBool::new(true),
+        })
+    }
+
+    fn done(&self) {
+        if self.counted.swap(false, Ordering::AcqRel) {
+            self.shared.ready.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for ReadyMark {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
+/// Runs `start` with `permit` on this task thread, then, while the permit
+/// comes back and the worker has room, the tasks waiting for a thread.
+fn run_chain(shared: &Shared, start: StartFn, permit: OwnedSemaphorePermit) {
+    let mut next = start(permit);
+    while let Some(permit) = next {
+        if shared.paused.load(Ordering::Relaxed) || !shared.room_to_start() {
+            return; // the permit goes back; waiting attempts check memory
+        }
+        let Some(start) = shared.handover.next() else {
+            return;
+        };
+        next = start(permit);
+    }
+}
+
 async fn execute(
     key: &Key,
     task: Arc<dask_core::Task>,
@@ -662,7 +775,7 @@ async fn execute(
     phase: &Arc<AtomicU8>,
     tx: &UnboundedSender<Message>,
 ) -> Outcome {
-    let ready = Gauge::up(&worker.ready);
+    let ready = ReadyMark::new(worker);
     // Remote inputs now; local ones (maybe spilled) on the task thread.
     let mut inputs: HashMap<Key, Value> = HashMap::new();
     let mut local_deps = Vec::new();
@@ -683,92 +796,145 @@ async fn execute(
             }
         }
     }
-    // Memory is looked at again right before the task starts (the monitor
-    // looks only now and then): a worker at its pause threshold spills or
-    // pauses first, so with one thread managed memory ends at most one
-    // task's output above the threshold (with n threads, n outputs).
-    let permit = loop {
-        while worker.paused.load(Ordering::Relaxed) {
-            tokio::time::sleep(MEMORY_MONITOR_INTERVAL).await;
-        }
-        let Ok(permit) = worker.slots.clone().acquire_owned().await else {
-            return Outcome::Failed(Error::Closed);
-        };
-        if worker.room_to_start() {
-            break permit;
-        }
-    };
-    // The thread is held by the attempt until it ends (or is aborted), or
-    // until the task secedes (`worker_client::secede`).
-    let slot = crate::worker_client::TaskSlot::new(
+    // The thread is held by the attempt from its start until it ends (or is
+    // aborted), or until the task secedes (`worker_client::secede`).
+    let slot = crate::worker_client::TaskSlot::waiting(
         key.clone(),
         worker.slots.clone(),
-        permit,
         tx.clone(),
         tokio::runtime::Handle::current(),
     );
     let _slot = EndSlot(slot.clone());
-    if phase
-        .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        return Outcome::Dropped;
-    }
-    drop(ready);
-    let _executing = Gauge::up(&worker.executing);
-    let key = key.clone();
-    let shared = worker.clone();
-    let phase = phase.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        for dep in local_deps {
-            match shared.store.get(&dep) {
-                Ok(Some(v)) => {
-                    inputs.insert(dep, v);
-                }
-                Ok(None) => {
-                    return Outcome::Missing {
-                        dependency: dep,
-                        errant: vec![shared.data_addr.clone()],
-                    }
-                }
-                Err(e) => return Outcome::Failed(e),
+    let (done_tx, mut done) = tokio::sync::oneshot::channel::<Outcome>();
+    let start: StartFn = {
+        let key = key.clone();
+        let shared = worker.clone();
+        let phase = phase.clone();
+        let ready = ready.clone();
+        Box::new(move |permit| {
+            if let Err(permit) = slot.hold(permit) {
+                let _ = done_tx.send(Outcome::Dropped); // aborted meanwhile
+                return Some(permit);
             }
-        }
-        shared.executed.fetch_add(1, Ordering::Relaxed);
-        let lane = shared.lanes.take();
-        let start = task_stream::now();
-        let security = &shared.options.security;
-        let result = crate::worker_client::in_task(&shared.scheduler, security, slot, || {
-            task.execute(&key, |k| inputs[k].clone())
-        });
-        let timing = TaskTiming {
-            start,
-            stop: task_stream::now(),
-            thread: lane.number,
-        };
-        drop(lane);
-        match result {
-            Ok(value) => {
-                let nbytes = shared.sizeof(&value);
-                // Aborting the task does not stop this thread: a task freed
-                // meanwhile must not leave its value behind.
-                let cancelled = || phase.load(Ordering::Acquire) == CANCELLED;
-                if shared.store.insert_unless(key, value, nbytes, cancelled) {
-                    Outcome::Finished(nbytes, timing)
-                } else {
-                    Outcome::Dropped
-                }
+            if phase
+                .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                let _ = done_tx.send(Outcome::Dropped); // stolen or freed
+                return slot.finish();
             }
-            Err(e) => Outcome::Erred(e.into(), timing),
-        }
-    })
-    .await;
-    result.unwrap_or_else(|e| {
-        Outcome::Failed(Error::Malformed {
-            what: "task",
-            detail: format!("task thread failed: {e}"),
+            ready.done();
+            drop(ready);
+            let executing = Gauge::up(&shared.executing);
+            let outcome = run_here(&shared, key, task, inputs, local_deps, &slot, &phase);
+            drop(executing);
+            let permit = slot.finish();
+            let _ = done_tx.send(outcome);
+            permit
         })
+    };
+    let waiting = Arc::new(Waiting {
+        start: Mutex::new(Some(start)),
+    });
+    worker.handover.push(waiting.clone());
+    let _unqueue = Unqueue(&worker.handover, waiting.clone());
+    // Memory is looked at again right before the task starts (the monitor
+    // looks only now and then): a worker at its pause threshold spills or
+    // pauses first, so with one thread managed memory ends at most one
+    // task's output above the threshold (with n threads, n outputs). A task
+    // thread passing its permit on checks the same.
+    loop {
+        while worker.paused.load(Ordering::Relaxed) {
+            tokio::select! {
+                biased;
+                outcome = &mut done => return outcome.unwrap_or_else(|_| thread_failed()),
+                () = tokio::time::sleep(MEMORY_MONITOR_INTERVAL) => {}
+            }
+        }
+        let permit = tokio::select! {
+            biased;
+            outcome = &mut done => return outcome.unwrap_or_else(|_| thread_failed()),
+            permit = worker.slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return Outcome::Failed(Error::Closed),
+            },
+        };
+        if !worker.room_to_start() {
+            continue;
+        }
+        if let Some(start) = waiting.take() {
+            let shared = worker.clone();
+            // Detached: the outcome comes through `done`.
+            drop(tokio::task::spawn_blocking(move || {
+                run_chain(&shared, start, permit)
+            }));
+        }
+        // Else a task thread started it meanwhile; this permit goes back.
+        break;
+    }
+    done.await.unwrap_or_else(|_| thread_failed())
+}
+
+/// The outcome of an attempt whose task thread ended without one (a bug).
+fn thread_failed() -> Outcome {
+    Outcome::Failed(Error::Malformed {
+        what: "task",
+        detail: "the task thread ended without reporting the task's outcome".into(),
     })
+}
+
+/// Runs a started task on this task thread: its local inputs, then the task,
+/// then its result into the store.
+fn run_here(
+    shared: &Arc<Shared>,
+    key: Key,
+    task: Arc<dask_core::Task>,
+    mut inputs: HashMap<Key, Value>,
+    local_deps: Vec<Key>,
+    slot: &Arc<crate::worker_client::TaskSlot>,
+    phase: &AtomicU8,
+) -> Outcome {
+    for dep in local_deps {
+        match shared.store.get(&dep) {
+            Ok(Some(v)) => {
+                inputs.insert(dep, v);
+            }
+            Ok(None) => {
+                return Outcome::Missing {
+                    dependency: dep,
+                    errant: vec![shared.data_addr.clone()],
+                }
+            }
+            Err(e) => return Outcome::Failed(e),
+        }
+    }
+    shared.executed.fetch_add(1, Ordering::Relaxed);
+    let lane = shared.lanes.take();
+    let start = task_stream::now();
+    let security = &shared.options.security;
+    let result = crate::worker_client::in_task(&shared.scheduler, security, slot.clone(), || {
+        task.execute(&key, |k| inputs[k].clone())
+    });
+    let timing = TaskTiming {
+        start,
+        stop: task_stream::now(),
+        thread: lane.number,
+    };
+    drop(lane);
+    match result {
+        Ok(value) => {
+            let nbytes = shared.sizeof(&value);
+            // Aborting the task does not stop this thread: a task freed
+            // meanwhile must not leave its value behind.
+            let cancelled = || phase.load(Ordering::Acquire) == CANCELLED;
+            if shared.store.insert_unless(key, value, nbytes, cancelled) {
+                Outcome::Finished(nbytes, timing)
+            } else {
+                Outcome::Dropped
+            }
+        }
+        Err(e) => Outcome::Erred(e.into(), timing),
+    }
 }
 
 /// Fetches `key` from the first holder that has it (in this process first);

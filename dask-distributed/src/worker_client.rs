@@ -73,24 +73,48 @@ pub(crate) struct TaskSlot {
 }
 
 impl TaskSlot {
-    /// The slot of an attempt of `key` that holds `permit` of `slots`.
-    pub(crate) fn new(
+    /// The slot of an attempt of `key` that holds no thread yet (see
+    /// [`TaskSlot::hold`]).
+    pub(crate) fn waiting(
         key: Key,
         slots: Arc<Semaphore>,
-        permit: OwnedSemaphorePermit,
         tx: UnboundedSender<Message>,
         runtime: tokio::runtime::Handle,
     ) -> Arc<TaskSlot> {
         Arc::new(TaskSlot {
             key,
             slots,
-            permit: Mutex::new(Some(permit)),
+            permit: Mutex::new(None),
             ended: AtomicBool::new(false),
             ended_notify: Notify::new(),
             told: AtomicBool::new(false),
             tx: tx.downgrade(),
             runtime,
         })
+    }
+
+    /// The attempt takes `permit`'s thread; an attempt already over (aborted)
+    /// gives it back as `Err`.
+    pub(crate) fn hold(&self, permit: OwnedSemaphorePermit) -> Result<(), OwnedSemaphorePermit> {
+        let mut held = self.permit.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.ended.load(Ordering::Acquire) {
+            return Err(permit);
+        }
+        *held = Some(permit);
+        Ok(())
+    }
+
+    /// Ends the attempt like [`TaskSlot::end`], but hands the thread's permit
+    /// (if the attempt still held it) to the caller, for the next task.
+    pub(crate) fn finish(&self) -> Option<OwnedSemaphorePermit> {
+        self.ended.store(true, Ordering::Release);
+        let permit = self
+            .permit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.ended_notify.notify_one();
+        permit
     }
 
     /// The attempt is over (finished or aborted): its thread, if held, is free.

@@ -307,6 +307,9 @@ struct Peer {
     last_seen: tokio::time::Instant,
 }
 
+/// Most events the core takes from its channel at once.
+const CORE_BATCH: usize = 256;
+
 /// The client id under which the scheduler holds fire-and-forget keys until
 /// they finish (real clients are numbered from 1).
 pub const FIRE_AND_FORGET: ClientId = 0;
@@ -354,11 +357,14 @@ async fn core(
     let mut grace_check =
         tokio::time::interval((grace / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
     grace_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Events are taken in batches: every event already queued is handled
+    // before the core waits again, so the messages they cause leave together
+    // (each connection's writer sends what was queued with one flush).
+    let mut batch = Vec::with_capacity(CORE_BATCH);
     loop {
-        let event = tokio::select! {
-            event = rx.recv() => match event {
-                Some(event) => event,
-                None => break,
+        tokio::select! {
+            n = rx.recv_many(&mut batch, CORE_BATCH) => if n == 0 {
+                break;
             },
             _ = grace_check.tick(), if !disconnected.is_empty() => {
                 let now = tokio::time::Instant::now();
@@ -393,194 +399,195 @@ async fn core(
                 continue;
             }
         };
-        let stimuli = match event {
-            CoreEvent::WorkerJoined {
-                id,
-                nthreads,
-                data_addr,
-                tx,
-            } => {
-                state.plugins_mut().worker_address(id, &data_addr); // scheduler plugins
-                workers.insert(
+        for event in batch.drain(..) {
+            let stimuli = match event {
+                CoreEvent::WorkerJoined {
                     id,
-                    Peer {
-                        tx,
-                        stream_name: data_addr.as_str().into(),
-                        data_addr,
-                        last_seen: tokio::time::Instant::now(),
-                    },
-                );
-                vec![Event::AddWorker {
-                    worker: id,
                     nthreads,
-                }]
-            }
-            CoreEvent::WorkerLeft(id) => {
-                workers.remove(&id);
-                vec![Event::RemoveWorker { worker: id }]
-            }
-            CoreEvent::ClientJoined {
-                id,
-                conn,
-                tx,
-                resume,
-            } => {
-                let Some((old, wanted, reply)) = resume else {
-                    clients.insert(id, tx);
-                    client_conns.insert(id, conn);
-                    continue;
-                };
-                // Back within the grace period (or before its old connection
-                // was seen to end): the same client, its futures kept.
-                let resumed = old.filter(|c| {
-                    *c != FIRE_AND_FORGET
-                        && (disconnected.remove(c).is_some() || clients.contains_key(c))
-                });
-                let client = resumed.unwrap_or(id);
-                if resumed.is_some() {
-                    // An old connection still open is replaced (and closes).
-                    coordination.client_left(client);
-                }
-                clients.insert(client, tx.clone());
-                client_conns.insert(client, conn);
-                let _ = reply.send(client);
-                let welcome = ToClient::Welcome {
-                    client,
-                    scheduler: instance,
-                    resumed: resumed.is_some(),
-                };
-                if let Ok(m) = messages::message("welcome", &welcome) {
-                    let _ = tx.send(m);
-                }
-                if resumed.is_none() {
-                    continue;
-                }
-                resume_client(&state, client, wanted)
-            }
-            CoreEvent::ClientLeft { client, conn } => {
-                if client_conns.get(&client) != Some(&conn) {
-                    continue; // an old connection of a client that reconnected
-                }
-                client_conns.remove(&client);
-                clients.remove(&client);
-                coordination.client_left(client);
-                if grace.is_zero() {
-                    vec![Event::RemoveClient { client }]
-                } else {
-                    disconnected.insert(client, tokio::time::Instant::now() + grace);
-                    continue;
-                }
-            }
-            CoreEvent::FromWorker(worker, msg) => match msg {
-                ToScheduler::TaskFinished {
-                    key,
-                    nbytes,
-                    timing,
+                    data_addr,
+                    tx,
                 } => {
-                    if let Some(p) = workers.get(&worker) {
-                        task_stream.push(key.clone(), &p.stream_name, timing, true);
-                    }
-                    vec![Event::TaskFinished {
-                        worker,
-                        key,
-                        nbytes,
+                    state.plugins_mut().worker_address(id, &data_addr); // scheduler plugins
+                    workers.insert(
+                        id,
+                        Peer {
+                            tx,
+                            stream_name: data_addr.as_str().into(),
+                            data_addr,
+                            last_seen: tokio::time::Instant::now(),
+                        },
+                    );
+                    vec![Event::AddWorker {
+                        worker: id,
+                        nthreads,
                     }]
                 }
-                ToScheduler::TaskErred {
-                    key,
-                    op,
-                    message,
-                    timing,
-                } => {
-                    if let (Some(p), Some(timing)) = (workers.get(&worker), timing) {
-                        task_stream.push(key.clone(), &p.stream_name, timing, false);
-                    }
-                    vec![Event::TaskErred {
-                        worker,
-                        key: key.clone(),
-                        error: TaskError { key, op, message },
-                    }]
+                CoreEvent::WorkerLeft(id) => {
+                    workers.remove(&id);
+                    vec![Event::RemoveWorker { worker: id }]
                 }
-                ToScheduler::MissingData {
-                    key,
-                    dependency,
-                    errant,
-                } => vec![Event::MissingData {
-                    worker,
-                    key,
-                    dependency,
-                    errant: workers
-                        .iter()
-                        .filter(|(_, p)| errant.contains(&p.data_addr))
-                        .map(|(id, _)| *id)
-                        .collect(),
-                }],
-                ToScheduler::StealResponse { key, stolen } => vec![Event::StealResponse {
-                    worker,
-                    key,
-                    stolen,
-                }],
-                ToScheduler::LongRunning { key } => vec![Event::LongRunning { worker, key }],
-                ToScheduler::Heartbeat { metrics } => {
-                    let Some(p) = workers.get_mut(&worker) else {
-                        continue; // already removed
-                    };
-                    p.last_seen = tokio::time::Instant::now();
-                    if let Ok(m) = messages::message("heartbeat-ack", &ToWorker::HeartbeatAck) {
-                        let _ = p.tx.send(m);
-                    }
-                    let paused = metrics.status == crate::metrics::WorkerStatus::Paused;
-                    let was = state.workers().get(&worker).map(|w| w.paused);
-                    if was == Some(paused) {
-                        continue; // nothing changed for placement
-                    }
-                    vec![Event::Heartbeat { worker, paused }]
-                }
-                other => {
-                    ignored.note("worker", &other);
-                    continue;
-                }
-            },
-            CoreEvent::FromClient(client, ToScheduler::Goodbye) => {
-                // Released now; its connection ending later changes nothing.
-                client_conns.remove(&client);
-                clients.remove(&client);
-                coordination.client_left(client);
-                vec![Event::RemoveClient { client }]
-            }
-            CoreEvent::CoordinationKeys(ops) => {
-                coordination_key_events(ops, &mut coordination_holds, &clients)
-            }
-            CoreEvent::FromClient(client, msg) => {
-                if let ToScheduler::Coordination { id, request } = msg {
-                    if let Some(tx) = clients.get(&client) {
-                        coordination.request(client, tx.clone(), id, request);
-                    }
-                    continue;
-                }
-                if let ToScheduler::Query {
+                CoreEvent::ClientJoined {
                     id,
-                    query: query @ (Query::TaskStream { .. } | Query::WorkerMemory),
-                } = msg
-                {
-                    let answer = diagnostics_answer(&state, &workers, &task_stream, query);
-                    if let (Some(tx), Ok(m)) = (
-                        clients.get(&client),
-                        messages::message("answer", &ToClient::Answer { id, answer }),
-                    ) {
+                    conn,
+                    tx,
+                    resume,
+                } => {
+                    let Some((old, wanted, reply)) = resume else {
+                        clients.insert(id, tx);
+                        client_conns.insert(id, conn);
+                        continue;
+                    };
+                    // Back within the grace period (or before its old connection
+                    // was seen to end): the same client, its futures kept.
+                    let resumed = old.filter(|c| {
+                        *c != FIRE_AND_FORGET
+                            && (disconnected.remove(c).is_some() || clients.contains_key(c))
+                    });
+                    let client = resumed.unwrap_or(id);
+                    if resumed.is_some() {
+                        // An old connection still open is replaced (and closes).
+                        coordination.client_left(client);
+                    }
+                    clients.insert(client, tx.clone());
+                    client_conns.insert(client, conn);
+                    let _ = reply.send(client);
+                    let welcome = ToClient::Welcome {
+                        client,
+                        scheduler: instance,
+                        resumed: resumed.is_some(),
+                    };
+                    if let Ok(m) = messages::message("welcome", &welcome) {
                         let _ = tx.send(m);
                     }
-                    continue;
+                    if resumed.is_none() {
+                        continue;
+                    }
+                    resume_client(&state, client, wanted)
                 }
-                from_client(&state, &workers, &clients, &mut cancelled, client, msg).unwrap_or_else(
-                    |other| {
-                        ignored.note("client", &other);
-                        Vec::new()
-                    },
-                )
-            }
-        };
-        apply(&mut state, stimuli, &workers, &clients);
+                CoreEvent::ClientLeft { client, conn } => {
+                    if client_conns.get(&client) != Some(&conn) {
+                        continue; // an old connection of a client that reconnected
+                    }
+                    client_conns.remove(&client);
+                    clients.remove(&client);
+                    coordination.client_left(client);
+                    if grace.is_zero() {
+                        vec![Event::RemoveClient { client }]
+                    } else {
+                        disconnected.insert(client, tokio::time::Instant::now() + grace);
+                        continue;
+                    }
+                }
+                CoreEvent::FromWorker(worker, msg) => match msg {
+                    ToScheduler::TaskFinished {
+                        key,
+                        nbytes,
+                        timing,
+                    } => {
+                        if let Some(p) = workers.get(&worker) {
+                            task_stream.push(key.clone(), &p.stream_name, timing, true);
+                        }
+                        vec![Event::TaskFinished {
+                            worker,
+                            key,
+                            nbytes,
+                        }]
+                    }
+                    ToScheduler::TaskErred {
+                        key,
+                        op,
+                        message,
+                        timing,
+                    } => {
+                        if let (Some(p), Some(timing)) = (workers.get(&worker), timing) {
+                            task_stream.push(key.clone(), &p.stream_name, timing, false);
+                        }
+                        vec![Event::TaskErred {
+                            worker,
+                            key: key.clone(),
+                            error: TaskError { key, op, message },
+                        }]
+                    }
+                    ToScheduler::MissingData {
+                        key,
+                        dependency,
+                        errant,
+                    } => vec![Event::MissingData {
+                        worker,
+                        key,
+                        dependency,
+                        errant: workers
+                            .iter()
+                            .filter(|(_, p)| errant.contains(&p.data_addr))
+                            .map(|(id, _)| *id)
+                            .collect(),
+                    }],
+                    ToScheduler::StealResponse { key, stolen } => vec![Event::StealResponse {
+                        worker,
+                        key,
+                        stolen,
+                    }],
+                    ToScheduler::LongRunning { key } => vec![Event::LongRunning { worker, key }],
+                    ToScheduler::Heartbeat { metrics } => {
+                        let Some(p) = workers.get_mut(&worker) else {
+                            continue; // already removed
+                        };
+                        p.last_seen = tokio::time::Instant::now();
+                        if let Ok(m) = messages::message("heartbeat-ack", &ToWorker::HeartbeatAck) {
+                            let _ = p.tx.send(m);
+                        }
+                        let paused = metrics.status == crate::metrics::WorkerStatus::Paused;
+                        let was = state.workers().get(&worker).map(|w| w.paused);
+                        if was == Some(paused) {
+                            continue; // nothing changed for placement
+                        }
+                        vec![Event::Heartbeat { worker, paused }]
+                    }
+                    other => {
+                        ignored.note("worker", &other);
+                        continue;
+                    }
+                },
+                CoreEvent::FromClient(client, ToScheduler::Goodbye) => {
+                    // Released now; its connection ending later changes nothing.
+                    client_conns.remove(&client);
+                    clients.remove(&client);
+                    coordination.client_left(client);
+                    vec![Event::RemoveClient { client }]
+                }
+                CoreEvent::CoordinationKeys(ops) => {
+                    coordination_key_events(ops, &mut coordination_holds, &clients)
+                }
+                CoreEvent::FromClient(client, msg) => {
+                    if let ToScheduler::Coordination { id, request } = msg {
+                        if let Some(tx) = clients.get(&client) {
+                            coordination.request(client, tx.clone(), id, request);
+                        }
+                        continue;
+                    }
+                    if let ToScheduler::Query {
+                        id,
+                        query: query @ (Query::TaskStream { .. } | Query::WorkerMemory),
+                    } = msg
+                    {
+                        let answer = diagnostics_answer(&state, &workers, &task_stream, query);
+                        if let (Some(tx), Ok(m)) = (
+                            clients.get(&client),
+                            messages::message("answer", &ToClient::Answer { id, answer }),
+                        ) {
+                            let _ = tx.send(m);
+                        }
+                        continue;
+                    }
+                    from_client(&state, &workers, &clients, &mut cancelled, client, msg)
+                        .unwrap_or_else(|other| {
+                            ignored.note("client", &other);
+                            Vec::new()
+                        })
+                }
+            };
+            apply(&mut state, stimuli, &workers, &clients);
+        }
     }
 }
 

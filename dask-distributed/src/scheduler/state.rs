@@ -477,15 +477,20 @@ impl SchedulerState {
                 worker,
                 key,
                 nbytes,
-            } => self.task_finished(worker, key, nbytes),
-            Event::TaskErred { worker, key, error } => self.task_erred(worker, key, error),
+            } => self.task_finished(worker, self.canonical(key), nbytes),
+            Event::TaskErred { worker, key, error } => {
+                self.task_erred(worker, self.canonical(key), error)
+            }
             Event::UpdateData {
                 client,
                 keys,
                 workers,
             } => self.update_data(client, keys, &workers),
             Event::Retry { keys } => self.retry(&keys),
-            Event::ReleaseKeys { client, keys } => self.release_keys(client, &keys),
+            Event::ReleaseKeys { client, keys } => {
+                let keys: Vec<Key> = keys.into_iter().map(|k| self.canonical(k)).collect();
+                self.release_keys(client, &keys)
+            }
             Event::RemoveClient { client } => {
                 let keys: Vec<Key> = self
                     .tasks
@@ -534,6 +539,18 @@ impl SchedulerState {
             }
         }
         Ok(std::mem::take(&mut self.actions))
+    }
+
+    /// The state's own copy of `key` when it knows the key, else `key`.
+    ///
+    /// Keys from messages are equal to the state's but separate allocations:
+    /// every map lookup with them compares names (cold memory with tens of
+    /// thousands of tasks), while the state's own copy compares by pointer.
+    fn canonical(&self, key: Key) -> Key {
+        match self.tasks.get_key_value(&key) {
+            Some((own, _)) => own.clone(),
+            None => key,
+        }
     }
 
     fn recommend(&mut self, key: &Key, to: Status, why: &'static str) {
@@ -782,16 +799,20 @@ impl SchedulerState {
                 },
             );
         }
-        // Link the new tasks to their dependencies (known: clients send whole graphs).
+        // Link the new tasks to their dependencies (known: clients send whole
+        // graphs), naming each by the state's own key (see `canonical`).
         for key in &new_keys {
-            let deps = self.tasks[key].dependencies.clone();
-            for d in deps {
-                if let Some(dts) = self.tasks.get_mut(&d) {
+            let deps = std::mem::take(&mut self.tasks.get_mut(key).expect("inserted").dependencies);
+            let deps: Vec<Key> = deps.into_iter().map(|d| self.canonical(d)).collect();
+            for d in &deps {
+                if let Some(dts) = self.tasks.get_mut(d) {
                     dts.dependents.insert(key.clone());
                 }
             }
+            self.tasks.get_mut(key).expect("inserted").dependencies = deps;
         }
         for key in wanted {
+            let key = self.canonical(key);
             let Some(ts) = self.tasks.get_mut(&key) else {
                 continue;
             };

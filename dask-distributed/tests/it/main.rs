@@ -2,6 +2,7 @@
 
 mod actors;
 mod async_client;
+mod batching;
 mod cluster;
 mod coordination;
 mod dashboard;
