@@ -28,11 +28,10 @@ type WhoHas = Vec<(Key, Vec<String>)>;
 /// Who gets a coordination reply: a blocking wait's channel or an async one's.
 pub(crate) type CoordWaiter = Box<dyn FnOnce(CoordReply) + Send>;
 
-/// A graph handed to the scheduler: waiters for the wanted keys, in-process
-/// task tokens, and every key of the plan.
+/// A graph handed to the scheduler: waiters for the wanted keys and every
+/// key of the plan.
 pub(crate) struct Submitted {
     pub(crate) receivers: Vec<(Key, oneshot::Receiver<Reported>)>,
-    pub(crate) tokens: Vec<u64>,
     pub(crate) keys: Vec<Key>,
 }
 
@@ -152,11 +151,6 @@ struct Pending {
     wanted: HashMap<Key, usize>,
     /// Last report for each wanted key, for futures asked after it arrived.
     outcomes: HashMap<Key, Reported>,
-    /// In-process tasks of submitted futures.
-    local_tokens: HashMap<Key, LocalEntry>,
-    /// In-process tasks handed to the scheduler with fire-and-forget: kept
-    /// until the client goes.
-    kept_tokens: Vec<u64>,
     /// Cancelled keys: later reports for them are ignored until resubmitted.
     cancelled: HashSet<Key>,
     /// Keys let go of but not yet told to the scheduler: dropping many
@@ -175,66 +169,7 @@ struct Pending {
     closed: bool,
 }
 
-/// An in-process task handed over by `submit`. Its token stays in the table
-/// while a future holds the key or a held task depends on it (the scheduler
-/// may run it late, or rerun it after a worker died).
-struct LocalEntry {
-    token: u64,
-    /// The futures' hold (at most one) plus one per dependent entry.
-    refs: usize,
-    /// Whether the futures' hold is counted.
-    own: bool,
-    /// Dependencies whose entries this one holds.
-    deps: Vec<Key>,
-}
-
 impl Pending {
-    /// Drops one hold on `key`'s in-process task; at zero the task leaves
-    /// the table and lets go of its dependencies.
-    fn unref_local(&mut self, key: &Key) {
-        let mut stack = vec![key.clone()];
-        while let Some(k) = stack.pop() {
-            let Some(e) = self.local_tokens.get_mut(&k) else {
-                continue;
-            };
-            e.refs -= 1;
-            if e.refs == 0 {
-                if let Some(e) = self.local_tokens.remove(&k) {
-                    crate::local::remove_tasks(&[e.token]);
-                    stack.extend(e.deps);
-                }
-            }
-        }
-    }
-
-    /// The in-process token of a submitted task: a pure key submitted again
-    /// reuses the task already handed over; a new one holds its dependencies.
-    fn local_token(&mut self, key: &Key, task: dask_core::Task, dependencies: &[Key]) -> u64 {
-        if let Some(e) = self.local_tokens.get_mut(key) {
-            if !e.own {
-                e.own = true;
-                e.refs += 1;
-            }
-            return e.token;
-        }
-        let token = crate::local::put_task(Arc::new(task));
-        let mut deps = Vec::new();
-        for d in dependencies {
-            if let Some(de) = self.local_tokens.get_mut(d) {
-                de.refs += 1;
-                deps.push(d.clone());
-            }
-        }
-        let entry = LocalEntry {
-            token,
-            refs: 1,
-            own: true,
-            deps,
-        };
-        self.local_tokens.insert(key.clone(), entry);
-        token
-    }
-
     /// Marks a held key cancelled and wakes its waiters.
     fn mark_cancelled(&mut self, key: &Key) {
         if !self.wanted.contains_key(key) {
@@ -492,7 +427,9 @@ impl Inner {
             let run_spec = match wire {
                 Some(bytes) => bytes,
                 None => {
-                    let token = p.local_token(&key, task, &dependencies);
+                    // The scheduler removes it from the table when it lets
+                    // go of the task (see `local::held_run_spec`).
+                    let token = crate::local::put_task(Arc::new(task));
                     let stored = StoredTask::Local {
                         pid: std::process::id(),
                         token,
@@ -675,13 +612,6 @@ impl Inner {
         if p.closed {
             return Err(self.lost());
         }
-        for k in &keys {
-            // The worker still needs the in-process task after the futures
-            // go: one hold more, kept until the client goes.
-            if let Some(e) = p.local_tokens.get_mut(k) {
-                e.refs += 1;
-            }
-        }
         self.send(
             &mut p,
             "fire-and-forget",
@@ -815,9 +745,6 @@ impl Drop for Inner {
     fn drop(&mut self) {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         p.flush_releases(&self.tx);
-        crate::local::remove_tasks(&p.kept_tokens);
-        let tokens: Vec<u64> = p.local_tokens.values().map(|e| e.token).collect();
-        crate::local::remove_tasks(&tokens);
         // Closed, or reconnecting (nobody forwards messages): no goodbye.
         let gone = p.closed || p.reconnecting;
         drop(p);
@@ -961,8 +888,25 @@ impl Inner {
         // With in-process workers, tasks go through the local table (closures and
         // any value work). Otherwise encode everything first: an unregistered op
         // or a value without a codec is refused before anything is submitted.
+        // In-process tasks: the scheduler takes them out of the table when
+        // it lets go of them (`local::held_run_spec`); until the message is
+        // sent, they are this function's to remove.
         let in_process = self.in_process;
         let mut tokens = Vec::new();
+        let result = self.send_graph(&plan, wanted, in_process, &mut tokens);
+        if result.is_err() {
+            crate::local::remove_tasks(&tokens);
+        }
+        result
+    }
+
+    fn send_graph(
+        &self,
+        plan: &Plan,
+        wanted: &[Key],
+        in_process: bool,
+        tokens: &mut Vec<u64>,
+    ) -> Result<Submitted> {
         let mut tasks = Vec::with_capacity(plan.len());
         for i in 0..plan.len() {
             let key = plan.key(i);
@@ -992,7 +936,6 @@ impl Inner {
         }
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if p.closed {
-            crate::local::remove_tasks(&tokens);
             return Err(self.lost());
         }
         // Waiters, counts and the message under one lock, so message order
@@ -1022,7 +965,6 @@ impl Inner {
             .map_err(|_| self.lost())?;
         Ok(Submitted {
             receivers,
-            tokens,
             keys: plan.keys().to_vec(),
         })
     }
@@ -1049,15 +991,6 @@ impl Inner {
         }
     }
 
-    /// Keeps in-process tasks until the client goes.
-    pub(crate) fn keep_tokens(&self, tokens: Vec<u64>) {
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .kept_tokens
-            .extend(tokens);
-    }
-
     /// Done with `keys`: the scheduler releases those no other compute wants.
     pub(crate) fn release(&self, keys: &[Key]) {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -1074,13 +1007,6 @@ impl Inner {
                     if self.in_process {
                         // An original error nobody took (a retried attempt's, say).
                         crate::local::remove_errors([k]);
-                    }
-                    let own = p
-                        .local_tokens
-                        .get_mut(k)
-                        .is_some_and(|e| std::mem::replace(&mut e.own, false));
-                    if own {
-                        p.unref_local(k);
                     }
                     unwanted.push(k.clone());
                 }
@@ -1300,12 +1226,7 @@ pub(crate) async fn finish_compute(
     let StartedCompute {
         outputs,
         wanted,
-        submitted:
-            Submitted {
-                receivers,
-                tokens,
-                keys,
-            },
+        submitted: Submitted { receivers, keys },
     } = started;
     let result = async {
         inner.await_reports(receivers).await?;
@@ -1313,7 +1234,6 @@ pub(crate) async fn finish_compute(
     }
     .await;
     inner.release(&wanted);
-    crate::local::remove_tasks(&tokens);
     if inner.in_process {
         crate::local::remove_errors(&keys);
     }

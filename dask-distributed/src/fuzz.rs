@@ -128,6 +128,7 @@ pub fn seeds() -> Vec<Vec<u8>> {
         encoded(
             &ToScheduler::TaskFinished {
                 key: key.clone(),
+                run_id: 1,
                 nbytes: 8,
                 timing: crate::task_stream::TaskTiming {
                     start: 1.0,

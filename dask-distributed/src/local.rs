@@ -10,7 +10,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
+use bytes::Bytes;
 use dask_core::{Key, Task, Value};
+
+use crate::messages::StoredTask;
 
 /// A worker's memory, shared with in-process peers and clients.
 pub(crate) type Memory = Arc<crate::spill::Store>;
@@ -62,6 +65,54 @@ pub(crate) fn get_task(token: u64) -> Option<Arc<Task>> {
         .unwrap_or_else(PoisonError::into_inner)
         .get(&token)
         .cloned()
+}
+
+/// The scheduler's copy of a task's encoded spec. An in-process task of this
+/// process stays in the table exactly as long as the scheduler holds its
+/// spec (in the task's state or in a `Compute` being sent): dropping the last
+/// copy removes it. The client that submitted it may be gone by then while a
+/// queue, a variable or another client still holds the key, and a worker
+/// that dies makes the scheduler run it again.
+pub(crate) fn held_run_spec(run_spec: Vec<u8>) -> Bytes {
+    match own_token(&run_spec) {
+        Some(token) => Bytes::from_owner(HeldTask {
+            spec: run_spec,
+            token,
+        }),
+        None => Bytes::from(run_spec),
+    }
+}
+
+/// The token of an in-process task of this process, if `run_spec` is one.
+fn own_token(run_spec: &[u8]) -> Option<u64> {
+    // Postcard writes the variant index first: skip wire tasks undecoded.
+    const LOCAL_VARIANT: u8 = 1;
+    if run_spec.first() != Some(&LOCAL_VARIANT) {
+        return None;
+    }
+    match crate::protocol::decode::<StoredTask>("task", run_spec) {
+        Ok(StoredTask::Local { pid, token }) if pid == std::process::id() => Some(token),
+        _ => None,
+    }
+}
+
+/// An in-process task's spec that removes the task from the table when the
+/// scheduler drops its last copy.
+struct HeldTask {
+    spec: Vec<u8>,
+    token: u64,
+}
+
+impl AsRef<[u8]> for HeldTask {
+    fn as_ref(&self) -> &[u8] {
+        &self.spec
+    }
+}
+
+impl Drop for HeldTask {
+    fn drop(&mut self) {
+        remove_tasks(&[self.token]);
+    }
 }
 
 /// Drops tasks whose computation is over.
@@ -124,4 +175,52 @@ pub(crate) fn hosts(data_addr: &str) -> bool {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .contains_key(data_addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(stored: &StoredTask) -> Vec<u8> {
+        crate::protocol::encode("task", stored).unwrap().to_vec()
+    }
+
+    #[test]
+    fn an_own_in_process_task_leaves_the_table_with_the_last_copy_of_its_spec() {
+        let task = Arc::new(Task::new(
+            Arc::new(dask_core::op::Identity),
+            vec![dask_core::Arg::Value(Value::new(1u64))],
+        ));
+        let token = put_task(task);
+        let spec = encoded(&StoredTask::Local {
+            pid: std::process::id(),
+            token,
+        });
+        let held = held_run_spec(spec.clone());
+        assert_eq!(&held[..], &spec[..]);
+        let copy = held.clone();
+        drop(held);
+        assert!(get_task(token).is_some(), "a copy is still held");
+        drop(copy);
+        assert!(get_task(token).is_none(), "removed with the last copy");
+    }
+
+    #[test]
+    fn other_specs_are_not_tied_to_the_table() {
+        let other_pid = encoded(&StoredTask::Local {
+            pid: std::process::id().wrapping_add(1),
+            token: 5,
+        });
+        assert_eq!(own_token(&other_pid), None);
+        let wire = encoded(&StoredTask::Wire {
+            task: crate::protocol::WireTask {
+                op: "x".into(),
+                params: vec![],
+                args: vec![],
+            },
+            frames: vec![vec![1]],
+        });
+        assert_eq!(own_token(&wire), None);
+        assert_eq!(own_token(&[]), None);
+    }
 }

@@ -25,6 +25,8 @@ pub enum ToScheduler {
     TaskFinished {
         /// The task.
         key: Key,
+        /// The attempt, as [`ToWorker::Compute`] numbered it.
+        run_id: u64,
         /// Approximate size of the value.
         nbytes: u64,
         /// When and on which thread it ran (for the task stream).
@@ -34,6 +36,8 @@ pub enum ToScheduler {
     TaskErred {
         /// The task that failed.
         key: Key,
+        /// The attempt, as [`ToWorker::Compute`] numbered it.
+        run_id: u64,
         /// Its op.
         op: String,
         /// The failure.
@@ -106,6 +110,8 @@ pub enum ToScheduler {
     MissingData {
         /// The task that could not start.
         key: Key,
+        /// The attempt, as [`ToWorker::Compute`] numbered it.
+        run_id: u64,
         /// The dependency it could not get.
         dependency: Key,
         /// Data addresses that did not deliver it.
@@ -242,6 +248,9 @@ pub enum ToWorker {
     Compute {
         /// The task's key.
         key: Key,
+        /// Numbers this attempt: the worker's report carries it back, and a
+        /// report of an older attempt (one that crossed a `Free`) is ignored.
+        run_id: u64,
         /// The encoded [`StoredTask`].
         run_spec: Vec<u8>,
         /// For each dependency, the data addresses of the workers holding it.

@@ -107,8 +107,6 @@ impl Client {
         wanted.sort();
         wanted.dedup();
         let submitted = inner.submit_graph(graph, &wanted)?;
-        // Kept so a lost value can be recomputed from its in-process task.
-        inner.keep_tokens(submitted.tokens);
         // The futures own the counts submit_graph took: any early return
         // releases them.
         let futures: Vec<Future<Value>> = wanted

@@ -326,6 +326,9 @@ const CANCELLED: u8 = 3;
 struct Running {
     abort: tokio::task::AbortHandle,
     phase: Arc<AtomicU8>,
+    /// The scheduler's number for the attempt: the newest `Compute` of the
+    /// key while it runs, read when the report is sent.
+    run_id: Arc<AtomicU64>,
 }
 
 /// Starts a worker with `options`, connected to the scheduler at
@@ -457,23 +460,37 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
             match messages::header::<ToWorker>("worker", &m) {
                 Ok(ToWorker::Compute {
                     key,
+                    run_id,
                     run_spec,
                     who_has,
                 }) => {
-                    if running_keys.contains_key(&key) {
-                        continue; // already running it
+                    if let Some(r) = running_keys.get(&key) {
+                        // Already running it: its report answers this attempt.
+                        r.run_id.store(run_id, Ordering::Release);
+                        continue;
                     }
                     let phase = Arc::new(AtomicU8::new(PENDING));
+                    let run_id = Arc::new(AtomicU64::new(run_id));
                     let task = run_task(
                         key.clone(),
                         run_spec,
                         who_has,
                         worker.clone(),
-                        phase.clone(),
+                        Attempt {
+                            phase: phase.clone(),
+                            run_id: run_id.clone(),
+                        },
                         tx.clone(),
                     );
                     let abort = running.spawn(task);
-                    running_keys.insert(key, Running { abort, phase });
+                    running_keys.insert(
+                        key,
+                        Running {
+                            abort,
+                            phase,
+                            run_id,
+                        },
+                    );
                 }
                 Ok(ToWorker::Free { keys }) => {
                     for k in keys {
@@ -558,14 +575,21 @@ impl Drop for Gauge<'_> {
     }
 }
 
+/// What a task attempt shares with the worker's main loop.
+struct Attempt {
+    phase: Arc<AtomicU8>,
+    run_id: Arc<AtomicU64>,
+}
+
 async fn run_task(
     key: Key,
     run_spec: Vec<u8>,
     who_has: Vec<(Key, Vec<String>)>,
     worker: Arc<Shared>,
-    phase: Arc<AtomicU8>,
+    attempt: Attempt,
     tx: UnboundedSender<Message>,
 ) -> Key {
+    let Attempt { phase, run_id } = attempt;
     let (outcome, in_process) = match decode(&key, &run_spec) {
         Ok((task, in_process)) => (
             execute(&key, task, who_has, &worker, &phase, &tx).await,
@@ -577,15 +601,18 @@ async fn run_task(
         Outcome::Erred(e, timing) => (Outcome::Failed(e), Some(timing)),
         other => (other, None),
     };
+    let run_id = run_id.load(Ordering::Acquire);
     let reply = match outcome {
         Outcome::Dropped | Outcome::Erred(..) => return key,
         Outcome::Finished(nbytes, timing) => ToScheduler::TaskFinished {
             key: key.clone(),
+            run_id,
             nbytes,
             timing,
         },
         Outcome::Missing { dependency, errant } => ToScheduler::MissingData {
             key: key.clone(),
+            run_id,
             dependency,
             errant,
         },
@@ -601,6 +628,7 @@ async fn run_task(
             };
             let reply = ToScheduler::TaskErred {
                 key: failed.clone(),
+                run_id,
                 op: op.clone(),
                 message: message.clone(),
                 timing,
@@ -612,6 +640,7 @@ async fn run_task(
         }
         Outcome::Failed(other) => ToScheduler::TaskErred {
             key: key.clone(),
+            run_id,
             op: "worker".into(),
             message: other.to_string(),
             timing,

@@ -481,11 +481,15 @@ async fn core(
                 CoreEvent::FromWorker(worker, msg) => match msg {
                     ToScheduler::TaskFinished {
                         key,
+                        run_id,
                         nbytes,
                         timing,
                     } => {
                         if let Some(p) = workers.get(&worker) {
                             task_stream.push(key.clone(), &p.stream_name, timing, true);
+                        }
+                        if state.is_stale_report(worker, &key, run_id) {
+                            continue;
                         }
                         vec![Event::TaskFinished {
                             worker,
@@ -495,12 +499,16 @@ async fn core(
                     }
                     ToScheduler::TaskErred {
                         key,
+                        run_id,
                         op,
                         message,
                         timing,
                     } => {
                         if let (Some(p), Some(timing)) = (workers.get(&worker), timing) {
                             task_stream.push(key.clone(), &p.stream_name, timing, false);
+                        }
+                        if state.is_stale_report(worker, &key, run_id) {
+                            continue;
                         }
                         vec![Event::TaskErred {
                             worker,
@@ -510,9 +518,10 @@ async fn core(
                     }
                     ToScheduler::MissingData {
                         key,
+                        run_id,
                         dependency,
                         errant,
-                    } => vec![Event::MissingData {
+                    } if !state.is_stale_report(worker, &key, run_id) => vec![Event::MissingData {
                         worker,
                         key,
                         dependency,
@@ -522,6 +531,7 @@ async fn core(
                             .map(|(id, _)| *id)
                             .collect(),
                     }],
+                    ToScheduler::MissingData { .. } => continue, // a stale attempt's
                     ToScheduler::StealResponse { key, stolen } => vec![Event::StealResponse {
                         worker,
                         key,
@@ -755,7 +765,7 @@ fn from_client(
                     .map(|t| TaskSpec {
                         key: t.key,
                         dependencies: t.dependencies,
-                        run_spec: t.run_spec.into(),
+                        run_spec: crate::local::held_run_spec(t.run_spec),
                         priority: Priority {
                             user: t.priority.saturating_neg(),
                             order: t.order,
@@ -798,7 +808,7 @@ fn from_client(
             client,
             keys: keys
                 .into_iter()
-                .map(|(k, n, spec)| (k, n, spec.into()))
+                .map(|(k, n, spec)| (k, n, crate::local::held_run_spec(spec)))
                 .collect(),
             workers: worker_ids(workers, &addrs).into_iter().collect(),
         }]),
@@ -1048,6 +1058,7 @@ fn dispatch(
             worker,
             key,
             run_spec,
+            run_id,
             who_has,
             ..
         } => {
@@ -1065,6 +1076,7 @@ fn dispatch(
                 .collect();
             let msg = ToWorker::Compute {
                 key,
+                run_id,
                 run_spec: run_spec.to_vec(),
                 who_has,
             };

@@ -235,6 +235,8 @@ pub enum Action {
         key: Key,
         /// The encoded task.
         run_spec: Bytes,
+        /// Numbers this attempt (see [`SchedulerState::current_run`]).
+        run_id: u64,
         /// For each dependency, the workers holding it.
         who_has: Vec<(Key, Vec<WorkerId>)>,
         /// Its priority.
@@ -310,6 +312,8 @@ pub struct TaskState {
     pub who_has: BTreeSet<WorkerId>,
     /// The worker running it, while processing.
     pub processing_on: Option<WorkerId>,
+    /// The newest attempt sent to a worker (0: none yet).
+    pub run_id: u64,
     /// Clients holding futures for it.
     pub who_wants: BTreeSet<ClientId>,
     /// Size of the value.
@@ -393,6 +397,8 @@ pub struct SchedulerState {
     /// Ready tasks with no worker to run them.
     no_worker: KeySet,
     generation: u64,
+    /// The last attempt number given out (see [`Action::Compute`]).
+    last_run_id: u64,
     allowed_failures: u32,
     actions: Vec<Action>,
     recommendations: VecDeque<(Key, Status, &'static str)>,
@@ -437,6 +443,18 @@ impl SchedulerState {
     /// The registered plugins.
     pub fn plugins(&self) -> &super::plugin::Plugins {
         &self.plugins
+    }
+
+    /// Whether a worker's report on `key` comes from an older attempt than
+    /// the one `worker` runs now: the report was sent before the worker read
+    /// the `Free` of that attempt, and the scheduler has since sent the key to
+    /// the same worker again (`run_id` of [`Action::Compute`]). Such a report
+    /// must be dropped: it is not about the task as submitted now. Reports
+    /// about keys running elsewhere or not at all are left to [`Self::handle`].
+    pub fn is_stale_report(&self, worker: WorkerId, key: &Key, run_id: u64) -> bool {
+        self.tasks.get(key).is_some_and(|t| {
+            t.status == Status::Processing && t.processing_on == Some(worker) && t.run_id != run_id
+        })
     }
 
     /// The registered plugins, to tell them what only the network layer knows.
@@ -765,11 +783,9 @@ impl SchedulerState {
         let generation = self.generation;
         let mut new_keys = Vec::with_capacity(specs.len());
         for spec in specs {
-            if let Some(ts) = self.tasks.get_mut(&spec.key) {
-                // Known: keep its state, but any later send (a retry, a steal,
-                // a recomputation) uses the newest spec: an older client's
-                // in-process task may be gone by then.
-                ts.run_spec = spec.run_spec;
+            if self.tasks.contains_key(&spec.key) {
+                // Known: keep its state and spec (equal keys, equal tasks).
+                // An in-process spec lives as long as the scheduler holds it.
                 continue;
             }
             new_keys.push(spec.key.clone());
@@ -789,6 +805,7 @@ impl SchedulerState {
                     waiters: KeySet::default(),
                     who_has: BTreeSet::new(),
                     processing_on: None,
+                    run_id: 0,
                     who_wants: BTreeSet::new(),
                     nbytes: 0,
                     error: None,
@@ -889,6 +906,7 @@ impl SchedulerState {
                     waiters: KeySet::default(),
                     who_has: holders.clone(),
                     processing_on: None,
+                    run_id: 0,
                     who_wants: BTreeSet::from([client]),
                     nbytes,
                     error: None,
@@ -1242,6 +1260,9 @@ impl SchedulerState {
         let ts = self.tasks.get_mut(key).expect("known");
         ts.status = Status::Processing;
         ts.processing_on = Some(worker);
+        self.last_run_id += 1;
+        ts.run_id = self.last_run_id;
+        let run_id = ts.run_id;
         let priority = ts.priority;
         let run_spec = ts.run_spec.clone();
         let deps = ts.dependencies.clone();
@@ -1258,6 +1279,7 @@ impl SchedulerState {
             worker,
             key: key.clone(),
             run_spec,
+            run_id,
             who_has,
             priority,
         });

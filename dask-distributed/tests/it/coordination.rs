@@ -620,3 +620,48 @@ fn waits_end_with_an_error_when_the_scheduler_goes_away() {
         assert!(matches!(set, Err(Error::SchedulerLost { .. })), "{set:?}");
     });
 }
+
+/// Waits for the event `name` from inside a task, then returns `x`.
+fn after_event(name: String, x: u64) -> u64 {
+    let coord = Coordinator::for_task().expect("running in a task");
+    Event::new(&coord, name)
+        .expect("event")
+        .wait(long())
+        .expect("the gate opens");
+    x
+}
+dask_core::register_op!(after_event);
+
+fn add_one(x: u64) -> u64 {
+    x + 1
+}
+dask_core::register_op!(add_one);
+
+/// An in-process client's task whose futures are all dropped while a queue
+/// holds its key, and which has not been sent to a worker yet (its
+/// dependency waits at a gate): the worker must still find the task when it
+/// runs. The in-process table lives as long as the scheduler holds the task,
+/// not as long as the submitting client's futures (which broke this before).
+#[test]
+fn a_queued_future_runs_after_the_submitting_clients_futures_are_gone() {
+    within(limit(), || {
+        let a = Client::with_cluster(cluster(1, 2)).unwrap();
+        let security = a.cluster().unwrap().security().clone();
+        let b = Client::connect_with(a.scheduler_addr(), security).unwrap();
+        let gated = a
+            .submit(after_event, ("queued-gate".to_string(), 41u64))
+            .unwrap();
+        let next = a.submit(add_one, (&gated,)).unwrap();
+        let queue = Queue::new(&a, "outliving", None).unwrap();
+        queue.put_future(&next, long()).unwrap();
+        drop((gated, next));
+        Event::new(&b, "queued-gate").unwrap().set().unwrap();
+        let got = Queue::new(&b, "outliving", None)
+            .unwrap()
+            .get_future::<u64>(long())
+            .unwrap();
+        assert_eq!(got.result().unwrap(), 42);
+        drop((got, queue, b));
+        a.shutdown();
+    });
+}

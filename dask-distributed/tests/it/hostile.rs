@@ -85,6 +85,7 @@ fn nonsense_messages(rng: &mut Rng) -> Vec<Vec<Message>> {
         vec![
             header(&ToScheduler::TaskFinished {
                 key: key("never-submitted"),
+                run_id: 1,
                 nbytes: 8,
                 timing: dask_distributed::task_stream::TaskTiming {
                     start: 1.0,
@@ -94,6 +95,7 @@ fn nonsense_messages(rng: &mut Rng) -> Vec<Vec<Message>> {
             }),
             header(&ToScheduler::TaskErred {
                 key: key("never-submitted"),
+                run_id: 1,
                 op: "x".into(),
                 message: "y".into(),
                 timing: None,

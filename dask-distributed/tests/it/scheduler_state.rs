@@ -976,6 +976,7 @@ fn idle_workers_steal_only_what_the_victim_gives_up() {
             worker: 1,
             key: again[0].clone(),
             run_spec: Bytes::new(),
+            run_id: s.task(&again[0]).unwrap().run_id,
             who_has: vec![(Key::named("root"), vec![0])],
             priority: s.task(&again[0]).unwrap().priority,
         }),
@@ -1078,4 +1079,54 @@ fn a_paused_worker_gets_no_root_tasks_and_its_backlog_is_stolen() {
             .any(|a| matches!(a, Action::Compute { worker: 0, key, .. } if *key == asked[0])),
         "{actions:?}"
     );
+}
+
+/// The run id of the `Compute` for `key` among `actions`.
+fn run_id_of(actions: &[Action], key: &Key) -> Option<u64> {
+    actions.iter().find_map(|a| match a {
+        Action::Compute { key: k, run_id, .. } if k == key => Some(*run_id),
+        _ => None,
+    })
+}
+
+/// A key released and submitted again lands on the same worker with a new
+/// run id; a report of the first attempt (sent before the worker read the
+/// `Free`) is then stale, the second attempt's is not.
+#[test]
+fn reports_of_an_older_attempt_on_the_same_worker_are_stale() {
+    let mut s = SchedulerState::new();
+    s.handle(Event::AddWorker {
+        worker: 0,
+        nthreads: 1,
+    })
+    .unwrap();
+    let a = Key::named("a");
+    let submit = |s: &mut SchedulerState| {
+        s.handle(Event::UpdateGraph {
+            client: 7,
+            tasks: vec![spec("a", &[], 0)],
+            wanted: vec![a.clone()],
+        })
+        .unwrap()
+    };
+    let first = run_id_of(&submit(&mut s), &a).expect("sent");
+    assert!(!s.is_stale_report(0, &a, first));
+    let released = s
+        .handle(Event::ReleaseKeys {
+            client: 7,
+            keys: vec![a.clone()],
+        })
+        .unwrap();
+    assert!(released.contains(&Action::Free {
+        worker: 0,
+        keys: vec![a.clone()]
+    }));
+    let second = run_id_of(&submit(&mut s), &a).expect("sent again");
+    assert_ne!(first, second);
+    assert!(s.is_stale_report(0, &a, first));
+    assert!(!s.is_stale_report(0, &a, second));
+    // Another worker's report, or one about a key not processing, is left
+    // to the state machine.
+    assert!(!s.is_stale_report(1, &a, first));
+    assert!(!s.is_stale_report(0, &Key::named("unknown"), first));
 }

@@ -110,6 +110,8 @@ impl SchedulerState {
             .insert(key.clone());
         let ts = self.tasks.get_mut(key).expect("checked");
         ts.processing_on = Some(thief);
+        self.last_run_id += 1;
+        ts.run_id = self.last_run_id;
         ts.story
             .push((Status::Processing, Status::Processing, "stolen"));
         let deps = ts.dependencies.clone();
@@ -122,6 +124,7 @@ impl SchedulerState {
             worker: thief,
             key: key.clone(),
             run_spec: ts.run_spec.clone(),
+            run_id: ts.run_id,
             who_has,
             priority: ts.priority,
         });
