@@ -7,7 +7,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::protocol::{self, Message, WireTask};
 use crate::scheduler::coordination::{CoordReply, CoordRequest};
-use crate::scheduler::state::{Outcome, Status};
+use crate::scheduler::state::{Outcome, Priority, Status};
 use crate::task_stream::{TaskStreamPage, TaskTiming};
 use crate::Result;
 
@@ -251,6 +251,9 @@ pub enum ToWorker {
         /// Numbers this attempt: the worker's report carries it back, and a
         /// report of an older attempt (one that crossed a `Free`) is ignored.
         run_id: u64,
+        /// The scheduler's order: of the tasks waiting for a thread, the
+        /// worker starts the lowest first.
+        priority: Priority,
         /// The encoded [`StoredTask`].
         run_spec: Vec<u8>,
         /// For each dependency, the data addresses of the workers holding it.

@@ -1,7 +1,7 @@
 //! A worker: runs the tasks the scheduler sends, holds their results, and serves
 //! them to peers and clients on its data port.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,6 +17,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::messages::{self, PeerReply, PeerRequest, StoredTask, ToScheduler, ToWorker};
 use crate::metrics::{WorkerMetrics, WorkerStatus};
 use crate::protocol::{self, decode_task, Connection, Limits, Message, Role};
+use crate::scheduler::state::Priority;
 use crate::spill::{MemoryThresholds, Store};
 use crate::task_stream::{self, Lanes, TaskTiming};
 use crate::{Error, Result};
@@ -461,6 +462,7 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
                 Ok(ToWorker::Compute {
                     key,
                     run_id,
+                    priority,
                     run_spec,
                     who_has,
                 }) => {
@@ -479,6 +481,7 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
                         Attempt {
                             phase: phase.clone(),
                             run_id: run_id.clone(),
+                            queued: Queued::new(&worker, priority),
                         },
                         tx.clone(),
                     );
@@ -579,6 +582,7 @@ impl Drop for Gauge<'_> {
 struct Attempt {
     phase: Arc<AtomicU8>,
     run_id: Arc<AtomicU64>,
+    queued: Queued,
 }
 
 async fn run_task(
@@ -589,10 +593,14 @@ async fn run_task(
     attempt: Attempt,
     tx: UnboundedSender<Message>,
 ) -> Key {
-    let Attempt { phase, run_id } = attempt;
+    let Attempt {
+        phase,
+        run_id,
+        queued,
+    } = attempt;
     let (outcome, in_process) = match decode(&key, &run_spec) {
         Ok((task, in_process)) => (
-            execute(&key, task, who_has, &worker, &phase, &tx).await,
+            execute(&key, task, who_has, &worker, (&phase, &queued), &tx).await,
             in_process,
         ),
         Err(e) => (Outcome::Failed(e), false),
@@ -696,60 +704,146 @@ type StartFn = Box<dyn FnOnce(OwnedSemaphorePermit) -> Option<OwnedSemaphorePerm
 /// thread that just finished a task and passes its permit on (so a worker
 /// running a stream of tasks starts the next one on the same thread, with
 /// no wake-up of another thread per task).
+/// Its place is taken when the `Compute` arrives, in message order, so a
+/// batch of tasks starts in the scheduler's order even while the attempts of
+/// later ones are still being set up.
+#[derive(Default)]
 struct Waiting {
-    start: Mutex<Option<StartFn>>,
+    start: Mutex<Start>,
+}
+
+#[derive(Default)]
+enum Start {
+    /// Its attempt is setting up (decoding, reading the table): ready in a
+    /// moment, so tasks after it wait for it.
+    #[default]
+    Preparing,
+    /// Its attempt fetches inputs from peers: tasks after it go first.
+    Fetching,
+    Ready(StartFn),
+    /// Started, or dropped with its attempt.
+    Taken,
 }
 
 impl Waiting {
-    fn take(&self) -> Option<StartFn> {
-        self.start
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+    fn lock(&self) -> std::sync::MutexGuard<'_, Start> {
+        self.start.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Its inputs come from peers: tasks after it need not wait for it.
+    fn fetching(&self) {
+        let mut state = self.lock();
+        if matches!(*state, Start::Preparing) {
+            *state = Start::Fetching;
+        }
+    }
+
+    /// Its inputs are ready: it may start.
+    fn ready(&self, start: StartFn) {
+        let mut state = self.lock();
+        if matches!(*state, Start::Preparing | Start::Fetching) {
+            *state = Start::Ready(start);
+        }
+    }
+
+    /// Whether the task was taken to start (or dropped).
+    fn is_started(&self) -> bool {
+        matches!(*self.lock(), Start::Taken)
+    }
+
+    /// Drops it: it will not start.
+    fn drop_task(&self) {
+        *self.lock() = Start::Taken;
     }
 }
 
-/// Tasks waiting for a thread, in arrival order.
+/// Tasks waiting for a thread, by the scheduler's priority, then arrival.
 #[derive(Default)]
 struct HandOver {
-    queue: Mutex<std::collections::VecDeque<Arc<Waiting>>>,
+    queue: Mutex<HandOverQueue>,
+}
+
+#[derive(Default)]
+struct HandOverQueue {
+    tasks: BTreeMap<(Priority, u64), Arc<Waiting>>,
+    arrivals: u64,
 }
 
 impl HandOver {
-    fn push(&self, task: Arc<Waiting>) {
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_back(task);
+    /// Queues `task`; the returned place removes it again.
+    fn push(&self, priority: Priority, task: Arc<Waiting>) -> (Priority, u64) {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.arrivals += 1;
+        let place = (priority, queue.arrivals);
+        queue.tasks.insert(place, task);
+        place
     }
 
-    /// The oldest task not started yet.
+    /// The first ready task (lowest priority value) not started yet,
+    /// passing tasks that fetch inputs (they keep their places). None if a
+    /// task before it is still setting up: its own attempt starts it (or the
+    /// first ready one) as soon as it is set up, so the order holds.
     fn next(&self) -> Option<StartFn> {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(task) = queue.pop_front() {
-            if let Some(start) = task.take() {
-                return Some(start);
+        let mut done = Vec::new();
+        let mut found = None;
+        for (place, task) in &queue.tasks {
+            let mut state = task.lock();
+            match std::mem::replace(&mut *state, Start::Taken) {
+                Start::Taken => done.push(*place),
+                Start::Ready(start) => {
+                    done.push(*place);
+                    found = Some(start);
+                    break;
+                }
+                Start::Fetching => *state = Start::Fetching,
+                Start::Preparing => {
+                    *state = Start::Preparing;
+                    break;
+                }
             }
         }
-        None
+        for place in done {
+            queue.tasks.remove(&place);
+        }
+        found
     }
 
-    fn remove(&self, task: &Arc<Waiting>) {
+    fn remove(&self, place: &(Priority, u64)) {
         self.queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|t| !Arc::ptr_eq(t, task));
+            .tasks
+            .remove(place);
     }
 }
 
-/// Removes an attempt's task from the hand-over queue when the attempt ends
-/// (also when it is aborted: a freed or stolen task must not start later).
-struct Unqueue<'a>(&'a HandOver, Arc<Waiting>);
+/// An attempt's place in the hand-over queue. Removes its task when the
+/// attempt ends (also when it is aborted: a freed or stolen task must not
+/// start later).
+struct Queued {
+    worker: Arc<Shared>,
+    waiting: Arc<Waiting>,
+    place: (Priority, u64),
+}
 
-impl Drop for Unqueue<'_> {
+impl Queued {
+    /// Takes a place for a task that just arrived.
+    fn new(worker: &Arc<Shared>, priority: Priority) -> Queued {
+        let waiting = Arc::new(Waiting::default());
+        let place = worker.handover.push(priority, waiting.clone());
+        Queued {
+            worker: worker.clone(),
+            waiting,
+            place,
+        }
+    }
+}
+
+impl Drop for Queued {
     fn drop(&mut self) {
-        drop(self.1.take());
-        self.0.remove(&self.1);
+        self.waiting.drop_task();
+        self.worker.handover.remove(&self.place);
     }
 }
 
@@ -801,13 +895,16 @@ async fn execute(
     task: Arc<dask_core::Task>,
     who_has: Vec<(Key, Vec<String>)>,
     worker: &Arc<Shared>,
-    phase: &Arc<AtomicU8>,
+    (phase, queued): (&Arc<AtomicU8>, &Queued),
     tx: &UnboundedSender<Message>,
 ) -> Outcome {
     let ready = ReadyMark::new(worker);
     // Remote inputs now; local ones (maybe spilled) on the task thread.
     let mut inputs: HashMap<Key, Value> = HashMap::new();
     let mut local_deps = Vec::new();
+    if who_has.iter().any(|(dep, _)| !worker.store.contains(dep)) {
+        queued.waiting.fetching();
+    }
     for (dep, addrs) in who_has {
         if worker.store.contains(&dep) {
             local_deps.push(dep);
@@ -862,11 +959,8 @@ async fn execute(
             permit
         })
     };
-    let waiting = Arc::new(Waiting {
-        start: Mutex::new(Some(start)),
-    });
-    worker.handover.push(waiting.clone());
-    let _unqueue = Unqueue(&worker.handover, waiting.clone());
+    let waiting = &queued.waiting;
+    waiting.ready(start);
     // Memory is looked at again right before the task starts (the monitor
     // looks only now and then): a worker at its pause threshold spills or
     // pauses first, so with one thread managed memory ends at most one
@@ -891,7 +985,11 @@ async fn execute(
         if !worker.room_to_start() {
             continue;
         }
-        if let Some(start) = waiting.take() {
+        // The permit starts the first waiting task, not necessarily this
+        // one: attempts get permits in the order tokio polls them, tasks
+        // start in the scheduler's order. This attempt's own task is then
+        // started by a later permit or a task thread passing its permit on.
+        if let Some(start) = worker.handover.next() {
             let shared = worker.clone();
             // Detached: the outcome comes through `done`.
             drop(tokio::task::spawn_blocking(move || {
@@ -899,7 +997,9 @@ async fn execute(
             }));
         }
         // Else a task thread started it meanwhile; this permit goes back.
-        break;
+        if waiting.is_started() {
+            break;
+        }
     }
     done.await.unwrap_or_else(|_| thread_failed())
 }

@@ -491,6 +491,7 @@ async fn core(
                         if state.is_stale_report(worker, &key, run_id) {
                             continue;
                         }
+                        state.record_duration(&key, timing.stop - timing.start);
                         vec![Event::TaskFinished {
                             worker,
                             key,
@@ -1060,7 +1061,7 @@ fn dispatch(
             run_spec,
             run_id,
             who_has,
-            ..
+            priority,
         } => {
             let who_has = who_has
                 .into_iter()
@@ -1077,6 +1078,7 @@ fn dispatch(
             let msg = ToWorker::Compute {
                 key,
                 run_id,
+                priority,
                 run_spec: run_spec.to_vec(),
                 who_has,
             };

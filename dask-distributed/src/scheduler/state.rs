@@ -10,7 +10,7 @@
 //! transition the table does not allow is an internal error carrying that
 //! story.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 mod stealing;
 
@@ -83,7 +83,19 @@ pub enum Status {
 }
 
 /// Order in which ready tasks run: lower first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Priority {
     /// Negated user priority (a higher user priority runs first).
     pub user: i64,
@@ -355,9 +367,10 @@ impl WorkerState {
         self.processing.len() - self.long_running.len()
     }
 
-    fn saturated(&self) -> bool {
-        // Dask's default worker-saturation of 1.1, rounded up.
-        self.occupied() as u64 >= (u64::from(self.nthreads) * 11).div_ceil(10)
+    /// Whether it has `per_thread` root tasks per thread (rounded up) or
+    /// more; see [`SchedulerState::send_ahead`].
+    fn saturated(&self, per_thread: f64) -> bool {
+        self.occupied() as f64 >= (f64::from(self.nthreads) * per_thread).ceil()
     }
 
     /// `key` is no longer processing here.
@@ -410,7 +423,20 @@ pub struct SchedulerState {
     steals_in_flight: KeyMap<WorkerId>,
     /// Plugins told about every transition (dashboard: scheduler/plugin.rs).
     plugins: super::plugin::Plugins,
+    /// Mean run time of recent tasks (seconds) per task group, for
+    /// [`SchedulerState::send_ahead`].
+    group_durations: HashMap<String, f64>,
 }
+
+/// Dask's default worker saturation: root tasks sent per thread before the
+/// rest wait in the scheduler's queue, for tasks of unknown or long duration.
+const SATURATION: f64 = 1.1;
+/// Work (seconds) a worker's queue of short root tasks may hold: enough to
+/// cover the round trip from a task's report to the scheduler's next send, so
+/// a worker running tasks much shorter than that round trip never idles.
+const SEND_AHEAD_SECS: f64 = 0.002;
+/// Upper bound on root tasks sent ahead per thread, however short.
+const MAX_SEND_AHEAD: f64 = 100.0;
 
 impl SchedulerState {
     /// An empty scheduler.
@@ -455,6 +481,37 @@ impl SchedulerState {
         self.tasks.get(key).is_some_and(|t| {
             t.status == Status::Processing && t.processing_on == Some(worker) && t.run_id != run_id
         })
+    }
+
+    /// Records how long `key` ran on a worker (from its report), as a
+    /// moving mean per task group (the key's name without tokens).
+    pub fn record_duration(&mut self, key: &Key, seconds: f64) {
+        if !seconds.is_finite() || seconds < 0.0 {
+            return;
+        }
+        let group = crate::dashboard::model::task_group(key.name());
+        match self.group_durations.get_mut(group) {
+            Some(mean) => *mean = 0.8 * *mean + 0.2 * seconds,
+            None => {
+                self.group_durations.insert(group.to_owned(), seconds);
+            }
+        }
+    }
+
+    /// Root tasks per thread a worker may be sent for `key` before it counts
+    /// as saturated: Dask's 1.1 while its group's duration is unknown or
+    /// long; for short tasks enough to hold [`SEND_AHEAD_SECS`] of work (at
+    /// most [`MAX_SEND_AHEAD`]), so no worker waits a round trip per task.
+    /// The queue stays bounded in time: a more urgent task that becomes
+    /// ready waits at most that long behind them, and workers start the
+    /// tasks they hold in priority order.
+    pub fn send_ahead(&self, key: &Key) -> f64 {
+        let group = crate::dashboard::model::task_group(key.name());
+        match self.group_durations.get(group) {
+            Some(&mean) if mean > 0.0 => (SEND_AHEAD_SECS / mean).clamp(SATURATION, MAX_SEND_AHEAD),
+            Some(_) => MAX_SEND_AHEAD,
+            None => SATURATION,
+        }
     }
 
     /// The registered plugins, to tell them what only the network layer knows.
@@ -1225,9 +1282,10 @@ impl SchedulerState {
             (ws.occupied() as u64 * 1000) / u64::from(ws.nthreads)
         };
         if ts.dependencies.is_empty() {
+            let per_thread = self.send_ahead(key);
             return candidates
                 .into_iter()
-                .filter(|w| !self.workers[w].saturated() && !self.workers[w].paused)
+                .filter(|w| !self.workers[w].saturated(per_thread) && !self.workers[w].paused)
                 .min_by_key(|w| (occupancy(w), self.workers[w].nbytes, *w));
         }
         candidates.into_iter().min_by_key(|w| {

@@ -1130,3 +1130,55 @@ fn reports_of_an_older_attempt_on_the_same_worker_are_stale() {
     assert!(!s.is_stale_report(1, &a, first));
     assert!(!s.is_stale_report(0, &Key::named("unknown"), first));
 }
+
+/// Root tasks sent to a one-thread worker before the rest queue at the
+/// scheduler: Dask's saturation (1.1, rounded up: 2) while the group's
+/// duration is unknown or long, more once its tasks are known to be short
+/// (2 ms of work ahead, at most 100 per thread).
+#[test]
+fn short_root_tasks_are_sent_ahead_long_ones_are_not() {
+    let sent = |seconds: Option<f64>| {
+        let mut s = SchedulerState::new();
+        s.handle(Event::AddWorker {
+            worker: 0,
+            nthreads: 1,
+        })
+        .unwrap();
+        if let Some(seconds) = seconds {
+            s.record_duration(&Key::new("inc", [0]), seconds);
+        }
+        let tasks: Vec<TaskSpec> = (1..=500)
+            .map(|i| {
+                let mut t = spec("inc", &[], 0);
+                t.key = Key::new("inc", [i]);
+                t
+            })
+            .collect();
+        let wanted = tasks.iter().map(|t| t.key.clone()).collect();
+        let actions = s
+            .handle(Event::UpdateGraph {
+                client: 1,
+                tasks,
+                wanted,
+            })
+            .unwrap();
+        let computes = actions
+            .iter()
+            .filter(|a| matches!(a, Action::Compute { .. }))
+            .count();
+        (computes, s.send_ahead(&Key::new("inc", [1])))
+    };
+    assert_eq!(sent(None), (2, 1.1));
+    assert_eq!(sent(Some(1.0)), (2, 1.1), "long tasks: Dask's saturation");
+    assert_eq!(sent(Some(0.0001)).0, 20, "2 ms of 100 µs tasks");
+    assert_eq!(sent(Some(1e-7)).0, 100, "at most 100 per thread");
+    // The mean moves with new durations.
+    let mut s = SchedulerState::new();
+    s.record_duration(&Key::named("x-1"), 0.0001);
+    s.record_duration(&Key::named("x-2"), 0.0011);
+    assert!((s.send_ahead(&Key::named("x-3")) - 2.0 / 0.3).abs() < 1e-9);
+    // Nonsense durations are ignored.
+    s.record_duration(&Key::named("x-4"), f64::NAN);
+    s.record_duration(&Key::named("x-5"), -1.0);
+    assert!((s.send_ahead(&Key::named("x-3")) - 2.0 / 0.3).abs() < 1e-9);
+}
