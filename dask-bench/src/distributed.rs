@@ -2,14 +2,14 @@
 //! process, talking over real TCP on 127.0.0.1) measured three ways:
 //!
 //! - **latency**: one `submit(inc, x)` then `result()` at a time, from a client
-//!   connected over TCP (`Client::connect`, registered op, encoded values): the
-//!   round trip client -> scheduler -> worker -> scheduler -> client -> worker
-//!   (gather) -> client;
+//!   connected over TCP (`Client::connect`, registered op, encoded task): the
+//!   round trip client -> scheduler -> worker -> scheduler -> client, then the
+//!   result read from the worker's memory (it lives in this process: no TCP
+//!   gather; `transfer.rs` measures gathers from worker processes);
 //! - **throughput**: `map(inc, 0..n)` then `gather`, tasks per second, and a
 //!   tree-reduction graph through `compute_with(&client)` from the client that
 //!   owns the cluster, in µs per task next to the threaded scheduler on the same
-//!   graph;
-//! - **transfer**: gathering a large `Vec<u8>` from a worker over TCP, MB/s.
+//!   graph.
 //!
 //! Every result is checked against a plain loop.
 
@@ -25,32 +25,21 @@ fn bench_inc(x: u64) -> u64 {
     x.wrapping_add(1)
 }
 
-fn bench_bytes(n: u64) -> Vec<u8> {
-    (0..n).map(|i| (i % 251) as u8).collect()
-}
-
 fn bench_add(a: u64, b: u64) -> u64 {
     a.wrapping_add(b)
 }
 
 dask_core::register_op!(bench_inc);
-dask_core::register_op!(bench_bytes);
-dask_core::register_op!(bench_bytes_len);
-
-fn bench_bytes_len(n: u64) -> u64 {
-    bench_bytes(n).len() as u64
-}
 
 /// Sizes of one run.
 pub(crate) struct Sizes {
     pub(crate) round_trips: usize,
     pub(crate) map_tasks: u64,
     pub(crate) tree_leaves: u64,
-    pub(crate) transfer_mb: u64,
     pub(crate) reps: usize,
 }
 
-fn median(mut xs: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort_unstable();
     xs[xs.len() / 2]
 }
@@ -163,34 +152,6 @@ pub(crate) fn run(sizes: &Sizes) -> BenchResult<()> {
         );
     }
 
-    // Transfer: gather a large value over TCP. The same task returning only the
-    // length times the compute alone; the difference is the transfer.
-    let bytes = sizes.transfer_mb * 1_000_000;
-    let (mut with_data, mut compute_only) = (Vec::new(), Vec::new());
-    for _ in 0..sizes.reps.min(3) {
-        let t = Instant::now();
-        let got = tcp.submit(bench_bytes, (bytes,))?.result()?;
-        with_data.push(t.elapsed());
-        if got.len() as u64 != bytes || got[..1000] != bench_bytes(1000)[..] {
-            return Err("the transferred bytes differ from what the task made".into());
-        }
-        drop(got);
-        let t = Instant::now();
-        let len = tcp.submit(bench_bytes_len, (bytes,))?.result()?;
-        compute_only.push(t.elapsed());
-        if len != bytes {
-            return Err(format!("bench_bytes_len gave {len}, expected {bytes}").into());
-        }
-    }
-    let (total, compute) = (median(with_data), median(compute_only));
-    let transfer = total.saturating_sub(compute).max(Duration::from_micros(1));
-    println!(
-        "  transfer of a {} MB Vec<u8> to the TCP client: {:.3} s with the task, {:.3} s without the data: {:.0} MB/s",
-        sizes.transfer_mb,
-        total.as_secs_f64(),
-        compute.as_secs_f64(),
-        sizes.transfer_mb as f64 / transfer.as_secs_f64()
-    );
     drop(tcp);
     drop(owner);
     cluster.shutdown();

@@ -43,8 +43,9 @@
 //!
 //! Last, the distributed figures (see `distributed.rs`): submit/result
 //! latency and map throughput from a TCP client, a tree reduction through
-//! `compute_with(&client)` next to the threaded scheduler, and the transfer
-//! rate of a large value gathered over TCP, on an in-process `LocalCluster`.
+//! `compute_with(&client)` next to the threaded scheduler, on an in-process
+//! `LocalCluster`. Then the transfer figures (see `transfer.rs`): an 800 MB
+//! array moved over TCP between two worker processes and to the client.
 //!
 //! Then the actor figures (see `actors.rs`): method-call latency (median and
 //! p99) and calls per second from one TCP client; and the coordination
@@ -59,7 +60,7 @@
 //!
 //! Flags: `--quick` (10k tasks per shape, a 100k-task graph, a 2000 x 2000
 //! array: a smoke test), `--reps N` (timed repetitions per figure),
-//! `--only schedulers|distributed|actors|array` (one section; runs in a dev
+//! `--only schedulers|distributed|transfer|actors|array` (one section; runs in a dev
 //! build too, with a warning), `--array-n N` (the
 //! array's edge, chunks of N/10; the dot case keeps its size), `--help`.
 
@@ -67,6 +68,7 @@ mod actors;
 mod array;
 mod coordination;
 mod distributed;
+mod transfer;
 
 use std::error::Error;
 use std::fmt::Write as _;
@@ -93,7 +95,7 @@ const USAGE: &str = "usage: dask-bench [--quick] [--reps N] [--only SECTION] [--
   --quick        smoke test: 10k tasks per shape, a 100k-task graph, a 2000 x 2000 array
   --reps N       timed repetitions per figure (median reported; default 7, quick 3;
                  the array section: default 3, quick 1)
-  --only SECTION one section: schedulers, distributed, actors or array
+  --only SECTION one section: schedulers, distributed, transfer, actors or array
   --array-n N    the array section's square array edge (default 20000, quick 2000),
                  in N/10 chunks; x.dot(x.T) keeps its size
   --help         this text
@@ -108,6 +110,7 @@ Run it as `cargo xtask bench [--quick]` (a release build).";
 enum Section {
     Schedulers,
     Distributed,
+    Transfer,
     Actors,
     Array,
 }
@@ -140,17 +143,18 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> BenchResult<Option<Conf
         match arg.as_str() {
             "--quick" => quick = true,
             "--only" => {
-                let s = args
-                    .next()
-                    .ok_or("--only needs a section: schedulers, distributed, actors or array")?;
+                let s = args.next().ok_or(
+                    "--only needs a section: schedulers, distributed, transfer, actors or array",
+                )?;
                 only = Some(match s.as_str() {
                     "schedulers" => Section::Schedulers,
                     "distributed" => Section::Distributed,
+                    "transfer" => Section::Transfer,
                     "actors" => Section::Actors,
                     "array" => Section::Array,
                     other => {
                         return Err(format!(
-                            "--only takes schedulers, distributed, actors or array, got `{other}`"
+                            "--only takes schedulers, distributed, transfer, actors or array, got `{other}`"
                         )
                         .into())
                     }
@@ -781,7 +785,13 @@ fn run(config: Config) -> BenchResult<()> {
             round_trips: if quick { 200 } else { 2000 },
             map_tasks: if quick { 2_000 } else { 20_000 },
             tree_leaves: if quick { 2_000 } else { 20_000 },
-            transfer_mb: if quick { 16 } else { 128 },
+            reps: config.reps.min(5),
+        })?;
+    }
+    if config.wants(Section::Transfer) {
+        let quick = config.tasks < 100_000;
+        transfer::run(&transfer::Sizes {
+            mb: if quick { 16 } else { 800 },
             reps: config.reps.min(5),
         })?;
     }
@@ -885,13 +895,15 @@ fn print_scheduler_targets(verdicts: &[Verdict], big: u64, total: f64) {
 }
 
 fn main() -> std::process::ExitCode {
-    let result = parse_args(std::env::args().skip(1)).and_then(|config| match config {
-        Some(config) => run(config),
-        None => {
-            println!("{USAGE}");
-            Ok(())
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = if args.first().map(String::as_str) == Some(transfer::WORKER_FLAG) {
+        match args.get(1) {
+            Some(addr) => transfer::run_worker(addr),
+            None => Err("--worker needs the scheduler's address".into()),
         }
-    });
+    } else {
+        run_main(args)
+    };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -899,6 +911,16 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn run_main(args: Vec<String>) -> BenchResult<()> {
+    parse_args(args).and_then(|config| match config {
+        Some(config) => run(config),
+        None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+    })
 }
 
 #[cfg(test)]
