@@ -43,7 +43,8 @@ const USAGE: &str = "usage: dashboard_overhead [--tasks N] [--reps R] [--workers
   --reps R     timed runs per cluster, median reported (default 7)
   --workers W  workers per cluster (default 1)
   --threads T  threads per worker (default: the machine's cores)
-  --state-only only the state-machine figures (no cluster)";
+  --state-only only the state-machine figures (no cluster)
+  --no-push    no client reads the dashboard's push stream during the runs";
 
 struct Config {
     tasks: usize,
@@ -51,6 +52,7 @@ struct Config {
     workers: usize,
     threads: u32,
     state_only: bool,
+    no_push: bool,
 }
 
 fn parse() -> BenchResult<Config> {
@@ -60,6 +62,7 @@ fn parse() -> BenchResult<Config> {
         workers: 1,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         state_only: false,
+        no_push: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -69,6 +72,10 @@ fn parse() -> BenchResult<Config> {
         }
         if flag == "--state-only" {
             c.state_only = true;
+            continue;
+        }
+        if flag == "--no-push" {
+            c.no_push = true;
             continue;
         }
         if !["--tasks", "--reps", "--workers", "--threads"].contains(&flag.as_str()) {
@@ -339,7 +346,11 @@ fn cluster_figures(c: &Config, graph: &Graph, root: &Key, expected: u64) -> Benc
     // Warm-up, then alternating timed runs so drift hits both alike.
     run(&with, graph, root, expected)?;
     run(&without, graph, root, expected)?;
-    let reader = PushReader::connect(&dashboard)?;
+    let reader = if c.no_push {
+        None
+    } else {
+        Some(PushReader::connect(&dashboard)?)
+    };
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for rep in 0..c.reps {
         if rep % 2 == 0 {
@@ -350,8 +361,8 @@ fn cluster_figures(c: &Config, graph: &Graph, root: &Key, expected: u64) -> Benc
             a.push(run(&with, graph, root, expected)?);
         }
     }
-    let (pushed_bytes, pushed_events) = reader.finish();
-    if pushed_events == 0 {
+    let pushed = reader.map(PushReader::finish);
+    if pushed.is_some_and(|(_, events)| events == 0) {
         return Err("the push stream sent nothing during the runs".into());
     }
     let runs = |v: &[f64]| {
@@ -375,14 +386,21 @@ fn cluster_figures(c: &Config, graph: &Graph, root: &Key, expected: u64) -> Benc
         per_task(b)
     );
     println!(
-        "with dashboard, task stream and a push client: {:.3} s median ({:.2} us/task); runs: {runs_a}",
+        "with dashboard, task stream{}: {:.3} s median ({:.2} us/task); runs: {runs_a}",
+        if pushed.is_some() {
+            " and a push client"
+        } else {
+            ""
+        },
         a,
         per_task(a)
     );
-    println!(
-        "push client received {pushed_events} events, {:.1} MiB",
-        pushed_bytes as f64 / (1 << 20) as f64
-    );
+    if let Some((bytes, events)) = pushed {
+        println!(
+            "push client received {events} events, {:.1} MiB",
+            bytes as f64 / (1 << 20) as f64
+        );
+    }
     println!(
         "overhead:          {:+.1} % (target: under 5 %)",
         100.0 * (a - b) / b
