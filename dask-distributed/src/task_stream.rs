@@ -108,9 +108,19 @@ pub struct TaskStreamPage {
     pub next: u64,
 }
 
+/// One record, its key's name and index kept in the ring's own buffers: the
+/// ring holds no `Key` and makes no allocation per task. (Holding 100k keys
+/// of finished tasks, each an allocation of its own, measured +26% to +50%
+/// on a 100k-task run against a ring of 1000: the allocator slowed with the
+/// old keys scattered between new ones.)
 struct Stored {
-    key: Key,
-    worker: Arc<str>,
+    /// Where its name starts, counted from the first byte ever stored.
+    name_start: u64,
+    name_len: usize,
+    /// Where its index starts, counted likewise.
+    index_start: u64,
+    index_len: usize,
+    worker: u32,
     timing: TaskTiming,
     ok: bool,
 }
@@ -118,8 +128,42 @@ struct Stored {
 struct Ring {
     capacity: usize,
     records: VecDeque<Stored>,
+    /// The records' key names, back to back, oldest first.
+    names: VecDeque<u8>,
+    /// The records' key indices, back to back, oldest first.
+    indices: VecDeque<u64>,
+    /// How many name bytes and index numbers fell out before `names[0]`
+    /// and `indices[0]`.
+    names_dropped: u64,
+    indices_dropped: u64,
+    /// Worker addresses the records point into.
+    workers: Vec<Arc<str>>,
     /// Sequence number of `records[0]`.
     first: u64,
+}
+
+impl Ring {
+    fn worker_number(&mut self, worker: &Arc<str>) -> u32 {
+        let found = self
+            .workers
+            .iter()
+            .position(|w| Arc::ptr_eq(w, worker) || w == worker);
+        let i = found.unwrap_or_else(|| {
+            self.workers.push(worker.clone());
+            self.workers.len() - 1
+        });
+        u32::try_from(i).unwrap_or(u32::MAX)
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some(old) = self.records.pop_front() {
+            self.names.drain(..old.name_len);
+            self.indices.drain(..old.index_len);
+            self.names_dropped += old.name_len as u64;
+            self.indices_dropped += old.index_len as u64;
+            self.first += 1;
+        }
+    }
 }
 
 /// The scheduler's bounded ring buffer of task records; cheap to clone (shared).
@@ -146,6 +190,11 @@ impl TaskStream {
             ring: Arc::new(Mutex::new(Ring {
                 capacity,
                 records: VecDeque::with_capacity(capacity.min(4096)),
+                names: VecDeque::new(),
+                indices: VecDeque::new(),
+                names_dropped: 0,
+                indices_dropped: 0,
+                workers: Vec::new(),
                 first: 0,
             })),
         }
@@ -164,12 +213,20 @@ impl TaskStream {
             return;
         }
         if r.records.len() == r.capacity {
-            r.records.pop_front();
-            r.first += 1;
+            r.pop_oldest();
         }
+        let worker = r.worker_number(worker);
+        let (name, index) = (key.name(), key.index());
+        let name_start = r.names_dropped + r.names.len() as u64;
+        let index_start = r.indices_dropped + r.indices.len() as u64;
+        r.names.extend(name.as_bytes());
+        r.indices.extend(index);
         r.records.push_back(Stored {
-            key,
-            worker: worker.clone(),
+            name_start,
+            index_start,
+            name_len: name.len(),
+            index_len: index.len(),
+            worker,
             timing,
             ok,
         });
@@ -191,17 +248,23 @@ impl TaskStream {
     pub fn since(&self, since: u64, limit: usize) -> TaskStreamPage {
         let r = self.lock();
         let skip = usize::try_from(since.saturating_sub(r.first)).unwrap_or(usize::MAX);
-        let records: Vec<TaskStreamRecord> = r
-            .records
-            .iter()
-            .enumerate()
-            .skip(skip)
-            .take(limit)
-            .map(|(i, s)| TaskStreamRecord {
+        let mut records = Vec::new();
+        for (i, s) in r.records.iter().enumerate().skip(skip).take(limit) {
+            let name_from = usize::try_from(s.name_start - r.names_dropped).unwrap_or(0);
+            let index_from = usize::try_from(s.index_start - r.indices_dropped).unwrap_or(0);
+            let name_at = name_from + s.name_len;
+            let index_at = index_from + s.index_len;
+            let name: Vec<u8> = r.names.range(name_from..name_at).copied().collect();
+            let name = String::from_utf8_lossy(&name).into_owned();
+            let index: Vec<u64> = r.indices.range(index_from..index_at).copied().collect();
+            records.push(TaskStreamRecord {
                 seq: r.first + i as u64,
-                prefix: task_group(s.key.name()).to_owned(),
-                key: s.key.clone(),
-                worker: s.worker.to_string(),
+                prefix: task_group(&name).to_owned(),
+                key: Key::new(name, index),
+                worker: r
+                    .workers
+                    .get(s.worker as usize)
+                    .map_or_else(String::new, |w| w.to_string()),
                 thread: s.timing.thread,
                 start: s.timing.start,
                 stop: s.timing.stop,
@@ -210,8 +273,8 @@ impl TaskStream {
                 } else {
                     RunStatus::Error
                 },
-            })
-            .collect();
+            });
+        }
         let next = records
             .last()
             .map_or(r.first + r.records.len() as u64, |l| l.seq + 1);
@@ -269,6 +332,66 @@ impl Drop for Lane<'_> {
             // running one task at a time uses lane 0.
             let at = free.partition_point(|&n| n > self.number);
             free.insert(at, self.number);
+        }
+    }
+}
+
+#[cfg(test)]
+mod ring_tests {
+    use super::*;
+
+    /// The compact ring against a plain deque of whole records, over random
+    /// keys (names and indices of many lengths), workers and capacities.
+    #[test]
+    fn the_compact_ring_answers_like_a_deque_of_records() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n.max(1)
+        };
+        let workers: Vec<Arc<str>> = vec!["127.0.0.1:1".into(), "127.0.0.1:22".into()];
+        for capacity in [0usize, 1, 2, 7, 50] {
+            let stream = TaskStream::new(capacity);
+            let mut oracle: VecDeque<(u64, Key, String, bool)> = VecDeque::new();
+            for seq in 0..300u64 {
+                let name = format!("t{}-{}", next(5), "x".repeat(next(40) as usize));
+                let index: Vec<u64> = (0..next(4)).map(|_| next(1 << 40)).collect();
+                let key = Key::new(name, index);
+                let worker = &workers[next(2) as usize];
+                let ok = next(2) == 0;
+                let timing = TaskTiming {
+                    start: seq as f64,
+                    stop: seq as f64 + 0.5,
+                    thread: 0,
+                };
+                stream.push(key.clone(), worker, timing, ok);
+                if capacity > 0 {
+                    if oracle.len() == capacity {
+                        oracle.pop_front();
+                    }
+                    oracle.push_back((seq, key, worker.to_string(), ok));
+                }
+                let since = next(seq + 2);
+                let limit = 1 + next(10) as usize;
+                let page = stream.since(since, limit);
+                let want: Vec<_> = oracle.iter().filter(|r| r.0 >= since).take(limit).collect();
+                assert_eq!(
+                    page.records.len(),
+                    want.len(),
+                    "capacity {capacity} seq {seq}"
+                );
+                for (got, want) in page.records.iter().zip(want) {
+                    assert_eq!(got.seq, want.0);
+                    assert_eq!(got.key, want.1);
+                    assert_eq!(got.prefix, task_group(want.1.name()));
+                    assert_eq!(got.worker, want.2);
+                    assert_eq!(got.status == RunStatus::Ok, want.3);
+                    assert_eq!(got.start, want.0 as f64);
+                }
+                assert_eq!(stream.next_seq(), seq + 1);
+            }
         }
     }
 }
