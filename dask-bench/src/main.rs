@@ -792,6 +792,7 @@ fn run(config: Config) -> BenchResult<()> {
         let quick = config.tasks < 100_000;
         transfer::run(&transfer::Sizes {
             mb: if quick { 16 } else { 800 },
+            round_trips: if quick { 200 } else { 2000 },
             reps: config.reps.min(5),
         })?;
     }

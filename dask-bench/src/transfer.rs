@@ -6,7 +6,9 @@
 //! one worker to the other (a task on the second reads it), and from a worker
 //! to this process (the client gathers it). The worker-to-worker figure is the
 //! remote task's time minus the same task's time on the worker holding the
-//! array; the client figure is the whole gather.
+//! array; the client figure is the whole gather. First, the submit + result
+//! latency of a tiny task against these worker processes (unlike the
+//! distributed section's, its result comes back over TCP).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,6 +26,11 @@ fn transfer_array(n: u64) -> ArrayD<f64> {
 fn transfer_sum(a: ArrayD<f64>) -> f64 {
     a.sum()
 }
+
+fn transfer_inc(x: u64) -> u64 {
+    x.wrapping_add(1)
+}
+dask_core::register_op!(transfer_inc);
 
 dask_core::register_op!(transfer_array);
 dask_core::register_op!(transfer_sum);
@@ -52,6 +59,8 @@ impl Drop for Workers {
 pub(crate) struct Sizes {
     /// Megabytes (10^6 bytes) of the array.
     pub(crate) mb: u64,
+    /// Timed submit + result round trips.
+    pub(crate) round_trips: usize,
     pub(crate) reps: usize,
 }
 
@@ -92,6 +101,28 @@ pub(crate) fn run(sizes: &Sizes) -> BenchResult<()> {
         "\ntransfer: scheduler here, 2 worker processes x 1 thread, TCP on 127.0.0.1; \
          ArrayD<f64> of {} MB",
         sizes.mb
+    );
+    let mut trips = Vec::with_capacity(sizes.round_trips);
+    for i in 0..sizes.round_trips as u64 + 10 {
+        let t = Instant::now();
+        let got = client.submit(transfer_inc, (i,))?.result()?;
+        if got != i + 1 {
+            return Err(format!("submit(inc, {i}) gave {got}").into());
+        }
+        if i >= 10 {
+            trips.push(t.elapsed()); // the first ten warm the connections up
+        }
+    }
+    let p99 = {
+        let mut sorted = trips.clone();
+        sorted.sort_unstable();
+        sorted[(sorted.len() - 1) * 99 / 100]
+    };
+    println!(
+        "  latency, submit + result of inc: median {:.0} µs, p99 {:.0} µs over {} round trips",
+        crate::distributed::median(trips.clone()).as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6,
+        trips.len()
     );
     let on = |i: usize| SubmitOptions::new().workers([addrs[i].clone()]).pure(false);
     let (mut between, mut to_client) = (Vec::new(), Vec::new());
