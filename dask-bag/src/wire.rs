@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::stage::{split_part, FromVec};
 use crate::text::{Block, ReadText};
-use crate::words::{count_word, for_each_word, Counts, TextSource};
+use crate::words::{for_each_word, Counts, TextSource};
 
 /// The stage below `words` a registered word reduction reads.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -59,9 +59,7 @@ impl Op for WordsPart {
         Ok(match self.reduction {
             WordsReduction::Frequencies => {
                 let mut counts = Counts::default();
-                text.for_each_text(part, args, &mut |t| {
-                    for_each_word(t, |w| count_word(&mut counts, w))
-                })?;
+                text.for_each_text(part, args, &mut |t| counts.add_text(t))?;
                 Value::new(counts)
             }
             WordsReduction::Count => {
@@ -90,9 +88,9 @@ impl Op for MergeCounts {
             .iter()
             .map(|v| v.downcast_ref::<Counts>())
             .collect::<dask_core::Result<Vec<&Counts>>>()?;
-        let merged = crate::reduce::merge_counts(&parts);
+        let merged = Counts::merge(&parts);
         Ok(if self.last {
-            Value::new(merged.into_iter().collect::<Vec<(String, usize)>>())
+            Value::new(merged.into_pairs())
         } else {
             Value::new(merged)
         })

@@ -19,6 +19,7 @@ use crate::stage::{DynStage, FlatMap, Stage, Stream};
 use crate::wire::TextInput;
 use crate::Result;
 use dask_core::Value;
+use serde::{Deserialize, Serialize};
 
 /// The whitespace-separated words of `line`, each as an owned `String`.
 ///
@@ -105,6 +106,16 @@ fn next_word(s: &str, from: usize) -> Option<(usize, usize)> {
     }
     let start = i;
     while i < bytes.len() {
+        // Skip 8 plain ASCII bytes at a time up to one that may end the word.
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let flags = may_end_word(u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])));
+            if flags == 0 {
+                i += 8;
+                continue;
+            }
+            // Only ASCII was skipped, so `i` stays on a char boundary.
+            i += (flags.trailing_zeros() / 8) as usize;
+        }
         let (space, len) = space_at(s, i);
         if space {
             break;
@@ -112,6 +123,17 @@ fn next_word(s: &str, from: usize) -> Option<(usize, usize)> {
         i += len;
     }
     Some((start, i))
+}
+
+/// Flags (the high bit of each byte) the bytes of a little-endian `chunk`
+/// that may end a word: below `0x21` (ASCII whitespace, other controls) or
+/// `0x80` and up (non-ASCII). Exact for the lowest flagged byte, which is all
+/// its caller uses (a borrow can only flag bytes above a true one).
+#[inline(always)]
+fn may_end_word(chunk: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    (chunk.wrapping_sub(ONES * 0x21) & !chunk & HIGH) | (chunk & HIGH)
 }
 
 /// Calls `f` on every word of `text`, exactly `text.split_whitespace()`.
@@ -124,18 +146,110 @@ pub(crate) fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
     }
 }
 
-/// Word counts of one partition (or of several, merged).
-pub(crate) type Counts = HashMap<String, usize>;
+/// Longest word (in bytes) [`Counts`] keys inline.
+const INLINE_MAX: usize = 15;
 
-/// Counts `word` in `counts`, allocating only for a new word.
-#[inline]
-pub(crate) fn count_word(counts: &mut Counts, word: &str) {
-    match counts.get_mut(word) {
-        Some(n) => *n += 1,
-        None => {
-            counts.insert(word.to_owned(), 1);
+/// Word counts of one partition, or of several merged: the partial result
+/// of the fused `frequencies`, which crosses processes with its codec.
+///
+/// Words of up to [`INLINE_MAX`] bytes (nearly all words of natural text)
+/// are keyed by their bytes packed into a [`Packed`] key: counting allocates
+/// nothing, a probe compares two integers instead of calling `memcmp`, and
+/// merging partial counts rehashes integers. Longer words are `String` keys.
+/// Only the final step makes a `String` of each distinct word, once.
+#[derive(Default, Debug, Serialize, Deserialize)]
+pub(crate) struct Counts {
+    short: HashMap<Packed, usize>,
+    long: HashMap<String, usize>,
+}
+
+impl Counts {
+    /// Counts every word of `text`, exactly `text.split_whitespace()`.
+    pub(crate) fn add_text(&mut self, text: &str) {
+        let bytes = text.as_bytes();
+        let mut pos = 0;
+        while let Some((start, end)) = next_word(text, pos) {
+            let len = end - start;
+            if len <= INLINE_MAX {
+                *self.short.entry(pack(bytes, start, len)).or_insert(0) += 1;
+            } else {
+                match self.long.get_mut(&text[start..end]) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.long.insert(text[start..end].to_owned(), 1);
+                    }
+                }
+            }
+            pos = end;
         }
     }
+
+    /// The sum of several partial counts (the largest is copied, the others
+    /// added into it).
+    pub(crate) fn merge(parts: &[&Counts]) -> Counts {
+        let Some(largest) = parts.iter().max_by_key(|c| c.short.len() + c.long.len()) else {
+            return Counts::default();
+        };
+        let mut out = Counts {
+            short: largest.short.clone(),
+            long: largest.long.clone(),
+        };
+        for part in parts {
+            if std::ptr::eq(*part, *largest) {
+                continue;
+            }
+            for (&k, &n) in &part.short {
+                *out.short.entry(k).or_insert(0) += n;
+            }
+            for (k, &n) in &part.long {
+                match out.long.get_mut(k) {
+                    Some(c) => *c += n,
+                    None => {
+                        out.long.insert(k.clone(), n);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every word with its count, in no particular order.
+    pub(crate) fn into_pairs(self) -> Vec<(String, usize)> {
+        let mut pairs = Vec::with_capacity(self.short.len() + self.long.len());
+        for (Packed(lo, hi), n) in self.short {
+            let bytes = (u128::from(lo) | (u128::from(hi) << 64)).to_le_bytes();
+            let len = usize::from(bytes[INLINE_MAX]);
+            // Packed from whole words of a `str`, so valid UTF-8: the lossy
+            // conversion never replaces anything and copies once.
+            pairs.push((String::from_utf8_lossy(&bytes[..len]).into_owned(), n));
+        }
+        pairs.extend(self.long);
+        pairs
+    }
+}
+
+/// A word of up to [`INLINE_MAX`] bytes, packed little-endian into 16 bytes
+/// with its length in the top byte and zeros between. Two `u64` rather than a
+/// `u128`, so a map entry takes 24 bytes instead of 32 (the map of a
+/// partition's vocabulary then stays in L2 cache longer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+struct Packed(u64, u64);
+
+/// The `len` (at most [`INLINE_MAX`]) bytes of `text` from `start`, packed.
+#[inline(always)]
+fn pack(text: &[u8], start: usize, len: usize) -> Packed {
+    let raw = match text.get(start..start + 16) {
+        // One unaligned 16-byte load; the bytes past the word are masked off.
+        Some(window) => u128::from_le_bytes(window.try_into().unwrap_or([0; 16])),
+        None => {
+            let mut buf = [0u8; 16];
+            buf[..len].copy_from_slice(&text[start..start + len]);
+            u128::from_le_bytes(buf)
+        }
+    };
+    let mask = (1u128 << (8 * len)) - 1;
+    let key = (raw & mask) | ((len as u128) << 120);
+    Packed(key as u64, (key >> 64) as u64)
 }
 
 /// A stage whose partitions are text the fused word path can borrow: whole
@@ -198,7 +312,14 @@ impl WordsStage {
     /// The word counts of partition `part`.
     pub(crate) fn count_words(&self, part: usize, args: &[Value]) -> Result<Counts> {
         let mut counts = Counts::default();
-        self.for_each_word(part, args, &mut |w| count_word(&mut counts, w))?;
+        match self.inner.as_text() {
+            Some(text) => text.for_each_text(part, args, &mut |t| counts.add_text(t))?,
+            None => {
+                for line in self.inner.open(part, args)? {
+                    counts.add_text(&line?);
+                }
+            }
+        }
         Ok(counts)
     }
 
@@ -260,6 +381,23 @@ mod tests {
             let mut borrowed = Vec::new();
             for_each_word(line, |w| borrowed.push(w.to_owned()));
             assert_eq!(borrowed, std, "line {line:?}");
+        }
+    }
+
+    #[test]
+    fn long_words_end_at_every_offset() {
+        // A word-ending (or not) char at each offset of a 8-byte chunk, ASCII
+        // and not, with text after it, so the 8-byte skip meets it everywhere.
+        for c in [
+            ' ', '\t', '\x01', '!', '\x7f', 'é', '\u{a0}', '\u{3000}', '😀',
+        ] {
+            for k in 0..20 {
+                let s = format!("{}{c}{}x yz", "a".repeat(k), "b".repeat(20 - k));
+                let mut ours = Vec::new();
+                for_each_word(&s, |w| ours.push(w.to_owned()));
+                let std: Vec<&str> = s.split_whitespace().collect();
+                assert_eq!(ours, std, "{s:?}");
+            }
         }
     }
 

@@ -27,7 +27,7 @@ fn sorted(mut v: Vec<(String, usize)>) -> Vec<(String, usize)> {
     v
 }
 
-/// Words and separators, Unicode whitespace (`\u{85}`, nbsp, em space,
+/// Words of 1 to 64 bytes and separators, Unicode whitespace (`\u{85}`, nbsp, em space,
 /// ideographic space, line separator) and look-alikes that are not
 /// whitespace (`\u{1f}`, zero-width space) included.
 fn line_strategy() -> impl Strategy<Value = String> {
@@ -35,6 +35,8 @@ fn line_strategy() -> impl Strategy<Value = String> {
         Just(String::new()),
         Just("   ".to_owned()),
         "[ab]{1,3}( [ab]{1,3}){0,4}",
+        // Around 15 bytes: the longest word counted by its packed bytes.
+        "[ab]{13,18}( [abé]{13,17}){0,3}",
         "[abé€😀 \t\u{0b}\u{0c}\u{85}\u{a0}\u{2003}\u{3000}\u{2028}\u{1f}\u{200b}]{0,16}",
     ]
 }
