@@ -6,6 +6,10 @@ use std::sync::Arc;
 use dask_core::tokenize::unique_token;
 use dask_core::{Arg, Collection, Delayed, Graph, HighLevelGraph, Key, Scheduler, Task, Value};
 
+use crate::portable::{
+    step_tag, FilterFn, FlatMapFn, MapFn, Portable, PortableCollect, PortablePipeline,
+    PortableSource,
+};
 use crate::stage::{
     CollectOp, DynStage, Filter, FlatMap, FromVec, HeadOp, Map, MapPartitions, Range, TryMap, Zip,
 };
@@ -45,6 +49,8 @@ pub(crate) struct Pending<T> {
     pub(crate) stage: DynStage<T>,
     /// The chain of operations, `read_text|flat_map|map`: the fused op's name.
     pub(crate) label: Arc<str>,
+    /// The same pipeline as worker processes rebuild it, if they can.
+    pub(crate) portable: Option<Arc<Portable>>,
 }
 
 impl<T> Clone for Pending<T> {
@@ -53,6 +59,7 @@ impl<T> Clone for Pending<T> {
             parts: self.parts.clone(),
             stage: self.stage.clone(),
             label: self.label.clone(),
+            portable: self.portable.clone(),
         }
     }
 }
@@ -81,12 +88,14 @@ impl<T> std::fmt::Debug for Bag<T> {
     }
 }
 
-/// A pipeline's inputs: the graph, each partition's arguments, the stage, the label.
+/// A pipeline's inputs: the graph, each partition's arguments, the stage, the
+/// label, and its portable form.
 pub(crate) struct Source<T> {
     pub(crate) graph: HighLevelGraph,
     pub(crate) parts: Arc<Vec<Vec<Arg>>>,
     pub(crate) stage: DynStage<T>,
     pub(crate) label: Arc<str>,
+    pub(crate) portable: Option<Arc<Portable>>,
 }
 
 impl<T> Source<T> {
@@ -140,6 +149,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
         op: &str,
         parts: Vec<Vec<Arg>>,
         stage: DynStage<T>,
+        portable: Option<Arc<Portable>>,
     ) -> Self {
         Bag {
             graph,
@@ -150,6 +160,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
                 parts: Arc::new(parts),
                 stage,
                 label: op.into(),
+                portable,
             }),
         }
     }
@@ -264,6 +275,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
                 parts: p.parts.clone(),
                 stage: p.stage.clone(),
                 label: p.label.clone(),
+                portable: p.portable.clone(),
             },
             None => Source {
                 graph: self.graph.clone(),
@@ -274,14 +286,18 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
                 ),
                 stage: Arc::new(FromVec::<T>(PhantomData)),
                 label: "".into(),
+                portable: Portable::from_source(PortableSource::Partition),
             },
         }
     }
 
-    /// A new bag adding one step to this bag's pipeline.
+    /// A new bag adding one step to this bag's pipeline; `step` is the
+    /// step's registered tag (see [`register_bag_fn!`](crate::register_bag_fn)),
+    /// if it has one.
     fn chain<U: Clone + Send + Sync + 'static>(
         &self,
         op: &str,
+        step: Option<&str>,
         stage: impl FnOnce(DynStage<T>) -> DynStage<U>,
     ) -> Bag<U> {
         let src = self.source();
@@ -294,6 +310,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
                 label: src.op_name(op).into(),
                 parts: src.parts,
                 stage: stage(src.stage),
+                portable: Portable::then(src.portable.as_ref(), step),
             }),
         }
     }
@@ -304,7 +321,9 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
         U: Clone + Send + Sync + 'static,
         F: Fn(T) -> U + Send + Sync + 'static,
     {
-        self.chain("map", |inner| Arc::new(Map { inner, f }))
+        self.chain("map", step_tag::<MapFn<F>>(), |inner| {
+            Arc::new(Map { inner, f })
+        })
     }
 
     /// Keeps the items for which `f` is true.
@@ -312,7 +331,9 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
     where
         F: Fn(&T) -> bool + Send + Sync + 'static,
     {
-        self.chain("filter", |inner| Arc::new(Filter { inner, f }))
+        self.chain("filter", step_tag::<FilterFn<F>>(), |inner| {
+            Arc::new(Filter { inner, f })
+        })
     }
 
     /// Replaces every item by the items `f` returns (`map` then `flatten`).
@@ -329,14 +350,16 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
     {
         if crate::words::is_words::<F>() {
             // `flat_map(words)`: a stage the word reductions can run borrowed.
-            return self.chain("flat_map(words)", |inner| {
+            return self.chain("flat_map(words)", step_tag::<FlatMapFn<F>>(), |inner| {
                 match crate::words::recognise::<T, I::Item>(&inner) {
                     Some(stage) => stage,
                     None => Arc::new(FlatMap { inner, f }),
                 }
             });
         }
-        self.chain("flat_map", |inner| Arc::new(FlatMap { inner, f }))
+        self.chain("flat_map", step_tag::<FlatMapFn<F>>(), |inner| {
+            Arc::new(FlatMap { inner, f })
+        })
     }
 
     /// Applies `f` to each whole partition (as a `Vec<T>`), in the partition's task.
@@ -347,7 +370,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
         I::Item: Clone + Send + Sync + 'static,
         F: Fn(Vec<T>) -> I + Send + Sync + 'static,
     {
-        self.chain("map_partitions", |inner| {
+        self.chain("map_partitions", None, |inner| {
             Arc::new(MapPartitions { inner, f })
         })
     }
@@ -376,7 +399,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
         U: Clone + Send + Sync + 'static,
         F: Fn(usize, usize, T) -> Result<U> + Send + Sync + 'static,
     {
-        self.chain(op, |inner| Arc::new(TryMap { inner, f }))
+        self.chain(op, None, |inner| Arc::new(TryMap { inner, f }))
     }
 
     /// Pairs item `j` of partition `i` of `self` with item `j` of partition `i`
@@ -403,7 +426,7 @@ impl<T: Clone + Send + Sync + 'static> Bag<T> {
             left: l.stage,
             right: r.stage,
         });
-        let mut out = Bag::pending(graph, "zip", parts, stage);
+        let mut out = Bag::pending(graph, "zip", parts, stage, None);
         out.split_every = self.split_every;
         if let Some(p) = &mut out.pending {
             let side = |label: &str| {
@@ -486,7 +509,13 @@ impl Bag<u64> {
             })
             .collect();
         let stage: DynStage<u64> = Arc::new(Range);
-        Ok(Bag::pending(HighLevelGraph::new(), "range", parts, stage))
+        Ok(Bag::pending(
+            HighLevelGraph::new(),
+            "range",
+            parts,
+            stage,
+            Portable::from_source(PortableSource::Range),
+        ))
     }
 }
 
@@ -498,7 +527,9 @@ where
 {
     /// Concatenates the items of every item (`Bag<Vec<T>>` to `Bag<T>`).
     pub fn flatten(&self) -> Bag<T> {
-        self.chain("flatten", |inner| Arc::new(FlatMap { inner, f: |x: I| x }))
+        self.chain("flatten", None, |inner| {
+            Arc::new(FlatMap { inner, f: |x: I| x })
+        })
     }
 }
 
@@ -513,7 +544,7 @@ where
         U: Clone + Send + Sync + 'static,
         F: Fn(A, B) -> U + Send + Sync + 'static,
     {
-        self.chain("starmap", |inner| {
+        self.chain("starmap", None, |inner| {
             Arc::new(Map {
                 inner,
                 f: move |(a, b): (A, B)| f(a, b),
@@ -534,7 +565,7 @@ where
         U: Clone + Send + Sync + 'static,
         F: Fn(A, B, C) -> U + Send + Sync + 'static,
     {
-        self.chain("starmap", |inner| {
+        self.chain("starmap", None, |inner| {
             Arc::new(Map {
                 inner,
                 f: move |(a, b, c): (A, B, C)| f(a, b, c),
@@ -556,10 +587,20 @@ impl<T: Clone + Send + Sync + 'static> Collection for Bag<T> {
             return self.graph.clone();
         };
         let src = self.source();
-        let op: Arc<dyn dask_core::Op> = Arc::new(CollectOp {
+        let local = CollectOp {
             name: pending.label.to_string(),
             stage: src.stage.clone(),
-        });
+        };
+        let op: Arc<dyn dask_core::Op> = match &src.portable {
+            Some(pipeline) => Arc::new(PortableCollect {
+                wire: PortablePipeline {
+                    name: local.name.clone(),
+                    pipeline: (**pipeline).clone(),
+                },
+                local,
+            }),
+            None => Arc::new(local),
+        };
         let mut graph = Graph::with_capacity(self.npartitions);
         for i in 0..self.npartitions {
             graph.insert(

@@ -84,6 +84,7 @@ mod dataframe;
 mod error;
 mod groupby;
 mod json;
+pub mod portable;
 mod reduce;
 mod stage;
 mod text;
@@ -97,3 +98,11 @@ pub use reduce::AsF64;
 pub use stage::Items;
 pub use text::read_text;
 pub use words::{words, Words};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+}
+
+// `flat_map(words)` is portable: worker processes rebuild it by name.
+register_bag_fn!(flat_map words);

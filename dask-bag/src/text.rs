@@ -11,6 +11,7 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
 use crate::bag::{new_name, Bag};
+use crate::portable::{Portable, PortableSource};
 use crate::stage::{split_part, DynStage, Stage, Stream};
 use crate::wire::TextInput;
 use crate::words::TextSource;
@@ -142,6 +143,7 @@ pub fn read_text(pattern: impl AsRef<str>, blocksize: Option<usize>) -> Result<B
         "read_text",
         parts,
         stage,
+        Portable::from_source(PortableSource::ReadText),
     ))
 }
 

@@ -104,7 +104,7 @@ pub enum Error {
         source: BoxError,
     },
     /// A task must run in another process but its op cannot be rebuilt there.
-    #[error("task {key} calls `{op}`, which is not registered, so it cannot run on a worker process: register the function with `dask_core::register_op!(path::to::function)` (or an op struct with `dask_core::register_op_type!(Type)`), or use threads instead of processes (closures only run in-process)")]
+    #[error("task {key} calls `{op}`, which is not registered, so it cannot run on a worker process: register the function with `dask_core::register_op!(path::to::function)` (an op struct with `dask_core::register_op_type!(Type)`; a bag's map, filter or flat_map function with `dask_bag::register_bag_fn!(map path::to::function)`), or use threads instead of processes (closures only run in-process)")]
     OpNotRegistered {
         /// The task.
         key: Key,

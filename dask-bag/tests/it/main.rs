@@ -8,5 +8,6 @@ mod dataframe;
 mod errors;
 mod fusion;
 mod ops;
+mod portable;
 mod text;
 mod words;

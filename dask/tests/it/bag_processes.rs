@@ -4,14 +4,23 @@
 //! text blocks and partial counts cross processes by their codecs. Each
 //! result is compared with `str::split_whitespace` on the whole text in this
 //! process. Closures (`map`, `topk`'s key) are refused up front.
+//!
+//! Pipelines of functions registered with `register_bag_fn!` run on worker
+//! processes that link them: this test binary run again as a worker.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 
-use dask::bag::{read_text, words, Bag};
+use dask::bag::{read_text, register_bag_fn, words, Bag};
 use dask::core::Collection;
+use dask::distributed::Client;
 
 use super::dataframe_processes::TempDir;
-use super::processes::cluster_of_processes;
+use super::processes::{cluster_of_processes, spawn, Procs};
+
+/// Set (to the scheduler's address) for the worker helper processes.
+const SCHEDULER_ENV: &str = "DASK_RS_IT_BAG_SCHEDULER";
 
 fn oracle<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<(String, usize)> {
     let mut counts = BTreeMap::<String, usize>::new();
@@ -83,6 +92,134 @@ fn word_count_on_worker_processes() {
         matches!(err, dask::core::Error::OpNotRegistered { .. }),
         "{err}"
     );
+    // The `dask` binary's workers do not link this test's functions: the
+    // task fails on the worker, naming the step and the fix.
+    let err = Bag::from_sequence(vec![1i64, 2], 1)
+        .unwrap()
+        .map(cube)
+        .compute_with(&client)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cube") && err.contains("register_bag_fn"),
+        "{err}"
+    );
     drop(client);
     drop(procs);
+}
+
+fn cube(x: i64) -> i64 {
+    x * x * x
+}
+fn is_odd(x: &i64) -> bool {
+    x % 2 != 0
+}
+fn digits(x: i64) -> Vec<u8> {
+    x.unsigned_abs().to_string().into_bytes()
+}
+fn line_len(line: String) -> u64 {
+    line.chars().count() as u64
+}
+register_bag_fn!(map cube);
+register_bag_fn!(filter is_odd);
+register_bag_fn!(flat_map digits);
+register_bag_fn!(map line_len);
+
+/// A worker process that links this binary's registered functions: this
+/// test binary run again as the ignored [`bag_worker`] helper.
+fn bag_worker_process(addr: &str) -> Child {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "bag_processes::bag_worker",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SCHEDULER_ENV, addr)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(|l| l.ok());
+    assert!(
+        lines.by_ref().any(|l| l.contains("worker at ")),
+        "the bag worker process did not start"
+    );
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
+#[test]
+fn registered_bag_steps_run_on_worker_processes() {
+    let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
+    let mut procs = Procs(vec![scheduler]);
+    for _ in 0..2 {
+        procs.0.push(bag_worker_process(&addr));
+    }
+    let client = Client::connect(&addr).unwrap();
+
+    // A materialized bag through map, filter and flat_map, against std.
+    let data: Vec<i64> = (-300..300).map(|i| i * 7 % 101).collect();
+    let bag = Bag::from_sequence(data.clone(), 7)
+        .unwrap()
+        .map(cube)
+        .filter(is_odd)
+        .flat_map(digits);
+    let oracle: Vec<u8> = data
+        .iter()
+        .map(|&x| cube(x))
+        .filter(is_odd)
+        .flat_map(digits)
+        .collect();
+    assert_eq!(bag.compute_with(&client).unwrap(), oracle);
+
+    // Persisted on the workers, then reused by a second pipeline.
+    let cubes = Bag::from_sequence(data.clone(), 5).unwrap().map(cube);
+    let kept = cubes.persist_with(&client).unwrap();
+    let odd = kept.filter(is_odd);
+    let oracle: Vec<i64> = data.iter().map(|&x| cube(x)).filter(is_odd).collect();
+    assert_eq!(odd.compute_with(&client).unwrap(), oracle);
+
+    // read_text blocks, read by the workers.
+    let dir = TempDir::new("bag-steps");
+    let text: String = (0..500)
+        .map(|i| format!("line {i} é{}\n", "x".repeat(i % 13)))
+        .collect();
+    let path = dir.0.join("lines.txt");
+    std::fs::write(&path, &text).unwrap();
+    let lens = read_text(path.to_str().unwrap(), Some(1000))
+        .unwrap()
+        .map(line_len);
+    assert!(lens.npartitions() > 4);
+    let oracle: Vec<u64> = text.lines().map(|l| line_len(l.to_owned())).collect();
+    assert_eq!(lens.compute_with(&client).unwrap(), oracle);
+
+    // A closure anywhere in the chain is refused before anything is sent.
+    let err = Bag::from_sequence(data, 3)
+        .unwrap()
+        .map(cube)
+        .map(|x| x + 1)
+        .compute_with(&client)
+        .unwrap_err();
+    assert!(
+        matches!(err, dask::core::Error::OpNotRegistered { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("register_bag_fn"), "{err}");
+    drop(client);
+    drop(procs);
+}
+
+/// Not a test: a worker process of [`registered_bag_steps_run_on_worker_processes`]
+/// (this binary run again with the scheduler's address in [`SCHEDULER_ENV`]).
+#[test]
+#[ignore = "helper process of the bag-steps-on-processes test"]
+fn bag_worker() {
+    let Ok(addr) = std::env::var(SCHEDULER_ENV) else {
+        return;
+    };
+    dask::distributed::process::run_worker(&addr, 1).expect("the worker process runs");
 }
