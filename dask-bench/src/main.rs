@@ -82,6 +82,10 @@ use dask_sync_scheduler::SyncScheduler;
 use dask_threaded::ThreadedScheduler;
 use rayon::prelude::*;
 
+/// Large blocks on huge pages, as NumPy does (see `dask_core::alloc`).
+#[global_allocator]
+static ALLOC: dask_core::alloc::HugePageAlloc = dask_core::alloc::HugePageAlloc;
+
 type BenchResult<T> = Result<T, Box<dyn Error>>;
 
 /// The targets, in µs per task (whole compute, op included).

@@ -32,6 +32,7 @@
 //! [`delayed`](mod@delayed), [`visualize`], [`reference`](mod@reference) (the oracle evaluator).
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod callbacks;
 pub mod codec;
 pub mod collection;

@@ -33,6 +33,10 @@ use dask::distributed::scheduler::server::SchedulerOptions;
 use dask::distributed::spill::MemoryThresholds;
 use dask::distributed::worker::WorkerOptions;
 
+/// Large blocks (array chunks, frames) on huge pages, as NumPy does.
+#[global_allocator]
+static ALLOC: dask::core::alloc::HugePageAlloc = dask::core::alloc::HugePageAlloc;
+
 #[derive(Parser)]
 #[command(name = "dask", version, about = "dask-rs: run a scheduler or a worker")]
 struct Cli {
