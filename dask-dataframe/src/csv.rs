@@ -32,7 +32,7 @@ use polars::prelude as pl;
 use polars::prelude::{DataType, SerReader};
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{DataFrame, Divisions};
+use crate::frame::{CsvOrigin, DataFrame, Divisions};
 use crate::io::expand_paths;
 use crate::ops::ReadCsvBlock;
 use crate::parts::Parts;
@@ -274,11 +274,12 @@ pub fn read_csv(pattern: &str, options: &CsvOptions) -> Result<DataFrame> {
         })
         .collect();
     let parts = Parts::from_tasks("read_csv", tasks, &[]);
-    Ok(DataFrame::new(
-        parts,
-        spec.out_schema.clone(),
-        Divisions::Unknown,
-    ))
+    let mut df = DataFrame::new(parts, spec.out_schema.clone(), Divisions::Unknown);
+    df.origin = Some(Arc::new(CsvOrigin {
+        pattern: pattern.to_owned(),
+        options: options.clone(),
+    }));
+    Ok(df)
 }
 
 /// The file schema from the inferred sample and the options.

@@ -69,6 +69,17 @@ pub struct DataFrame {
     pub(crate) meta: SchemaRef,
     pub(crate) divisions: Divisions,
     pub(crate) split_every: usize,
+    /// Set on a frame straight from [`read_csv`](crate::read_csv) (nothing
+    /// applied since): how to read it again with fewer columns.
+    pub(crate) origin: Option<Arc<CsvOrigin>>,
+}
+
+/// How a [`read_csv`](crate::read_csv) frame was read, so that selecting
+/// columns of it reads only those columns (projection pushdown).
+#[derive(Clone, Debug)]
+pub(crate) struct CsvOrigin {
+    pub(crate) pattern: String,
+    pub(crate) options: crate::CsvOptions,
 }
 
 impl fmt::Debug for DataFrame {
@@ -127,6 +138,7 @@ impl DataFrame {
             meta,
             divisions,
             split_every: DEFAULT_SPLIT_EVERY,
+            origin: None,
         }
     }
 
@@ -363,6 +375,9 @@ impl DataFrame {
     /// Errors: [`Error::UnknownColumn`].
     pub fn select(&self, names: &[&str]) -> Result<DataFrame> {
         check_columns("select", names, &self.meta)?;
+        if let Some(narrow) = self.projected(names)? {
+            return narrow.select(names);
+        }
         let kernel = Kernel::Select(names.iter().map(|n| (*n).to_owned()).collect());
         let out = self.map_kernel("select", kernel, true)?;
         Ok(self.keep_index(out))
@@ -373,6 +388,9 @@ impl DataFrame {
     /// Errors: [`Error::UnknownColumn`].
     pub fn column(&self, name: &str) -> Result<Series> {
         check_columns("column", &[name], &self.meta)?;
+        if let Some(narrow) = self.projected(&[name])? {
+            return narrow.column(name);
+        }
         let dtype = self.meta.get(name).cloned().unwrap_or(DataType::Null);
         let op: Arc<dyn Op> = Arc::new(ToSeries {
             label: "getitem".into(),
@@ -508,7 +526,33 @@ impl DataFrame {
             meta,
             divisions,
             split_every: self.split_every,
+            origin: None,
         }
+    }
+
+    /// This frame with only `columns` (a subset of its own), read from the
+    /// CSV files with `usecols` when the frame comes straight from
+    /// [`read_csv`](crate::read_csv): polars then skips parsing the other
+    /// columns. `None` when there is nothing to gain (not a fresh
+    /// `read_csv` frame, or every column wanted); callers then go on with
+    /// this frame.
+    pub(crate) fn projected(&self, columns: &[&str]) -> Result<Option<DataFrame>> {
+        let Some(origin) = &self.origin else {
+            return Ok(None);
+        };
+        let wanted: Vec<&str> = self
+            .meta
+            .iter_names()
+            .map(|n| n.as_str())
+            .filter(|n| columns.contains(n))
+            .collect();
+        if wanted.len() == self.meta.len() || wanted.len() != columns.len() {
+            return Ok(None);
+        }
+        let options = origin.options.clone().usecols(&wanted);
+        let mut out = crate::read_csv(&origin.pattern, &options)?;
+        out.split_every = self.split_every;
+        Ok(Some(out))
     }
 
     /// `out` with this frame's index divisions, when it has them and `out`
@@ -672,6 +716,8 @@ impl Collection for DataFrame {
     fn rebuild(&self, graph: HighLevelGraph) -> Self {
         let mut out = self.clone();
         out.parts.graph = graph;
+        // Persisted: never read the files again.
+        out.origin = None;
         out
     }
 }

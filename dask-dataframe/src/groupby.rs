@@ -83,6 +83,20 @@ impl GroupBy {
         }
         let columns: Vec<&str> = aggs.iter().map(|a| a.0).collect();
         check_columns("groupby.agg", &columns, &self.frame.meta)?;
+        let mut needed: Vec<&str> = self.keys.iter().map(String::as_str).collect();
+        for c in &columns {
+            if !needed.contains(c) {
+                needed.push(c);
+            }
+        }
+        if let Some(narrow) = self.frame.projected(&needed)? {
+            let narrow = GroupBy {
+                frame: narrow,
+                keys: self.keys.clone(),
+                split_out: self.split_out,
+            };
+            return narrow.agg(aggs);
+        }
         let specs: Vec<AggSpec> = aggs
             .iter()
             .map(|&(column, agg)| {

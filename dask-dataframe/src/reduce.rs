@@ -568,6 +568,7 @@ impl Series {
             meta: schema,
             divisions: Divisions::Unknown,
             split_every: self.split_every,
+            origin: None,
         })
     }
 }

@@ -141,6 +141,7 @@ impl Series {
             meta: Arc::new(schema),
             divisions: self.divisions.clone(),
             split_every: self.split_every,
+            origin: None,
         }
     }
 

@@ -269,3 +269,45 @@ fn bad_inputs_are_typed_errors() {
     let err = read_csv(&dir.join("[go]*.csv"), &CsvOptions::default()).unwrap_err();
     assert!(err.to_string().contains("header"), "{err}");
 }
+
+#[test]
+fn columns_of_a_fresh_read_are_the_only_ones_parsed() {
+    // `bad` is inferred Int64 from the sample and turns to text at the end:
+    // reading it fails, so a result proves it was not parsed.
+    let dir = TempDir::new("projection");
+    let mut text = String::from("k,v,bad\n");
+    for i in 0..200 {
+        text += &format!("k{},{i},{i}\n", i % 3);
+    }
+    text += "k0,7,oops\n";
+    let path = dir.write("f.csv", &text);
+    let opts = CsvOptions::default().sample(200).blocksize(Some(500));
+    let ddf = read_csv(&path, &opts).unwrap();
+    assert!(ddf.npartitions() > 3);
+    let whole = polars_read(&path, None);
+
+    let v = ddf.column("v").unwrap();
+    check_series(&v, whole.column("v").unwrap().as_materialized_series());
+    check_frame(
+        &ddf.select(&["v", "k"]).unwrap(),
+        &whole.select(["v", "k"]).unwrap(),
+    );
+    let means = ddf.groupby(&["k"]).unwrap().mean("v").unwrap();
+    let expected = whole
+        .clone()
+        .lazy()
+        .group_by([col("k")])
+        .agg([col("v").mean()])
+        .sort(["k"], Default::default())
+        .collect()
+        .unwrap();
+    check_frame(&means, &expected);
+
+    // Anything applied first (here a filter) reads every column: the
+    // mismatch of `bad` then fails the task, as Dask's would.
+    let filtered = ddf.filter(col("v").gt(lit(-1))).unwrap();
+    let msg = failure(&filtered.select(&["v"]).unwrap());
+    assert!(msg.contains("Mismatched dtypes found"), "{msg}");
+    // So does the whole frame.
+    assert!(failure(&ddf).contains("| bad "), "{}", failure(&ddf));
+}
