@@ -109,13 +109,16 @@ impl Op for PortablePipeline {
             ),
         };
         for tag in &self.pipeline.steps {
-            let step = steps().get(tag.as_str()).ok_or_else(|| -> BoxError {
-                format!(
-                    "bag step `{tag}` is not registered in this process: the worker must link \
+            let step = steps()
+                .by_tag
+                .get(tag.as_str())
+                .ok_or_else(|| -> BoxError {
+                    format!(
+                        "bag step `{tag}` is not registered in this process: the worker must link \
                      the crate that calls `dask_bag::register_bag_fn!` for it"
-                )
-                .into()
-            })?;
+                    )
+                    .into()
+                })?;
             value = (step.build)().run(value)?;
         }
         Ok(value)
@@ -173,27 +176,30 @@ pub struct StepRegistration {
 
 inventory::collect!(StepRegistration);
 
-/// Every registered step, by tag.
-fn steps() -> &'static HashMap<&'static str, &'static StepRegistration> {
-    static STEPS: OnceLock<HashMap<&'static str, &'static StepRegistration>> = OnceLock::new();
+/// Every registered step, by tag and by marker type (collected once).
+struct Steps {
+    by_tag: HashMap<&'static str, &'static StepRegistration>,
+    tag_by_marker: HashMap<TypeId, &'static str>,
+}
+
+fn steps() -> &'static Steps {
+    static STEPS: OnceLock<Steps> = OnceLock::new();
     STEPS.get_or_init(|| {
-        inventory::iter::<StepRegistration>
-            .into_iter()
-            .map(|r| ((r.tag)(), r))
-            .collect()
+        let mut steps = Steps {
+            by_tag: HashMap::new(),
+            tag_by_marker: HashMap::new(),
+        };
+        for r in inventory::iter::<StepRegistration> {
+            steps.by_tag.insert((r.tag)(), r);
+            steps.tag_by_marker.insert((r.marker)(), (r.tag)());
+        }
+        steps
     })
 }
 
 /// The tag of the step registered for marker type `M`, if any.
 pub(crate) fn step_tag<M: 'static>() -> Option<&'static str> {
-    static TAGS: OnceLock<HashMap<TypeId, &'static str>> = OnceLock::new();
-    let tags = TAGS.get_or_init(|| {
-        inventory::iter::<StepRegistration>
-            .into_iter()
-            .map(|r| ((r.marker)(), (r.tag)()))
-            .collect()
-    });
-    tags.get(&TypeId::of::<M>()).copied()
+    steps().tag_by_marker.get(&TypeId::of::<M>()).copied()
 }
 
 /// Marker type of a function registered as a `map` step.

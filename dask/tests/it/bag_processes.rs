@@ -9,18 +9,13 @@
 //! processes that link them: this test binary run again as a worker.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 
 use dask::bag::{read_text, register_bag_fn, words, Bag};
 use dask::core::Collection;
 use dask::distributed::Client;
 
 use super::dataframe_processes::TempDir;
-use super::processes::{cluster_of_processes, spawn, Procs};
-
-/// Set (to the scheduler's address) for the worker helper processes.
-const SCHEDULER_ENV: &str = "DASK_RS_IT_BAG_SCHEDULER";
+use super::processes::{cluster_of_processes, spawn, worker_of_this_binary, Procs};
 
 fn oracle<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<(String, usize)> {
     let mut counts = BTreeMap::<String, usize>::new();
@@ -125,39 +120,12 @@ register_bag_fn!(filter is_odd);
 register_bag_fn!(flat_map digits);
 register_bag_fn!(map line_len);
 
-/// A worker process that links this binary's registered functions: this
-/// test binary run again as the ignored [`bag_worker`] helper.
-fn bag_worker_process(addr: &str) -> Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "bag_processes::bag_worker",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(SCHEDULER_ENV, addr)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(|l| l.ok());
-    assert!(
-        lines.by_ref().any(|l| l.contains("worker at ")),
-        "the bag worker process did not start"
-    );
-    std::thread::spawn(move || lines.for_each(drop));
-    child
-}
-
 #[test]
 fn registered_bag_steps_run_on_worker_processes() {
     let (scheduler, addr) = spawn(&["scheduler", "--port", "0"], "scheduler at ");
     let mut procs = Procs(vec![scheduler]);
     for _ in 0..2 {
-        procs.0.push(bag_worker_process(&addr));
+        procs.0.push(worker_of_this_binary(&addr));
     }
     let client = Client::connect(&addr).unwrap();
 
@@ -211,15 +179,4 @@ fn registered_bag_steps_run_on_worker_processes() {
     assert!(err.to_string().contains("register_bag_fn"), "{err}");
     drop(client);
     drop(procs);
-}
-
-/// Not a test: a worker process of [`registered_bag_steps_run_on_worker_processes`]
-/// (this binary run again with the scheduler's address in [`SCHEDULER_ENV`]).
-#[test]
-#[ignore = "helper process of the bag-steps-on-processes test"]
-fn bag_worker() {
-    let Ok(addr) = std::env::var(SCHEDULER_ENV) else {
-        return;
-    };
-    dask::distributed::process::run_worker(&addr, 1).expect("the worker process runs");
 }

@@ -7,6 +7,64 @@ use std::process::{Child, Command, Stdio};
 use dask::core::{Arg, Graph, Key, Scheduler, Task, Value};
 use dask::distributed::Client;
 
+/// Set (to the scheduler's address) for the helper processes of this binary.
+pub(crate) const SCHEDULER_ENV: &str = "DASK_RS_IT_SCHEDULER";
+
+/// Runs this test binary's ignored helper test `name` (`module::test`) with
+/// the scheduler's address in [`SCHEDULER_ENV`] and the extra `envs`.
+pub(crate) fn helper(name: &str, addr: &str, envs: &[(&str, String)]) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SCHEDULER_ENV, addr)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// The first line of `child`'s stdout containing `marker`, from it on. The
+/// rest of its output is read (and dropped) by a thread, so the helper never
+/// writes into a closed pipe.
+pub(crate) fn line_with(child: &mut Child, marker: &str) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines().map_while(|l| l.ok());
+    // libtest may print "test ... " on the same line first.
+    let found = lines
+        .by_ref()
+        .find_map(|l| l.find(marker).map(|i| l[i..].to_owned()))
+        .unwrap_or_else(|| panic!("no {marker:?} line from the helper process"));
+    std::thread::spawn(move || lines.for_each(drop));
+    found
+}
+
+/// A worker process that links this binary's registered ops (the `dask`
+/// binary's workers lack the tests' own): [`test_binary_worker`], started and
+/// connected to `addr`.
+pub(crate) fn worker_of_this_binary(addr: &str) -> Child {
+    let mut worker = helper("processes::test_binary_worker", addr, &[]);
+    line_with(&mut worker, "worker at ");
+    worker
+}
+
+/// Not a test: the worker process of [`worker_of_this_binary`] (this binary
+/// run again with the scheduler's address in [`SCHEDULER_ENV`]). Run alone,
+/// without that variable, it returns at once.
+#[test]
+#[ignore = "helper process: a worker of the tests that start this binary again"]
+fn test_binary_worker() {
+    let Ok(addr) = std::env::var(SCHEDULER_ENV) else {
+        return;
+    };
+    dask::distributed::process::run_worker(&addr, 1).expect("the worker process runs");
+}
+
 /// Kills its processes when dropped, so no test leaves one behind.
 pub(crate) struct Procs(pub(crate) Vec<Child>);
 

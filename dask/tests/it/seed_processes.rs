@@ -2,22 +2,17 @@
 //! process, two worker processes and a client process, all over TCP.
 //!
 //! The workers and the client are this test binary run again (ignored helper
-//! tests below), so they link the seed's ops (`inc`, `random_matrix`,
+//! tests: `processes::test_binary_worker` and `seed_client` below), so they link the seed's ops (`inc`, `random_matrix`,
 //! `shape_of`). The client runs in a process of its own so that the bytes
 //! its TCP sockets received are the bytes that reached the client: the
 //! 800 MB matrix when it gathers it, almost nothing when it asks a worker
 //! for the shape.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use dask::array::ndarray::ArrayD;
 use dask::distributed::{Client, FutureStatus, ReturnWhen};
 
-use crate::processes::{spawn, Procs};
+use crate::processes::{helper, line_with, spawn, worker_of_this_binary, Procs, SCHEDULER_ENV};
 
-/// Set (to the scheduler's address) for the helper processes.
-const SCHEDULER_ENV: &str = "DASK_RS_IT_SEED_SCHEDULER";
 /// The matrix's side for the client process (the seed's 10000).
 const SIDE_ENV: &str = "DASK_RS_IT_SEED_SIDE";
 
@@ -84,39 +79,6 @@ fn tcp_bytes_received() -> u64 {
     total
 }
 
-/// Runs this test binary's ignored helper `name` with the scheduler address.
-fn helper(name: &str, addr: &str, side: u64) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            &format!("seed_processes::{name}"),
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(SCHEDULER_ENV, addr)
-        .env(SIDE_ENV, side.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-/// The first line of `child`'s stdout containing `marker`, from it on. The
-/// rest of its output is read (and dropped) by a thread, so the helper never
-/// writes into a closed pipe.
-fn line_with(child: &mut Child, marker: &str) -> String {
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines().map_while(|l| l.ok());
-    // libtest may print "test ... " on the same line first.
-    let found = lines
-        .by_ref()
-        .find_map(|l| l.find(marker).map(|i| l[i..].to_owned()))
-        .unwrap_or_else(|| panic!("no {marker:?} line from the helper process"));
-    std::thread::spawn(move || lines.for_each(drop));
-    found
-}
-
 #[test]
 fn seed_futures_flow_on_processes_moves_the_matrix_only_when_gathered() {
     let side = 10_000u64;
@@ -126,11 +88,13 @@ fn seed_futures_flow_on_processes_moves_the_matrix_only_when_gathered() {
     );
     let mut procs = Procs(vec![scheduler]);
     for _ in 0..2 {
-        let mut worker = helper("seed_worker", &addr, side);
-        line_with(&mut worker, "worker at ");
-        procs.0.push(worker);
+        procs.0.push(worker_of_this_binary(&addr));
     }
-    let mut client = helper("seed_client", &addr, side);
+    let mut client = helper(
+        "seed_processes::seed_client",
+        &addr,
+        &[(SIDE_ENV, side.to_string())],
+    );
     let report = line_with(&mut client, "seed-report ");
     let status = client.wait().unwrap();
     assert!(status.success(), "the client process failed: {status}");
@@ -149,17 +113,6 @@ fn seed_futures_flow_on_processes_moves_the_matrix_only_when_gathered() {
     let remote = field("shape");
     assert!(remote < 1 << 20, "{report}");
     drop(procs);
-}
-
-/// Not a test: a worker process of the seed test (this binary run again
-/// with the scheduler's address in [`SCHEDULER_ENV`]).
-#[test]
-#[ignore = "helper process of the seed-on-processes test"]
-fn seed_worker() {
-    let Ok(addr) = std::env::var(SCHEDULER_ENV) else {
-        return;
-    };
-    dask::distributed::process::run_worker(&addr, 1).expect("the worker process runs");
 }
 
 /// Not a test: the client process of the seed test. Checks the flow and
