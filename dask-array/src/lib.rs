@@ -70,6 +70,7 @@ pub mod cumulative;
 pub mod element;
 pub mod elementwise;
 pub mod error;
+mod fused;
 mod kernels;
 pub mod linalg;
 pub mod optimize;

@@ -167,7 +167,7 @@ impl<const N: usize> From<[usize; N]> for Reduce {
 }
 
 /// The axes a reduction covers, as the block functions see them.
-#[derive(Clone, Copy, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(crate) enum Axes {
     All,
     One(usize),
@@ -200,7 +200,7 @@ fn merge_reduced<A: Clone>(block: &ArrayD<A>, axes: Axes) -> Result<ArrayD<A>, B
 }
 
 /// The keepdims shape of a block reduced over `axes`.
-fn keep_shape(shape: &[usize], axes: Axes) -> Vec<usize> {
+pub(crate) fn keep_shape(shape: &[usize], axes: Axes) -> Vec<usize> {
     (0..shape.len())
         .map(|k| if axes.has(k) { 1 } else { shape[k] })
         .collect()
@@ -310,6 +310,12 @@ pub(crate) trait TreeKind:
     fn combine(&self, parts: Vec<Self::Part>) -> Result<Self::Part, BoxError>;
     /// The output block of the last partial.
     fn finalize(&self, part: Self::Part) -> Result<ArrayD<Self::Out>, BoxError>;
+    /// A chunk task that also does the work of `block` (a nested task of an
+    /// `ndim`-dimensional layer), named `name`, when this kind can fuse it
+    /// (see [`crate::fused`]); `None`: the plain chunk task.
+    fn fused_chunk(&self, _block: &Arg, _ndim: usize, _name: &str) -> Option<Task> {
+        None
+    }
 }
 
 /// Which stage of a tree reduction a task runs.
@@ -451,12 +457,14 @@ impl<T: Element> Array<T> {
         let chunk_op = stage_op(Stage::Chunk, format!("dask_array::{op}-chunk"));
         let offsets: Vec<Vec<usize>> = (0..ndim).map(|a| m.chunks.offsets(a)).collect();
         let mut graph = Graph::new();
+        let chunk_op_name = chunk_op.name().to_string();
         for idx in m.chunks.block_indices() {
             let start: Vec<usize> = (0..ndim).map(|a| offsets[a][idx[a]]).collect();
-            graph.insert(
-                block_key(chunk_name.clone(), &idx),
-                Task::new(chunk_op.clone(), vec![source.arg(&idx), Arg::value(start)]),
-            );
+            let block = source.arg(&idx);
+            let task = kind
+                .fused_chunk(&block, ndim, &chunk_op_name)
+                .unwrap_or_else(|| Task::new(chunk_op.clone(), vec![block, Arg::value(start)]));
+            graph.insert(block_key(chunk_name.clone(), &idx), task);
         }
         let mut hlg = HighLevelGraph::from_layer(chunk_name.clone(), graph, &[&source.graph()]);
         let mut level_name = chunk_name;
@@ -590,8 +598,8 @@ pub(crate) enum FoldFn {
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(bound = "")]
 pub(crate) struct Fold<T> {
-    f: FoldFn,
-    axes: Axes,
+    pub(crate) f: FoldFn,
+    pub(crate) axes: Axes,
     #[serde(skip)]
     _t: PhantomData<T>,
 }
@@ -619,6 +627,9 @@ impl<T: Number> TreeKind for Fold<T> {
     }
     fn finalize(&self, part: ArrayD<T>) -> Result<ArrayD<T>, BoxError> {
         drop_axes(part, self.axes)
+    }
+    fn fused_chunk(&self, block: &Arg, ndim: usize, name: &str) -> Option<Task> {
+        crate::fused::fold_chunk(self, ndim, block, name)
     }
 }
 
@@ -653,7 +664,7 @@ impl TreeKind for BoolFold {
 }
 
 /// NaN-propagating minimum (NumPy's `min`): the first NaN wins.
-fn min_nan<T: Element>(a: T, b: T) -> T {
+pub(crate) fn min_nan<T: Element>(a: T, b: T) -> T {
     if a.is_nan() || b.is_nan() {
         if a.is_nan() {
             a
@@ -667,7 +678,7 @@ fn min_nan<T: Element>(a: T, b: T) -> T {
     }
 }
 
-fn max_nan<T: Element>(a: T, b: T) -> T {
+pub(crate) fn max_nan<T: Element>(a: T, b: T) -> T {
     if a.is_nan() || b.is_nan() {
         if a.is_nan() {
             a

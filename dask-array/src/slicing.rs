@@ -296,6 +296,15 @@ impl<T: Element> Op for Transpose<T> {
     }
 }
 
+/// The block a nested 2-D transpose task reads, if `task` is one.
+pub(crate) fn transpose_2d_input<T: Element>(task: &Task) -> Option<&Arg> {
+    let op: &dyn std::any::Any = &*task.op;
+    match (op.downcast_ref::<Transpose<T>>(), &task.args[..]) {
+        (Some(t), [arg]) if t.perm == [1, 0] => Some(arg),
+        _ => None,
+    }
+}
+
 /// The op of [`Array::slice`]: the local `(start, end, step)` of every axis.
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "")]

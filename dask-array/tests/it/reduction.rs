@@ -199,3 +199,83 @@ fn several_axes_errors() {
     assert_eq!(x.sum([0, 1, 2]).unwrap().ndim(), 0);
     assert_eq!(Reduce::axes(&[2, 0]).reduced_axes(), Some(vec![0, 2]));
 }
+
+/// Two 2-D operands of one logical shape, its chunks, which operands are
+/// stored transposed, the arithmetic op (0..4: + - * /), the fold (0..4:
+/// sum, prod, min, max), the axis (None: all) and split_every.
+type FusedCase = (
+    ArrayD<f64>,
+    ArrayD<f64>,
+    Vec<Vec<usize>>,
+    [bool; 2],
+    usize,
+    usize,
+    Option<usize>,
+    usize,
+);
+
+/// Shapes up to 40 x 40, so blocks hold whole 8 x 8 squares and ragged edges.
+fn fused_case() -> BoxedStrategy<FusedCase> {
+    (1usize..=40, 1usize..=40)
+        .prop_flat_map(|(r, c)| {
+            (
+                data(&[r, c]),
+                data(&[r, c]),
+                chunks(&[r, c]),
+                any::<[bool; 2]>(),
+                0usize..4,
+                0usize..4,
+                prop::option::of(0usize..2),
+                2usize..6,
+            )
+        })
+        .boxed()
+}
+
+/// `logical` as an array: stored as is, or stored transposed (with the
+/// chunks swapped) and viewed through `.t()`.
+fn operand(logical: &ArrayD<f64>, chunks: &[Vec<usize>], transposed: bool) -> Array<f64> {
+    if transposed {
+        let stored = logical.t().as_standard_layout().into_owned();
+        let swapped = vec![chunks[1].clone(), chunks[0].clone()];
+        from_array(stored, swapped).unwrap().t()
+    } else {
+        from_array(logical.clone(), chunks.to_vec()).unwrap()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A fold of `a op b`, with either operand read through a transpose,
+    /// runs as one fused chunk task per block (`dask_array::fused`: no
+    /// transposed copy, no `a op b` block) and matches ndarray.
+    #[test]
+    fn fused_folds_of_arithmetic_match_ndarray(
+        (a, b, c, transposed, op, fold, axis, split) in fused_case()
+    ) {
+        // Products stay finite near 1; divisors stay away from 0.
+        let near_one = |v: f64| 1.0 + v / 200.0;
+        let (a, b) = if fold == 1 { (a.mapv(near_one), b.mapv(near_one)) } else { (a, b) };
+        let b = if op == 3 { b.mapv(|v| if v < 0.0 { v - 0.5 } else { v + 0.5 }) } else { b };
+        let (x, y) = (operand(&a, &c, transposed[0]), operand(&b, &c, transposed[1]));
+        let (e, whole) = match op {
+            0 => ((&x + &y).unwrap(), &a + &b),
+            1 => ((&x - &y).unwrap(), &a - &b),
+            2 => ((&x * &y).unwrap(), &a * &b),
+            _ => ((&x / &y).unwrap(), &a / &b),
+        };
+        let h = how(axis, split);
+        let (r, want) = match fold {
+            0 => (e.sum(h).unwrap(), oracle(&whole, axis, |v| v.iter().sum())),
+            1 => (e.prod(h).unwrap(), oracle(&whole, axis, |v| v.iter().product())),
+            2 => (e.min(h).unwrap(), oracle(&whole, axis, |v| v.iter().copied().fold(f64::INFINITY, f64::min))),
+            _ => (e.max(h).unwrap(), oracle(&whole, axis, |v| v.iter().copied().fold(f64::NEG_INFINITY, f64::max))),
+        };
+        for (key, task) in r.optimized_graph().unwrap().iter() {
+            let shown = format!("{task:?}");
+            prop_assert!(!shown.contains("transpose") && !shown.contains("\"dask_array::add\""), "{key:?} not fused: {shown}");
+        }
+        assert_close(&r, &want);
+    }
+}

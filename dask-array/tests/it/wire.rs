@@ -74,6 +74,15 @@ fn every_array_op_runs_across_a_process_boundary() {
     check("x + x.T", &sym);
     check("(x + x.T).sum()", &sym.sum(None).unwrap());
     check(
+        "fused (x.T - x).max(0)",
+        &(&x.t() - &x).unwrap().max(0).unwrap(),
+    );
+    let y = random::random(&[7, 7], [4, 3], 12).unwrap();
+    check(
+        "fused (x * y.T).min(1)",
+        &(&x * &y.t()).unwrap().min(1).unwrap(),
+    );
+    check(
         "fused chain",
         &((((&x * 2.0).unwrap() - 1.0).unwrap().abs().sqrt() / &x.t()).unwrap()),
     );
