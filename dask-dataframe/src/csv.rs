@@ -32,7 +32,7 @@ use polars::prelude as pl;
 use polars::prelude::{DataType, SerReader};
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{CsvOrigin, DataFrame, Divisions};
+use crate::frame::{DataFrame, Divisions, Origin};
 use crate::io::expand_paths;
 use crate::ops::ReadCsvBlock;
 use crate::parts::Parts;
@@ -275,7 +275,7 @@ pub fn read_csv(pattern: &str, options: &CsvOptions) -> Result<DataFrame> {
         .collect();
     let parts = Parts::from_tasks("read_csv", tasks, &[]);
     let mut df = DataFrame::new(parts, spec.out_schema.clone(), Divisions::Unknown);
-    df.origin = Some(Arc::new(CsvOrigin {
+    df.origin = Some(Arc::new(Origin::Csv {
         pattern: pattern.to_owned(),
         options: options.clone(),
     }));

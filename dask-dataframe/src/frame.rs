@@ -69,17 +69,28 @@ pub struct DataFrame {
     pub(crate) meta: SchemaRef,
     pub(crate) divisions: Divisions,
     pub(crate) split_every: usize,
-    /// Set on a frame straight from [`read_csv`](crate::read_csv) (nothing
-    /// applied since): how to read it again with fewer columns.
-    pub(crate) origin: Option<Arc<CsvOrigin>>,
+    /// Set on a frame straight from [`read_csv`](crate::read_csv), or a
+    /// merge of such a frame (nothing applied since): how to build it again
+    /// with fewer columns.
+    pub(crate) origin: Option<Arc<Origin>>,
 }
 
-/// How a [`read_csv`](crate::read_csv) frame was read, so that selecting
-/// columns of it reads only those columns (projection pushdown).
+/// How a frame was made, so that using only some of its columns reads only
+/// those columns (projection pushdown), like polars' lazy engine does.
 #[derive(Clone, Debug)]
-pub(crate) struct CsvOrigin {
-    pub(crate) pattern: String,
-    pub(crate) options: crate::CsvOptions,
+pub(crate) enum Origin {
+    /// [`read_csv`](crate::read_csv) of `pattern` with `options`.
+    Csv {
+        pattern: String,
+        options: crate::CsvOptions,
+    },
+    /// [`DataFrame::merge_with`] of `left` and `right` on `on`.
+    Merge {
+        left: DataFrame,
+        right: DataFrame,
+        on: Vec<String>,
+        options: crate::MergeOptions,
+    },
 }
 
 impl fmt::Debug for DataFrame {
@@ -530,12 +541,13 @@ impl DataFrame {
         }
     }
 
-    /// This frame with only `columns` (a subset of its own), read from the
-    /// CSV files with `usecols` when the frame comes straight from
-    /// [`read_csv`](crate::read_csv): polars then skips parsing the other
-    /// columns. `None` when there is nothing to gain (not a fresh
-    /// `read_csv` frame, or every column wanted); callers then go on with
-    /// this frame.
+    /// This frame with only `columns` (a subset of its own, in its order),
+    /// built from its [`Origin`] with fewer columns: a fresh
+    /// [`read_csv`](crate::read_csv) frame is read again with `usecols`
+    /// (polars then skips parsing the other columns); a merge of such frames
+    /// merges the sides narrowed to `columns` and the keys. `None` when there
+    /// is nothing to gain (no origin, every column wanted, a column named
+    /// after the merge's suffix); callers then go on with this frame.
     pub(crate) fn projected(&self, columns: &[&str]) -> Result<Option<DataFrame>> {
         let Some(origin) = &self.origin else {
             return Ok(None);
@@ -549,10 +561,64 @@ impl DataFrame {
         if wanted.len() == self.meta.len() || wanted.len() != columns.len() {
             return Ok(None);
         }
-        let options = origin.options.clone().usecols(&wanted);
-        let mut out = crate::read_csv(&origin.pattern, &options)?;
-        out.split_every = self.split_every;
-        Ok(Some(out))
+        match &**origin {
+            Origin::Csv { pattern, options } => {
+                let options = options.clone().usecols(&wanted);
+                let mut out = crate::read_csv(pattern, &options)?;
+                out.split_every = self.split_every;
+                Ok(Some(out))
+            }
+            Origin::Merge {
+                left,
+                right,
+                on,
+                options,
+            } => {
+                let on: Vec<&str> = on.iter().map(String::as_str).collect();
+                let in_a_side =
+                    |c: &&str| left.meta.get(c).is_some() || right.meta.get(c).is_some();
+                if !wanted.iter().all(in_a_side) {
+                    return Ok(None);
+                }
+                let side = |df: &DataFrame| -> Result<Option<DataFrame>> {
+                    let keep: Vec<&str> = df
+                        .meta
+                        .iter_names()
+                        .map(|n| n.as_str())
+                        .filter(|n| wanted.contains(n) || on.contains(n))
+                        .collect();
+                    if keep.len() == df.meta.len() {
+                        return Ok(None);
+                    }
+                    match df.projected(&keep)? {
+                        Some(narrow) => Ok(Some(narrow)),
+                        None => df.select(&keep).map(Some),
+                    }
+                };
+                let (l, r) = (side(left)?, side(right)?);
+                if l.is_none() && r.is_none() {
+                    return Ok(None);
+                }
+                let l = l.unwrap_or_else(|| left.clone());
+                let r = r.unwrap_or_else(|| right.clone());
+                let mut merged = l.merge_with(&r, &on, options.clone())?;
+                merged.split_every = self.split_every;
+                if merged.meta.len() == wanted.len() {
+                    Ok(Some(merged))
+                } else {
+                    merged.select(&wanted).map(Some)
+                }
+            }
+        }
+    }
+
+    /// The fewest columns [`len`](Self::len) can count rows by without
+    /// changing the count: the keys of a merge, or one column of a file.
+    pub(crate) fn len_columns(&self) -> Option<Vec<&str>> {
+        match &**self.origin.as_ref()? {
+            Origin::Csv { .. } => Some(vec![self.meta.iter_names().next()?.as_str()]),
+            Origin::Merge { on, .. } => Some(on.iter().map(String::as_str).collect()),
+        }
     }
 
     /// `out` with this frame's index divisions, when it has them and `out`

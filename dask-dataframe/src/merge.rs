@@ -24,7 +24,7 @@ use polars::prelude as pl;
 use polars::prelude::{Expr, IntoLazy, JoinArgs, JoinType, PolarsResult};
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{check_columns, DataFrame, Divisions};
+use crate::frame::{check_columns, DataFrame, Divisions, Origin};
 use crate::ops::{CombineFrames, Join, Kernel};
 use crate::parts::Parts;
 use crate::shuffle::check_npartitions;
@@ -287,7 +287,16 @@ impl DataFrame {
                 l.zip(&r, "hash-join", join_op(false))?
             }
         };
-        Ok(self.derived(parts, schema, Divisions::Unknown))
+        let mut out = self.derived(parts, schema, Divisions::Unknown);
+        if self.origin.is_some() || right.origin.is_some() {
+            out.origin = Some(Arc::new(Origin::Merge {
+                left: self.clone(),
+                right: right.clone(),
+                on,
+                options,
+            }));
+        }
+        Ok(out)
     }
 }
 

@@ -353,7 +353,13 @@ pub(crate) fn result_dtypes(
 impl DataFrame {
     /// The number of rows, summed over the partitions.
     pub fn len(&self) -> Scalar<usize> {
-        Scalar::new(len_tree(&self.parts, self.split_every))
+        // Rows are counted by the fewest columns that give the same count
+        // (projection pushdown); a failure to narrow counts the whole frame.
+        let narrow = self
+            .len_columns()
+            .and_then(|cols| self.projected(&cols).ok().flatten());
+        let parts = narrow.as_ref().map_or(&self.parts, |n| &n.parts);
+        Scalar::new(len_tree(parts, self.split_every))
     }
 
     /// Whether the dataframe has no rows (computes [`len`](Self::len)).

@@ -222,16 +222,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("[dataframe] npartitions={}", df.npartitions());
 
     step("A computation over every partition meets a dtype the sample did not show");
-    // `len` parses every column of every block. (A computation on a few
-    // columns reads only those: `read_csv` pushes the projection down.) The
-    // first block to fail names its mismatched columns; apply the fix it
-    // names and try again, as one would at a prompt.
+    // `count` (the non-null values of each column) parses every column of
+    // every block. (`len`, or a computation on a few columns, reads only the
+    // columns it needs: `read_csv` pushes the projection down.) The first
+    // block to fail names its mismatched columns; apply the fix it names and
+    // try again, as one would at a prompt.
     let mut opts = opts.clone();
     let mut fixed = df;
     let mut rounds = 0;
     loop {
-        let e = match fixed.len().compute_with(&client) {
-            Ok(rows) => {
+        let e = match fixed.count()?.compute_with(&client) {
+            Ok(_) => {
+                let rows = fixed.len().compute_with(&client)?;
                 println!("[dtype] every block reads: {rows} rows");
                 break;
             }

@@ -311,3 +311,53 @@ fn columns_of_a_fresh_read_are_the_only_ones_parsed() {
     // So does the whole frame.
     assert!(failure(&ddf).contains("| bad "), "{}", failure(&ddf));
 }
+
+#[test]
+fn len_and_merges_of_a_fresh_read_parse_only_the_columns_they_need() {
+    // As above: `bad` turns to text at the end, so reading it fails.
+    let dir = TempDir::new("projection-merge");
+    let mut text = String::from("k,v,bad\n");
+    for i in 0..200 {
+        text += &format!("k{},{i},{i}\n", i % 4);
+    }
+    text += "k0,7,oops\n";
+    let path = dir.write("f.csv", &text);
+    let opts = CsvOptions::default().sample(200).blocksize(Some(500));
+    let ddf = read_csv(&path, &opts).unwrap();
+    assert!(ddf.npartitions() > 3);
+    let whole = polars_read(&path, None).select(["k", "v"]).unwrap();
+    // k3 has no zone: an inner merge drops its rows.
+    let zones = df!("k" => ["k0", "k1", "k2"], "zone" => [10i64, 20, 30]).unwrap();
+    let small = DDF::from_polars(zones.clone(), 1).unwrap();
+    let joined = whole
+        .clone()
+        .lazy()
+        .join(
+            zones.lazy(),
+            [col("k")],
+            [col("k")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .collect()
+        .unwrap();
+
+    let merged = ddf
+        .merge(&small, &["k"], dask_dataframe::How::Inner)
+        .unwrap();
+    for (name, s) in schedulers() {
+        let rows = ddf.len().compute_with(&**s).unwrap();
+        assert_eq!(rows, whole.height(), "{name}: len");
+        let rows = merged.len().compute_with(&**s).unwrap();
+        assert_eq!(rows, joined.height(), "{name}: merged len");
+    }
+    check_frame_unordered(
+        &merged.select(&["v", "zone"]).unwrap(),
+        &joined.select(["v", "zone"]).unwrap(),
+    );
+    let total = merged.column("zone").unwrap().sum().unwrap();
+    let total = total.compute_with(&**sync()).unwrap();
+    let want: i64 = joined.column("zone").unwrap().i64().unwrap().sum().unwrap();
+    assert_eq!(total.value(), &AnyValue::Int64(want));
+    // The whole merged frame needs `bad`: its mismatch fails the task.
+    assert!(failure(&merged).contains("| bad "), "{}", failure(&merged));
+}
