@@ -60,9 +60,76 @@ pub(crate) fn fold_chunk<T: Number>(
         fold: fold.clone(),
         arith: kernel.op,
         transposed: [ta, tb],
+        mirror: false,
         name: name.to_string(),
     };
     Some(Task::new(Arc::new(fused), vec![a.clone(), b.clone()]))
+}
+
+/// For a fold over all axes: where the fused chunk tasks at `(i, j)` and
+/// `(j, i)` (`i < j`) are `a op b.T` and `b op a.T` of the same two keys, the
+/// first folds both and the second becomes the fold's identity (a literal).
+/// The fold is associative and commutative, so the result is the same up to
+/// rounding; each block is then read once.
+pub(crate) fn pair_mirrors<T: Number>(fold: &Fold<T>, tasks: &mut [(Vec<usize>, Task)]) {
+    if !matches!(fold.axes, Axes::All) {
+        return;
+    }
+    let at: std::collections::HashMap<Vec<usize>, usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(k, (idx, _))| (idx.clone(), k))
+        .collect();
+    for k in 0..tasks.len() {
+        let [i, j] = tasks[k].0[..] else { return };
+        let Some(&m) = at.get(&vec![j, i]).filter(|_| i < j) else {
+            continue;
+        };
+        let Some(pair) = mirrored::<T>(&tasks[k].1, &tasks[m].1) else {
+            continue;
+        };
+        let args = tasks[k].1.args.clone();
+        tasks[k].1 = Task::new(Arc::new(pair), args);
+        let identity = ArrayD::from_elem(IxDyn(&[1, 1]), identity::<T>(fold.f));
+        tasks[m].1 = Task::data(Value::new(identity));
+    }
+}
+
+/// The op folding both tasks, if `a` is `x op y.T` and `b` is `y op x.T` of
+/// two distinct keys `x`, `y`, with the same op and fold.
+fn mirrored<T: Number>(a: &Task, b: &Task) -> Option<FusedFold<T>> {
+    let (fa, fb) = (as_fused::<T>(a)?, as_fused::<T>(b)?);
+    let one_way = |f: &FusedFold<T>| f.transposed == [false, true] && !f.mirror;
+    let same = fa.arith == fb.arith && fa.fold.f == fb.fold.f;
+    let swapped = match (&a.args[..], &b.args[..]) {
+        ([Arg::Key(a0), Arg::Key(a1)], [Arg::Key(b0), Arg::Key(b1)]) => {
+            a0 == b1 && a1 == b0 && a0 != a1
+        }
+        _ => false,
+    };
+    (one_way(fa) && one_way(fb) && same && swapped).then(|| FusedFold {
+        fold: fa.fold.clone(),
+        arith: fa.arith,
+        transposed: fa.transposed,
+        mirror: true,
+        name: fa.name.clone(),
+    })
+}
+
+/// The op of `task` if it is a [`FusedFold`].
+fn as_fused<T: Number>(task: &Task) -> Option<&FusedFold<T>> {
+    let op: &dyn Any = &*task.op;
+    op.downcast_ref::<FusedFold<T>>()
+}
+
+/// The identity of a fold: what an empty block folds to.
+fn identity<T: Number>(f: FoldFn) -> T {
+    match f {
+        FoldFn::Sum => T::ZERO,
+        FoldFn::Prod => T::ONE,
+        FoldFn::Min => T::HIGHEST,
+        FoldFn::Max => T::LOWEST,
+    }
 }
 
 /// An operand of the arithmetic: the block under a 2-D transpose, or the
@@ -78,13 +145,15 @@ fn leaf<T: Number>(arg: &Arg) -> (&Arg, bool) {
 }
 
 /// The op of a fused chunk task: `fold` over `a arith b`, where an operand
-/// marked in `transposed` is read transposed.
+/// marked in `transposed` is read transposed; with `mirror` (`a` as is, `b`
+/// transposed, a fold over all axes) over `b arith a.T` as well.
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "")]
 pub(crate) struct FusedFold<T: Number> {
     fold: Fold<T>,
     arith: Arith,
     transposed: [bool; 2],
+    mirror: bool,
     name: String,
 }
 
@@ -109,17 +178,23 @@ impl<T: Number> Op for FusedFold<T> {
             _ => None,
         };
         let Some((sa, sb)) = fast else {
-            return Ok(Value::new(self.unfused(a, b)?));
+            let out = self.unfused(a, b, self.transposed)?;
+            if !self.mirror {
+                return Ok(Value::new(out));
+            }
+            let other = self.unfused(b, a, self.transposed)?;
+            return Ok(Value::new(self.fold.combine(vec![out, other])?));
         };
         let (rows, cols) = (shape[0], shape[1]);
         let axes = self.fold.axes;
         // Both transposed: fold `a op b` in its own layout, over the other axis.
-        let (grid, flip) = match (ta, tb) {
+        let (mut grid, flip) = match (ta, tb) {
             (false, false) => (Grid::new(sa, sb, rows, cols, false, axes), false),
             (false, true) => (Grid::new(sa, sb, rows, cols, true, axes), false),
             (true, false) => (Grid::new(sb, sa, rows, cols, true, axes), true),
             (true, true) => (Grid::new(sa, sb, cols, rows, false, swap(axes)), false),
         };
+        grid.mirror = self.mirror && grid.b_transposed && matches!(axes, Axes::All);
         let values = fold_grid(&grid, self.arith, flip, self.fold.f);
         let out = ArrayD::from_shape_vec(IxDyn(&keep_shape(&shape, axes)), values)?;
         Ok(Value::new(out))
@@ -127,10 +202,16 @@ impl<T: Number> Op for FusedFold<T> {
 }
 
 impl<T: Number> FusedFold<T> {
-    /// The unfused computation: the arithmetic block, then the fold.
-    fn unfused(&self, a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>, BoxError> {
+    /// The unfused computation: the arithmetic block (operands transposed
+    /// as `transposed` says), then the fold.
+    fn unfused(
+        &self,
+        a: &ArrayD<T>,
+        b: &ArrayD<T>,
+        transposed: [bool; 2],
+    ) -> Result<ArrayD<T>, BoxError> {
         let view = |x: &ArrayD<T>, t: bool| if t { x.t().to_owned() } else { x.clone() };
-        let (a, b) = (view(a, self.transposed[0]), view(b, self.transposed[1]));
+        let (a, b) = (view(a, transposed[0]), view(b, transposed[1]));
         let shape = co_shape(&[a.shape(), b.shape()]);
         let kernel = ArithKernel::<T> {
             op: self.arith,
@@ -152,13 +233,15 @@ fn swap(axes: Axes) -> Axes {
 }
 
 /// Two operands of a `rows x cols` result in C order: `a` as is, `b` as is
-/// or, with `b_transposed`, a `cols x rows` block read transposed.
+/// or, with `b_transposed`, a `cols x rows` block read transposed. With
+/// `mirror` (`b_transposed`, all axes) the fold also takes `b op a.T`.
 struct Grid<'a, T> {
     a: &'a [T],
     b: &'a [T],
     rows: usize,
     cols: usize,
     b_transposed: bool,
+    mirror: bool,
     axes: Axes,
     tile: usize,
 }
@@ -171,6 +254,7 @@ impl<'a, T> Grid<'a, T> {
             rows,
             cols,
             b_transposed: bt,
+            mirror: false,
             axes,
             tile: TILE,
         }
@@ -308,7 +392,7 @@ fn fold_transposed<T: Number, F: Fn(T, T) -> T>(
     acc: &mut Acc<T, F>,
 ) {
     let (rows, cols, t) = (g.rows, g.cols, g.tile);
-    let mut buf = vec![T::ZERO; t * t];
+    let mut buf = vec![T::ZERO; t.min(rows) * t.min(cols)];
     for r0 in (0..rows).step_by(t) {
         let h = t.min(rows - r0);
         for c0 in (0..cols).step_by(t) {
@@ -329,15 +413,23 @@ fn fold_transposed<T: Number, F: Fn(T, T) -> T>(
                             let x = row8(g.a, r * cols + c0 + k);
                             let v: [T; 8] = std::array::from_fn(|j| op(x[j], m[j][ii]));
                             acc.add(r, c0 + k, &v);
+                            if g.mirror {
+                                let w: [T; 8] = std::array::from_fn(|j| op(m[j][ii], x[j]));
+                                acc.add(r, c0 + k, &w);
+                            }
                         }
                     } else {
                         for ii in 0..ih {
                             let r = r0 + i + ii;
-                            let mut v = [T::ZERO; 8];
-                            for (j, out) in v.iter_mut().enumerate().take(kw) {
-                                *out = op(g.a[r * cols + c0 + k + j], tb[(k + j) * h + i + ii]);
+                            let (mut v, mut w) = ([T::ZERO; 8], [T::ZERO; 8]);
+                            for j in 0..kw {
+                                let (p, q) = (g.a[r * cols + c0 + k + j], tb[(k + j) * h + i + ii]);
+                                (v[j], w[j]) = (op(p, q), op(q, p));
                             }
                             acc.add(r, c0 + k, &v[..kw]);
+                            if g.mirror {
+                                acc.add(r, c0 + k, &w[..kw]);
+                            }
                         }
                     }
                 }
@@ -391,6 +483,14 @@ mod tests {
                         .max();
                     if let (Axes::All, Some(m)) = (axes, m) {
                         assert_eq!(got, vec![m]);
+                    }
+                    if bt && matches!(axes, Axes::All) {
+                        // Mirrored: `a - b.T` and `b.T - a` from one pass sum to 0.
+                        g.mirror = true;
+                        assert_eq!(fold_grid(&g, Arith::Sub, false, FoldFn::Sum), vec![0]);
+                        let got = fold_grid(&g, Arith::Add, false, FoldFn::Sum);
+                        let both: i64 = a.iter().chain(&b).map(|&x| 2 * x).sum();
+                        assert_eq!(got, vec![both], "mirrored {rows}x{cols} tile {tile}");
                     }
                 }
             }

@@ -104,7 +104,7 @@ pub(crate) fn broadcast_view<'a, T>(
 }
 
 /// `+ - * /`.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Arith {
     Add,
     Sub,

@@ -6,9 +6,10 @@
 //! is a pure function of literal arguments: its task reads no other key and
 //! computes the same values wherever and however often it runs. When such a
 //! block is read by several tasks, a scheduler must hold it until the last of
-//! them has run. In `(x + x.T).sum()` block `(i, j)` of `x` is read by the
+//! them has run. In `(x + x.T).sum(0)` block `(i, j)` of `x` is read by the
 //! sums of `(i, j)` and `(j, i)`, so in any order a large part of `x` waits in
-//! memory (3.6 chunk rows measured on 10 x 10 blocks). Inlining the creation
+//! memory (3.6 chunk rows measured on 10 x 10 blocks; a sum over all axes
+//! pairs those two tasks into one, see [`crate::fused`]). Inlining the creation
 //! task into each reader (as a nested task, like Dask's `inline_functions`
 //! does for its cheap getters) makes every reader generate its own copy and
 //! free it at once: nothing is held between tasks, at the price of computing

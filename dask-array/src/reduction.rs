@@ -316,6 +316,9 @@ pub(crate) trait TreeKind:
     fn fused_chunk(&self, _block: &Arg, _ndim: usize, _name: &str) -> Option<Task> {
         None
     }
+    /// Rewrites the chunk tasks of a reduction together, each with its block
+    /// index (see [`crate::fused::pair_mirrors`]); by default nothing.
+    fn pair_chunks(&self, _tasks: &mut [(Vec<usize>, Task)]) {}
 }
 
 /// Which stage of a tree reduction a task runs.
@@ -458,12 +461,21 @@ impl<T: Element> Array<T> {
         let offsets: Vec<Vec<usize>> = (0..ndim).map(|a| m.chunks.offsets(a)).collect();
         let mut graph = Graph::new();
         let chunk_op_name = chunk_op.name().to_string();
-        for idx in m.chunks.block_indices() {
-            let start: Vec<usize> = (0..ndim).map(|a| offsets[a][idx[a]]).collect();
-            let block = source.arg(&idx);
-            let task = kind
-                .fused_chunk(&block, ndim, &chunk_op_name)
-                .unwrap_or_else(|| Task::new(chunk_op.clone(), vec![block, Arg::value(start)]));
+        let mut tasks: Vec<(Vec<usize>, Task)> = m
+            .chunks
+            .block_indices()
+            .into_iter()
+            .map(|idx| {
+                let start: Vec<usize> = (0..ndim).map(|a| offsets[a][idx[a]]).collect();
+                let block = source.arg(&idx);
+                let task = kind
+                    .fused_chunk(&block, ndim, &chunk_op_name)
+                    .unwrap_or_else(|| Task::new(chunk_op.clone(), vec![block, Arg::value(start)]));
+                (idx, task)
+            })
+            .collect();
+        kind.pair_chunks(&mut tasks);
+        for (idx, task) in tasks {
             graph.insert(block_key(chunk_name.clone(), &idx), task);
         }
         let mut hlg = HighLevelGraph::from_layer(chunk_name.clone(), graph, &[&source.graph()]);
@@ -585,7 +597,7 @@ impl<T: Element> Array<T> {
 }
 
 /// The associative functions of [`Fold`].
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) enum FoldFn {
     Sum,
     Prod,
@@ -630,6 +642,9 @@ impl<T: Number> TreeKind for Fold<T> {
     }
     fn fused_chunk(&self, block: &Arg, ndim: usize, name: &str) -> Option<Task> {
         crate::fused::fold_chunk(self, ndim, block, name)
+    }
+    fn pair_chunks(&self, tasks: &mut [(Vec<usize>, Task)]) {
+        crate::fused::pair_mirrors(self, tasks)
     }
 }
 

@@ -279,3 +279,63 @@ proptest! {
         assert_close(&r, &want);
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// `x op x.T` folded over everything, with the same chunks on both axes:
+    /// the chunk tasks of mirrored blocks pair up (one folds both, the other
+    /// is the identity) and the result still matches ndarray.
+    #[test]
+    fn mirrored_folds_match_ndarray(
+        (a, c, op, fold, split) in (1usize..=40).prop_flat_map(|n| {
+            (data(&[n, n]), axis_chunks(n), 0usize..4, 0usize..4, 2usize..6)
+        })
+    ) {
+        let a = if fold == 1 { a.mapv(|v| 1.0 + v / 200.0) } else { a };
+        let a = if op == 3 { a.mapv(|v| if v < 0.0 { v - 0.5 } else { v + 0.5 }) } else { a };
+        let x = from_array(a.clone(), vec![c.clone(), c.clone()]).unwrap();
+        let at = a.t().to_owned();
+        let (e, whole) = match op {
+            0 => ((&x + &x.t()).unwrap(), &a + &at),
+            1 => ((&x - &x.t()).unwrap(), &a - &at),
+            2 => ((&x * &x.t()).unwrap(), &a * &at),
+            _ => ((&x / &x.t()).unwrap(), &a / &at),
+        };
+        let h = how(None, split);
+        let (r, want) = match fold {
+            0 => (e.sum(h).unwrap(), oracle(&whole, None, |v| v.iter().sum())),
+            1 => (e.prod(h).unwrap(), oracle(&whole, None, |v| v.iter().product())),
+            2 => (e.min(h).unwrap(), oracle(&whole, None, |v| v.iter().copied().fold(f64::INFINITY, f64::min))),
+            _ => (e.max(h).unwrap(), oracle(&whole, None, |v| v.iter().copied().fold(f64::NEG_INFINITY, f64::max))),
+        };
+        assert_close(&r, &want);
+    }
+}
+
+/// In `(x + x.T).sum()` on 3 x 3 blocks, the 3 pairs of mirrored chunk tasks
+/// become one task reading both blocks and one identity literal each.
+#[test]
+fn mirrored_chunk_tasks_pair_up() {
+    let a = ArrayD::from_shape_fn(IxDyn(&[9, 9]), |i| (i[0] * 9 + i[1]) as f64);
+    let x = from_array(a.clone(), 3).unwrap();
+    let total = (&x + &x.t()).unwrap().sum(None).unwrap();
+    let graph = total.graph().to_graph();
+    let chunks: Vec<_> = graph
+        .iter()
+        .filter(|(k, _)| k.name().starts_with("sum-chunk"))
+        .collect();
+    assert_eq!(chunks.len(), 9);
+    let literals = chunks.iter().filter(|(_, t)| t.as_data().is_some()).count();
+    assert_eq!(literals, 3);
+    assert_close(&total, &ArrayD::from_elem(IxDyn(&[]), 2.0 * a.sum()));
+    // The sum over one axis keeps every position: nothing pairs.
+    let rows = (&x + &x.t()).unwrap().sum(0).unwrap();
+    let graph = rows.graph().to_graph();
+    let chunk_literals = graph
+        .iter()
+        .filter(|(k, t)| k.name().starts_with("sum-chunk") && t.as_data().is_some())
+        .count();
+    assert_eq!(chunk_literals, 0);
+    assert_close(&rows, &(&a + &a.t()).sum_axis(ndarray::Axis(0)));
+}

@@ -165,16 +165,19 @@ fn answers_survive_workers_killed_every_few_hundred_ms() {
 
     let (mut total_kills, started) = (0, Instant::now());
     for run in 0..runs {
-        // 4096 random blocks, the transpose-add, and a sum tree, plus a
-        // groupby over 600 partitions (about 800 tasks after fusion: a
-        // chunk per partition, its data folded in, and the combine tree):
-        // over 10 000 tasks, small enough to run in a few seconds.
+        // 4096 random blocks, the transpose-add, and sum trees (over axis
+        // 0, so each random block has two readers and none is fused into
+        // one; then over the rest), plus a groupby over 600 partitions
+        // (about 800 tasks after fusion: a chunk per partition, its data
+        // folded in, and the combine tree): over 10 000 tasks, small enough
+        // to run in a few seconds.
         let x = random::random(&[1024, 1024], 16, 1000 + run).unwrap();
         let y = (&x + &x.t()).unwrap();
         // Random blocks kept as tasks (as `dask::compute_with` sends them:
         // it applies dask-core's fusion only), so they count below.
         let total = y
-            .sum(Reduce::all().split_every(4))
+            .sum(Reduce::axis(0).split_every(4))
+            .and_then(|s| s.sum(None))
             .unwrap()
             .inline_creation(0);
         let (by, polars_by) = groupby_case(2000 + run, 600);
