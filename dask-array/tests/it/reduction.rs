@@ -244,6 +244,52 @@ fn operand(logical: &ArrayD<f64>, chunks: &[Vec<usize>], transposed: bool) -> Ar
     }
 }
 
+/// `x op y` (0..4: + - * /) and ndarray's `a op b` on the same values.
+fn arith(
+    x: &Array<f64>,
+    y: &Array<f64>,
+    a: &ArrayD<f64>,
+    b: &ArrayD<f64>,
+    op: usize,
+) -> (Array<f64>, ArrayD<f64>) {
+    match op {
+        0 => ((x + y).unwrap(), a + b),
+        1 => ((x - y).unwrap(), a - b),
+        2 => ((x * y).unwrap(), a * b),
+        _ => ((x / y).unwrap(), a / b),
+    }
+}
+
+/// The fold (0..4: sum, prod, min, max) of `e` and its ndarray oracle on `whole`.
+fn fold_of(
+    e: &Array<f64>,
+    whole: &ArrayD<f64>,
+    fold: usize,
+    axis: Option<usize>,
+    split: usize,
+) -> (Array<f64>, ArrayD<f64>) {
+    let h = how(axis, split);
+    match fold {
+        0 => (e.sum(h).unwrap(), oracle(whole, axis, |v| v.iter().sum())),
+        1 => (
+            e.prod(h).unwrap(),
+            oracle(whole, axis, |v| v.iter().product()),
+        ),
+        2 => (
+            e.min(h).unwrap(),
+            oracle(whole, axis, |v| {
+                v.iter().copied().fold(f64::INFINITY, f64::min)
+            }),
+        ),
+        _ => (
+            e.max(h).unwrap(),
+            oracle(whole, axis, |v| {
+                v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+            }),
+        ),
+    }
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -259,19 +305,8 @@ proptest! {
         let (a, b) = if fold == 1 { (a.mapv(near_one), b.mapv(near_one)) } else { (a, b) };
         let b = if op == 3 { b.mapv(|v| if v < 0.0 { v - 0.5 } else { v + 0.5 }) } else { b };
         let (x, y) = (operand(&a, &c, transposed[0]), operand(&b, &c, transposed[1]));
-        let (e, whole) = match op {
-            0 => ((&x + &y).unwrap(), &a + &b),
-            1 => ((&x - &y).unwrap(), &a - &b),
-            2 => ((&x * &y).unwrap(), &a * &b),
-            _ => ((&x / &y).unwrap(), &a / &b),
-        };
-        let h = how(axis, split);
-        let (r, want) = match fold {
-            0 => (e.sum(h).unwrap(), oracle(&whole, axis, |v| v.iter().sum())),
-            1 => (e.prod(h).unwrap(), oracle(&whole, axis, |v| v.iter().product())),
-            2 => (e.min(h).unwrap(), oracle(&whole, axis, |v| v.iter().copied().fold(f64::INFINITY, f64::min))),
-            _ => (e.max(h).unwrap(), oracle(&whole, axis, |v| v.iter().copied().fold(f64::NEG_INFINITY, f64::max))),
-        };
+        let (e, whole) = arith(&x, &y, &a, &b, op);
+        let (r, want) = fold_of(&e, &whole, fold, axis, split);
         for (key, task) in r.optimized_graph().unwrap().iter() {
             let shown = format!("{task:?}");
             prop_assert!(!shown.contains("transpose") && !shown.contains("\"dask_array::add\""), "{key:?} not fused: {shown}");
@@ -296,19 +331,8 @@ proptest! {
         let a = if op == 3 { a.mapv(|v| if v < 0.0 { v - 0.5 } else { v + 0.5 }) } else { a };
         let x = from_array(a.clone(), vec![c.clone(), c.clone()]).unwrap();
         let at = a.t().to_owned();
-        let (e, whole) = match op {
-            0 => ((&x + &x.t()).unwrap(), &a + &at),
-            1 => ((&x - &x.t()).unwrap(), &a - &at),
-            2 => ((&x * &x.t()).unwrap(), &a * &at),
-            _ => ((&x / &x.t()).unwrap(), &a / &at),
-        };
-        let h = how(None, split);
-        let (r, want) = match fold {
-            0 => (e.sum(h).unwrap(), oracle(&whole, None, |v| v.iter().sum())),
-            1 => (e.prod(h).unwrap(), oracle(&whole, None, |v| v.iter().product())),
-            2 => (e.min(h).unwrap(), oracle(&whole, None, |v| v.iter().copied().fold(f64::INFINITY, f64::min))),
-            _ => (e.max(h).unwrap(), oracle(&whole, None, |v| v.iter().copied().fold(f64::NEG_INFINITY, f64::max))),
-        };
+        let (e, whole) = arith(&x, &x.t(), &a, &at, op);
+        let (r, want) = fold_of(&e, &whole, fold, None, split);
         assert_close(&r, &want);
     }
 }

@@ -270,21 +270,27 @@ fn bad_inputs_are_typed_errors() {
     assert!(err.to_string().contains("header"), "{err}");
 }
 
-#[test]
-fn columns_of_a_fresh_read_are_the_only_ones_parsed() {
-    // `bad` is inferred Int64 from the sample and turns to text at the end:
-    // reading it fails, so a result proves it was not parsed.
-    let dir = TempDir::new("projection");
+/// A file of columns `k` (`k0` .. `k{keys - 1}`), `v` and `bad`, read in
+/// several partitions, with polars' read of the whole file. `bad` is
+/// inferred Int64 from the sample and turns to text at the end: reading it
+/// fails, so a result proves it was not parsed.
+fn bad_at_the_end(dir: &TempDir, keys: usize) -> (DDF, DataFrame) {
     let mut text = String::from("k,v,bad\n");
     for i in 0..200 {
-        text += &format!("k{},{i},{i}\n", i % 3);
+        text += &format!("k{},{i},{i}\n", i % keys);
     }
     text += "k0,7,oops\n";
     let path = dir.write("f.csv", &text);
     let opts = CsvOptions::default().sample(200).blocksize(Some(500));
     let ddf = read_csv(&path, &opts).unwrap();
     assert!(ddf.npartitions() > 3);
-    let whole = polars_read(&path, None);
+    (ddf, polars_read(&path, None))
+}
+
+#[test]
+fn columns_of_a_fresh_read_are_the_only_ones_parsed() {
+    let dir = TempDir::new("projection");
+    let (ddf, whole) = bad_at_the_end(&dir, 3);
 
     let v = ddf.column("v").unwrap();
     check_series(&v, whole.column("v").unwrap().as_materialized_series());
@@ -314,18 +320,9 @@ fn columns_of_a_fresh_read_are_the_only_ones_parsed() {
 
 #[test]
 fn len_and_merges_of_a_fresh_read_parse_only_the_columns_they_need() {
-    // As above: `bad` turns to text at the end, so reading it fails.
     let dir = TempDir::new("projection-merge");
-    let mut text = String::from("k,v,bad\n");
-    for i in 0..200 {
-        text += &format!("k{},{i},{i}\n", i % 4);
-    }
-    text += "k0,7,oops\n";
-    let path = dir.write("f.csv", &text);
-    let opts = CsvOptions::default().sample(200).blocksize(Some(500));
-    let ddf = read_csv(&path, &opts).unwrap();
-    assert!(ddf.npartitions() > 3);
-    let whole = polars_read(&path, None).select(["k", "v"]).unwrap();
+    let (ddf, whole) = bad_at_the_end(&dir, 4);
+    let whole = whole.select(["k", "v"]).unwrap();
     // k3 has no zone: an inner merge drops its rows.
     let zones = df!("k" => ["k0", "k1", "k2"], "zone" => [10i64, 20, 30]).unwrap();
     let small = DDF::from_polars(zones.clone(), 1).unwrap();
