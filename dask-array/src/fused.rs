@@ -25,12 +25,12 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use dask_core::{Arg, BoxError, Op, Task, Value};
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use serde::{Deserialize, Serialize};
 
 use crate::array::chunk_arg;
 use crate::element::Number;
-use crate::kernels::{broadcast_view, co_shape, Arith, ArithKernel, BinaryKernel, ZipOp};
+use crate::kernels::{zip_views, Arith, ArithKernel, ZipOp};
 use crate::reduction::{keep_shape, max_nan, min_nan, Axes, Fold, FoldFn, TreeKind};
 
 /// The side of the square tiles a transposed operand is read in: a tile of
@@ -210,19 +210,25 @@ impl<T: Number> FusedFold<T> {
         b: &ArrayD<T>,
         transposed: [bool; 2],
     ) -> Result<ArrayD<T>, BoxError> {
-        let view = |x: &ArrayD<T>, t: bool| if t { x.t().to_owned() } else { x.clone() };
-        let (a, b) = (view(a, transposed[0]), view(b, transposed[1]));
-        let shape = co_shape(&[a.shape(), b.shape()]);
         let kernel = ArithKernel::<T> {
             op: self.arith,
             _t: PhantomData,
         };
-        let block = kernel.apply(broadcast_view(&a, &shape)?, broadcast_view(&b, &shape)?);
+        let block = zip_views(&kernel, view(a, transposed[0]), view(b, transposed[1]))?;
         self.fold.chunk(&block, &vec![0; block.ndim()])
     }
 }
 
 register_each!(FusedFold: f64, f32, i64, i32);
+
+/// `x`, or its transpose, as a view.
+fn view<T>(x: &ArrayD<T>, transposed: bool) -> ArrayViewD<'_, T> {
+    if transposed {
+        x.t()
+    } else {
+        x.view()
+    }
+}
 
 /// One axis reduced in a transposed frame is the other axis.
 fn swap(axes: Axes) -> Axes {
@@ -379,8 +385,11 @@ fn fold_rows<T: Number, F: Fn(T, T) -> T>(
             acc.add(r, c, &std::array::from_fn::<T, 8, _>(|j| op(x[j], y[j])));
             c += 8;
         }
-        let tail: Vec<T> = (c..cols).map(|k| op(ra[k], rb[k])).collect();
-        acc.add(r, c, &tail);
+        let mut tail = [T::ZERO; 8];
+        for (k, out) in (c..cols).zip(&mut tail) {
+            *out = op(ra[k], rb[k]);
+        }
+        acc.add(r, c, &tail[..cols - c]);
     }
 }
 

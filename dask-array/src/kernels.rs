@@ -68,10 +68,18 @@ impl<K: BinaryKernel> Op for ZipOp<K> {
     }
     fn call(&self, args: &[Value]) -> Result<Value, BoxError> {
         let (x, y) = (chunk_arg::<K::A>(args, 0)?, chunk_arg::<K::B>(args, 1)?);
-        let shape = co_shape(&[x.shape(), y.shape()]);
-        let (xv, yv) = (broadcast_view(x, &shape)?, broadcast_view(y, &shape)?);
-        Ok(Value::new(self.0.apply(xv, yv)))
+        Ok(Value::new(zip_views(&self.0, x.view(), y.view())?))
     }
+}
+
+/// `kernel` applied to two views broadcast against each other.
+pub(crate) fn zip_views<K: BinaryKernel>(
+    kernel: &K,
+    x: ArrayViewD<'_, K::A>,
+    y: ArrayViewD<'_, K::B>,
+) -> Result<ArrayD<K::Out>, BoxError> {
+    let shape = co_shape(&[x.shape(), y.shape()]);
+    Ok(kernel.apply(broadcast_view(&x, &shape)?, broadcast_view(&y, &shape)?))
 }
 
 /// Right-aligned co-broadcast shape of block shapes known to be compatible.
@@ -88,11 +96,12 @@ pub(crate) fn co_shape(shapes: &[&[usize]]) -> Vec<usize> {
         .collect()
 }
 
-/// `a` broadcast to `shape`, or an error naming both shapes.
-pub(crate) fn broadcast_view<'a, T>(
-    a: &'a ArrayD<T>,
+/// `a` (an array or a view) broadcast to `shape`, or an error naming both
+/// shapes.
+pub(crate) fn broadcast_view<'a, S: ndarray::Data>(
+    a: &'a ndarray::ArrayBase<S, IxDyn>,
     shape: &[usize],
-) -> Result<ArrayViewD<'a, T>, BoxError> {
+) -> Result<ArrayViewD<'a, S::Elem>, BoxError> {
     a.broadcast(IxDyn(shape)).ok_or_else(|| -> BoxError {
         format!(
             "block of shape {:?} does not broadcast to {:?} (bug in dask-array)",

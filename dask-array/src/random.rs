@@ -128,6 +128,10 @@ fn fill_uniform(rng: &mut Lanes, out: &mut [f64], low: f64, high: f64) {
     fill_uniform_body(rng, out, low, high)
 }
 
+/// Normal samples drawn per stretch of this many (a multiple of [`LANES`],
+/// so the uniforms continue the same stream as one long draw would).
+const STRETCH: usize = 64 * LANES;
+
 #[derive(Clone, Copy, Serialize, Deserialize)]
 enum Dist {
     Uniform { low: f64, high: f64 },
@@ -140,13 +144,16 @@ impl Dist {
         match self {
             Dist::Uniform { low, high } => fill_uniform(rng, out, low, high),
             Dist::Normal { mean, std } => {
-                // Box-Muller on pairs of uniforms; 1 - u lies in (0, 1], so
-                // the log is finite.
-                let mut u = vec![0.0; 2 * out.len()];
-                fill_uniform(rng, &mut u, 0.0, 1.0);
-                for (o, p) in out.iter_mut().zip(u.chunks_exact(2)) {
-                    let r = (-2.0 * (1.0 - p[0]).ln()).sqrt();
-                    *o = mean + std * r * (std::f64::consts::TAU * p[1]).cos();
+                // Box-Muller on pairs of uniforms, drawn a stretch at a time;
+                // 1 - u lies in (0, 1], so the log is finite.
+                let mut u = [0.0; 2 * STRETCH];
+                for stretch in out.chunks_mut(STRETCH) {
+                    let u = &mut u[..2 * stretch.len()];
+                    fill_uniform(rng, u, 0.0, 1.0);
+                    for (o, p) in stretch.iter_mut().zip(u.chunks_exact(2)) {
+                        let r = (-2.0 * (1.0 - p[0]).ln()).sqrt();
+                        *o = mean + std * r * (std::f64::consts::TAU * p[1]).cos();
+                    }
                 }
             }
         }
