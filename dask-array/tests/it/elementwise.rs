@@ -231,6 +231,21 @@ fn broadcasting_against_reductions() {
             .unwrap()
             .insert_axis(ndarray::Axis(1));
     assert_close(&(&x - &rows).unwrap(), &expected);
+
+    // Folds of broadcast arithmetic: the fused chunk op falls back to the
+    // arithmetic block (blocks of different shapes), transposed or not.
+    let col_means = a.mean_axis(ndarray::Axis(0)).unwrap();
+    assert_close(
+        &cols.sum(None).unwrap(),
+        &(&a - &col_means)
+            .sum_axis(ndarray::Axis(0))
+            .sum_axis(ndarray::Axis(0)),
+    );
+    let max = |v: &ArrayD<f64>| v.fold_axis(ndarray::Axis(0), f64::NEG_INFINITY, |m, &e| m.max(e));
+    assert_close(&(&x - &rows).unwrap().max(0).unwrap(), &max(&expected));
+    let t = (&x.t() - &x.mean(1).unwrap()).unwrap().sum(1).unwrap();
+    let row_means = a.mean_axis(ndarray::Axis(1)).unwrap();
+    assert_close(&t, &(&a.t() - &row_means).sum_axis(ndarray::Axis(1)));
 }
 
 #[test]
