@@ -71,6 +71,7 @@ pub mod element;
 pub mod elementwise;
 pub mod error;
 mod fused;
+mod gemm;
 mod kernels;
 pub mod linalg;
 pub mod optimize;

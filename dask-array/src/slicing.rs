@@ -46,7 +46,7 @@ impl<T: Element> Array<T> {
         let chunks =
             Chunks::from_axes_unchecked(perm.iter().map(|&a| m.chunks.axis(a).to_vec()).collect());
         let source = Source::new(m, true);
-        let name = format!("transpose-{}", tokenize(&(&*m.name, &perm)));
+        let name = transpose_name(&m.name, &perm);
         let op = op(Transpose::<T> {
             perm: perm.clone(),
             _t: PhantomData,
@@ -297,6 +297,21 @@ impl<T: Element> Op for Transpose<T> {
 }
 
 /// The block a nested 2-D transpose task reads, if `task` is one.
+/// The name of the layer [`Array::transpose`] makes of the array `name`:
+/// the same source and permutation give the same name.
+pub(crate) fn transpose_name(name: &str, perm: &[usize]) -> String {
+    format!("transpose-{}", tokenize(&(name, perm)))
+}
+
+/// A task transposing the 2-D block `arg`.
+pub(crate) fn transpose_2d_task<T: Element>(arg: Arg) -> Task {
+    let t = Transpose::<T> {
+        perm: vec![1, 0],
+        _t: PhantomData,
+    };
+    Task::new(op(t), vec![arg])
+}
+
 pub(crate) fn transpose_2d_input<T: Element>(task: &Task) -> Option<&Arg> {
     let op: &dyn std::any::Any = &*task.op;
     match (op.downcast_ref::<Transpose<T>>(), &task.args[..]) {

@@ -1,4 +1,4 @@
-use dask_array::{from_array, Error};
+use dask_array::{from_array, Collection, Error};
 use ndarray::{Array2, ArrayD, Axis, Ix2};
 use proptest::prelude::*;
 
@@ -15,6 +15,44 @@ fn matrices() -> BoxedStrategy<PairCase> {
             )
         })
         .boxed()
+}
+
+/// Matrices big enough for the packed `f64` kernel (at least 8 rows, 16
+/// inner and 24 output columns), so that single blocks and large random
+/// blocks take it and small random blocks take ndarray's.
+fn big_matrices() -> BoxedStrategy<PairCase> {
+    (8usize..60, 16usize..50, 24usize..70)
+        .prop_flat_map(|(m, k, n)| {
+            (
+                data(&[m, k]),
+                chunks(&[m, k]),
+                data(&[k, n]),
+                chunks(&[k, n]),
+            )
+        })
+        .boxed()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..config() })]
+
+    /// General and Gram products (`x . x.T`, `x.T . x`), in random chunks
+    /// and in one block each, against ndarray.
+    #[test]
+    fn products_on_the_packed_kernel_match_ndarray((a, ca, b, cb) in big_matrices()) {
+        let a2 = a.clone().into_dimensionality::<Ix2>().unwrap();
+        let b2 = b.clone().into_dimensionality::<Ix2>().unwrap();
+        let whole = |v: &ArrayD<f64>| v.shape().to_vec();
+        for (x, y) in [
+            (from_array(a.clone(), ca).unwrap(), from_array(b.clone(), cb).unwrap()),
+            (from_array(a.clone(), whole(&a)).unwrap(), from_array(b.clone(), whole(&b)).unwrap()),
+        ] {
+            assert_close(&x.matmul(&y).unwrap(), &a2.dot(&b2).into_dyn());
+            assert_close(&x.matmul(&x.t()).unwrap(), &a2.dot(&a2.t()).into_dyn());
+            assert_close(&x.t().matmul(&x).unwrap(), &a2.t().dot(&a2).into_dyn());
+            assert_close(&y.t().matmul(&y).unwrap(), &b2.t().dot(&b2).into_dyn());
+        }
+    }
 }
 
 proptest! {
@@ -64,6 +102,40 @@ fn integer_matmul_and_cumsum_are_exact() {
     let mut expected = a.clone();
     expected.accumulate_axis_inplace(Axis(1), |&prev, cur| *cur += prev);
     assert_exact(&x.cumsum(1).unwrap(), &expected);
+}
+
+/// `x . x.T` and `x.T . x` multiply only the blocks on and above the
+/// diagonal; the others are transposes of their mirror, and the result is
+/// exact (integers) on every scheduler.
+#[test]
+fn gram_products_multiply_only_the_upper_blocks() {
+    let a = ArrayD::from_shape_fn(ndarray::IxDyn(&[12, 6]), |i| {
+        ((i[0] * 6 + i[1]) % 7) as i64 - 3
+    });
+    let a2 = a.clone().into_dimensionality::<Ix2>().unwrap();
+    let x = from_array(a.clone(), [3, 2]).unwrap(); // 4 x 3 blocks
+    for (y, expected, side) in [
+        (x.matmul(&x.t()).unwrap(), a2.dot(&a2.t()), 4),
+        (x.t().matmul(&x).unwrap(), a2.t().dot(&a2), 3),
+    ] {
+        let graph = y.graph().to_graph();
+        let count = |op: &str| graph.iter().filter(|(_, t)| t.op.name() == op).count();
+        assert_eq!(count("dask_array::matmul"), side * (side + 1) / 2, "{y}");
+        assert_eq!(count("dask_array::transpose"), side * (side - 1) / 2, "{y}");
+        assert_exact(&y, &expected.into_dyn());
+    }
+    // A product with another array stays general: every block multiplies.
+    let z = from_array(a.mapv(|v| v + 1), [3, 2]).unwrap();
+    let general = x.matmul(&z.t()).unwrap();
+    let graph = general.graph().to_graph();
+    assert_eq!(
+        graph
+            .iter()
+            .filter(|(_, t)| t.op.name() == "dask_array::matmul")
+            .count(),
+        16
+    );
+    assert_exact(&general, &a2.dot(&a2.mapv(|v| v + 1).t()).into_dyn());
 }
 
 #[test]
