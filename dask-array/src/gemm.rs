@@ -10,7 +10,7 @@
 //!   (about 1 MiB: the packed block stays in L2);
 //! - the micro-kernel keeps an [`MR`] x [`NR`] tile of `c` in 24 AVX-512
 //!   registers and does 24 fused multiply-adds per step of `k`; one `a`
-//!   panel (16 KiB) stays in L1 while the `b` panels stream past it.
+//!   panel (32 KiB) stays in L1 while the `b` panels stream past it from L2.
 //!
 //! Packing reads each operand in its own memory order, so transposed views
 //! (the `x.T` of `x.dot(x.T)`) cost nothing extra. Results agree with
@@ -24,9 +24,9 @@ const MR: usize = 8;
 /// Columns of `b` per packed panel: three 8-lane vectors.
 const NR: usize = 24;
 /// Length of the `k` slice packed at a time.
-const KC: usize = 256;
+const KC: usize = 512;
 /// Columns of `b` packed at a time (a multiple of [`NR`]).
-const NC: usize = 480;
+const NC: usize = 240;
 
 /// `c += a · b`. Shapes must agree (`a`: m x k, `b`: k x n, `c`: m x n);
 /// any strides are accepted.
@@ -249,7 +249,7 @@ mod tests {
             (8, 16, 24),
             (9, 17, 25),
             (37, 300, 500),
-            (64, 256, 480),
+            (64, 512, 240),
             (130, 513, 49),
         ] {
             let a = ints(m, k, 1);
