@@ -235,21 +235,38 @@ fn reduce_keep<A: Clone, B: Clone>(
 
 /// `f` folded over the lanes along the reduced axes (static dispatch; for one
 /// axis, ndarray folds whole sub-views), keeping them as axes of length 1.
+///
+/// A fold over a contiguous run (the whole block, or rows of a standard-layout
+/// block folded along its last axis) goes through [`fold_lanes`]: `merge`
+/// joins partial folds, so it must agree with `f` (the same operation on two
+/// partial results) and `init` must be its identity.
 fn fold_keep<A: Clone, B: Clone>(
     block: &ArrayD<A>,
     axes: Axes,
     init: B,
     f: impl Fn(B, &A) -> B,
+    merge: impl Fn(B, B) -> B,
 ) -> Result<ArrayD<B>, BoxError> {
-    Ok(match axes {
-        Axes::All => {
-            let v = block.iter().fold(init, &f);
+    Ok(match (axes, block.as_slice()) {
+        (Axes::All, _) => {
+            let v = match block.as_slice_memory_order() {
+                Some(xs) => fold_lanes(xs, &init, &f, &merge),
+                None => block.iter().fold(init, &f),
+            };
             ArrayD::from_elem(IxDyn(&vec![1; block.ndim()]), v)
         }
-        Axes::One(a) => block
+        (Axes::One(a), Some(xs)) if a + 1 == block.ndim() && !xs.is_empty() => {
+            let row = block.shape()[block.ndim() - 1];
+            let v: Vec<B> = xs
+                .chunks_exact(row)
+                .map(|r| fold_lanes(r, &init, &f, &merge))
+                .collect();
+            ArrayD::from_shape_vec(IxDyn(&keep_shape(block.shape(), axes)), v)?
+        }
+        (Axes::One(a), _) => block
             .fold_axis(Axis(a), init, |acc, x| f(acc.clone(), x))
             .insert_axis(Axis(a)),
-        Axes::Many(_) => {
+        (Axes::Many(_), _) => {
             let merged = merge_reduced(block, axes)?;
             let last = Axis(merged.ndim() - 1);
             let folded = merged.fold_axis(last, init, |acc, x| f(acc.clone(), x));
@@ -258,6 +275,27 @@ fn fold_keep<A: Clone, B: Clone>(
             ArrayD::from_shape_vec(IxDyn(&keep_shape(block.shape(), axes)), v)?
         }
     })
+}
+
+/// Folds `xs` with [`LANES`] independent accumulators, joined by `merge` at
+/// the end: the fold vectorizes instead of waiting on one chain of
+/// dependent additions (the order of a float sum changes, within rounding).
+fn fold_lanes<A, B: Clone>(
+    xs: &[A],
+    init: &B,
+    f: &impl Fn(B, &A) -> B,
+    merge: &impl Fn(B, B) -> B,
+) -> B {
+    const LANES: usize = 8;
+    let mut lanes: [B; LANES] = std::array::from_fn(|_| init.clone());
+    let mut runs = xs.chunks_exact(LANES);
+    for run in &mut runs {
+        for (lane, x) in lanes.iter_mut().zip(run) {
+            *lane = f(lane.clone(), x);
+        }
+    }
+    let tail = runs.remainder().iter().fold(init.clone(), f);
+    lanes.into_iter().fold(tail, merge)
 }
 
 /// Elementwise `f` over partials of equal shape.
@@ -623,10 +661,10 @@ impl<T: Number> TreeKind for Fold<T> {
     fn chunk(&self, b: &ArrayD<T>, _: &[usize]) -> Result<ArrayD<T>, BoxError> {
         let axes = self.axes;
         match self.f {
-            FoldFn::Sum => fold_keep(b, axes, T::ZERO, |a, &x| a + x),
-            FoldFn::Prod => fold_keep(b, axes, T::ONE, |a, &x| a * x),
-            FoldFn::Min => fold_keep(b, axes, T::HIGHEST, |a, &x| min_nan(a, x)),
-            FoldFn::Max => fold_keep(b, axes, T::LOWEST, |a, &x| max_nan(a, x)),
+            FoldFn::Sum => fold_keep(b, axes, T::ZERO, |a, &x| a + x, |a, b| a + b),
+            FoldFn::Prod => fold_keep(b, axes, T::ONE, |a, &x| a * x, |a, b| a * b),
+            FoldFn::Min => fold_keep(b, axes, T::HIGHEST, |a, &x| min_nan(a, x), min_nan),
+            FoldFn::Max => fold_keep(b, axes, T::LOWEST, |a, &x| max_nan(a, x), max_nan),
         }
     }
     fn combine(&self, parts: Vec<ArrayD<T>>) -> Result<ArrayD<T>, BoxError> {
@@ -661,9 +699,9 @@ impl TreeKind for BoolFold {
     type Out = bool;
     fn chunk(&self, b: &ArrayD<bool>, _: &[usize]) -> Result<ArrayD<bool>, BoxError> {
         if self.all {
-            fold_keep(b, self.axes, true, |a, &x| a && x)
+            fold_keep(b, self.axes, true, |a, &x| a && x, |a, b| a && b)
         } else {
-            fold_keep(b, self.axes, false, |a, &x| a || x)
+            fold_keep(b, self.axes, false, |a, &x| a || x, |a, b| a || b)
         }
     }
     fn combine(&self, parts: Vec<ArrayD<bool>>) -> Result<ArrayD<bool>, BoxError> {
@@ -743,6 +781,11 @@ dask_core::register_codec!(ArgPart<f32>);
 dask_core::register_codec!(ArgPart<i64>);
 dask_core::register_codec!(ArgPart<i32>);
 
+/// `a + b` in `f64`: the merge of sums.
+fn add(a: f64, b: f64) -> f64 {
+    a + b
+}
+
 fn reduced_count(shape: &[usize], axes: Axes) -> f64 {
     (0..shape.len())
         .filter(|&k| axes.has(k))
@@ -773,7 +816,7 @@ impl<T: Number> TreeKind for Mean<T> {
     type Out = f64;
     fn chunk(&self, block: &ArrayD<T>, _: &[usize]) -> Result<MeanPart, BoxError> {
         Ok(MeanPart {
-            sum: fold_keep(block, self.axes, 0.0, |acc, x| acc + x.to_f64())?,
+            sum: fold_keep(block, self.axes, 0.0, |acc, x| acc + x.to_f64(), add)?,
             count: reduced_count(block.shape(), self.axes),
         })
     }
@@ -804,10 +847,10 @@ impl<T: Number> TreeKind for Var<T> {
     fn chunk(&self, block: &ArrayD<T>, _: &[usize]) -> Result<VarPart, BoxError> {
         let axes = self.axes;
         let n = reduced_count(block.shape(), axes);
-        let sum = fold_keep(block, axes, 0.0, |acc, x| acc + x.to_f64())?;
+        let sum = fold_keep(block, axes, 0.0, |acc, x| acc + x.to_f64(), add)?;
         let mean = sum.mapv(|s| if n > 0.0 { s / n } else { 0.0 });
         let dev = block.mapv(|x| x.to_f64()) - &mean;
-        let m2 = fold_keep(&dev, axes, 0.0, |acc, d| acc + d * d)?;
+        let m2 = fold_keep(&dev, axes, 0.0, |acc, d| acc + d * d, add)?;
         Ok(VarPart { n, mean, m2 })
     }
     fn combine(&self, parts: Vec<VarPart>) -> Result<VarPart, BoxError> {
@@ -1054,5 +1097,63 @@ impl Array<bool> {
             all: true,
             axes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{ArrayD, Axis, IxDyn};
+
+    use super::{fold_keep, max_nan, Axes};
+
+    /// Integer-valued floats: every order of summation gives the same sum, so
+    /// the lane folds must match ndarray's sequential ones exactly, over
+    /// lengths around the lane count, empty axes and transposed layouts.
+    #[test]
+    fn lane_folds_match_sequential_folds() {
+        for shape in [
+            [0, 5],
+            [3, 0],
+            [1, 1],
+            [2, 7],
+            [3, 8],
+            [5, 9],
+            [4, 17],
+            [9, 33],
+        ] {
+            let a = ArrayD::from_shape_fn(IxDyn(&shape), |i| ((i[0] * 7 + i[1] * 3) % 11) as f64);
+            for block in [
+                a.clone(),
+                a.t().to_owned(),
+                a.t().as_standard_layout().into_owned(),
+            ] {
+                let sum = |axes| fold_keep(&block, axes, 0.0, |s, &x| s + x, |s, t| s + t).unwrap();
+                assert_eq!(sum(Axes::All).into_iter().next(), Some(block.sum()));
+                for axis in 0..2 {
+                    let want = block.sum_axis(Axis(axis)).insert_axis(Axis(axis));
+                    assert_eq!(sum(Axes::One(axis)), want, "{shape:?} axis {axis}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_nan_in_any_lane_or_the_tail_wins_a_max() {
+        for at in [0, 5, 8, 15, 16, 18] {
+            let mut v = vec![1.0; 19];
+            v[at] = f64::NAN;
+            let block = ArrayD::from_shape_vec(IxDyn(&[1, 19]), v).unwrap();
+            for axes in [Axes::All, Axes::One(1)] {
+                let m = fold_keep(
+                    &block,
+                    axes,
+                    f64::NEG_INFINITY,
+                    |a, &x| max_nan(a, x),
+                    max_nan,
+                )
+                .unwrap();
+                assert!(m.iter().all(|x| x.is_nan()), "NaN at {at}");
+            }
+        }
     }
 }
