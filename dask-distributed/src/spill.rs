@@ -246,6 +246,33 @@ impl Store {
         Ok(Some((tag.to_owned(), bytes)))
     }
 
+    /// The value of `key` in its codec's split encoding
+    /// (`dask_core::codec::encode_parts`: a chunk's data part is its own
+    /// buffer); a spilled value's file as it is, as data after an empty meta
+    /// part. `Ok(None)`: not held.
+    pub fn get_parts(&self, key: &Key) -> Result<Option<(String, codec::Parts)>> {
+        let value = {
+            let mut inner = self.lock();
+            if let Some(slow) = inner.slow.get(key) {
+                let bytes = std::fs::read(&slow.path)?;
+                let tag = slow.tag.clone();
+                inner.reads += 1;
+                let parts = codec::Parts {
+                    meta: Vec::new(),
+                    data: bytes.into(),
+                };
+                return Ok(Some((tag, parts)));
+            }
+            inner.touch(key);
+            match inner.fast.get(key) {
+                Some(f) => f.value.clone(),
+                None => return Ok(None),
+            }
+        };
+        let (tag, parts) = codec::encode_parts(&value)?;
+        Ok(Some((tag.to_owned(), parts)))
+    }
+
     /// Drops `key` (from memory or disk); whether it was held.
     pub fn remove(&self, key: &Key) -> bool {
         self.lock().remove(key)
