@@ -417,6 +417,25 @@ impl std::fmt::Debug for Store {
 mod tests {
     use super::*;
 
+    #[test]
+    fn parts_come_from_memory_as_split_and_from_disk_as_the_file() {
+        let store = Store::new(Some(1500), None);
+        let bytes = |i: u64| -> Vec<u8> { (0..1000).map(|j| (i + j) as u8).collect() };
+        for i in 0..3u64 {
+            store.insert(key(i), Value::new(bytes(i)), 1000);
+        }
+        assert_eq!(store.stats().spilled_keys, 2);
+        for i in 0..3u64 {
+            let (tag, parts) = store.get_parts(&key(i)).unwrap().unwrap();
+            let (plain_tag, plain) = store.get_encoded(&key(i)).unwrap().unwrap();
+            assert_eq!(tag, plain_tag);
+            assert_eq!([&parts.meta[..], &parts.data[..]].concat(), plain);
+            let back = codec::decode_parts(&tag, &parts.meta, &parts.data).unwrap();
+            assert_eq!(back.downcast_ref::<Vec<u8>>().unwrap(), &bytes(i));
+        }
+        assert!(store.get_parts(&key(9)).unwrap().is_none());
+    }
+
     fn key(i: u64) -> Key {
         Key::new("v", [i])
     }

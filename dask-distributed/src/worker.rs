@@ -1235,7 +1235,7 @@ impl PlaceParts {
                     _ => None,
                 });
         let i = frames.len();
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             return None; // a meta part
         }
         let tag = tags.as_ref()?.get(i / 2)?;
