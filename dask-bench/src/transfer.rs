@@ -142,6 +142,9 @@ pub(crate) fn run(sizes: &Sizes) -> BenchResult<()> {
         if local != want || remote != want {
             return Err(format!("sums {local} and {remote}, expected {want}").into());
         }
+        if std::env::var_os("DASK_BENCH_TRANSFER_DEBUG").is_some() {
+            eprintln!("local {local_time:?} remote {remote_time:?}");
+        }
         between.push(remote_time.saturating_sub(local_time));
         let t = Instant::now();
         let got = array.result()?;

@@ -4,10 +4,20 @@
 //! postcard) or by submitting a [`CodecRegistration`] with its own encoder
 //! (ndarray chunks as raw buffers, dataframes as Arrow IPC). Values are found
 //! by `TypeId`, decoded by tag. Common std types are registered here.
+//!
+//! A codec may also submit a [`PartsCodecRegistration`] for large values: the
+//! encoding split in a small *meta* part and a *data* part that can share
+//! the value's own buffer ([`encode_parts`]: nothing is copied before a
+//! socket write), and a [`DataSink`] that receives the data part in the
+//! value's final buffer ([`data_sink`]: a frame read from a socket becomes
+//! the value without a second copy). `meta ++ data` is always exactly the
+//! bytes [`encode_value`] gives, so either side may use either path.
 
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::OnceLock;
+
+use bytes::Bytes;
 
 use crate::{BoxError, Error, Result, Value};
 
@@ -30,9 +40,55 @@ pub struct CodecRegistration {
 
 inventory::collect!(CodecRegistration);
 
+/// A value's encoding in two parts: `meta ++ data` is the encoding
+/// [`encode_value`] gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parts {
+    /// The small leading part (for arrays: dtype-independent shape header).
+    pub meta: Vec<u8>,
+    /// The bulk; it may borrow the value's own buffer (`Bytes::from_owner`).
+    pub data: Bytes,
+}
+
+/// Receives the data part of a value in place: the bytes are written into
+/// [`DataSink::buffer`] (the value's final buffer), then
+/// [`DataSink::finish`] builds the value without copying them again.
+pub trait DataSink: Send {
+    /// The buffer to fill: exactly as long as the data part announced.
+    fn buffer(&mut self) -> &mut [u8];
+
+    /// The value, once the whole buffer holds the data part. Errors: bytes
+    /// that are not a valid encoding.
+    fn finish(self: Box<Self>) -> Result<Value, BoxError>;
+}
+
+/// Encodes a value (known to hold the registered type) in [`Parts`].
+pub type EncodePartsFn = fn(&Value) -> Result<Parts, BoxError>;
+/// A [`DataSink`] for a data part of `len` bytes described by `meta`.
+/// `Ok(None)`: a split this receiver does not take (e.g. an empty meta part
+/// and the whole plain encoding as data, as a spilled value's file is sent),
+/// to be decoded by the plain decoder. Errors: a meta part that does not
+/// parse, or a length that does not fit it; nothing is allocated then.
+pub type DataSinkFn = fn(meta: &[u8], len: usize) -> Result<Option<Box<dyn DataSink>>, BoxError>;
+
+/// The split encoding of a type that also has a [`CodecRegistration`]
+/// (joined by `TypeId`; the tag is that registration's).
+pub struct PartsCodecRegistration {
+    /// The `TypeId` of the type.
+    pub type_id: fn() -> TypeId,
+    /// Split encoder: `meta ++ data` must equal the plain encoder's bytes.
+    pub encode: EncodePartsFn,
+    /// In-place receiver of the data part.
+    pub sink: DataSinkFn,
+}
+
+inventory::collect!(PartsCodecRegistration);
+
 struct Codecs {
     by_type: HashMap<TypeId, &'static CodecRegistration>,
     by_tag: HashMap<&'static str, &'static CodecRegistration>,
+    parts_by_type: HashMap<TypeId, &'static PartsCodecRegistration>,
+    parts_by_tag: HashMap<&'static str, &'static PartsCodecRegistration>,
 }
 
 fn codecs() -> &'static Codecs {
@@ -41,10 +97,19 @@ fn codecs() -> &'static Codecs {
         let mut c = Codecs {
             by_type: HashMap::new(),
             by_tag: HashMap::new(),
+            parts_by_type: HashMap::new(),
+            parts_by_tag: HashMap::new(),
         };
         for reg in inventory::iter::<CodecRegistration> {
             c.by_type.insert((reg.type_id)(), reg);
             c.by_tag.insert((reg.tag)(), reg);
+        }
+        for parts in inventory::iter::<PartsCodecRegistration> {
+            // A split encoding without a plain codec has no tag: ignored.
+            if let Some(reg) = c.by_type.get(&(parts.type_id)()) {
+                c.parts_by_type.insert((parts.type_id)(), parts);
+                c.parts_by_tag.insert((reg.tag)(), parts);
+            }
         }
         c
     })
@@ -85,6 +150,102 @@ pub fn decode_value(tag: &str, bytes: &[u8]) -> Result<Value> {
         tag: tag.to_owned(),
         source,
     })
+}
+
+/// Encodes a value in [`Parts`]: with its type's split encoding when it
+/// has one (the data part may then share the value's buffer), else the
+/// plain encoding as the data part after an empty meta part.
+///
+/// Errors: as [`encode_value`].
+pub fn encode_parts(value: &Value) -> Result<(&'static str, Parts)> {
+    let c = codecs();
+    let Some(parts) = c.parts_by_type.get(&value.value_type_id()) else {
+        let (tag, bytes) = encode_value(value)?;
+        return Ok((
+            tag,
+            Parts {
+                meta: Vec::new(),
+                data: Bytes::from(bytes),
+            },
+        ));
+    };
+    // Registered parts always have a plain registration (see `codecs`).
+    let tag = c
+        .by_type
+        .get(&value.value_type_id())
+        .map(|reg| (reg.tag)())
+        .ok_or_else(|| Error::NoCodec {
+            type_name: value.type_name(),
+        })?;
+    let encoded = (parts.encode)(value).map_err(|source| Error::Codec {
+        tag: tag.to_owned(),
+        source,
+    })?;
+    Ok((tag, encoded))
+}
+
+/// A [`DataSink`] for the data part (`len` bytes) of a value encoded under
+/// `tag` whose meta part is `meta`. `Ok(None)`: the codec has no in-place
+/// receiver, or not for this split; decode those with [`decode_parts`].
+///
+/// Errors: [`Error::UnknownCodec`]; [`Error::Codec`] when `meta` does not
+/// parse or `len` does not fit it (nothing of `len` is allocated then).
+pub fn data_sink(tag: &str, meta: &[u8], len: usize) -> Result<Option<Box<dyn DataSink>>> {
+    let c = codecs();
+    if !c.by_tag.contains_key(tag) {
+        return Err(Error::UnknownCodec {
+            tag: tag.to_owned(),
+        });
+    }
+    let Some(parts) = c.parts_by_tag.get(tag) else {
+        return Ok(None);
+    };
+    let codec_error = |source| Error::Codec {
+        tag: tag.to_owned(),
+        source,
+    };
+    match (parts.sink)(meta, len).map_err(codec_error)? {
+        Some(mut sink) => {
+            let held = sink.buffer().len();
+            if held != len {
+                return Err(codec_error(
+                    format!("the codec's sink holds {held} bytes for a data part of {len}").into(),
+                ));
+            }
+            Ok(Some(sink))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Finishes a [`DataSink`] filled with a data part: the value, or a codec
+/// error under `tag`.
+pub fn finish_sink(tag: &str, sink: Box<dyn DataSink>) -> Result<Value> {
+    sink.finish().map_err(|source| Error::Codec {
+        tag: tag.to_owned(),
+        source,
+    })
+}
+
+/// Decodes a value from its two [`Parts`] (as [`encode_parts`] made them,
+/// or any split of [`encode_value`]'s bytes): one copy of `data` into the
+/// value's buffer when the codec has a [`DataSink`] for this split, else the
+/// plain decoder (on `data` alone when `meta` is empty, on the joined parts
+/// otherwise).
+///
+/// Errors: as [`decode_value`].
+pub fn decode_parts(tag: &str, meta: &[u8], data: &[u8]) -> Result<Value> {
+    if let Some(mut sink) = data_sink(tag, meta, data.len())? {
+        sink.buffer().copy_from_slice(data); // same length: checked by data_sink
+        return finish_sink(tag, sink);
+    }
+    if meta.is_empty() {
+        return decode_value(tag, data);
+    }
+    let mut joined = Vec::with_capacity(meta.len() + data.len());
+    joined.extend_from_slice(meta);
+    joined.extend_from_slice(data);
+    decode_value(tag, &joined)
 }
 
 /// Encodes a `T` with postcard; used by [`register_codec!`](crate::register_codec).
@@ -264,6 +425,58 @@ inventory::submit! {
     }
 }
 
+/// A shared `Vec<u8>` seen as bytes: the data part of a byte vector is the
+/// vector itself, not a copy.
+struct SharedBytes(std::sync::Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Receives a byte vector in place: any split of its bytes (the meta part is
+/// copied to the front, the data part is read behind it).
+struct ByteSink {
+    bytes: Vec<u8>,
+    at: usize,
+}
+
+impl DataSink for ByteSink {
+    fn buffer(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.at..]
+    }
+
+    fn finish(self: Box<Self>) -> Result<Value, BoxError> {
+        Ok(Value::new(self.bytes))
+    }
+}
+
+inventory::submit! {
+    PartsCodecRegistration {
+        type_id: || TypeId::of::<Vec<u8>>(),
+        encode: |value| {
+            let shared = value.clone().downcast_arc::<Vec<u8>>()?;
+            Ok(Parts {
+                meta: Vec::new(),
+                data: Bytes::from_owner(SharedBytes(shared)),
+            })
+        },
+        sink: |meta, len| {
+            let total = meta
+                .len()
+                .checked_add(len)
+                .ok_or("a byte vector longer than memory")?;
+            let mut bytes = vec![0u8; total];
+            bytes[..meta.len()].copy_from_slice(meta);
+            Ok(Some(Box::new(ByteSink {
+                bytes,
+                at: meta.len(),
+            })))
+        },
+    }
+}
+
 #[cfg(test)]
 mod raw_tests {
     use super::*;
@@ -303,5 +516,60 @@ mod raw_tests {
         let err = decode_value(tag, &[1, 2, 3]).unwrap_err();
         assert!(matches!(err, Error::Codec { .. }), "{err}");
         assert!(err.to_string().contains("3 bytes"), "{err}");
+    }
+
+    #[test]
+    fn parts_of_a_byte_vector_share_its_buffer_and_round_trip() {
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        let v = Value::new(bytes.clone());
+        let (tag, parts) = encode_parts(&v).unwrap();
+        assert_eq!(tag, std::any::type_name::<Vec<u8>>());
+        assert!(parts.meta.is_empty());
+        let held = v.downcast_ref::<Vec<u8>>().unwrap();
+        assert_eq!(parts.data.as_ptr(), held.as_ptr(), "no copy");
+        let back = decode_parts(tag, &parts.meta, &parts.data).unwrap();
+        assert_eq!(back.downcast_ref::<Vec<u8>>().unwrap(), &bytes);
+        // Any split of the plain encoding decodes, through the sink too.
+        for at in [0, 1, 4999, 10_000] {
+            let back = decode_parts(tag, &bytes[..at], &bytes[at..]).unwrap();
+            assert_eq!(back.downcast_ref::<Vec<u8>>().unwrap(), &bytes, "{at}");
+            let mut sink = data_sink(tag, &bytes[..at], 10_000 - at)
+                .unwrap()
+                .expect("byte vectors have a sink");
+            sink.buffer().copy_from_slice(&bytes[at..]);
+            let back = finish_sink(tag, sink).unwrap();
+            assert_eq!(back.downcast_ref::<Vec<u8>>().unwrap(), &bytes, "{at}");
+        }
+    }
+
+    #[test]
+    fn codecs_without_parts_fall_back_to_the_plain_encoding() {
+        let v = Value::new(vec![1.5f64, -2.0]);
+        let (tag, plain) = encode_value(&v).unwrap();
+        let (parts_tag, parts) = encode_parts(&v).unwrap();
+        assert_eq!(parts_tag, tag);
+        assert!(parts.meta.is_empty());
+        assert_eq!(&parts.data[..], &plain[..]);
+        assert!(data_sink(tag, &[], plain.len()).unwrap().is_none());
+        for at in [0, 3, plain.len()] {
+            let back = decode_parts(tag, &plain[..at], &plain[at..]).unwrap();
+            assert_eq!(back.downcast_ref::<Vec<f64>>().unwrap(), &[1.5, -2.0]);
+        }
+        // A truncated split is the plain decoder's typed error.
+        let err = decode_parts(tag, &plain[..3], &plain[3..10]).unwrap_err();
+        assert!(matches!(err, Error::Codec { .. }), "{err}");
+        assert!(matches!(
+            data_sink("no-such-tag", &[], 0),
+            Err(Error::UnknownCodec { .. })
+        ));
+        assert!(matches!(
+            decode_parts("no-such-tag", &[1], &[2]),
+            Err(Error::UnknownCodec { .. })
+        ));
+        struct Opaque;
+        assert!(matches!(
+            encode_parts(&Value::new(Opaque)),
+            Err(Error::NoCodec { .. })
+        ));
     }
 }

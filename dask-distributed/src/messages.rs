@@ -378,6 +378,14 @@ pub enum PeerReply {
         /// Why.
         message: String,
     },
+    /// The values of a [`PeerRequest::GetData`], each in two data frames:
+    /// the meta and data parts of its codec's split encoding
+    /// (`dask_core::codec::encode_parts`), so a large buffer is sent as it
+    /// is held and received in place.
+    Parts {
+        /// Key and codec tag of each value (two frames each).
+        values: Vec<(Key, String)>,
+    },
 }
 
 /// A header-only message.

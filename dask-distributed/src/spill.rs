@@ -246,6 +246,33 @@ impl Store {
         Ok(Some((tag.to_owned(), bytes)))
     }
 
+    /// The value of `key` in its codec's split encoding
+    /// (`dask_core::codec::encode_parts`: a chunk's data part is its own
+    /// buffer); a spilled value's file as it is, as data after an empty meta
+    /// part. `Ok(None)`: not held.
+    pub fn get_parts(&self, key: &Key) -> Result<Option<(String, codec::Parts)>> {
+        let value = {
+            let mut inner = self.lock();
+            if let Some(slow) = inner.slow.get(key) {
+                let bytes = std::fs::read(&slow.path)?;
+                let tag = slow.tag.clone();
+                inner.reads += 1;
+                let parts = codec::Parts {
+                    meta: Vec::new(),
+                    data: bytes.into(),
+                };
+                return Ok(Some((tag, parts)));
+            }
+            inner.touch(key);
+            match inner.fast.get(key) {
+                Some(f) => f.value.clone(),
+                None => return Ok(None),
+            }
+        };
+        let (tag, parts) = codec::encode_parts(&value)?;
+        Ok(Some((tag.to_owned(), parts)))
+    }
+
     /// Drops `key` (from memory or disk); whether it was held.
     pub fn remove(&self, key: &Key) -> bool {
         self.lock().remove(key)
@@ -389,6 +416,25 @@ impl std::fmt::Debug for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_come_from_memory_as_split_and_from_disk_as_the_file() {
+        let store = Store::new(Some(1500), None);
+        let bytes = |i: u64| -> Vec<u8> { (0..1000).map(|j| (i + j) as u8).collect() };
+        for i in 0..3u64 {
+            store.insert(key(i), Value::new(bytes(i)), 1000);
+        }
+        assert_eq!(store.stats().spilled_keys, 2);
+        for i in 0..3u64 {
+            let (tag, parts) = store.get_parts(&key(i)).unwrap().unwrap();
+            let (plain_tag, plain) = store.get_encoded(&key(i)).unwrap().unwrap();
+            assert_eq!(tag, plain_tag);
+            assert_eq!([&parts.meta[..], &parts.data[..]].concat(), plain);
+            let back = codec::decode_parts(&tag, &parts.meta, &parts.data).unwrap();
+            assert_eq!(back.downcast_ref::<Vec<u8>>().unwrap(), &bytes(i));
+        }
+        assert!(store.get_parts(&key(9)).unwrap().is_none());
+    }
 
     fn key(i: u64) -> Key {
         Key::new("v", [i])

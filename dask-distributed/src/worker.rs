@@ -1121,10 +1121,15 @@ impl PeerPool {
         let request = PeerRequest::GetData {
             keys: keys.to_vec(),
         };
+        let mut place = PlaceParts::default();
         let reply = self
-            .exchange(addr, messages::message("get-data", &request)?)
+            .exchange_placed(
+                addr,
+                messages::message("get-data", &request)?,
+                &mut |h, f, n| place.place(h, f, n),
+            )
             .await?;
-        decode_reply(addr, keys, &reply)
+        decode_reply(addr, keys, reply)
     }
 
     /// Stores encoded values (key, codec tag, bytes) on the worker whose data
@@ -1152,6 +1157,21 @@ impl PeerPool {
     /// Sends one request and reads its reply, on a pooled connection when one
     /// is idle (a stale one is replaced by a fresh connection).
     async fn exchange(&self, addr: &str, request: Message) -> Result<Message> {
+        let mut plain = |_: &[u8], _: &[Bytes], _: u64| None;
+        Ok(self
+            .exchange_placed(addr, request, &mut plain)
+            .await?
+            .message)
+    }
+
+    /// [`exchange`](Self::exchange), the reply's data frames read where
+    /// `place` says.
+    async fn exchange_placed(
+        &self,
+        addr: &str,
+        request: Message,
+        place: &mut protocol::Placer<'_>,
+    ) -> Result<protocol::Placed> {
         let pooled = self
             .idle
             .lock()
@@ -1159,14 +1179,14 @@ impl PeerPool {
             .get_mut(addr)
             .and_then(Vec::pop);
         if let Some(conn) = pooled {
-            match self.request(conn, addr, &request).await {
+            match self.request(conn, addr, &request, place).await {
                 Err(Error::Io(_) | Error::Closed | Error::Truncated { .. }) => {} // stale: reconnect
                 other => return other,
             }
         }
         let conn =
             protocol::connect_with(addr, self.role, Limits::default(), &self.security).await?;
-        self.request(conn, addr, &request).await
+        self.request(conn, addr, &request, place).await
     }
 
     async fn request(
@@ -1174,9 +1194,10 @@ impl PeerPool {
         mut conn: Connection,
         addr: &str,
         request: &Message,
-    ) -> Result<Message> {
+        place: &mut protocol::Placer<'_>,
+    ) -> Result<protocol::Placed> {
         conn.send(request).await?;
-        let reply = conn.recv().await?;
+        let reply = conn.recv_placed(place).await?;
         {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             let conns = idle.entry(addr.to_owned()).or_default();
@@ -1188,19 +1209,81 @@ impl PeerPool {
     }
 }
 
-fn decode_reply(addr: &str, keys: &[Key], reply: &Message) -> Result<Vec<Value>> {
-    match messages::header::<PeerReply>("data", reply)? {
+/// Places the data parts of a [`PeerReply::Parts`] in their values' own
+/// buffers as they arrive (`dask_core::codec::data_sink`); everything else
+/// goes to plain frames.
+#[derive(Default)]
+struct PlaceParts {
+    /// The codec tags of the reply's values, once its header is read (None:
+    /// not a `Parts` reply).
+    tags: Option<Option<Vec<String>>>,
+}
+
+impl PlaceParts {
+    fn place(
+        &mut self,
+        header: &[u8],
+        frames: &[Bytes],
+        len: u64,
+    ) -> Option<Box<dyn codec::DataSink>> {
+        let tags =
+            self.tags
+                .get_or_insert_with(|| match protocol::decode::<PeerReply>("data", header) {
+                    Ok(PeerReply::Parts { values }) => {
+                        Some(values.into_iter().map(|(_, t)| t).collect())
+                    }
+                    _ => None,
+                });
+        let i = frames.len();
+        if i.is_multiple_of(2) {
+            return None; // a meta part
+        }
+        let tag = tags.as_ref()?.get(i / 2)?;
+        // A bad meta part or length is left to `decode_parts` on plain
+        // frames, which reports it as a codec error.
+        codec::data_sink(tag, &frames[i - 1], usize::try_from(len).ok()?)
+            .ok()
+            .flatten()
+    }
+}
+
+fn decode_reply(addr: &str, keys: &[Key], reply: protocol::Placed) -> Result<Vec<Value>> {
+    let protocol::Placed {
+        message: reply,
+        mut sinks,
+    } = reply;
+    let count_error = |values: usize, per_value: usize| Error::Malformed {
+        what: "data",
+        detail: format!(
+            "{values} values in {per_value} frames each for {} frames and {} keys",
+            reply.frames.len(),
+            keys.len()
+        ),
+    };
+    match messages::header::<PeerReply>("data", &reply)? {
+        PeerReply::Parts { values } => {
+            if Some(reply.frames.len()) != values.len().checked_mul(2) || values.len() != keys.len()
+            {
+                return Err(count_error(values.len(), 2));
+            }
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, (_, tag))| {
+                    Ok(match sinks[2 * i + 1].take() {
+                        Some(sink) => codec::finish_sink(tag, sink)?,
+                        None => codec::decode_parts(
+                            tag,
+                            &reply.frames[2 * i],
+                            &reply.frames[2 * i + 1],
+                        )?,
+                    })
+                })
+                .collect()
+        }
         PeerReply::Data { values } => {
             if values.len() != reply.frames.len() || values.len() != keys.len() {
-                return Err(Error::Malformed {
-                    what: "data",
-                    detail: format!(
-                        "{} values for {} frames and {} keys",
-                        values.len(),
-                        reply.frames.len(),
-                        keys.len()
-                    ),
-                });
+                return Err(count_error(values.len(), 1));
             }
             values
                 .iter()
@@ -1365,10 +1448,11 @@ fn data_reply(keys: &[Key], memory: &Memory) -> Message {
     let mut frames = Vec::with_capacity(keys.len());
     let mut failure = None;
     for k in keys {
-        match memory.get_encoded(k) {
-            Ok(Some((tag, bytes))) => {
+        match memory.get_parts(k) {
+            Ok(Some((tag, parts))) => {
                 values.push((k.clone(), tag));
-                frames.push(Bytes::from(bytes));
+                frames.push(Bytes::from(parts.meta));
+                frames.push(parts.data);
             }
             Ok(None) => missing.push(k.clone()),
             Err(e) => failure = Some(e.to_string()),
@@ -1379,7 +1463,7 @@ fn data_reply(keys: &[Key], memory: &Memory) -> Message {
     } else if let Some(message) = failure {
         messages::message("data", &PeerReply::Failed { message })
     } else {
-        messages::message_with("data", &PeerReply::Data { values }, frames)
+        messages::message_with("data", &PeerReply::Parts { values }, frames)
     };
     reply.unwrap_or_default()
 }

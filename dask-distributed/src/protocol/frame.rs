@@ -1,6 +1,7 @@
 //! Framing: one message = frame count, frame lengths, frames.
 
 use bytes::{Bytes, BytesMut};
+use dask_core::codec::DataSink;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::{Error, Result};
@@ -77,6 +78,46 @@ pub async fn read_message<R: AsyncRead + Unpin>(
     reader: &mut R,
     limits: &Limits,
 ) -> Result<Message> {
+    let placed =
+        read_message_placed(reader, limits, &mut |_: &[u8], _: &[Bytes], _: u64| None).await?;
+    Ok(placed.message)
+}
+
+/// Chooses where a data frame goes as it arrives: given the message's
+/// header, the data frames read before it and its length (within
+/// [`Limits`]), a [`DataSink`] that receives its bytes in place, or `None`
+/// for a plain buffer.
+pub type Placer<'a> = dyn FnMut(&[u8], &[Bytes], u64) -> Option<Box<dyn DataSink>> + Send + 'a;
+
+/// A message read with [`read_message_placed`].
+pub struct Placed {
+    /// The message; a data frame that went into a sink is empty here.
+    pub message: Message,
+    /// For each data frame, the sink that holds it, if one did.
+    pub sinks: Vec<Option<Box<dyn DataSink>>>,
+}
+
+impl std::fmt::Debug for Placed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Placed")
+            .field("message", &self.message)
+            .field(
+                "sunk",
+                &self.sinks.iter().map(Option::is_some).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// [`read_message`], reading each data frame into the sink `place` gives for
+/// it, if any (a received array chunk is read straight into its own buffer).
+/// A sink is filled completely or dropped with an error; the errors are
+/// [`read_message`]'s.
+pub async fn read_message_placed<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    limits: &Limits,
+    place: &mut Placer<'_>,
+) -> Result<Placed> {
     let mut count = [0u8; 4];
     let got = read_full(reader, &mut count).await?;
     if got == 0 {
@@ -114,20 +155,48 @@ pub async fn read_message<R: AsyncRead + Unpin>(
         }
         lengths.push(len);
     }
-    let mut frames = Vec::with_capacity(lengths.len());
-    for len in lengths {
-        let mut buf = BytesMut::zeroed(len as usize);
-        let got = read_full(reader, &mut buf).await?;
-        if (got as u64) < len {
-            return Err(Error::Truncated {
-                expected: len,
-                got: got as u64,
-            });
+    let header = read_frame(reader, lengths[0]).await?;
+    let mut frames = Vec::with_capacity(lengths.len() - 1);
+    let mut sinks = Vec::with_capacity(lengths.len() - 1);
+    for &len in &lengths[1..] {
+        // `place` promises the length; a sink of another is not used.
+        let sink = place(&header, &frames, len)
+            .and_then(|mut s| (s.buffer().len() as u64 == len).then_some(s));
+        match sink {
+            Some(mut sink) => {
+                let got = read_full(reader, sink.buffer()).await?;
+                if (got as u64) < len {
+                    return Err(Error::Truncated {
+                        expected: len,
+                        got: got as u64,
+                    });
+                }
+                frames.push(Bytes::new());
+                sinks.push(Some(sink));
+            }
+            _ => {
+                frames.push(read_frame(reader, len).await?);
+                sinks.push(None);
+            }
         }
-        frames.push(buf.freeze());
     }
-    let header = frames.remove(0);
-    Ok(Message { header, frames })
+    Ok(Placed {
+        message: Message { header, frames },
+        sinks,
+    })
+}
+
+/// Reads a frame of `len` bytes (at most the limit, checked by the caller).
+async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, len: u64) -> Result<Bytes> {
+    let mut buf = BytesMut::zeroed(len as usize);
+    let got = read_full(reader, &mut buf).await?;
+    if (got as u64) < len {
+        return Err(Error::Truncated {
+            expected: len,
+            got: got as u64,
+        });
+    }
+    Ok(buf.freeze())
 }
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read.

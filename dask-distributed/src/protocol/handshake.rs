@@ -13,15 +13,18 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 
-use super::frame::{read_message, write_message, Limits, Message};
+use super::frame::{
+    read_message, read_message_placed, write_message, Limits, Message, Placed, Placer,
+};
 use crate::security::{Security, TokenCheck, TOKEN_ENV};
 use crate::{Error, Result};
 
 /// The protocol version; peers of different versions refuse each other.
 /// 3: the handshake carries a token; task-finished and task-erred messages
 /// carry the task's timing. 4: clients identify themselves (reconnect),
-/// ping the scheduler, and workers' heartbeats are acknowledged.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// ping the scheduler, and workers' heartbeats are acknowledged. 5: data
+/// ports answer fetches with split values (`PeerReply::Parts`).
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// First bytes of every connection, before the version (public for tests of foreign peers).
 pub const MAGIC: [u8; 8] = *b"dask-rs\0";
@@ -124,6 +127,12 @@ impl Connection {
     /// Receives the next message.
     pub async fn recv(&mut self) -> Result<Message> {
         read_message(&mut self.reader, &self.limits).await
+    }
+
+    /// Receives the next message, its data frames going where `place` says
+    /// (see [`read_message_placed`]).
+    pub async fn recv_placed(&mut self, place: &mut Placer<'_>) -> Result<Placed> {
+        read_message_placed(&mut self.reader, &self.limits, place).await
     }
 }
 

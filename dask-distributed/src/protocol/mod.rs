@@ -25,7 +25,9 @@ mod frame;
 mod handshake;
 mod task;
 
-pub use frame::{read_message, write_message, Limits, Message};
+pub use frame::{
+    read_message, read_message_placed, write_message, Limits, Message, Placed, Placer,
+};
 pub use handshake::{
     accept, accept_with, connect, connect_with, ConnReader, ConnWriter, Connection, Hello, Role,
     MAGIC, PROTOCOL_VERSION,

@@ -305,3 +305,52 @@ async fn malformed_header_is_a_decode_error() {
     );
     assert!(err.to_string().contains("malformed compute message"));
 }
+
+/// Reads `message` (written to a buffer) with a placer that puts every data
+/// frame of `sink_len(len)` bytes into a byte-vector sink.
+async fn read_placed(
+    wire: &[u8],
+    sink_len: fn(u64) -> u64,
+) -> dask_distributed::Result<protocol::Placed> {
+    let tag = std::any::type_name::<Vec<u8>>();
+    let mut reader = wire;
+    protocol::read_message_placed(&mut reader, &Limits::default(), &mut |_, _, len| {
+        dask_core::codec::data_sink(tag, &[], sink_len(len) as usize).unwrap()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn placed_frames_are_read_into_their_sinks_and_truncation_is_an_error() {
+    let tag = std::any::type_name::<Vec<u8>>();
+    let big: Vec<u8> = (0..3 << 20).map(|i| (i % 253) as u8).collect();
+    let sent = Message::new(
+        protocol::encode("h", &Header::Done { nbytes: 9 }).unwrap(),
+        vec![
+            Bytes::from_static(b"abc"),
+            Bytes::from(big.clone()),
+            Bytes::new(),
+        ],
+    );
+    let mut wire = Vec::new();
+    protocol::write_message(&mut wire, &sent).await.unwrap();
+    let placed = read_placed(&wire, |len| len).await.unwrap();
+    assert_eq!(placed.message.header, sent.header);
+    assert_eq!(placed.sinks.len(), 3);
+    let mut values = Vec::new();
+    for (frame, sink) in placed.message.frames.iter().zip(placed.sinks) {
+        assert!(frame.is_empty(), "the bytes went to the sink");
+        let v = dask_core::codec::finish_sink(tag, sink.expect("placed")).unwrap();
+        values.push(v.downcast_ref::<Vec<u8>>().unwrap().clone());
+    }
+    assert_eq!(values, [b"abc".to_vec(), big.clone(), Vec::new()]);
+    // A sink of another length than the frame is not used: a plain frame.
+    let placed = read_placed(&wire, |len| len + 1).await.unwrap();
+    assert!(placed.sinks.iter().all(Option::is_none));
+    assert_eq!(placed.message, sent);
+    // The stream ends inside a placed frame: truncated, whatever the cut.
+    for cut in [wire.len() - 1, wire.len() - 1000, wire.len() - big.len()] {
+        let err = read_placed(&wire[..cut], |len| len).await.unwrap_err();
+        assert!(matches!(err, Error::Truncated { .. }), "{cut}: {err}");
+    }
+}

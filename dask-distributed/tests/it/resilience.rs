@@ -249,6 +249,58 @@ fn spilled_values_are_served_to_peers_over_tcp_and_to_futures() {
     });
 }
 
+fn byte_chunk(i: u64, len: u64) -> Vec<u8> {
+    (0..len).map(|j| (i * 7 + j % 251) as u8).collect()
+}
+dask_core::register_op!(byte_chunk);
+
+/// Byte vectors have a split encoding and an in-place receiver: a fetch over
+/// TCP reads each one straight into its vector, whether the holder sends it
+/// from memory (its own buffer) or from its spill file (whole, as data).
+#[test]
+fn split_values_are_fetched_over_tcp_into_place_spilled_or_not() {
+    use dask_distributed::protocol::Role;
+    use dask_distributed::worker::PeerPool;
+    within(PATIENCE, || {
+        let len: u64 = 128 * 1024;
+        let cluster = LocalCluster::builder()
+            .n_workers(1)
+            .threads_per_worker(1)
+            .memory_limit(1024 * 1024) // target 600 KiB: some of 12 values spill
+            .start()
+            .unwrap();
+        let client = cluster.client().unwrap();
+        let futures: Vec<_> = (0..12u64)
+            .map(|i| client.submit(byte_chunk, (i, len)).unwrap())
+            .collect();
+        client
+            .wait(&futures, None, dask_distributed::ReturnWhen::AllCompleted)
+            .unwrap();
+        let stats = cluster.worker_metrics()[0].store.clone();
+        assert!(stats.spilled_keys > 0 && stats.memory_keys > 0, "{stats:?}");
+        let addr = cluster.worker(0).unwrap().data_addr().to_owned();
+        let pool = PeerPool::new(Role::Worker);
+        let keys: Vec<Key> = futures.iter().map(|f| f.key().clone()).collect();
+        cluster.runtime().block_on(async {
+            // All in one reply (24 data frames), then one by one.
+            let all = pool.fetch(&addr, &keys).await.unwrap();
+            for (i, v) in all.iter().enumerate() {
+                assert_eq!(
+                    v.downcast_ref::<Vec<u8>>().unwrap(),
+                    &byte_chunk(i as u64, len)
+                );
+            }
+            for (i, k) in keys.iter().enumerate() {
+                let v = pool.fetch(&addr, std::slice::from_ref(k)).await.unwrap();
+                assert_eq!(
+                    v[0].downcast_ref::<Vec<u8>>().unwrap(),
+                    &byte_chunk(i as u64, len)
+                );
+            }
+        });
+    });
+}
+
 #[test]
 fn values_without_a_codec_stay_in_memory_and_the_worker_says_so() {
     within(PATIENCE, || {
