@@ -286,6 +286,17 @@ impl<T> IntoArg<T> for &Delayed<T> {
     }
 }
 
+/// A delayed `T` for a parameter of type [`Shared<T>`](crate::value::Shared):
+/// the task reads the value in place, without a copy.
+impl<T> IntoArg<crate::value::Shared<T>> for &Delayed<T> {
+    fn into_arg(self) -> DelayedArg {
+        DelayedArg {
+            arg: Arg::Key(self.node.key.clone()),
+            nodes: vec![self.node.clone()],
+        }
+    }
+}
+
 /// Gathers a list argument's values into the `Vec<T>` the function takes.
 struct CollectList<T>(PhantomData<fn() -> T>);
 

@@ -65,7 +65,7 @@ pub use plan::{order, Plan};
 pub use scheduler::{Scheduler, SchedulerRef};
 pub use task::{Arg, Task};
 pub use tokenize::{tokenize, Tokenize};
-pub use value::Value;
+pub use value::{Shared, Value};
 
 #[doc(hidden)]
 pub mod __private {

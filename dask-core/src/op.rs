@@ -112,8 +112,10 @@ pub trait IntoOp<M>: Send + Sync + 'static {
 
 /// Wraps a plain function or closure `Fn(A, B, ..) -> R` (up to 6 arguments) as an op.
 ///
-/// Arguments are downcast from [`Value`]s and cloned; a value of the wrong type is
-/// a task failure naming the argument and both types.
+/// Arguments are downcast from [`Value`]s and cloned, except those of type
+/// [`Shared<T>`](crate::value::Shared), which share the input (no copy); a
+/// value of the wrong type is a task failure naming the argument and both
+/// types.
 ///
 /// ```
 /// use dask_core::{op::fn_op, Value};
@@ -134,11 +136,16 @@ where
     f.into_op()
 }
 
+/// Argument `i` as an `A`: a clone of the input, or for `A` =
+/// [`Shared<T>`](crate::value::Shared) the input itself, shared.
 fn arg<A: Any + Clone>(args: &[Value], i: usize) -> Result<A, BoxError> {
-    args[i]
-        .downcast_ref::<A>()
-        .cloned()
-        .map_err(|e| -> BoxError { format!("argument {i}: {e}").into() })
+    let v = &args[i];
+    match v.downcast_ref::<A>() {
+        Ok(a) => Ok(a.clone()),
+        Err(e) => v
+            .as_shared::<A>()
+            .ok_or_else(|| -> BoxError { format!("argument {i}: {e}").into() }),
+    }
 }
 
 fn check_arity(name: &str, expected: usize, found: usize) -> Result<(), BoxError> {
@@ -484,6 +491,26 @@ macro_rules! register_op {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_arguments_read_the_input_in_place_and_name_a_wrong_type() {
+        let address = fn_op(|v: crate::Shared<Vec<u64>>, k: u64| v.as_ptr() as u64 + k);
+        let input = Value::new(vec![7u64; 1000]);
+        let held = input.downcast_ref::<Vec<u64>>().unwrap().as_ptr() as u64;
+        let out = address.call(&[input.clone(), Value::new(0u64)]).unwrap();
+        assert_eq!(*out.downcast_ref::<u64>().unwrap(), held);
+        // A `Shared` value passed as is works too; a wrong type is a task error.
+        let direct = Value::new(crate::Shared::new(vec![1u64]));
+        assert!(address.call(&[direct, Value::new(0u64)]).is_ok());
+        let err = address
+            .call(&[Value::new(vec![1u32]), Value::new(0u64)])
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("argument 0") && msg.contains("Vec<u32>"),
+            "{msg}"
+        );
+    }
 
     fn double(x: i64) -> i64 {
         x * 2

@@ -23,6 +23,8 @@ use crate::{Error, Result};
 pub struct Value {
     inner: Arc<dyn Any + Send + Sync>,
     type_name: &'static str,
+    /// Makes the [`Shared`] view of the held type (boxed as `Any`).
+    shared: fn(&Value) -> Option<Box<dyn Any + Send>>,
 }
 
 impl Value {
@@ -31,7 +33,17 @@ impl Value {
         Value {
             inner: Arc::new(value),
             type_name: std::any::type_name::<T>(),
+            shared: |v| {
+                let arc = v.inner.clone().downcast::<T>().ok()?;
+                Some(Box::new(Shared(arc)))
+            },
         }
+    }
+
+    /// The value as an `A` that shares it: a [`Shared<T>`] when the value
+    /// holds a `T` (no copy). `None` for any other `A`.
+    pub fn as_shared<A: Any>(&self) -> Option<A> {
+        (self.shared)(self)?.downcast::<A>().ok().map(|a| *a)
     }
 
     /// The name of the held type, as `std::any::type_name` gives it.
@@ -89,6 +101,53 @@ impl Value {
     }
 }
 
+/// A task argument read in place: a function taking `Shared<T>` gets the
+/// input `T` without copying it (a plain `T` argument is a clone of the
+/// input, which for a large array is a full copy).
+///
+/// It dereferences to `T`; cloning it is a reference-count increment. Pass a
+/// `T` value or a future/delayed of `T` where a function takes `Shared<T>`.
+///
+/// ```
+/// use dask_core::{op::fn_op, value::Shared, Value};
+/// let len = fn_op(|v: Shared<Vec<u8>>| v.len());
+/// let input = Value::new(vec![0u8; 1 << 20]);
+/// let out = len.call(std::slice::from_ref(&input)).unwrap();
+/// assert_eq!(*out.downcast_ref::<usize>().unwrap(), 1 << 20);
+/// ```
+pub struct Shared<T>(Arc<T>);
+
+impl<T> Shared<T> {
+    /// Wraps a value (for a direct call of a function taking `Shared<T>`).
+    pub fn new(value: T) -> Shared<T> {
+        Shared(Arc::new(value))
+    }
+
+    /// The shared `Arc`.
+    pub fn into_arc(self) -> Arc<T> {
+        self.0
+    }
+}
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<T> std::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Value<{}>", self.type_name)
@@ -98,6 +157,20 @@ impl fmt::Debug for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_view_holds_the_same_allocation_and_only_for_the_held_type() {
+        let v = Value::new(vec![1u32, 2, 3]);
+        let shared = v.as_shared::<Shared<Vec<u32>>>().unwrap();
+        assert_eq!(*shared, vec![1, 2, 3]);
+        assert!(std::ptr::eq(
+            &*shared,
+            v.downcast_ref::<Vec<u32>>().unwrap()
+        ));
+        assert_eq!(v.ref_count(), 2);
+        assert!(v.as_shared::<Shared<Vec<u64>>>().is_none());
+        assert!(v.as_shared::<Vec<u32>>().is_none());
+    }
 
     #[test]
     fn wrong_type_names_both_types() {

@@ -263,6 +263,14 @@ impl<T> IntoSubmitArg<T> for &Future<T> {
     }
 }
 
+/// A future of `T` for a parameter of type [`Shared<T>`](dask_core::value::Shared):
+/// the task reads the value in place on the worker, without a copy.
+impl<T> IntoSubmitArg<dask_core::value::Shared<T>> for &Future<T> {
+    fn into_submit_arg(self) -> (Arg, Option<Key>) {
+        (Arg::Key(self.key.clone()), Some(self.key.clone()))
+    }
+}
+
 /// A tuple of [`IntoSubmitArg`]s matching a function's argument tuple.
 pub trait SubmitArgs<Args> {
     /// The arguments, in order.
