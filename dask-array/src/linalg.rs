@@ -12,6 +12,7 @@ use crate::array::{op, value_arg, Array};
 use crate::chunks::{refine, Chunks};
 use crate::element::Number;
 use crate::error::{Error, Result};
+use crate::gemm::Packed;
 use crate::rechunk::rechunk_meta;
 
 /// The op of a matmul output block: the sum over `k` of `left[k] . right[k]`.
@@ -48,7 +49,10 @@ impl<T: Number> Op for Matmul<T> {
         let rights = value_arg::<Vec<Value>>(args, 1)?;
         let &shape = value_arg::<(usize, usize)>(args, 2)?;
         if TypeId::of::<T>() == TypeId::of::<f64>() {
-            return self.sum_of_products::<f64>(lefts, rights, shape, crate::gemm::add_product);
+            return self.sum_of_products::<f64>(lefts, rights, shape, f64::add_product);
+        }
+        if TypeId::of::<T>() == TypeId::of::<f32>() {
+            return self.sum_of_products::<f32>(lefts, rights, shape, f32::add_product);
         }
         self.sum_of_products::<T>(lefts, rights, shape, |x, y, mut acc, _| {
             ndarray::linalg::general_mat_mul(T::ONE, &x, &y, T::ONE, &mut acc)

@@ -138,6 +138,24 @@ fn gram_products_multiply_only_the_upper_blocks() {
     assert_exact(&general, &a2.dot(&a2.mapv(|v| v + 1).t()).into_dyn());
 }
 
+/// `f32` takes its own packed kernel (48-column panels): integer data make
+/// every order of summation exact, for general and Gram products.
+#[test]
+fn f32_products_on_the_packed_kernel_are_exact_on_integers() {
+    let a = ArrayD::from_shape_fn(ndarray::IxDyn(&[40, 70]), |i| {
+        ((i[0] * 5 + i[1] * 3) % 9) as f32 - 4.0
+    });
+    let a2 = a.clone().into_dimensionality::<Ix2>().unwrap();
+    let b2 = a2.t().mapv(|v| v + 1.0);
+    for (ca, cb) in [([40, 70], [70, 40]), ([16, 30], [30, 24])] {
+        let x = from_array(a.clone(), ca).unwrap();
+        let y = from_array(b2.clone().into_dyn(), cb).unwrap();
+        assert_exact(&x.matmul(&y).unwrap(), &a2.dot(&b2).into_dyn());
+        assert_exact(&x.matmul(&x.t()).unwrap(), &a2.dot(&a2.t()).into_dyn());
+        assert_exact(&x.t().matmul(&x).unwrap(), &a2.t().dot(&a2).into_dyn());
+    }
+}
+
 #[test]
 fn matmul_shape_mismatch() {
     let x = from_array(ArrayD::<f64>::zeros(ndarray::IxDyn(&[3, 4])), 2).unwrap();
