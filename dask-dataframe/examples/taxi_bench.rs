@@ -15,6 +15,10 @@
 //! `read_csv(...).groupby(...).compute()` does. Prints the best of `reps`
 //! (default 3) runs and the ratio to polars eager, and checks that all
 //! engines agree.
+//!
+//! `taxi_bench PATH.csv --memory` runs only dask-rs threaded, each query
+//! once, and prints the process's peak resident memory next to the file's
+//! size: what partitions in flight take (nothing else reads the file).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,6 +110,30 @@ fn lazy(path: &str) -> LazyFrame {
         .expect("scan_csv")
 }
 
+/// The peak resident memory of this process (`VmHWM`), if Linux tells.
+fn peak_rss() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM"))?;
+    Some(line.trim_start_matches("VmHWM:").trim().to_string())
+}
+
+/// `--memory`: the four queries on dask-rs threaded only, then the peak RSS.
+fn memory(path: &str) {
+    let size = std::fs::metadata(path).expect("the CSV file").len();
+    let threaded = ThreadedScheduler::new();
+    println!("peak RSS at the start: {}", peak_rss().unwrap_or_default());
+    for (i, q) in dask(path, &threaded).iter().enumerate() {
+        let t = Instant::now();
+        let n = q();
+        println!(
+            "query {i}: answer size {n}, {:.3} s, peak RSS so far {}",
+            t.elapsed().as_secs_f64(),
+            peak_rss().unwrap_or_default()
+        );
+    }
+    println!("file: {:.1} MB", size as f64 / 1e6);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(path) = args.first() else {
@@ -114,8 +142,11 @@ fn main() {
         );
         std::process::exit(2);
     };
-    let reps: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(3).max(1);
     let path = path.as_str();
+    if args.get(1).map(String::as_str) == Some("--memory") {
+        return memory(path);
+    }
+    let reps: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(3).max(1);
     let size = std::fs::metadata(path).expect("the CSV file").len();
     let ddf = read_csv(path, &CsvOptions::default().blocksize(Some(12_000_000))).expect("read_csv");
     println!("{ddf}\n");
@@ -294,12 +325,7 @@ fn main() {
         })
         .fold(0.0f64, f64::max);
     println!("groupby means: max |dask-rs - polars| = {max_diff:e}");
-    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        if let Some(hwm) = status.lines().find(|l| l.starts_with("VmHWM")) {
-            println!(
-                "peak RSS of the whole run: {}",
-                hwm.trim_start_matches("VmHWM:").trim()
-            );
-        }
+    if let Some(hwm) = peak_rss() {
+        println!("peak RSS of the whole run: {hwm}");
     }
 }
