@@ -105,6 +105,19 @@ impl<T> Matmul<T> {
 }
 register_each!(Matmul: f64, f32, i64, i32);
 
+/// A [`Matmul`] task: `op` summing the products of the `lefts` and `rights`
+/// blocks into an output block of `shape`.
+fn product_task(op: &Arc<dyn Op>, lefts: Vec<Arg>, rights: Vec<Arg>, shape: &[usize]) -> Task {
+    Task::new(
+        op.clone(),
+        vec![
+            Arg::List(lefts),
+            Arg::List(rights),
+            Arg::value((shape[0], shape[1])),
+        ],
+    )
+}
+
 /// The Gram product `x . x.T` (or `x.T . x` when `transposed_first`), which
 /// is symmetric: block `(i, j)` above the diagonal multiplies blocks of `x`
 /// read as views (one of them transposed; no transposed copies), block
@@ -147,16 +160,8 @@ fn gram_product<T: Number>((x, transposed_first): (Array<T>, bool)) -> Array<T> 
             }
             let lefts = (0..nk).map(|k| block(i, k)).collect();
             let rights = (0..nk).map(|k| block(j, k)).collect();
-            let shape = c.block_shape(idx);
             let op = if i == j { &diagonal } else { &general };
-            Task::new(
-                op.clone(),
-                vec![
-                    Arg::List(lefts),
-                    Arg::List(rights),
-                    Arg::value((shape[0], shape[1])),
-                ],
-            )
+            product_task(op, lefts, rights, &c.block_shape(idx))
         },
     )
 }
@@ -224,15 +229,7 @@ impl<T: Number> Array<T> {
                 let (i, j) = (idx[0], idx[1]);
                 let lefts = (0..nk).map(|k| Arg::Key(a.key(&[i, k]))).collect();
                 let rights = (0..nk).map(|k| Arg::Key(b.key(&[k, j]))).collect();
-                let shape = c.block_shape(idx);
-                Task::new(
-                    op.clone(),
-                    vec![
-                        Arg::List(lefts),
-                        Arg::List(rights),
-                        Arg::value((shape[0], shape[1])),
-                    ],
-                )
+                product_task(&op, lefts, rights, &c.block_shape(idx))
             },
         ))
     }

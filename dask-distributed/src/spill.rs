@@ -133,6 +133,14 @@ pub struct Store {
 
 static STORES: AtomicU64 = AtomicU64::new(0);
 
+/// A value as [`Store`] holds it.
+enum Held {
+    /// Spilled: its codec tag and the file's bytes.
+    Spilled(String, Vec<u8>),
+    /// In memory.
+    InMemory(Value),
+}
+
 impl Store {
     /// A store that keeps everything in memory.
     pub fn unlimited() -> Store {
@@ -228,22 +236,14 @@ impl Store {
     /// The value of `key` encoded with its codec (a spilled value's file as it
     /// is, without decoding it). `Ok(None)`: not held.
     pub fn get_encoded(&self, key: &Key) -> Result<Option<(String, Vec<u8>)>> {
-        let value = {
-            let mut inner = self.lock();
-            if let Some(slow) = inner.slow.get(key) {
-                let bytes = std::fs::read(&slow.path)?;
-                let tag = slow.tag.clone();
-                inner.reads += 1;
-                return Ok(Some((tag, bytes)));
+        Ok(match self.held(key)? {
+            None => None,
+            Some(Held::Spilled(tag, bytes)) => Some((tag, bytes)),
+            Some(Held::InMemory(value)) => {
+                let (tag, bytes) = codec::encode_value(&value)?;
+                Some((tag.to_owned(), bytes))
             }
-            inner.touch(key);
-            match inner.fast.get(key) {
-                Some(f) => f.value.clone(),
-                None => return Ok(None),
-            }
-        };
-        let (tag, bytes) = codec::encode_value(&value)?;
-        Ok(Some((tag.to_owned(), bytes)))
+        })
     }
 
     /// The value of `key` in its codec's split encoding
@@ -251,26 +251,34 @@ impl Store {
     /// buffer); a spilled value's file as it is, as data after an empty meta
     /// part. `Ok(None)`: not held.
     pub fn get_parts(&self, key: &Key) -> Result<Option<(String, codec::Parts)>> {
-        let value = {
-            let mut inner = self.lock();
-            if let Some(slow) = inner.slow.get(key) {
-                let bytes = std::fs::read(&slow.path)?;
-                let tag = slow.tag.clone();
-                inner.reads += 1;
-                let parts = codec::Parts {
+        Ok(match self.held(key)? {
+            None => None,
+            Some(Held::Spilled(tag, bytes)) => Some((
+                tag,
+                codec::Parts {
                     meta: Vec::new(),
                     data: bytes.into(),
-                };
-                return Ok(Some((tag, parts)));
+                },
+            )),
+            Some(Held::InMemory(value)) => {
+                let (tag, parts) = codec::encode_parts(&value)?;
+                Some((tag.to_owned(), parts))
             }
-            inner.touch(key);
-            match inner.fast.get(key) {
-                Some(f) => f.value.clone(),
-                None => return Ok(None),
-            }
-        };
-        let (tag, parts) = codec::encode_parts(&value)?;
-        Ok(Some((tag.to_owned(), parts)))
+        })
+    }
+
+    /// `key`'s value as held: a spilled file's codec tag and bytes (read
+    /// now), or the value in memory (touched as recently used).
+    fn held(&self, key: &Key) -> Result<Option<Held>> {
+        let mut inner = self.lock();
+        if let Some(slow) = inner.slow.get(key) {
+            let bytes = std::fs::read(&slow.path)?;
+            let tag = slow.tag.clone();
+            inner.reads += 1;
+            return Ok(Some(Held::Spilled(tag, bytes)));
+        }
+        inner.touch(key);
+        Ok(inner.fast.get(key).map(|f| Held::InMemory(f.value.clone())))
     }
 
     /// Drops `key` (from memory or disk); whether it was held.

@@ -1,11 +1,14 @@
 use dask_array::{from_array, Collection, Error};
 use ndarray::{Array2, ArrayD, Axis, Ix2};
 use proptest::prelude::*;
+use std::ops::Range;
 
 use crate::common::*;
 
-fn matrices() -> BoxedStrategy<PairCase> {
-    (1usize..7, 1usize..7, 1usize..7)
+/// An `m x k` and a `k x n` matrix with random chunks, the sizes drawn from
+/// the ranges.
+fn matrix_pairs(m: Range<usize>, k: Range<usize>, n: Range<usize>) -> BoxedStrategy<PairCase> {
+    (m, k, n)
         .prop_flat_map(|(m, k, n)| {
             (
                 data(&[m, k]),
@@ -17,20 +20,15 @@ fn matrices() -> BoxedStrategy<PairCase> {
         .boxed()
 }
 
+fn matrices() -> BoxedStrategy<PairCase> {
+    matrix_pairs(1..7, 1..7, 1..7)
+}
+
 /// Matrices big enough for the packed `f64` kernel (at least 8 rows, 16
 /// inner and 24 output columns), so that single blocks and large random
 /// blocks take it and small random blocks take ndarray's.
 fn big_matrices() -> BoxedStrategy<PairCase> {
-    (8usize..60, 16usize..50, 24usize..70)
-        .prop_flat_map(|(m, k, n)| {
-            (
-                data(&[m, k]),
-                chunks(&[m, k]),
-                data(&[k, n]),
-                chunks(&[k, n]),
-            )
-        })
-        .boxed()
+    matrix_pairs(8..60, 16..50, 24..70)
 }
 
 proptest! {
