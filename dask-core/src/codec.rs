@@ -87,7 +87,8 @@ inventory::collect!(PartsCodecRegistration);
 struct Codecs {
     by_type: HashMap<TypeId, &'static CodecRegistration>,
     by_tag: HashMap<&'static str, &'static CodecRegistration>,
-    parts_by_type: HashMap<TypeId, &'static PartsCodecRegistration>,
+    /// Split encodings by type, with the tag of the type's plain codec.
+    parts_by_type: HashMap<TypeId, (&'static str, &'static PartsCodecRegistration)>,
     parts_by_tag: HashMap<&'static str, &'static PartsCodecRegistration>,
 }
 
@@ -107,7 +108,8 @@ fn codecs() -> &'static Codecs {
         for parts in inventory::iter::<PartsCodecRegistration> {
             // A split encoding without a plain codec has no tag: ignored.
             if let Some(reg) = c.by_type.get(&(parts.type_id)()) {
-                c.parts_by_type.insert((parts.type_id)(), parts);
+                c.parts_by_type
+                    .insert((parts.type_id)(), ((reg.tag)(), parts));
                 c.parts_by_tag.insert((reg.tag)(), parts);
             }
         }
@@ -131,10 +133,7 @@ pub fn encode_value(value: &Value) -> Result<(&'static str, Vec<u8>)> {
             type_name: value.type_name(),
         })?;
     let tag = (reg.tag)();
-    let bytes = (reg.encode)(value).map_err(|source| Error::Codec {
-        tag: tag.to_owned(),
-        source,
-    })?;
+    let bytes = (reg.encode)(value).map_err(codec_error(tag))?;
     Ok((tag, bytes))
 }
 
@@ -146,10 +145,7 @@ pub fn decode_value(tag: &str, bytes: &[u8]) -> Result<Value> {
         .ok_or_else(|| Error::UnknownCodec {
             tag: tag.to_owned(),
         })?;
-    (reg.decode)(bytes).map_err(|source| Error::Codec {
-        tag: tag.to_owned(),
-        source,
-    })
+    (reg.decode)(bytes).map_err(codec_error(tag))
 }
 
 /// Encodes a value in [`Parts`]: with its type's split encoding when it
@@ -159,7 +155,7 @@ pub fn decode_value(tag: &str, bytes: &[u8]) -> Result<Value> {
 /// Errors: as [`encode_value`].
 pub fn encode_parts(value: &Value) -> Result<(&'static str, Parts)> {
     let c = codecs();
-    let Some(parts) = c.parts_by_type.get(&value.value_type_id()) else {
+    let Some(&(tag, parts)) = c.parts_by_type.get(&value.value_type_id()) else {
         let (tag, bytes) = encode_value(value)?;
         return Ok((
             tag,
@@ -169,18 +165,7 @@ pub fn encode_parts(value: &Value) -> Result<(&'static str, Parts)> {
             },
         ));
     };
-    // Registered parts always have a plain registration (see `codecs`).
-    let tag = c
-        .by_type
-        .get(&value.value_type_id())
-        .map(|reg| (reg.tag)())
-        .ok_or_else(|| Error::NoCodec {
-            type_name: value.type_name(),
-        })?;
-    let encoded = (parts.encode)(value).map_err(|source| Error::Codec {
-        tag: tag.to_owned(),
-        source,
-    })?;
+    let encoded = (parts.encode)(value).map_err(codec_error(tag))?;
     Ok((tag, encoded))
 }
 
@@ -200,11 +185,8 @@ pub fn data_sink(tag: &str, meta: &[u8], len: usize) -> Result<Option<Box<dyn Da
     let Some(parts) = c.parts_by_tag.get(tag) else {
         return Ok(None);
     };
-    let codec_error = |source| Error::Codec {
-        tag: tag.to_owned(),
-        source,
-    };
-    match (parts.sink)(meta, len).map_err(codec_error)? {
+    let codec_error = codec_error(tag);
+    match (parts.sink)(meta, len).map_err(&codec_error)? {
         Some(mut sink) => {
             let held = sink.buffer().len();
             if held != len {
@@ -221,10 +203,7 @@ pub fn data_sink(tag: &str, meta: &[u8], len: usize) -> Result<Option<Box<dyn Da
 /// Finishes a [`DataSink`] filled with a data part: the value, or a codec
 /// error under `tag`.
 pub fn finish_sink(tag: &str, sink: Box<dyn DataSink>) -> Result<Value> {
-    sink.finish().map_err(|source| Error::Codec {
-        tag: tag.to_owned(),
-        source,
-    })
+    sink.finish().map_err(codec_error(tag))
 }
 
 /// Decodes a value from its two [`Parts`] (as [`encode_parts`] made them,
@@ -246,6 +225,14 @@ pub fn decode_parts(tag: &str, meta: &[u8], data: &[u8]) -> Result<Value> {
     joined.extend_from_slice(meta);
     joined.extend_from_slice(data);
     decode_value(tag, &joined)
+}
+
+/// Wraps a codec's error as [`Error::Codec`] under `tag`.
+fn codec_error(tag: &str) -> impl Fn(BoxError) -> Error + '_ {
+    move |source| Error::Codec {
+        tag: tag.to_owned(),
+        source,
+    }
 }
 
 /// Encodes a `T` with postcard; used by [`register_codec!`](crate::register_codec).
