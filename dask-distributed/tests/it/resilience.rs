@@ -200,18 +200,23 @@ impl dask_core::sizeof::Sizeof for Opaque {
 }
 dask_core::register_sizeof!(Opaque);
 
+/// One-thread workers with a 1 MiB memory limit (spill target 600 KiB).
+fn spilling_cluster(n_workers: usize) -> LocalCluster {
+    LocalCluster::builder()
+        .n_workers(n_workers)
+        .threads_per_worker(1)
+        .memory_limit(1024 * 1024)
+        .start()
+        .unwrap()
+}
+
 #[test]
 fn spilled_values_are_served_to_peers_over_tcp_and_to_futures() {
     use dask_distributed::protocol::Role;
     use dask_distributed::worker::PeerPool;
     within(PATIENCE, || {
         let words: u64 = 16 * 1024; // 128 KiB per value
-        let cluster = LocalCluster::builder()
-            .n_workers(2)
-            .threads_per_worker(1)
-            .memory_limit(1024 * 1024) // target 600 KiB: most of 24 values spill
-            .start()
-            .unwrap();
+        let cluster = spilling_cluster(2); // most of 24 values spill
         let client = cluster.client().unwrap();
         let futures: Vec<_> = (0..24u64)
             .map(|i| client.submit(chunk, (i, words)).unwrap())
@@ -263,12 +268,7 @@ fn split_values_are_fetched_over_tcp_into_place_spilled_or_not() {
     use dask_distributed::worker::PeerPool;
     within(PATIENCE, || {
         let len: u64 = 128 * 1024;
-        let cluster = LocalCluster::builder()
-            .n_workers(1)
-            .threads_per_worker(1)
-            .memory_limit(1024 * 1024) // target 600 KiB: some of 12 values spill
-            .start()
-            .unwrap();
+        let cluster = spilling_cluster(1); // some of 12 values spill
         let client = cluster.client().unwrap();
         let futures: Vec<_> = (0..12u64)
             .map(|i| client.submit(byte_chunk, (i, len)).unwrap())
