@@ -1,8 +1,8 @@
 //! Reductions fused with the arithmetic they read: the chunk task of
-//! `sum`/`prod`/`min`/`max` over `a op b` (two 2-D blocks, either of them
-//! possibly transposed, as `(x + x.t()).sum()` reads them) folds `a op b`
-//! straight from the two input blocks, without making the transposed copy or
-//! the `a op b` block.
+//! `sum`/`prod`/`min`/`max` (and `mean` of `f64`) over `a op b` (two 2-D
+//! blocks, either of them possibly transposed, as `(x + x.t()).sum()` reads
+//! them) folds `a op b` straight from the two input blocks, without making
+//! the transposed copy or the `a op b` block.
 //!
 //! [`fold_chunk`] recognizes the pattern when a reduction builds its chunk
 //! tasks: the block argument is a nested [`ZipOp`] of [`ArithKernel`] (the
@@ -20,7 +20,7 @@
 //! other shapes (broadcasting, non-standard layout) take the unfused path
 //! inside the same op.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -31,7 +31,9 @@ use serde::{Deserialize, Serialize};
 use crate::array::chunk_arg;
 use crate::element::Number;
 use crate::kernels::{zip_views, Arith, ArithKernel, ZipOp};
-use crate::reduction::{keep_shape, max_nan, min_nan, Axes, Fold, FoldFn, TreeKind};
+use crate::reduction::{
+    fold, keep_shape, max_nan, min_nan, reduced_count, Axes, Fold, FoldFn, MeanPart, TreeKind,
+};
 
 /// The side of the square tiles a transposed operand is read in: a tile of
 /// `f64` (512 KiB) stays in L2, and its rows are 2 KiB sequential reads.
@@ -47,6 +49,31 @@ pub(crate) fn fold_chunk<T: Number>(
     block: &Arg,
     name: &str,
 ) -> Option<Task> {
+    fused_task(fold, ndim, block, name, false)
+}
+
+/// The chunk task of a `mean` over `block`, as [`fold_chunk`] builds it for
+/// a sum, giving a [`MeanPart`]. Only for `f64`: other types' means sum in
+/// `f64`, which a fold in `T` would not.
+pub(crate) fn mean_chunk<T: Number>(
+    axes: Axes,
+    ndim: usize,
+    block: &Arg,
+    name: &str,
+) -> Option<Task> {
+    if TypeId::of::<T>() != TypeId::of::<f64>() {
+        return None;
+    }
+    fused_task(&fold::<T>(FoldFn::Sum)(axes), ndim, block, name, true)
+}
+
+fn fused_task<T: Number>(
+    fold: &Fold<T>,
+    ndim: usize,
+    block: &Arg,
+    name: &str,
+    mean: bool,
+) -> Option<Task> {
     if ndim != 2 || matches!(fold.axes, Axes::Many(_)) {
         return None;
     }
@@ -61,6 +88,7 @@ pub(crate) fn fold_chunk<T: Number>(
         arith: kernel.op,
         transposed: [ta, tb],
         mirror: false,
+        mean,
         name: name.to_string(),
     };
     Some(Task::new(Arc::new(fused), vec![a.clone(), b.clone()]))
@@ -72,9 +100,24 @@ pub(crate) fn fold_chunk<T: Number>(
 /// The fold is associative and commutative, so the result is the same up to
 /// rounding; each block is then read once.
 pub(crate) fn pair_mirrors<T: Number>(fold: &Fold<T>, tasks: &mut [(Vec<usize>, Task)]) {
-    if !matches!(fold.axes, Axes::All) {
-        return;
+    if matches!(fold.axes, Axes::All) {
+        let identity = ArrayD::from_elem(IxDyn(&[1, 1]), identity::<T>(fold.f));
+        pair_with::<T>(tasks, || Value::new(identity.clone()));
     }
+}
+
+/// [`pair_mirrors`] for the fused chunk tasks of a `mean` over all axes:
+/// the partner's partial is an empty sum.
+pub(crate) fn pair_mean_mirrors<T: Number>(axes: Axes, tasks: &mut [(Vec<usize>, Task)]) {
+    if matches!(axes, Axes::All) {
+        let empty = || Value::new(MeanPart::new(ArrayD::zeros(IxDyn(&[1, 1])), 0.0));
+        pair_with::<T>(tasks, empty);
+    }
+}
+
+/// Pairs the mirrored fused chunk tasks of a 2-D reduction over all axes;
+/// each second one becomes the literal `identity()`.
+fn pair_with<T: Number>(tasks: &mut [(Vec<usize>, Task)], identity: impl Fn() -> Value) {
     let at: std::collections::HashMap<Vec<usize>, usize> = tasks
         .iter()
         .enumerate()
@@ -90,8 +133,7 @@ pub(crate) fn pair_mirrors<T: Number>(fold: &Fold<T>, tasks: &mut [(Vec<usize>, 
         };
         let args = tasks[k].1.args.clone();
         tasks[k].1 = Task::new(Arc::new(pair), args);
-        let identity = ArrayD::from_elem(IxDyn(&[1, 1]), identity::<T>(fold.f));
-        tasks[m].1 = Task::data(Value::new(identity));
+        tasks[m].1 = Task::data(identity());
     }
 }
 
@@ -100,7 +142,7 @@ pub(crate) fn pair_mirrors<T: Number>(fold: &Fold<T>, tasks: &mut [(Vec<usize>, 
 fn mirrored<T: Number>(a: &Task, b: &Task) -> Option<FusedFold<T>> {
     let (fa, fb) = (as_fused::<T>(a)?, as_fused::<T>(b)?);
     let one_way = |f: &FusedFold<T>| f.transposed == [false, true] && !f.mirror;
-    let same = fa.arith == fb.arith && fa.fold.f == fb.fold.f;
+    let same = fa.arith == fb.arith && fa.fold.f == fb.fold.f && fa.mean == fb.mean;
     let swapped = match (&a.args[..], &b.args[..]) {
         ([Arg::Key(a0), Arg::Key(a1)], [Arg::Key(b0), Arg::Key(b1)]) => {
             a0 == b1 && a1 == b0 && a0 != a1
@@ -112,6 +154,7 @@ fn mirrored<T: Number>(a: &Task, b: &Task) -> Option<FusedFold<T>> {
         arith: fa.arith,
         transposed: fa.transposed,
         mirror: true,
+        mean: fa.mean,
         name: fa.name.clone(),
     })
 }
@@ -146,7 +189,8 @@ fn leaf<T: Number>(arg: &Arg) -> (&Arg, bool) {
 
 /// The op of a fused chunk task: `fold` over `a arith b`, where an operand
 /// marked in `transposed` is read transposed; with `mirror` (`a` as is, `b`
-/// transposed, a fold over all axes) over `b arith a.T` as well.
+/// transposed, a fold over all axes) over `b arith a.T` as well; with
+/// `mean` (a sum) giving a `mean`'s partial.
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "")]
 pub(crate) struct FusedFold<T: Number> {
@@ -154,6 +198,7 @@ pub(crate) struct FusedFold<T: Number> {
     arith: Arith,
     transposed: [bool; 2],
     mirror: bool,
+    mean: bool,
     name: String,
 }
 
@@ -180,10 +225,10 @@ impl<T: Number> Op for FusedFold<T> {
         let Some((sa, sb)) = fast else {
             let out = self.unfused(a, b, self.transposed)?;
             if !self.mirror {
-                return Ok(Value::new(out));
+                return Ok(self.output(out, &shape));
             }
             let other = self.unfused(b, a, self.transposed)?;
-            return Ok(Value::new(self.fold.combine(vec![out, other])?));
+            return Ok(self.output(self.fold.combine(vec![out, other])?, &shape));
         };
         let (rows, cols) = (shape[0], shape[1]);
         let axes = self.fold.axes;
@@ -197,11 +242,22 @@ impl<T: Number> Op for FusedFold<T> {
         grid.mirror = self.mirror && grid.b_transposed && matches!(axes, Axes::All);
         let values = fold_grid(&grid, self.arith, flip, self.fold.f);
         let out = ArrayD::from_shape_vec(IxDyn(&keep_shape(&shape, axes)), values)?;
-        Ok(Value::new(out))
+        Ok(self.output(out, &shape))
     }
 }
 
 impl<T: Number> FusedFold<T> {
+    /// The task's value: the fold of the `shape` block (twice that many
+    /// elements when mirrored), as a `mean`'s partial if this is one.
+    fn output(&self, folded: ArrayD<T>, shape: &[usize]) -> Value {
+        if !self.mean {
+            return Value::new(folded);
+        }
+        let blocks = if self.mirror { 2.0 } else { 1.0 };
+        let count = blocks * reduced_count(shape, self.fold.axes);
+        Value::new(MeanPart::new(folded.mapv(|x| x.to_f64()), count))
+    }
+
     /// The unfused computation: the arithmetic block (operands transposed
     /// as `transposed` says), then the fold.
     fn unfused(

@@ -753,6 +753,13 @@ pub(crate) struct MeanPart {
     count: f64,
 }
 
+impl MeanPart {
+    /// The partial of `count` elements summing to `sum` (keepdims shape).
+    pub(crate) fn new(sum: ArrayD<f64>, count: f64) -> Self {
+        MeanPart { sum, count }
+    }
+}
+
 /// Partial of `var`: count, mean and sum of squared deviations (Chan et al.'s
 /// parallel algorithm, numerically stable when partials are merged).
 #[derive(Clone, Serialize, Deserialize)]
@@ -786,14 +793,14 @@ fn add(a: f64, b: f64) -> f64 {
     a + b
 }
 
-fn reduced_count(shape: &[usize], axes: Axes) -> f64 {
+pub(crate) fn reduced_count(shape: &[usize], axes: Axes) -> f64 {
     (0..shape.len())
         .filter(|&k| axes.has(k))
         .map(|k| shape[k])
         .product::<usize>() as f64
 }
 
-fn fold<T: Number>(f: FoldFn) -> impl FnOnce(Axes) -> Fold<T> {
+pub(crate) fn fold<T: Number>(f: FoldFn) -> impl FnOnce(Axes) -> Fold<T> {
     move |axes| Fold {
         f,
         axes,
@@ -827,6 +834,12 @@ impl<T: Number> TreeKind for Mean<T> {
     }
     fn finalize(&self, p: MeanPart) -> Result<ArrayD<f64>, BoxError> {
         Ok(drop_axes(p.sum, self.axes)?.mapv(|s| s / p.count))
+    }
+    fn fused_chunk(&self, block: &Arg, ndim: usize, name: &str) -> Option<Task> {
+        crate::fused::mean_chunk::<T>(self.axes, ndim, block, name)
+    }
+    fn pair_chunks(&self, tasks: &mut [(Vec<usize>, Task)]) {
+        crate::fused::pair_mean_mirrors::<T>(self.axes, tasks)
     }
 }
 

@@ -201,8 +201,8 @@ fn several_axes_errors() {
 }
 
 /// Two 2-D operands of one logical shape, its chunks, which operands are
-/// stored transposed, the arithmetic op (0..4: + - * /), the fold (0..4:
-/// sum, prod, min, max), the axis (None: all) and split_every.
+/// stored transposed, the arithmetic op (0..4: + - * /), the fold (0..5:
+/// sum, prod, min, max, mean), the axis (None: all) and split_every.
 type FusedCase = (
     ArrayD<f64>,
     ArrayD<f64>,
@@ -224,7 +224,7 @@ fn fused_case() -> BoxedStrategy<FusedCase> {
                 chunks(&[r, c]),
                 any::<[bool; 2]>(),
                 0usize..4,
-                0usize..4,
+                0usize..5,
                 prop::option::of(0usize..2),
                 2usize..6,
             )
@@ -260,7 +260,7 @@ fn arith(
     }
 }
 
-/// The fold (0..4: sum, prod, min, max) of `e` and its ndarray oracle on `whole`.
+/// The fold (0..5: sum, prod, min, max, mean) of `e` and its ndarray oracle on `whole`.
 fn fold_of(
     e: &Array<f64>,
     whole: &ArrayD<f64>,
@@ -281,11 +281,15 @@ fn fold_of(
                 v.iter().copied().fold(f64::INFINITY, f64::min)
             }),
         ),
-        _ => (
+        3 => (
             e.max(h).unwrap(),
             oracle(whole, axis, |v| {
                 v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
             }),
+        ),
+        _ => (
+            e.mean(h).unwrap(),
+            oracle(whole, axis, |v| v.iter().sum::<f64>() / v.len() as f64),
         ),
     }
 }
@@ -324,7 +328,7 @@ proptest! {
     #[test]
     fn mirrored_folds_match_ndarray(
         (a, c, op, fold, split) in (1usize..=40).prop_flat_map(|n| {
-            (data(&[n, n]), axis_chunks(n), 0usize..4, 0usize..4, 2usize..6)
+            (data(&[n, n]), axis_chunks(n), 0usize..4, 0usize..5, 2usize..6)
         })
     ) {
         let a = if fold == 1 { a.mapv(|v| 1.0 + v / 200.0) } else { a };
@@ -362,4 +366,17 @@ fn mirrored_chunk_tasks_pair_up() {
         .count();
     assert_eq!(chunk_literals, 0);
     assert_close(&rows, &(&a + &a.t()).sum_axis(ndarray::Axis(0)));
+    // A mean pairs its chunk tasks too; the partner is an empty partial.
+    let mean = (&x + &x.t()).unwrap().mean(None).unwrap();
+    let graph = mean.graph().to_graph();
+    let chunks: Vec<_> = graph
+        .iter()
+        .filter(|(k, _)| k.name().starts_with("mean-chunk"))
+        .collect();
+    assert_eq!(chunks.len(), 9);
+    assert_eq!(
+        chunks.iter().filter(|(_, t)| t.as_data().is_some()).count(),
+        3
+    );
+    assert_close(&mean, &ArrayD::from_elem(IxDyn(&[]), 2.0 * a.sum() / 81.0));
 }

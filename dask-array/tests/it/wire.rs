@@ -73,6 +73,7 @@ fn every_array_op_runs_across_a_process_boundary() {
     let sym = (&x + &x.t()).unwrap();
     check("x + x.T", &sym);
     check("(x + x.T).sum()", &sym.sum(None).unwrap());
+    check("fused, paired (x + x.T).mean()", &sym.mean(None).unwrap());
     check(
         "fused (x.T - x).max(0)",
         &(&x.t() - &x).unwrap().max(0).unwrap(),
