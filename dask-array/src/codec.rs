@@ -259,6 +259,18 @@ macro_rules! register_chunk_codecs {
 }
 register_chunk_codecs!(f64, f32, i64, i32, bool);
 
+/// The bytes a chunk holds: its elements and the array's header. Registered
+/// so a worker sizes an array result without encoding it.
+fn chunk_sizeof<T>(a: &ArrayD<T>) -> u64 {
+    (a.len() * std::mem::size_of::<T>() + std::mem::size_of::<ArrayD<T>>()) as u64
+}
+
+dask_core::register_sizeof!(ArrayD<f64>, chunk_sizeof);
+dask_core::register_sizeof!(ArrayD<f32>, chunk_sizeof);
+dask_core::register_sizeof!(ArrayD<i64>, chunk_sizeof);
+dask_core::register_sizeof!(ArrayD<i32>, chunk_sizeof);
+dask_core::register_sizeof!(ArrayD<bool>, chunk_sizeof);
+
 /// `#[serde(with = "serde_chunk")]` for `ArrayD<T>` fields: the chunk's raw
 /// encoding as one byte string.
 pub mod serde_chunk {
@@ -301,6 +313,27 @@ mod tests {
     use ndarray::{Array, ArrayD, IxDyn, ShapeBuilder};
 
     use super::*;
+
+    /// Every chunk type is sized from its buffer, with no encoding: within a
+    /// header of the encoding's length.
+    #[test]
+    fn chunks_are_sized_without_encoding() {
+        use dask_core::sizeof::{has_sizeof, sizeof_registered};
+        fn check<T: Element>(a: ArrayD<T>) {
+            let v = Value::new(a.clone());
+            assert!(has_sizeof(&v), "{}", type_name::<T>());
+            let size = sizeof_registered(&v).unwrap();
+            let data = (a.len() * std::mem::size_of::<T>()) as u64;
+            assert!(size >= data && size < data + 256, "{size} for {data}");
+            let encoded = encode(&v).unwrap().1.len() as u64;
+            assert!(size.abs_diff(encoded) < 256, "{size} vs encoded {encoded}");
+        }
+        check(ArrayD::<f64>::zeros(IxDyn(&[30, 40])));
+        check(ArrayD::<f32>::zeros(IxDyn(&[7])));
+        check(ArrayD::<i64>::zeros(IxDyn(&[2, 3, 4])));
+        check(ArrayD::<i32>::zeros(IxDyn(&[0, 5])));
+        check(ArrayD::from_elem(IxDyn(&[9, 9]), true));
+    }
 
     fn round_trip<T: Element + PartialEq>(a: &ArrayD<T>) {
         let (tag, bytes) = encode(&Value::new(a.clone())).unwrap();

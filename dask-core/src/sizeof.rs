@@ -114,7 +114,10 @@ pub fn sizeof_of<T: Sizeof + 'static>(value: &Value) -> Option<u64> {
     value.downcast_ref::<T>().ok().map(Sizeof::sizeof)
 }
 
-/// Registers `T`'s [`Sizeof`] so [`sizeof_value`] uses it for values of `T`.
+/// Registers `T`'s [`Sizeof`] so [`sizeof_value`] uses it for values of `T`;
+/// `register_sizeof!(T, f)` registers the function `f: fn(&T) -> u64`
+/// instead (for a type of another crate, which cannot implement [`Sizeof`]
+/// here).
 #[macro_export]
 macro_rules! register_sizeof {
     ($t:ty) => {
@@ -122,6 +125,14 @@ macro_rules! register_sizeof {
             $crate::sizeof::SizeofRegistration {
                 type_id: || ::std::any::TypeId::of::<$t>(),
                 sizeof: $crate::sizeof::sizeof_of::<$t>,
+            }
+        }
+    };
+    ($t:ty, $f:expr) => {
+        $crate::__private::inventory::submit! {
+            $crate::sizeof::SizeofRegistration {
+                type_id: || ::std::any::TypeId::of::<$t>(),
+                sizeof: |v: &$crate::Value| v.downcast_ref::<$t>().ok().map($f),
             }
         }
     };

@@ -54,6 +54,12 @@ dask_core::__private::inventory::submit! {
     }
 }
 
+// Sizes for the workers' memory accounting, without encoding (polars'
+// estimate of the buffers held).
+dask_core::register_sizeof!(pl::DataFrame, |df: &pl::DataFrame| df.estimated_size()
+    as u64);
+dask_core::register_sizeof!(pl::Series, |s: &pl::Series| s.estimated_size() as u64);
+
 dask_core::__private::inventory::submit! {
     CodecRegistration {
         tag: || "polars::Series/arrow-ipc",
