@@ -18,6 +18,7 @@ use crate::scheduler::state::{Outcome, TaskError};
 use crate::{Error, Result};
 
 mod connection;
+mod inline;
 
 pub use connection::{
     ClientOptions, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_RECONNECT_TIMEOUT,
@@ -151,6 +152,8 @@ struct Pending {
     wanted: HashMap<Key, usize>,
     /// Last report for each wanted key, for futures asked after it arrived.
     outcomes: HashMap<Key, Reported>,
+    /// Small values that came with their reports, until gathered.
+    inline: inline::InlineValues,
     /// Cancelled keys: later reports for them are ignored until resubmitted.
     cancelled: HashSet<Key>,
     /// Keys let go of but not yet told to the scheduler: dropping many
@@ -176,6 +179,7 @@ impl Pending {
             return;
         }
         self.cancelled.insert(key.clone());
+        self.inline.remove(key);
         self.outcomes.insert(key.clone(), Reported::Cancelled);
         for waiter in self.reports.remove(key).unwrap_or_default() {
             waiter.send(Reported::Cancelled);
@@ -1001,6 +1005,7 @@ impl Inner {
                 if *n == 0 {
                     p.wanted.remove(k);
                     p.outcomes.remove(k);
+                    p.inline.remove(k);
                     p.cancelled.remove(k);
                     // Nobody can wait for it any more (as_completed helpers end).
                     p.reports.remove(k);
@@ -1050,13 +1055,25 @@ impl Inner {
             .collect())
     }
 
-    /// Gathers `keys` (all reported in memory). A key lost meanwhile with its
-    /// worker is waited for while the scheduler recomputes it: waiters are
-    /// registered before asking where keys are, so no report slips between.
+    /// Gathers `keys` (all reported in memory): values that came with their
+    /// reports first, then the others from their workers. A key lost
+    /// meanwhile with its worker is waited for while the scheduler
+    /// recomputes it: waiters are registered before asking where keys are,
+    /// so no report slips between.
     pub(crate) async fn gather(&self, keys: &[Key]) -> Result<HashMap<Key, Value>> {
         const MAX_ATTEMPTS: usize = 50;
-        let mut values = HashMap::new();
-        let mut remaining = keys.to_vec();
+        let mut values = {
+            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            p.inline.take(keys)
+        };
+        if values.len() == keys.len() {
+            return Ok(values);
+        }
+        let mut remaining: Vec<Key> = keys
+            .iter()
+            .filter(|k| !values.contains_key(*k))
+            .cloned()
+            .collect();
         for _ in 0..MAX_ATTEMPTS {
             let receivers = self.expect_reports(&remaining)?;
             let who_has = self.who_has(&remaining).await?;

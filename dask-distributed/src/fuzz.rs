@@ -135,6 +135,7 @@ pub fn seeds() -> Vec<Vec<u8>> {
                     stop: 2.0,
                     thread: 0,
                 },
+                value: None,
             },
             vec![],
         ),

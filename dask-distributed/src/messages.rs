@@ -31,6 +31,10 @@ pub enum ToScheduler {
         nbytes: u64,
         /// When and on which thread it ran (for the task stream).
         timing: TaskTiming,
+        /// The codec tag of the value, when the value follows in the one
+        /// data frame (a small result a client waits for, see
+        /// [`ToWorker::Compute::report_value`]).
+        value: Option<String>,
     },
     /// A task failed on a worker.
     TaskErred {
@@ -258,6 +262,10 @@ pub enum ToWorker {
         run_spec: Vec<u8>,
         /// For each dependency, the data addresses of the workers holding it.
         who_has: Vec<(Key, Vec<String>)>,
+        /// A client waits for this key: if the value is small and has a
+        /// codec, send it with the report, so the scheduler passes it on
+        /// and the client need not fetch it (two round trips fewer).
+        report_value: bool,
     },
     /// Drop these keys.
     Free {
@@ -283,6 +291,9 @@ pub enum ToClient {
         key: Key,
         /// What happened.
         outcome: Outcome,
+        /// The codec tag of the value, when the value follows in the one
+        /// data frame (a small result, sent on as the worker reported it).
+        value: Option<String>,
     },
     /// These keys were cancelled (by this or another client).
     Cancelled {

@@ -465,6 +465,7 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
                     priority,
                     run_spec,
                     who_has,
+                    report_value,
                 }) => {
                     if let Some(r) = running_keys.get(&key) {
                         // Already running it: its report answers this attempt.
@@ -482,6 +483,7 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
                             phase: phase.clone(),
                             run_id: run_id.clone(),
                             queued: Queued::new(&worker, priority),
+                            report_value,
                         },
                         tx.clone(),
                     );
@@ -549,7 +551,8 @@ impl Drop for AbortOnDrop {
 
 /// How a task attempt ended.
 enum Outcome {
-    Finished(u64, TaskTiming),
+    /// Its size, timing and (if asked and small) encoded value.
+    Finished(u64, TaskTiming, Option<(&'static str, Vec<u8>)>),
     Failed(Error),
     /// The task ran and failed.
     Erred(Error, TaskTiming),
@@ -583,6 +586,8 @@ struct Attempt {
     phase: Arc<AtomicU8>,
     run_id: Arc<AtomicU64>,
     queued: Queued,
+    /// A client waits for the value (see [`ToWorker::Compute`]).
+    report_value: bool,
 }
 
 async fn run_task(
@@ -597,12 +602,15 @@ async fn run_task(
         phase,
         run_id,
         queued,
+        report_value,
     } = attempt;
     let (outcome, in_process) = match decode(&key, &run_spec) {
-        Ok((task, in_process)) => (
-            execute(&key, task, who_has, &worker, (&phase, &queued), &tx).await,
-            in_process,
-        ),
+        Ok((task, in_process)) => {
+            // A client in this process reads the value from memory.
+            let inline = report_value && !in_process;
+            let outcome = execute(&key, task, who_has, &worker, (&phase, &queued), inline, &tx);
+            (outcome.await, in_process)
+        }
         Err(e) => (Outcome::Failed(e), false),
     };
     let (outcome, timing) = match outcome {
@@ -610,13 +618,18 @@ async fn run_task(
         other => (other, None),
     };
     let run_id = run_id.load(Ordering::Acquire);
+    let mut frames = Vec::new();
     let reply = match outcome {
         Outcome::Dropped | Outcome::Erred(..) => return key,
-        Outcome::Finished(nbytes, timing) => ToScheduler::TaskFinished {
+        Outcome::Finished(nbytes, timing, inline) => ToScheduler::TaskFinished {
             key: key.clone(),
             run_id,
             nbytes,
             timing,
+            value: inline.map(|(tag, bytes)| {
+                frames.push(Bytes::from(bytes));
+                tag.to_string()
+            }),
         },
         Outcome::Missing { dependency, errant } => ToScheduler::MissingData {
             key: key.clone(),
@@ -654,7 +667,7 @@ async fn run_task(
             timing,
         },
     };
-    if let Ok(m) = messages::message("task-done", &reply) {
+    if let Ok(m) = messages::message_with("task-done", &reply, frames) {
         let _ = tx.send(m);
     }
     key
@@ -896,6 +909,7 @@ async fn execute(
     who_has: Vec<(Key, Vec<String>)>,
     worker: &Arc<Shared>,
     (phase, queued): (&Arc<AtomicU8>, &Queued),
+    inline: bool,
     tx: &UnboundedSender<Message>,
 ) -> Outcome {
     let ready = ReadyMark::new(worker);
@@ -952,7 +966,8 @@ async fn execute(
             ready.done();
             drop(ready);
             let executing = Gauge::up(&shared.executing);
-            let outcome = run_here(&shared, key, task, inputs, local_deps, &slot, &phase);
+            let run = Run { key, task, inline };
+            let outcome = run_here(&shared, run, inputs, local_deps, &slot, &phase);
             drop(executing);
             let permit = slot.finish();
             let _ = done_tx.send(outcome);
@@ -1012,12 +1027,24 @@ fn thread_failed() -> Outcome {
     })
 }
 
-/// Runs a started task on this task thread: its local inputs, then the task,
-/// then its result into the store.
-fn run_here(
-    shared: &Arc<Shared>,
+/// The largest result a worker sends with its report (when a client waits
+/// for it): beyond it, the client fetches the value from the worker.
+pub(crate) const INLINE_RESULT_LIMIT: u64 = 64 * 1024;
+
+/// A task to run on a task thread.
+struct Run {
     key: Key,
     task: Arc<dask_core::Task>,
+    /// Encode a small result for the report (see [`INLINE_RESULT_LIMIT`]).
+    inline: bool,
+}
+
+/// Runs a started task on this task thread: its local inputs, then the task,
+/// then its result into the store (and, if asked, a small result encoded for
+/// the report).
+fn run_here(
+    shared: &Arc<Shared>,
+    Run { key, task, inline }: Run,
     mut inputs: HashMap<Key, Value>,
     local_deps: Vec<Key>,
     slot: &Arc<crate::worker_client::TaskSlot>,
@@ -1053,11 +1080,15 @@ fn run_here(
     match result {
         Ok(value) => {
             let nbytes = shared.sizeof(&value);
+            let encoded = (inline && nbytes <= INLINE_RESULT_LIMIT && codec::has_codec(&value))
+                .then(|| codec::encode_value(&value).ok())
+                .flatten()
+                .filter(|(_, bytes)| bytes.len() as u64 <= INLINE_RESULT_LIMIT);
             // Aborting the task does not stop this thread: a task freed
             // meanwhile must not leave its value behind.
             let cancelled = || phase.load(Ordering::Acquire) == CANCELLED;
             if shared.store.insert_unless(key, value, nbytes, cancelled) {
-                Outcome::Finished(nbytes, timing)
+                Outcome::Finished(nbytes, timing, encoded)
             } else {
                 Outcome::Dropped
             }

@@ -253,7 +253,7 @@ async fn session(
             let Ok(msg) = messages::header::<ToClient>("client", &m) else {
                 break;
             };
-            handle(&pending, msg);
+            handle(&pending, msg, m.frames);
         }
         let _ = done_tx.send(());
     });
@@ -302,16 +302,23 @@ async fn session(
     }
 }
 
-/// Handles one message from the scheduler.
-fn handle(pending: &Mutex<Pending>, msg: ToClient) {
+/// Handles one message from the scheduler (with its data frames).
+fn handle(pending: &Mutex<Pending>, msg: ToClient, frames: Vec<bytes::Bytes>) {
     let mut p = pending.lock().unwrap_or_else(PoisonError::into_inner);
     p.last_heard = Some(Instant::now());
     match msg {
-        ToClient::Report { key, outcome } => {
+        ToClient::Report {
+            key,
+            outcome,
+            value,
+        } => {
             if p.cancelled.contains(&key) {
                 return; // cancelled here; the scheduler will hear
             }
             let outcome = Reported::from(outcome);
+            if let (Some(tag), [frame], true) = (value, &frames[..], p.wanted.contains_key(&key)) {
+                p.inline.insert(key.clone(), tag, frame.clone());
+            }
             for waiter in p.reports.remove(&key).unwrap_or_default() {
                 waiter.send(outcome.clone());
             }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
 use super::state::{
-    Action, ClientId, Event, Priority, SchedulerState, TaskError, TaskSpec, WorkerId,
+    Action, ClientId, Event, Outcome, Priority, SchedulerState, TaskError, TaskSpec, WorkerId,
 };
 use dask_core::{Key, KeySet};
 
@@ -68,7 +68,8 @@ enum CoreEvent {
         /// to answer with the id the connection speaks for.
         resume: Option<Resume>,
     },
-    FromWorker(WorkerId, ToScheduler),
+    /// A worker's message, with its data frames.
+    FromWorker(WorkerId, ToScheduler, Vec<bytes::Bytes>),
     FromClient(ClientId, ToScheduler),
     WorkerLeft(WorkerId),
     ClientLeft {
@@ -235,7 +236,7 @@ async fn serve_connection(
             while let Ok(m) = reader.recv().await {
                 match messages::header::<ToScheduler>("worker", &m) {
                     Ok(msg) => {
-                        let _ = core.send(CoreEvent::FromWorker(id, msg));
+                        let _ = core.send(CoreEvent::FromWorker(id, msg, m.frames));
                     }
                     Err(_) => break, // a malformed message ends the connection
                 }
@@ -375,7 +376,7 @@ async fn core(
                     .collect();
                 for client in expired {
                     disconnected.remove(&client);
-                    apply(&mut state, vec![Event::RemoveClient { client }], &workers, &clients);
+                    apply(&mut state, vec![Event::RemoveClient { client }], &workers, &clients, None);
                 }
                 continue;
             }
@@ -394,12 +395,16 @@ async fn core(
                         );
                     }
                     // Dropping its sender closes the connection; its data is recomputed.
-                    apply(&mut state, vec![Event::RemoveWorker { worker: id }], &workers, &clients);
+                    let removed = vec![Event::RemoveWorker { worker: id }];
+                    apply(&mut state, removed, &workers, &clients, None);
                 }
                 continue;
             }
         };
         for event in batch.drain(..) {
+            // A finished task's value sent with its report, for the clients
+            // that wait for it.
+            let mut value = None;
             let stimuli = match event {
                 CoreEvent::WorkerJoined {
                     id,
@@ -478,12 +483,13 @@ async fn core(
                         continue;
                     }
                 }
-                CoreEvent::FromWorker(worker, msg) => match msg {
+                CoreEvent::FromWorker(worker, msg, frames) => match msg {
                     ToScheduler::TaskFinished {
                         key,
                         run_id,
                         nbytes,
                         timing,
+                        value: tag,
                     } => {
                         if let Some(p) = workers.get(&worker) {
                             task_stream.push(key.clone(), &p.stream_name, timing, true);
@@ -492,6 +498,13 @@ async fn core(
                             continue;
                         }
                         state.record_duration(&key, timing.stop - timing.start);
+                        if let (Some(tag), [frame]) = (tag, &frames[..]) {
+                            value = Some(ReportedValue {
+                                key: key.clone(),
+                                tag,
+                                frame: frame.clone(),
+                            });
+                        }
                         vec![Event::TaskFinished {
                             worker,
                             key,
@@ -597,7 +610,7 @@ async fn core(
                         })
                 }
             };
-            apply(&mut state, stimuli, &workers, &clients);
+            apply(&mut state, stimuli, &workers, &clients, value.as_ref());
         }
     }
 }
@@ -651,11 +664,22 @@ fn coordination_key_events(
 
 /// Feeds events to the state machine and dispatches its actions; fire-and-forget
 /// keys are let go once they reach a final state.
+/// A small value a worker sent with its report of `key` (codec `tag`, in
+/// `frame`), passed on in the scheduler's reports of that key to clients.
+struct ReportedValue {
+    key: Key,
+    tag: String,
+    frame: bytes::Bytes,
+}
+
+/// Runs `stimuli` (and what they lead to) through the state machine and
+/// sends its actions; reports of `value`'s key carry the value.
 fn apply(
     state: &mut SchedulerState,
     stimuli: Vec<Event>,
     workers: &HashMap<WorkerId, Peer>,
     clients: &HashMap<ClientId, UnboundedSender<Message>>,
+    value: Option<&ReportedValue>,
 ) {
     let mut queue: std::collections::VecDeque<Event> = stimuli.into();
     while let Some(stimulus) = queue.pop_front() {
@@ -674,7 +698,7 @@ fn apply(
                     key,
                     ..
                 } => finished.push(key),
-                action => dispatch(action, workers, clients),
+                action => dispatch(action, state, workers, clients, value),
             }
         }
         if !finished.is_empty() {
@@ -1051,8 +1075,10 @@ fn cancel(
 
 fn dispatch(
     action: Action,
+    state: &SchedulerState,
     workers: &HashMap<WorkerId, Peer>,
     clients: &HashMap<ClientId, UnboundedSender<Message>>,
+    value: Option<&ReportedValue>,
 ) {
     let (tx, msg) = match action {
         Action::Compute {
@@ -1075,12 +1101,14 @@ fn dispatch(
                     )
                 })
                 .collect();
+            let report_value = state.task(&key).is_some_and(|t| !t.who_wants.is_empty());
             let msg = ToWorker::Compute {
                 key,
                 run_id,
                 priority,
                 run_spec: run_spec.to_vec(),
                 who_has,
+                report_value,
             };
             (
                 workers.get(&worker).map(|p| &p.tx),
@@ -1099,10 +1127,19 @@ fn dispatch(
             client,
             key,
             outcome,
-        } => (
-            clients.get(&client),
-            messages::message("report", &ToClient::Report { key, outcome }),
-        ),
+        } => {
+            let value = value.filter(|v| v.key == key && matches!(outcome, Outcome::Memory));
+            let report = ToClient::Report {
+                key,
+                outcome,
+                value: value.map(|v| v.tag.clone()),
+            };
+            let frames = value.map(|v| vec![v.frame.clone()]).unwrap_or_default();
+            (
+                clients.get(&client),
+                messages::message_with("report", &report, frames),
+            )
+        }
     };
     if let (Some(tx), Ok(msg)) = (tx, msg) {
         let _ = tx.send(msg);

@@ -137,3 +137,37 @@ fn gather_after_a_holder_was_killed_recomputes_the_lost_values() {
         assert!(!holders(&client, &held).contains(&victim));
     });
 }
+
+/// A result of at most 100 KB: the small ones come with their reports.
+fn filled(len: u64) -> Vec<u8> {
+    vec![len as u8; len as usize]
+}
+dask_core::register_op!(filled);
+
+#[test]
+fn small_results_come_with_their_reports_and_need_no_worker_to_gather() {
+    within(test_timeout(), || {
+        let cluster = cluster(2);
+        let client = cluster.client().unwrap();
+        let futures = client.map(gather_cube, 0..50i64).unwrap();
+        let small = client.submit(filled, (1_000u64,)).unwrap();
+        let large = client.submit(filled, (100_000u64,)).unwrap();
+        let all = dask_distributed::ReturnWhen::AllCompleted;
+        client.wait(&futures, None, all).unwrap();
+        client
+            .wait(&[small.clone(), large.clone()], None, all)
+            .unwrap();
+        // No worker is left to serve a value: the small ones are here already.
+        assert!(cluster.kill_worker(0) && cluster.kill_worker(1));
+        let expected: Vec<i64> = (0..50).map(gather_cube).collect();
+        assert_eq!(client.gather(&futures).unwrap(), expected);
+        assert_eq!(small.result().unwrap(), filled(1_000));
+        // Beyond the limit a value stays on its worker and is lost with it:
+        // it waits for a worker to recompute it.
+        let limit = std::time::Duration::from_millis(300);
+        match large.result_timeout(limit) {
+            Err(Error::Timeout { .. }) => {}
+            other => panic!("expected the large value to wait for a worker, got {other:?}"),
+        }
+    });
+}

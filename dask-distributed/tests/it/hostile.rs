@@ -92,6 +92,7 @@ fn nonsense_messages(rng: &mut Rng) -> Vec<Vec<Message>> {
                     stop: 2.0,
                     thread: 0,
                 },
+                value: None,
             }),
             header(&ToScheduler::TaskErred {
                 key: key("never-submitted"),
@@ -182,7 +183,10 @@ async fn invalid_graphs_are_refused_with_reasons(addr: &str) {
     let answered = tokio::time::timeout(Duration::from_secs(30), async {
         while !pending.is_empty() {
             let m = reader.recv().await.expect("the scheduler hung up");
-            let Ok(ToClient::Report { key: k, outcome }) = messages::header("report", &m) else {
+            let Ok(ToClient::Report {
+                key: k, outcome, ..
+            }) = messages::header("report", &m)
+            else {
                 continue;
             };
             let Outcome::Erred(error) = outcome else {
