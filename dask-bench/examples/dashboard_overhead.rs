@@ -17,8 +17,8 @@
 //! cost of pushing is counted. Each figure is the median of `reps` runs; the
 //! overhead is `(with - without) / without`, printed with every run's time
 //! so noise shows. Each run is measured twice: wall time, and the CPU time
-//! the whole process spent (user + system, `getrusage`), which a busy or
-//! descheduled VM disturbs far less. The CPU figure counts everything the
+//! the whole process spent (user + system, from `/proc/self/stat`), which a
+//! busy or descheduled VM disturbs far less. The CPU figure counts everything the
 //! dashboard costs: its plugin, server, push stream and the page's reader.
 //!
 //! A second pair of figures isolates the scheduler's hot path: the same graph
