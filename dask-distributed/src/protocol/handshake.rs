@@ -23,8 +23,10 @@ use crate::{Error, Result};
 /// 3: the handshake carries a token; task-finished and task-erred messages
 /// carry the task's timing. 4: clients identify themselves (reconnect),
 /// ping the scheduler, and workers' heartbeats are acknowledged. 5: data
-/// ports answer fetches with split values (`PeerReply::Parts`).
-pub const PROTOCOL_VERSION: u32 = 5;
+/// ports answer fetches with split values (`PeerReply::Parts`). 6: small
+/// results travel with their reports (`TaskFinished` and `Report` carry an
+/// optional value, `Compute` asks for it).
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// First bytes of every connection, before the version (public for tests of foreign peers).
 pub const MAGIC: [u8; 8] = *b"dask-rs\0";
