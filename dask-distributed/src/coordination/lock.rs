@@ -178,9 +178,11 @@ pub struct LockGuard<'a> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        self.lock.coord.send(CoordRequest::LockRelease {
-            name: self.lock.name.clone(),
-            holder: self.lock.holder,
-        });
+        self.lock
+            .coord
+            .release_from_drop(CoordRequest::LockRelease {
+                name: self.lock.name.clone(),
+                holder: self.lock.holder,
+            });
     }
 }

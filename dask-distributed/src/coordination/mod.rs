@@ -388,6 +388,23 @@ impl Coordinator {
     fn send(&self, request: CoordRequest) {
         let _ = self.inner.coordination(request, Box::new(|_| {}));
     }
+
+    /// Gives a lock or lease back from a guard's `Drop`: waits (at most
+    /// [`GRACE`]) until the scheduler has it, as Dask's `with`
+    /// blocks do, where this thread may block (a plain thread or a task's
+    /// thread), so whatever this thread does next (a task returning its
+    /// result, say) happens after the release. Inside an async runtime
+    /// (a guard of `lease_async`/`acquire_async` dropped there) it is sent
+    /// without waiting: blocking would stall the runtime.
+    fn release_from_drop(&self, request: CoordRequest) {
+        let may_block = tokio::runtime::Handle::try_current().is_err()
+            || crate::worker_client::in_task_thread();
+        if may_block {
+            let _ = self.request(request, None, &|| "a release".into());
+        } else {
+            self.send(request);
+        }
+    }
 }
 
 /// What coordination handles can be made from: a [`Client`], a

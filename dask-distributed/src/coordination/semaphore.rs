@@ -246,6 +246,7 @@ pub struct SemaphoreGuard<'a> {
 
 impl Drop for SemaphoreGuard<'_> {
     fn drop(&mut self) {
-        self.sem.coord.send(self.sem.release_request(self.lease));
+        let request = self.sem.release_request(self.lease);
+        self.sem.coord.release_from_drop(request);
     }
 }
