@@ -38,11 +38,29 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{Error, Result};
 
+/// Headers up to this size are encoded in a buffer kept per thread and
+/// copied out at their exact size: one allocation per header (postcard's
+/// own `to_allocvec` starts empty and grows 8, 16, 32, ...), and a header
+/// held for long (a task's spec) holds no spare capacity. Larger ones keep
+/// the buffer they were encoded in.
+const REUSED_BUFFER: usize = 4096;
+
+thread_local! {
+    static HEADER_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Encodes a header with postcard.
 pub fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<bytes::Bytes> {
-    postcard::to_allocvec(value)
-        .map(bytes::Bytes::from)
-        .map_err(|source| Error::Encode { what, source })
+    let mut buffer = HEADER_BUFFER.take();
+    buffer.clear();
+    let encoded =
+        postcard::to_extend(value, buffer).map_err(|source| Error::Encode { what, source })?;
+    if encoded.len() > REUSED_BUFFER {
+        return Ok(bytes::Bytes::from(encoded));
+    }
+    let header = bytes::Bytes::copy_from_slice(&encoded);
+    HEADER_BUFFER.set(encoded);
+    Ok(header)
 }
 
 /// Decodes a postcard header; `what` names the expected message in errors.
