@@ -65,10 +65,14 @@ impl Key {
 
 impl PartialEq for Key {
     fn eq(&self, other: &Key) -> bool {
+        let (a, b) = (&*self.0, &*other.0);
+        // Indexes are a few numbers: compared inline (slice equality calls
+        // memcmp); names are often the same `Arc` (keys of one collection).
         Arc::ptr_eq(&self.0, &other.0)
-            || (self.0.hash == other.0.hash
-                && self.0.index == other.0.index
-                && self.0.name == other.0.name)
+            || (a.hash == b.hash
+                && a.index.len() == b.index.len()
+                && a.index.iter().zip(b.index.iter()).all(|(x, y)| x == y)
+                && (Arc::ptr_eq(&a.name, &b.name) || a.name == b.name))
     }
 }
 

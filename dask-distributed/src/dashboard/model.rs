@@ -16,6 +16,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use dask_core::{Key, KeyMap};
@@ -165,9 +166,25 @@ struct Group {
 struct Groups {
     list: Vec<Group>,
     index: HashMap<Box<str>, usize>,
+    /// The last key name looked up and its group: keys of one collection
+    /// share their name's `Arc`, found again by address (held here, so the
+    /// address cannot be reused by another name).
+    last: Option<(Arc<str>, usize)>,
 }
 
 impl Groups {
+    /// The group of `key`, added if new.
+    fn of_key(&mut self, key: &Key) -> usize {
+        if let Some((name, group)) = &self.last {
+            if std::ptr::eq(name.as_ptr(), key.name().as_ptr()) {
+                return *group;
+            }
+        }
+        let group = self.index_of(key.name());
+        self.last = Some((key.shared_name(), group));
+        group
+    }
+
     /// The group of a key name, added if new. Keys arrive in runs of one
     /// group, so the newest group is tried before the map.
     fn index_of(&mut self, key_name: &str) -> usize {
@@ -450,7 +467,7 @@ impl DashboardModel {
                     // The scheduler held nothing: a new computation starts.
                     self.graph.reset();
                 }
-                let group = self.groups.index_of(t.key.name());
+                let group = self.groups.of_key(t.key);
                 self.graph
                     .add(t.key, group, t.dependencies, Status::Released);
                 let g = &mut self.groups.list[group];
