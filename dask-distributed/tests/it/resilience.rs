@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use dask_core::op::fn_op;
 use dask_core::{Arg, Graph, Key, Scheduler, Task, Value};
-use dask_distributed::{Client, LocalCluster};
+use dask_distributed::{Client, Error, LocalCluster};
 use dask_sync_scheduler::SyncScheduler;
 use dask_testing::within;
 
@@ -353,9 +353,13 @@ fn a_worker_above_its_pause_threshold_pauses_until_memory_is_freed() {
         wait_until(PATIENCE, "the worker to pause", || {
             metrics().status == WorkerStatus::Paused
         });
-        // A task sent now waits; freeing the values lets it run.
+        // A task submitted now waits: on the worker, or queued by the
+        // scheduler if a heartbeat told it of the pause first. Freeing the
+        // values lets it run.
         let later = client.submit(|x: u64| x * 3, (7u64,)).unwrap();
-        wait_until(PATIENCE, "the task to wait", || metrics().tasks_ready == 1);
+        let waited = later.result_timeout(Duration::from_millis(300));
+        assert!(matches!(waited, Err(Error::Timeout { .. })), "{waited:?}");
+        assert!(metrics().tasks_ready <= 1);
         assert_eq!(metrics().status, WorkerStatus::Paused);
         drop(held);
         assert_eq!(later.result().unwrap(), 21);
