@@ -341,6 +341,17 @@ proptest! {
     }
 }
 
+/// The chunk tasks (keys named `prefix...`) of `graph`: how many, and how
+/// many of them are literals.
+fn chunk_tasks(graph: &dask_core::Graph, prefix: &str) -> (usize, usize) {
+    let chunks: Vec<_> = graph
+        .iter()
+        .filter(|(k, _)| k.name().starts_with(prefix))
+        .collect();
+    let literals = chunks.iter().filter(|(_, t)| t.as_data().is_some()).count();
+    (chunks.len(), literals)
+}
+
 /// In `(x + x.T).sum()` on 3 x 3 blocks, the 3 pairs of mirrored chunk tasks
 /// become one task reading both blocks and one identity literal each.
 #[test]
@@ -348,35 +359,14 @@ fn mirrored_chunk_tasks_pair_up() {
     let a = ArrayD::from_shape_fn(IxDyn(&[9, 9]), |i| (i[0] * 9 + i[1]) as f64);
     let x = from_array(a.clone(), 3).unwrap();
     let total = (&x + &x.t()).unwrap().sum(None).unwrap();
-    let graph = total.graph().to_graph();
-    let chunks: Vec<_> = graph
-        .iter()
-        .filter(|(k, _)| k.name().starts_with("sum-chunk"))
-        .collect();
-    assert_eq!(chunks.len(), 9);
-    let literals = chunks.iter().filter(|(_, t)| t.as_data().is_some()).count();
-    assert_eq!(literals, 3);
+    assert_eq!(chunk_tasks(&total.graph().to_graph(), "sum-chunk"), (9, 3));
     assert_close(&total, &ArrayD::from_elem(IxDyn(&[]), 2.0 * a.sum()));
     // The sum over one axis keeps every position: nothing pairs.
     let rows = (&x + &x.t()).unwrap().sum(0).unwrap();
-    let graph = rows.graph().to_graph();
-    let chunk_literals = graph
-        .iter()
-        .filter(|(k, t)| k.name().starts_with("sum-chunk") && t.as_data().is_some())
-        .count();
-    assert_eq!(chunk_literals, 0);
+    assert_eq!(chunk_tasks(&rows.graph().to_graph(), "sum-chunk"), (9, 0));
     assert_close(&rows, &(&a + &a.t()).sum_axis(ndarray::Axis(0)));
     // A mean pairs its chunk tasks too; the partner is an empty partial.
     let mean = (&x + &x.t()).unwrap().mean(None).unwrap();
-    let graph = mean.graph().to_graph();
-    let chunks: Vec<_> = graph
-        .iter()
-        .filter(|(k, _)| k.name().starts_with("mean-chunk"))
-        .collect();
-    assert_eq!(chunks.len(), 9);
-    assert_eq!(
-        chunks.iter().filter(|(_, t)| t.as_data().is_some()).count(),
-        3
-    );
+    assert_eq!(chunk_tasks(&mean.graph().to_graph(), "mean-chunk"), (9, 3));
     assert_close(&mean, &ArrayD::from_elem(IxDyn(&[]), 2.0 * a.sum() / 81.0));
 }
