@@ -405,6 +405,11 @@ fn cluster_figures(c: &Config, graph: &Graph, root: &Key, expected: u64) -> Benc
             .join(" ")
     };
     let (runs_a, runs_b) = (runs(&a), runs(&b));
+    // Each rep's two runs are back to back: the median of their ratios
+    // cancels the host's slow drift, which medians taken apart do not.
+    let paired =
+        |f: fn(&Timing) -> f64| median(a.iter().zip(&b).map(|(x, y)| f(x) / f(y) - 1.0).collect());
+    let (paired_wall, paired_cpu) = (paired(|t| t.wall), paired(|t| t.cpu));
     let cpu = |v: &[Timing]| median(v.iter().map(|t| t.cpu).collect());
     let (cpu_a, cpu_b) = (cpu(&a), cpu(&b));
     let wall = |v: &[Timing]| median(v.iter().map(|t| t.wall).collect());
@@ -442,6 +447,11 @@ fn cluster_figures(c: &Config, graph: &Graph, root: &Key, expected: u64) -> Benc
     println!(
         "CPU overhead:      {:+.1} % (median CPU seconds per run)",
         100.0 * (cpu_a - cpu_b) / cpu_b
+    );
+    println!(
+        "paired overhead:   wall {:+.1} %, CPU {:+.1} % (median of each rep's with/without ratio)",
+        100.0 * paired_wall,
+        100.0 * paired_cpu
     );
     println!(
         "wall overhead:     {:+.1} % (target: under 5 %)",
