@@ -18,8 +18,10 @@
 //! overhead is `(with - without) / without`, printed with every run's time
 //! so noise shows. Each run is measured twice: wall time, and the CPU time
 //! the whole process spent (user + system, from `/proc/self/stat`), which a
-//! busy or descheduled VM disturbs far less. The CPU figure counts everything the
-//! dashboard costs: its plugin, server, push stream and the page's reader.
+//! busy or descheduled VM disturbs far less. The CPU figure counts everything
+//! the dashboard costs: its plugin, server, push stream and the page's
+//! reader. A paired figure, the median of each rep's with/without ratio (the
+//! two runs of a rep are back to back), cancels the host's slow drift.
 //!
 //! A second pair of figures isolates the scheduler's hot path: the same graph
 //! driven through the sans-I/O `SchedulerState` (one simulated worker that

@@ -621,16 +621,19 @@ async fn run_task(
     let mut frames = Vec::new();
     let reply = match outcome {
         Outcome::Dropped | Outcome::Erred(..) => return key,
-        Outcome::Finished(nbytes, timing, inline) => ToScheduler::TaskFinished {
-            key: key.clone(),
-            run_id,
-            nbytes,
-            timing,
-            value: inline.map(|(tag, bytes)| {
-                frames.push(Bytes::from(bytes));
-                tag.to_string()
-            }),
-        },
+        Outcome::Finished(nbytes, timing, inline) => {
+            let (value, frame) = inline
+                .map(|(tag, bytes)| (tag.to_string(), Bytes::from(bytes)))
+                .unzip();
+            frames.extend(frame);
+            ToScheduler::TaskFinished {
+                key: key.clone(),
+                run_id,
+                nbytes,
+                timing,
+                value,
+            }
+        }
         Outcome::Missing { dependency, errant } => ToScheduler::MissingData {
             key: key.clone(),
             run_id,
@@ -1031,6 +1034,17 @@ fn thread_failed() -> Outcome {
 /// for it): beyond it, the client fetches the value from the worker.
 pub(crate) const INLINE_RESULT_LIMIT: u64 = 64 * 1024;
 
+/// `value` (of `nbytes`) encoded for its report, if it is small enough and
+/// has a codec.
+fn small_encoding(value: &Value, nbytes: u64) -> Option<(&'static str, Vec<u8>)> {
+    if nbytes > INLINE_RESULT_LIMIT || !codec::has_codec(value) {
+        return None;
+    }
+    codec::encode_value(value)
+        .ok()
+        .filter(|(_, bytes)| bytes.len() as u64 <= INLINE_RESULT_LIMIT)
+}
+
 /// A task to run on a task thread.
 struct Run {
     key: Key,
@@ -1080,10 +1094,7 @@ fn run_here(
     match result {
         Ok(value) => {
             let nbytes = shared.sizeof(&value);
-            let encoded = (inline && nbytes <= INLINE_RESULT_LIMIT && codec::has_codec(&value))
-                .then(|| codec::encode_value(&value).ok())
-                .flatten()
-                .filter(|(_, bytes)| bytes.len() as u64 <= INLINE_RESULT_LIMIT);
+            let encoded = inline.then(|| small_encoding(&value, nbytes)).flatten();
             // Aborting the task does not stop this thread: a task freed
             // meanwhile must not leave its value behind.
             let cancelled = || phase.load(Ordering::Acquire) == CANCELLED;

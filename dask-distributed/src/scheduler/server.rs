@@ -662,8 +662,6 @@ fn coordination_key_events(
     events
 }
 
-/// Feeds events to the state machine and dispatches its actions; fire-and-forget
-/// keys are let go once they reach a final state.
 /// A small value a worker sent with its report of `key` (codec `tag`, in
 /// `frame`), passed on in the scheduler's reports of that key to clients.
 struct ReportedValue {
@@ -672,8 +670,9 @@ struct ReportedValue {
     frame: bytes::Bytes,
 }
 
-/// Runs `stimuli` (and what they lead to) through the state machine and
-/// sends its actions; reports of `value`'s key carry the value.
+/// Feeds events to the state machine and dispatches its actions; reports of
+/// `value`'s key carry the value; fire-and-forget keys are let go once they
+/// reach a final state.
 fn apply(
     state: &mut SchedulerState,
     stimuli: Vec<Event>,
