@@ -9,9 +9,11 @@
 //! The graph is a binary tree reduction: `tasks / 2` leaves `inc(i)` summed
 //! pairwise by `add` up to one root, every task a no-op-sized op, so the time
 //! is scheduling. Every run's result is checked against a closed formula.
-//! Both clusters live in this process; after one warm-up each, the timed
-//! runs alternate (with, without, without, with, ...) so drift and machine
-//! load hit both alike. During the runs with the dashboard, a client reads
+//! Each timed run has a fresh cluster in this process (after one warm-up
+//! run on it), the two kinds alternating (with, without, without, with, ...)
+//! so drift and machine load hit both alike: two long-lived clusters read
+//! several percent apart even when neither has a dashboard, and `--null`
+//! (both without) shows the method's own noise. During the runs with the dashboard, a client reads
 //! its push stream (`/api/events?topics=status,graph,tasks`, what the
 //! `/status` and `/tasks` pages open) at the pages' default rate, so the
 //! cost of pushing is counted. Each figure is the median of `reps` runs; the
@@ -49,7 +51,12 @@ const USAGE: &str = "usage: dashboard_overhead [--tasks N] [--reps R] [--workers
   --workers W  workers per cluster (default 1)
   --threads T  threads per worker (default: the machine's cores)
   --state-only only the state-machine figures (no cluster)
-  --no-push    no client reads the dashboard's push stream during the runs";
+  --no-push    no client reads the dashboard's push stream during the runs
+  --no-task-stream
+               the cluster with the dashboard keeps no task stream either
+               (isolates the dashboard's own cost)
+  --null       both clusters without dashboard: the figures' own bias and
+               noise (the overhead should read about 0)";
 
 struct Config {
     tasks: usize,
@@ -58,6 +65,8 @@ struct Config {
     threads: u32,
     state_only: bool,
     no_push: bool,
+    no_task_stream: bool,
+    null: bool,
 }
 
 fn parse() -> BenchResult<Config> {
@@ -68,6 +77,8 @@ fn parse() -> BenchResult<Config> {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         state_only: false,
         no_push: false,
+        no_task_stream: false,
+        null: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -81,6 +92,14 @@ fn parse() -> BenchResult<Config> {
         }
         if flag == "--no-push" {
             c.no_push = true;
+            continue;
+        }
+        if flag == "--null" {
+            c.null = true;
+            continue;
+        }
+        if flag == "--no-task-stream" {
+            c.no_task_stream = true;
             continue;
         }
         if !["--tasks", "--reps", "--workers", "--threads"].contains(&flag.as_str()) {
@@ -156,7 +175,9 @@ fn start(c: &Config, dashboard: bool) -> BenchResult<Client> {
     let b = LocalCluster::builder()
         .n_workers(c.workers)
         .threads_per_worker(c.threads);
-    let b = if dashboard {
+    let b = if dashboard && c.no_task_stream {
+        b.dashboard_port(0).task_stream_capacity(0)
+    } else if dashboard {
         b.dashboard_port(0)
     } else {
         // Workers still time each task; the scheduler drops the timings.
@@ -175,7 +196,7 @@ struct PushReader {
 impl PushReader {
     fn connect(addr: &str) -> BenchResult<PushReader> {
         let mut stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         write!(
             stream,
             "GET /api/events?topics=status,graph,tasks HTTP/1.1\r\nHost: {addr}\r\n\
@@ -190,6 +211,8 @@ impl PushReader {
             )
             .into());
         }
+        // Short reads from here on, so that `finish` is heard quickly.
+        stream.set_read_timeout(Some(Duration::from_millis(200)))?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -371,34 +394,70 @@ fn bench() -> BenchResult<()> {
     state_figures(&c, &deps, &root, per_task)
 }
 
-fn cluster_figures(c: &Config, graph: &Graph, root: &Key, expected: u64) -> BenchResult<()> {
-    let with = start(c, true)?;
-    let without = start(c, false)?;
-    let dashboard = with
-        .cluster()
-        .and_then(|cl| cl.dashboard_address())
-        .ok_or("the cluster with a dashboard has no dashboard address")?;
-    // Warm-up, then alternating timed runs so drift hits both alike.
-    run(&with, graph, root, expected)?;
-    run(&without, graph, root, expected)?;
-    let reader = if c.no_push {
-        None
-    } else {
-        Some(PushReader::connect(&dashboard)?)
-    };
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for rep in 0..c.reps {
-        if rep % 2 == 0 {
-            a.push(run(&with, graph, root, expected)?);
-            b.push(run(&without, graph, root, expected)?);
-        } else {
-            b.push(run(&without, graph, root, expected)?);
-            a.push(run(&with, graph, root, expected)?);
-        }
+/// One timed run on a fresh cluster (with the dashboard or without): a
+/// warm-up run, then the timed one, read by a push client when the cluster
+/// has a dashboard (and `--no-push` is not given). Returns the timing and
+/// what the push client received (bytes, events).
+fn fresh_run(
+    c: &Config,
+    dashboard: bool,
+    graph: &Graph,
+    root: &Key,
+    expected: u64,
+) -> BenchResult<(Timing, Option<(u64, u64)>)> {
+    let client = start(c, dashboard)?;
+    let address = client.cluster().and_then(|cl| cl.dashboard_address());
+    if dashboard && address.is_none() {
+        return Err("the cluster with a dashboard has no dashboard address".into());
     }
+    run(&client, graph, root, expected)?;
+    let reader = match address {
+        Some(address) if !c.no_push => Some(PushReader::connect(&address)?),
+        _ => None,
+    };
+    let timing = run(&client, graph, root, expected)?;
     let pushed = reader.map(PushReader::finish);
     if pushed.is_some_and(|(_, events)| events == 0) {
-        return Err("the push stream sent nothing during the runs".into());
+        return Err("the push stream sent nothing during the run".into());
+    }
+    // Both runs' tasks were recorded, up to the ring's capacity.
+    let recorded = client.get_task_stream()?.len();
+    let capacity = if dashboard && !c.no_task_stream {
+        dask_distributed::task_stream::DEFAULT_TASK_STREAM_CAPACITY
+    } else {
+        0
+    };
+    if recorded != (2 * graph.len()).min(capacity) {
+        return Err(format!("the task stream holds {recorded} records for two runs").into());
+    }
+    client.shutdown();
+    Ok((timing, pushed))
+}
+
+fn cluster_figures(c: &Config, graph: &Graph, root: &Key, expected: u64) -> BenchResult<()> {
+    // Each run on its own fresh cluster, the two kinds alternating (with,
+    // without, without, with, ...): two long-lived clusters measured apart
+    // differ by several percent even when both have no dashboard (`--null`).
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let mut pushed: Option<(u64, u64)> = None;
+    for rep in 0..c.reps {
+        let order = if rep % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for with in order {
+            let (timing, got) = fresh_run(c, with && !c.null, graph, root, expected)?;
+            if let Some((bytes, events)) = got {
+                let (b0, e0) = pushed.unwrap_or((0, 0));
+                pushed = Some((b0 + bytes, e0 + events));
+            }
+            if with {
+                a.push(timing);
+            } else {
+                b.push(timing);
+            }
+        }
     }
     let runs = |v: &[Timing]| {
         v.iter()
@@ -417,12 +476,6 @@ fn cluster_figures(c: &Config, graph: &Graph, root: &Key, expected: u64) -> Benc
     let wall = |v: &[Timing]| median(v.iter().map(|t| t.wall).collect());
     let (a, b) = (wall(&a), wall(&b));
     let per_task = |s: f64| s * 1e6 / graph.len() as f64;
-    // Every run's tasks were recorded, up to the ring's capacity.
-    let recorded = with.get_task_stream()?.len();
-    let ran = graph.len() * (c.reps + 1);
-    if recorded != ran.min(dask_distributed::task_stream::DEFAULT_TASK_STREAM_CAPACITY) {
-        return Err(format!("the task stream holds {recorded} records for {ran} task runs").into());
-    }
     println!(
         "without dashboard and task stream: {:.3} s median ({:.2} us/task), CPU {:.3} s; runs: {runs_b}",
         b,
@@ -430,7 +483,17 @@ fn cluster_figures(c: &Config, graph: &Graph, root: &Key, expected: u64) -> Benc
         cpu_b
     );
     println!(
-        "with dashboard, task stream{}: {:.3} s median ({:.2} us/task), CPU {:.3} s; runs: {runs_a}",
+        "{}{}{}: {:.3} s median ({:.2} us/task), CPU {:.3} s; runs: {runs_a}",
+        if c.null {
+            "again without (--null)"
+        } else {
+            "with dashboard"
+        },
+        if c.no_task_stream || c.null {
+            ""
+        } else {
+            ", task stream"
+        },
         if pushed.is_some() {
             " and a push client"
         } else {
@@ -471,14 +534,37 @@ fn state_figures(
     state_machine(deps, root, true)?;
     state_machine(deps, root, false)?;
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    for _ in 0..c.reps {
-        a.push(state_machine(deps, root, true)?);
-        b.push(state_machine(deps, root, false)?);
+    for rep in 0..c.reps {
+        if rep % 2 == 0 {
+            a.push(state_machine(deps, root, true)?);
+            b.push(state_machine(deps, root, false)?);
+        } else {
+            b.push(state_machine(deps, root, false)?);
+            a.push(state_machine(deps, root, true)?);
+        }
     }
+    let paired = median(a.iter().zip(&b).map(|(x, y)| x / y - 1.0).collect());
+    let fastest = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let (fast_a, fast_b) = (fastest(&a), fastest(&b));
     let (a, b) = (median(a), median(b));
     println!("scheduler state machine alone (no sockets):");
-    println!("  without plugin: {:.3} s ({:.2} us/task)", b, per_task(b));
-    println!("  with dashboard: {:.3} s ({:.2} us/task)", a, per_task(a));
-    println!("  overhead:       {:+.1} %", 100.0 * (a - b) / b);
+    println!(
+        "  without plugin: {:.3} s median ({:.2} us/task), fastest {:.3} s",
+        b,
+        per_task(b),
+        fast_b
+    );
+    println!(
+        "  with dashboard: {:.3} s median ({:.2} us/task), fastest {:.3} s",
+        a,
+        per_task(a),
+        fast_a
+    );
+    println!(
+        "  overhead:       {:+.1} % (medians), paired {:+.1} %, fastest runs {:+.1} %",
+        100.0 * (a - b) / b,
+        100.0 * paired,
+        100.0 * (fast_a - fast_b) / fast_b
+    );
     Ok(())
 }

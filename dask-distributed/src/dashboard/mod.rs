@@ -30,14 +30,13 @@ pub mod push;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
 
 use tokio::sync::watch;
 
 use crate::scheduler::plugin::{SchedulerPlugin, TaskTransition};
 use crate::scheduler::state::WorkerId;
 use crate::task_stream::TaskStream;
-use model::{DashboardModel, RecordedTransition, Snapshot};
+use model::{DashboardModel, Snapshot};
 
 pub use http::{serve, DashboardHandle};
 
@@ -51,11 +50,6 @@ pub const PAGE_STREAM_ENTRIES: usize = 300;
 #[derive(Clone)]
 pub struct Dashboard {
     model: Arc<Mutex<DashboardModel>>,
-    /// Transitions the plugin recorded and no reader applied yet (see
-    /// [`Dashboard::model`]); locked after `model`, never before.
-    pending: Arc<Mutex<Vec<RecordedTransition>>>,
-    /// When the model started (the plugin times transitions against it).
-    started: Instant,
     /// The scheduler's task stream, for `/tasks` (attached once it started).
     task_stream: Arc<Mutex<Option<TaskStream>>>,
     /// Bumped by the plugin after every change of the model: push streams
@@ -70,11 +64,8 @@ pub struct Dashboard {
 
 impl Default for Dashboard {
     fn default() -> Self {
-        let model = DashboardModel::new();
         Dashboard {
-            started: model.started(),
-            model: Arc::new(Mutex::new(model)),
-            pending: Arc::default(),
+            model: Arc::new(Mutex::new(DashboardModel::new())),
             task_stream: Arc::default(),
             version: Arc::default(),
             plugins: Arc::default(),
@@ -96,8 +87,6 @@ impl Dashboard {
         self.closed.send_replace(false);
         Box::new(DashboardPlugin {
             model: self.model.clone(),
-            pending: self.pending.clone(),
-            started: self.started,
             version: self.version.clone(),
             plugins: self.plugins.clone(),
             closed: self.closed.clone(),
@@ -139,10 +128,9 @@ impl Dashboard {
         self.model().graph_states()
     }
 
-    /// The model, up to date: the transitions recorded since the last
-    /// reader are applied first.
+    /// The model.
     pub(crate) fn model(&self) -> MutexGuard<'_, DashboardModel> {
-        up_to_date(&self.model, &self.pending)
+        lock(&self.model)
     }
 
     /// Shows `stream` (the scheduler's, [`SchedulerHandle::task_stream`](crate::scheduler::server::SchedulerHandle::task_stream))
@@ -168,47 +156,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Most transitions recorded before the plugin applies them itself: small
-/// batches, applied while their keys are still in cache (a batch of 64k,
-/// left to the page's reader, measured slower: +35% against +20% on the
-/// state-machine benchmark).
-const PENDING_LIMIT: usize = 256;
-
-/// Locks the model and applies what is pending, in order (the model's lock
-/// is taken first, so two readers cannot apply out of order).
-fn up_to_date<'a>(
-    model: &'a Mutex<DashboardModel>,
-    pending: &Mutex<Vec<RecordedTransition>>,
-) -> MutexGuard<'a, DashboardModel> {
-    let mut model = lock(model);
-    let batch = {
-        let mut pending = lock(pending);
-        let keep = pending.capacity().min(PENDING_LIMIT);
-        std::mem::replace(&mut *pending, Vec::with_capacity(keep))
-    };
-    model.apply_recorded(&batch);
-    model
-}
-
-/// Feeds a [`Dashboard`] from the scheduler. A transition costs the
-/// scheduler a push onto a vector; the model (key table, counts, graph view)
-/// is updated in batches, taking its lock once per batch.
-///
-/// Transitions are recorded in `pending` (a push under a short lock) and
-/// applied to `model` by the plugin every [`PENDING_LIMIT`], or by a reader
-/// that comes first (so a read is up to date).
+/// Feeds a [`Dashboard`] from the scheduler: each transition is applied to
+/// the model at once, under its lock (a few counters and, for transitions to
+/// and from processing, one lookup in a small table; readers hold the lock
+/// only to copy a snapshot).
 struct DashboardPlugin {
     model: Arc<Mutex<DashboardModel>>,
-    pending: Arc<Mutex<Vec<RecordedTransition>>>,
-    started: Instant,
     version: Arc<AtomicU64>,
     plugins: Arc<AtomicUsize>,
     closed: Arc<watch::Sender<bool>>,
 }
 
 impl DashboardPlugin {
-    fn up_to_date(&self) -> MutexGuard<'_, DashboardModel> {
-        up_to_date(&self.model, &self.pending)
+    fn model(&self) -> MutexGuard<'_, DashboardModel> {
+        lock(&self.model)
     }
 
     fn changed(&self) {
@@ -222,30 +183,22 @@ impl SchedulerPlugin for DashboardPlugin {
     }
 
     fn on_task_transition(&mut self, transition: &TaskTransition<'_>) {
-        let record = RecordedTransition::new(transition, || self.started.elapsed().as_secs_f64());
-        let full = {
-            let mut pending = lock(&self.pending);
-            pending.push(record);
-            pending.len() >= PENDING_LIMIT
-        };
-        if full {
-            drop(self.up_to_date());
-        }
+        self.model().apply(transition);
         self.changed();
     }
 
     fn add_worker(&mut self, worker: WorkerId, nthreads: u32) {
-        self.up_to_date().add_worker(worker, nthreads);
+        self.model().add_worker(worker, nthreads);
         self.changed();
     }
 
     fn remove_worker(&mut self, worker: WorkerId) {
-        self.up_to_date().remove_worker(worker);
+        self.model().remove_worker(worker);
         self.changed();
     }
 
     fn worker_address(&mut self, worker: WorkerId, address: &str) {
-        self.up_to_date().worker_address(worker, address);
+        self.model().worker_address(worker, address);
         self.changed();
     }
 }

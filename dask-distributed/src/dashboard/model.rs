@@ -1,20 +1,19 @@
 //! What the dashboard shows, built from the scheduler's transitions: counts
 //! per task group and state, a bounded task stream, the worker table.
 //!
-//! The model keeps each live key's last state itself rather than trusting the
-//! `from` of a transition, so counts stay exact even when the scheduler
-//! reports a step twice (released -> waiting -> processing in one call).
-//! A key enters the counts at its first transition: a task submitted but
-//! never needed (the client culls those) stays invisible.
+//! The scheduler reports each task's transitions as one chain (created from
+//! forgotten, each `from` the previous `to`, see
+//! [`TaskTransition`]), so the counts follow from `from` and `to` alone: the
+//! model keeps no table of keys, only the keys now processing (for the task
+//! stream's start times), a set the size of what the workers run.
 //!
 //! The graph view ([`GraphJson`]) holds the current computation's tasks and
-//! their dependencies, up to [`GRAPH_LIMIT`] tasks: a key joins it at its
-//! first transition; a key the scheduler forgets stays with its last state
+//! their dependencies, up to [`GRAPH_LIMIT`] tasks: a key joins it when it
+//! is created; a key the scheduler forgets stays with its last state
 //! (marked forgotten) until a new key arrives while the scheduler holds no
 //! live key, which starts a new graph. Beyond the limit the view keeps only
 //! a count (no per-transition work) until the scheduler is empty again.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
@@ -143,16 +142,6 @@ pub struct CountsJson {
     pub forgotten: u64,
 }
 
-#[derive(Debug)]
-struct KeyEntry {
-    status: Status,
-    group: usize,
-    worker: Option<WorkerId>,
-    nbytes: u64,
-    started: f64,
-    computed: bool,
-}
-
 #[derive(Debug, Default)]
 struct Group {
     name: String,
@@ -166,22 +155,36 @@ struct Group {
 struct Groups {
     list: Vec<Group>,
     index: HashMap<Box<str>, usize>,
-    /// The last key name looked up and its group: keys of one collection
-    /// share their name's `Arc`, found again by address (held here, so the
-    /// address cannot be reused by another name).
-    last: Option<(Arc<str>, usize)>,
+    /// The last few key names looked up and their groups: keys of one
+    /// collection share their name's `Arc`, found again by address (held
+    /// here, so the address cannot be reused by another name). A few, since
+    /// a graph's layers interleave (a reduction's leaves and sums).
+    recent: [Option<(Arc<str>, usize)>; RECENT_NAMES],
+    /// The slot of `recent` replaced next.
+    next: usize,
 }
+
+/// Key names [`Groups`] recognises by address.
+const RECENT_NAMES: usize = 4;
 
 impl Groups {
     /// The group of `key`, added if new.
     fn of_key(&mut self, key: &Key) -> usize {
-        if let Some((name, group)) = &self.last {
-            if std::ptr::eq(name.as_ptr(), key.name().as_ptr()) {
+        let address = key.name().as_ptr();
+        for (name, group) in self.recent.iter().flatten() {
+            if std::ptr::eq(name.as_ptr(), address) {
+                return *group;
+            }
+        }
+        // Keys decoded from messages have a name each: compared by content.
+        for (name, group) in self.recent.iter().flatten() {
+            if **name == *key.name() {
                 return *group;
             }
         }
         let group = self.index_of(key.name());
-        self.last = Some((key.shared_name(), group));
+        self.recent[self.next] = Some((key.shared_name(), group));
+        self.next = (self.next + 1) % RECENT_NAMES;
         group
     }
 
@@ -242,51 +245,14 @@ struct StreamEntry {
     erred: bool,
 }
 
-/// A transition as the dashboard's plugin records it, to be applied to the
-/// model later (off the scheduler's hot path).
-#[derive(Debug)]
-pub(crate) struct RecordedTransition {
-    pub(crate) key: Key,
-    pub(crate) from: Status,
-    pub(crate) to: Status,
-    pub(crate) worker: Option<WorkerId>,
-    pub(crate) nbytes: u64,
-    /// Only for a key's first transition (from released), when it joins
-    /// the graph view; empty otherwise.
-    pub(crate) dependencies: Vec<Key>,
-    pub(crate) why: &'static str,
-    /// Seconds since the model started, for transitions the task stream
-    /// times (to or from processing).
-    pub(crate) at: Option<f64>,
-}
-
-impl RecordedTransition {
-    /// Records `t`, which happened `since_start` after the model started
-    /// (asked only when the transition needs a time).
-    pub(crate) fn new(t: &TaskTransition<'_>, since_start: impl FnOnce() -> f64) -> Self {
-        let timed = t.to == Status::Processing || t.from == Status::Processing;
-        RecordedTransition {
-            key: t.key.clone(),
-            from: t.from,
-            to: t.to,
-            worker: t.worker,
-            nbytes: t.nbytes,
-            dependencies: if t.from == Status::Released {
-                t.dependencies.to_vec()
-            } else {
-                Vec::new()
-            },
-            why: t.why,
-            at: timed.then(since_start),
-        }
-    }
-}
-
 /// The dashboard's state; fed by [`DashboardModel::apply`], read by snapshots.
 #[derive(Debug)]
 pub struct DashboardModel {
     started: Instant,
-    keys: KeyMap<KeyEntry>,
+    /// Tasks the scheduler holds (created and not forgotten).
+    live: u64,
+    /// Keys processing: where and since when (for the task stream).
+    processing: KeyMap<(Option<WorkerId>, f64)>,
     groups: Groups,
     counts: StateCounts,
     finished_total: u64,
@@ -404,7 +370,8 @@ impl Default for DashboardModel {
     fn default() -> Self {
         DashboardModel {
             started: Instant::now(),
-            keys: KeyMap::default(),
+            live: 0,
+            processing: KeyMap::default(),
             groups: Groups::default(),
             counts: StateCounts::default(),
             finished_total: 0,
@@ -423,82 +390,37 @@ impl DashboardModel {
         Self::default()
     }
 
-    /// Records one task transition.
+    /// Records one task transition (one of the scheduler's chain, see
+    /// [`TaskTransition`]).
     ///
-    /// One hash lookup for a key already known (the common case); a new key
-    /// also finds its group, by the previous key's group first (graphs
-    /// number their keys in runs of one name).
+    /// No hash lookup, except for transitions to and from processing (a
+    /// table of the keys now running); a key's group is found by its name's
+    /// `Arc`, the previous key's first (graphs number their keys in runs of
+    /// one name).
     pub fn apply(&mut self, t: &TaskTransition<'_>) {
-        self.apply_at(t, None);
-    }
-
-    /// Applies transitions the plugin recorded (in order).
-    pub(crate) fn apply_recorded(&mut self, batch: &[RecordedTransition]) {
-        for r in batch {
-            let t = TaskTransition {
-                key: &r.key,
-                from: r.from,
-                to: r.to,
-                worker: r.worker,
-                nbytes: r.nbytes,
-                dependencies: &r.dependencies,
-                why: r.why,
-            };
-            self.apply_at(&t, r.at);
-        }
-    }
-
-    /// When the model started (the origin of its times).
-    pub(crate) fn started(&self) -> Instant {
-        self.started
-    }
-
-    /// [`DashboardModel::apply`] with the time the transition happened, in
-    /// seconds since the model started (`None`: now).
-    fn apply_at(&mut self, t: &TaskTransition<'_>, at: Option<f64>) {
-        let now = || at.unwrap_or_else(|| self.started.elapsed().as_secs_f64());
         self.transitions_total += 1;
-        let was_empty = self.keys.is_empty();
-        // Disjoint fields: the entry stays borrowed while the rest is updated.
-        let e = match self.keys.entry(t.key.clone()) {
-            Entry::Occupied(o) => o.into_mut(),
-            Entry::Vacant(v) => {
-                if was_empty && (self.graph.too_big || !self.graph.nodes.is_empty()) {
-                    // The scheduler held nothing: a new computation starts.
-                    self.graph.reset();
-                }
-                let group = self.groups.of_key(t.key);
-                self.graph
-                    .add(t.key, group, t.dependencies, Status::Released);
-                let g = &mut self.groups.list[group];
-                g.total += 1;
-                // Released was never counted: the key enters the counts now.
-                g.counts.move_one(None, Status::Released);
-                self.counts.move_one(None, Status::Released);
-                v.insert(KeyEntry {
-                    status: Status::Released,
-                    group,
-                    worker: None,
-                    nbytes: 0,
-                    started: 0.0,
-                    computed: false,
-                })
+        let group = self.groups.of_key(t.key);
+        if t.from == Status::Forgotten {
+            // Created: the key enters the counts.
+            if self.live == 0 && (self.graph.too_big || !self.graph.nodes.is_empty()) {
+                // The scheduler held nothing: a new computation starts.
+                self.graph.reset();
             }
-        };
-        let prev = e.status;
-        if prev == t.to {
-            return; // the same step reported twice
+            self.live += 1;
+            self.groups[group].total += 1;
+            self.graph.add(t.key, group, t.dependencies, t.to);
+        } else {
+            self.graph.set(t.key, t.to);
         }
-        let group = e.group;
-        e.status = t.to;
-        self.graph.set(t.key, t.to);
-        self.counts.move_one(Some(prev), t.to);
-        self.groups[group].counts.move_one(Some(prev), t.to);
-        if prev == Status::Processing {
-            if let Some(w) = e.worker.and_then(|w| self.workers.get_mut(&w)) {
+        let from = (t.from != Status::Forgotten).then_some(t.from);
+        self.counts.move_one(from, t.to);
+        self.groups[group].counts.move_one(from, t.to);
+        if t.from == Status::Processing {
+            let started = self.processing.remove(t.key);
+            if let Some(w) = t.worker.and_then(|w| self.workers.get_mut(&w)) {
                 w.in_flight = w.in_flight.saturating_sub(1);
             }
-            if let (Some(worker), Status::Memory | Status::Erred) = (e.worker, t.to) {
+            if let (Some(worker), Status::Memory | Status::Erred) = (t.worker, t.to) {
                 if self.stream.len() == TASK_STREAM_CAPACITY {
                     self.stream.pop_front();
                 }
@@ -506,44 +428,37 @@ impl DashboardModel {
                     key: t.key.clone(),
                     group,
                     worker,
-                    start: e.started,
-                    end: now(),
+                    start: started.map_or(0.0, |(_, at)| at),
+                    end: self.started.elapsed().as_secs_f64(),
                     erred: t.to == Status::Erred,
                 });
             }
         }
-        if prev == Status::Memory {
-            if let Some(w) = e.worker.and_then(|w| self.workers.get_mut(&w)) {
-                w.memory = w.memory.saturating_sub(e.nbytes);
+        if t.from == Status::Memory {
+            if let Some(w) = t.worker.and_then(|w| self.workers.get_mut(&w)) {
+                w.memory = w.memory.saturating_sub(t.nbytes);
             }
         }
         match t.to {
             Status::Processing => {
-                e.worker = t.worker;
-                e.started = now();
+                let now = self.started.elapsed().as_secs_f64();
+                self.processing.insert(t.key.clone(), (t.worker, now));
                 if let Some(w) = t.worker.and_then(|w| self.workers.get_mut(&w)) {
                     w.in_flight += 1;
                 }
             }
             Status::Memory => {
-                e.nbytes = t.nbytes;
-                if t.worker.is_some() {
-                    e.worker = t.worker;
-                }
-                if let Some(w) = e.worker.and_then(|w| self.workers.get_mut(&w)) {
+                if let Some(w) = t.worker.and_then(|w| self.workers.get_mut(&w)) {
                     w.memory += t.nbytes;
-                    w.done += 1;
+                    w.done += u64::from(t.from == Status::Processing);
                 }
-                self.finished_total += 1;
-                if !e.computed {
-                    e.computed = true;
+                self.finished_total += u64::from(t.from == Status::Processing);
+                if t.first_result {
                     self.groups[group].done += 1;
                 }
             }
             Status::Erred => self.erred_total += 1,
-            Status::Forgotten => {
-                self.keys.remove(t.key);
-            }
+            Status::Forgotten => self.live = self.live.saturating_sub(1),
             _ => {}
         }
     }
@@ -618,7 +533,7 @@ impl DashboardModel {
             limit: GRAPH_LIMIT,
             too_big: g.too_big,
             tasks: if g.too_big {
-                self.keys.len() as u64
+                self.live
             } else {
                 g.nodes.len() as u64
             },

@@ -33,19 +33,30 @@ use dask_core::Key;
 use super::state::{Status, TaskState, WorkerId};
 
 /// One task transition, as a plugin sees it.
+///
+/// A task's transitions form one chain: it is created by a transition from
+/// [`Status::Forgotten`] (to released, or to memory for scattered data),
+/// each `from` is the `to` of the one before, and it ends with a transition
+/// to [`Status::Forgotten`]. A plugin can keep exact counts by state from
+/// `from` and `to` alone, without a table of keys.
 #[derive(Debug, Clone, Copy)]
 pub struct TaskTransition<'a> {
     /// The task.
     pub key: &'a Key,
-    /// Its state before.
+    /// Its state before ([`Status::Forgotten`] when it is created).
     pub from: Status,
     /// Its state after ([`Status::Forgotten`] once removed).
     pub to: Status,
-    /// The worker concerned: where it now runs (to processing) or where it
-    /// ran (from processing, e.g. to memory or erred).
+    /// The worker concerned: where it now runs (to processing), where it
+    /// ran (from processing, e.g. to memory or erred), a worker that held it
+    /// (from memory), or where a client scattered it.
     pub worker: Option<WorkerId>,
-    /// Size of the result in bytes (known once in memory, else 0).
+    /// Size of the value in bytes: its size in memory when it enters or
+    /// leaves memory, else what the scheduler knows (often 0).
     pub nbytes: u64,
+    /// Whether this is the task's first arrival in memory (a value lost with
+    /// its worker and computed again arrives a second time).
+    pub first_result: bool,
     /// The keys the task reads (empty once forgotten).
     pub dependencies: &'a [Key],
     /// Why the scheduler made the transition.
@@ -141,12 +152,15 @@ impl Plugins {
     }
 
     /// Tells the plugins that `key` went from `from` to its current state
-    /// (`task`, `None` once forgotten); `was_on` is where it was processing.
+    /// (`task`, `None` once forgotten). `was_on` is where it was processing
+    /// (or, when created in memory, where it was scattered); `held` is, when
+    /// it leaves memory, a worker that held it and its size.
     pub(crate) fn task_transition(
         &mut self,
         key: &Key,
         from: Status,
         was_on: Option<WorkerId>,
+        held: Option<(Option<WorkerId>, u64)>,
         task: Option<&TaskState>,
         why: &'static str,
     ) {
@@ -157,16 +171,24 @@ impl Plugins {
         if to == from {
             return;
         }
-        let worker = match to {
-            Status::Processing => task.and_then(|t| t.processing_on),
+        let worker = match (to, held) {
+            (Status::Processing, _) => task.and_then(|t| t.processing_on),
+            (_, Some((holder, _))) => holder,
             _ => was_on,
         };
+        let nbytes = match held {
+            Some((_, nbytes)) => nbytes,
+            None => task.map_or(0, |t| t.nbytes),
+        };
+        let first_result = to == Status::Memory
+            && task.is_some_and(|t| t.story.iter().filter(|s| s.1 == Status::Memory).count() == 1);
         let transition = TaskTransition {
             key,
             from,
             to,
             worker,
-            nbytes: task.map_or(0, |t| t.nbytes),
+            nbytes,
+            first_result,
             dependencies: task.map_or(&[], |t| &t.dependencies),
             why,
         };

@@ -884,6 +884,17 @@ impl SchedulerState {
                 }
             }
             self.tasks.get_mut(key).expect("inserted").dependencies = deps;
+            if !self.plugins.is_empty() {
+                let ts = &self.tasks[key];
+                self.plugins.task_transition(
+                    key,
+                    Status::Forgotten,
+                    None,
+                    None,
+                    Some(ts),
+                    "created",
+                );
+            }
         }
         for key in wanted {
             let key = self.canonical(key);
@@ -973,6 +984,18 @@ impl SchedulerState {
                     story: vec![(Status::Released, Status::Memory, "scattered by a client")],
                 },
             );
+            if !self.plugins.is_empty() {
+                let ts = &self.tasks[&key];
+                let holder = ts.who_has.first().copied();
+                self.plugins.task_transition(
+                    &key,
+                    Status::Forgotten,
+                    holder,
+                    None,
+                    Some(ts),
+                    "scattered by a client",
+                );
+            }
             self.touched.push(key.clone());
             self.actions.push(Action::Report {
                 client,
@@ -1151,9 +1174,12 @@ impl SchedulerState {
         to: Status,
         why: &'static str,
     ) -> Result<(), InvariantError> {
-        let Some((from, was_on)) = self.tasks.get(key).map(|t| (t.status, t.processing_on)) else {
+        let Some(ts) = self.tasks.get(key) else {
             return Ok(()); // already forgotten
         };
+        let (from, was_on) = (ts.status, ts.processing_on);
+        // What plugins are told of a value that leaves memory.
+        let held = (from == Status::Memory).then(|| (ts.who_has.first().copied(), ts.nbytes));
         if from == to {
             return Ok(());
         }
@@ -1184,13 +1210,14 @@ impl SchedulerState {
             (Erred, Released) => self.transition_erred_released(key),
             (Forgotten, _) => Ok(()),
             (Released, Processing | Queued | NoWorker) => {
-                // Reached through waiting.
-                self.transition_released_waiting(key)?;
+                // Reached through waiting: two transitions, each logged and
+                // told to plugins once.
+                self.transition(key, Waiting, why)?;
                 let now = self.tasks.get(key).map(|t| t.status);
                 if now == Some(Waiting) {
                     self.transition(key, to, why)?;
                 }
-                Ok(())
+                return Ok(());
             }
             _ => Err(self.invariant(
                 key,
@@ -1206,7 +1233,7 @@ impl SchedulerState {
         // Scheduler plugins (the dashboard): see scheduler/plugin.rs.
         if !self.plugins.is_empty() {
             self.plugins
-                .task_transition(key, from, was_on, task.as_deref(), why);
+                .task_transition(key, from, was_on, held, task.as_deref(), why);
         }
         Ok(())
     }
