@@ -86,20 +86,15 @@ fn parse() -> BenchResult<Config> {
             println!("{USAGE}");
             std::process::exit(0);
         }
-        if flag == "--state-only" {
-            c.state_only = true;
-            continue;
-        }
-        if flag == "--no-push" {
-            c.no_push = true;
-            continue;
-        }
-        if flag == "--null" {
-            c.null = true;
-            continue;
-        }
-        if flag == "--no-task-stream" {
-            c.no_task_stream = true;
+        let switch = match flag.as_str() {
+            "--state-only" => Some(&mut c.state_only),
+            "--no-push" => Some(&mut c.no_push),
+            "--no-task-stream" => Some(&mut c.no_task_stream),
+            "--null" => Some(&mut c.null),
+            _ => None,
+        };
+        if let Some(on) = switch {
+            *on = true;
             continue;
         }
         if !["--tasks", "--reps", "--workers", "--threads"].contains(&flag.as_str()) {
