@@ -901,10 +901,16 @@ fn print_scheduler_targets(verdicts: &[Verdict], big: u64, total: f64) {
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = if args.first().map(String::as_str) == Some(transfer::WORKER_FLAG) {
+    let first = args.first().map(String::as_str);
+    let result = if first == Some(transfer::WORKER_FLAG) {
         match args.get(1) {
             Some(addr) => transfer::run_worker(addr),
             None => Err("--worker needs the scheduler's address".into()),
+        }
+    } else if first == Some(transfer::LATENCY_FLAG) {
+        match args.get(1).and_then(|n| n.parse().ok()) {
+            Some(round_trips) => transfer::run_latency_probe(round_trips),
+            None => Err("--latency-probe needs a number of round trips".into()),
         }
     } else {
         run_main(args)

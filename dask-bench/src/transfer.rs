@@ -66,36 +66,131 @@ pub(crate) struct Sizes {
     pub(crate) reps: usize,
 }
 
-pub(crate) fn run(sizes: &Sizes) -> BenchResult<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let scheduler = runtime.block_on(dask_distributed::scheduler::server::start("127.0.0.1:0"))?;
-    let addr = scheduler.addr().to_string();
-    let exe = std::env::current_exe()?;
-    let mut workers = Workers(Vec::new());
-    for _ in 0..2 {
-        workers.0.push(
-            Command::new(&exe)
-                .args([WORKER_FLAG, &addr])
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()?,
-        );
+/// A scheduler in this process, two worker processes and a client.
+struct Cluster {
+    client: Client,
+    /// The workers' data addresses.
+    addrs: [String; 2],
+    workers: Workers,
+    scheduler: dask_distributed::scheduler::server::SchedulerHandle,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Cluster {
+    fn start() -> BenchResult<Cluster> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let scheduler =
+            runtime.block_on(dask_distributed::scheduler::server::start("127.0.0.1:0"))?;
+        let addr = scheduler.addr().to_string();
+        let exe = std::env::current_exe()?;
+        let mut workers = Workers(Vec::new());
+        for _ in 0..2 {
+            workers.0.push(
+                Command::new(&exe)
+                    .args([WORKER_FLAG, &addr])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::inherit())
+                    .spawn()?,
+            );
+        }
+        let client = Client::connect(&addr)?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addrs = loop {
+            let known = client.workers()?;
+            if known.len() == 2 {
+                break [known[0].addr.clone(), known[1].addr.clone()];
+            }
+            if Instant::now() > deadline {
+                return Err("the two worker processes did not join within 60 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Ok(Cluster {
+            client,
+            addrs,
+            workers,
+            scheduler,
+            _runtime: runtime,
+        })
     }
-    let client = Client::connect(&addr)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let addrs = loop {
-        let known = client.workers()?;
-        if known.len() == 2 {
-            break [known[0].addr.clone(), known[1].addr.clone()];
+
+    /// Stops the client, then the workers, then the scheduler.
+    fn stop(self) {
+        drop(self.client);
+        drop(self.workers);
+        drop(self.scheduler);
+    }
+}
+
+/// Median and p99 of `round_trips` timed submit + result round trips of a
+/// tiny task (after ten to warm the connections up); checks every result.
+fn latency(client: &Client, round_trips: usize) -> BenchResult<(Duration, Duration)> {
+    let mut trips = Vec::with_capacity(round_trips);
+    for i in 0..round_trips as u64 + 10 {
+        let t = Instant::now();
+        let got = client.submit(transfer_inc, (i,))?.result()?;
+        if got != i + 1 {
+            return Err(format!("submit(inc, {i}) gave {got}").into());
         }
-        if Instant::now() > deadline {
-            return Err("the two worker processes did not join within 60 s".into());
+        if i >= 10 {
+            trips.push(t.elapsed());
         }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    }
+    let mut sorted = trips.clone();
+    sorted.sort_unstable();
+    let p99 = sorted[(sorted.len() - 1) * 99 / 100];
+    Ok((crate::distributed::median(trips), p99))
+}
+
+/// The flag that makes this binary measure the latency only and print
+/// `MEDIAN_US P99_US` (run under `taskset` by [`run`]).
+pub(crate) const LATENCY_FLAG: &str = "--latency-probe";
+
+/// The latency alone, printed as `MEDIAN_US P99_US`.
+pub(crate) fn run_latency_probe(round_trips: usize) -> BenchResult<()> {
+    let cluster = Cluster::start()?;
+    let (median, p99) = latency(&cluster.client, round_trips)?;
+    println!("{} {}", median.as_micros(), p99.as_micros());
+    cluster.stop();
+    Ok(())
+}
+
+/// The same latency with this process and its workers on one CPU (`taskset
+/// -c 0`), as `(median, p99)` in µs, or why it could not be measured.
+///
+/// On this project's VMs an idle vCPU halts (no guest halt polling), and a
+/// wake-up sent to a halted vCPU costs tens of µs; a round trip crosses
+/// several threads in three processes, so on two CPUs those wake-ups are
+/// most of it. On one CPU none is sent: what remains is the software path.
+fn latency_on_one_cpu(round_trips: usize) -> Result<(u64, u64), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(exe)
+        .args([LATENCY_FLAG, &round_trips.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("taskset: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let numbers: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match (out.status.success(), numbers.as_slice()) {
+        (true, [median, p99]) => Ok((*median, *p99)),
+        _ => Err(format!(
+            "the probe exited with {} and printed {text:?}",
+            out.status
+        )),
+    }
+}
+
+pub(crate) fn run(sizes: &Sizes) -> BenchResult<()> {
+    let cluster = Cluster::start()?;
+    let (client, addrs) = (&cluster.client, &cluster.addrs);
     let n = sizes.mb * 1_000_000 / 8;
     let bytes = (n * 8) as f64;
     let want = transfer_array(n).sum();
@@ -104,28 +199,20 @@ pub(crate) fn run(sizes: &Sizes) -> BenchResult<()> {
          ArrayD<f64> of {} MB",
         sizes.mb
     );
-    let mut trips = Vec::with_capacity(sizes.round_trips);
-    for i in 0..sizes.round_trips as u64 + 10 {
-        let t = Instant::now();
-        let got = client.submit(transfer_inc, (i,))?.result()?;
-        if got != i + 1 {
-            return Err(format!("submit(inc, {i}) gave {got}").into());
-        }
-        if i >= 10 {
-            trips.push(t.elapsed()); // the first ten warm the connections up
-        }
-    }
-    let p99 = {
-        let mut sorted = trips.clone();
-        sorted.sort_unstable();
-        sorted[(sorted.len() - 1) * 99 / 100]
-    };
+    let (median, p99) = latency(client, sizes.round_trips)?;
     println!(
         "  latency, submit + result of inc: median {:.0} µs, p99 {:.0} µs over {} round trips",
-        crate::distributed::median(trips.clone()).as_secs_f64() * 1e6,
+        median.as_secs_f64() * 1e6,
         p99.as_secs_f64() * 1e6,
-        trips.len()
+        sizes.round_trips
     );
+    match latency_on_one_cpu(sizes.round_trips) {
+        Ok((median, p99)) => println!(
+            "  same, every process on one CPU (taskset -c 0; no wake-up crosses CPUs): \
+             median {median} µs, p99 {p99} µs"
+        ),
+        Err(why) => println!("  same on one CPU: not measured ({why})"),
+    }
     let on = |i: usize| SubmitOptions::new().workers([addrs[i].clone()]).pure(false);
     let (mut between, mut to_client) = (Vec::new(), Vec::new());
     for _ in 0..sizes.reps {
@@ -166,8 +253,6 @@ pub(crate) fn run(sizes: &Sizes) -> BenchResult<()> {
         rate(to_client),
         sizes.reps
     );
-    drop(client);
-    drop(workers);
-    drop(scheduler);
+    cluster.stop();
     Ok(())
 }
