@@ -251,8 +251,8 @@ pub struct DashboardModel {
     started: Instant,
     /// Tasks the scheduler holds (created and not forgotten).
     live: u64,
-    /// Keys processing: where and since when (for the task stream).
-    processing: KeyMap<(Option<WorkerId>, f64)>,
+    /// Keys processing, and since when (for the task stream).
+    processing: KeyMap<f64>,
     groups: Groups,
     counts: StateCounts,
     finished_total: u64,
@@ -428,7 +428,7 @@ impl DashboardModel {
                     key: t.key.clone(),
                     group,
                     worker,
-                    start: started.map_or(0.0, |(_, at)| at),
+                    start: started.unwrap_or(0.0),
                     end: self.started.elapsed().as_secs_f64(),
                     erred: t.to == Status::Erred,
                 });
@@ -442,7 +442,7 @@ impl DashboardModel {
         match t.to {
             Status::Processing => {
                 let now = self.started.elapsed().as_secs_f64();
-                self.processing.insert(t.key.clone(), (t.worker, now));
+                self.processing.insert(t.key.clone(), now);
                 if let Some(w) = t.worker.and_then(|w| self.workers.get_mut(&w)) {
                     w.in_flight += 1;
                 }
