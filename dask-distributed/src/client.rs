@@ -230,6 +230,8 @@ pub(crate) struct Inner {
     ended: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     /// Whether the workers run in this process (tasks go through `local`).
     in_process: bool,
+    /// The scheduler's instance id: in-process tasks are filed under it.
+    scheduler_instance: u64,
     /// Connections to workers' data ports, reused across gathers.
     peers: crate::worker::PeerPool,
 }
@@ -433,7 +435,7 @@ impl Inner {
                 None => {
                     // The scheduler removes it from the table when it lets
                     // go of the task (see `local::held_run_spec`).
-                    let token = crate::local::put_task(Arc::new(task));
+                    let token = crate::local::put_task(self.scheduler_instance, Arc::new(task));
                     let stored = StoredTask::Local {
                         pid: std::process::id(),
                         token,
@@ -809,6 +811,7 @@ impl Inner {
             lost.clone(),
         ))?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let scheduler_instance = link.scheduler_instance();
         runtime.spawn(connection::run(link, conn, rx));
         Ok(Inner {
             runtime: Arc::new(ClientRuntime(Some(runtime))),
@@ -818,8 +821,15 @@ impl Inner {
             lost,
             ended: Mutex::new(Some(ended)),
             in_process,
+            scheduler_instance,
             peers: crate::worker::PeerPool::with_security(Role::Client, security),
         })
+    }
+
+    /// The instance id of the scheduler (see [`crate::local::put_task`]).
+    #[cfg(test)]
+    pub(crate) fn scheduler_instance(&self) -> u64 {
+        self.scheduler_instance
     }
 
     /// The error of every wait and call once the scheduler connection is gone.
@@ -915,7 +925,8 @@ impl Inner {
         for i in 0..plan.len() {
             let key = plan.key(i);
             let stored = if in_process {
-                let token = crate::local::put_task(plan.shared_task(i).clone());
+                let token =
+                    crate::local::put_task(self.scheduler_instance, plan.shared_task(i).clone());
                 tokens.push(token);
                 StoredTask::Local {
                     pid: std::process::id(),

@@ -18,7 +18,11 @@ use crate::messages::StoredTask;
 /// A worker's memory, shared with in-process peers and clients.
 pub(crate) type Memory = Arc<crate::spill::Store>;
 
-static TASKS: LazyLock<Mutex<HashMap<u64, Arc<Task>>>> = LazyLock::new(Default::default);
+/// An in-process task and the instance id of the scheduler it was submitted to.
+type Filed = (u64, Arc<Task>);
+
+/// In-process tasks by token.
+static TASKS: LazyLock<Mutex<HashMap<u64, Filed>>> = LazyLock::new(Default::default);
 static WORKERS: LazyLock<Mutex<HashMap<String, Memory>>> = LazyLock::new(Default::default);
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 static ERRORS: LazyLock<Mutex<HashMap<Key, dask_core::Error>>> = LazyLock::new(Default::default);
@@ -48,13 +52,14 @@ pub(crate) fn remove_errors<'a>(keys: impl IntoIterator<Item = &'a Key>) {
     }
 }
 
-/// Puts a task in the table; the token stands for it in messages.
-pub(crate) fn put_task(task: Arc<Task>) -> u64 {
+/// Puts a task for the scheduler whose instance id is `scheduler` in the
+/// table; the token stands for it in messages.
+pub(crate) fn put_task(scheduler: u64, task: Arc<Task>) -> u64 {
     let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
     TASKS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .insert(token, task);
+        .insert(token, (scheduler, task));
     token
 }
 
@@ -64,7 +69,17 @@ pub(crate) fn get_task(token: u64) -> Option<Arc<Task>> {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .get(&token)
-        .cloned()
+        .map(|(_, task)| task.clone())
+}
+
+/// Drops every task submitted to the scheduler `scheduler`, which stopped:
+/// what it held went with it, and a graph it never read (sent as it
+/// stopped) would otherwise stay in the table for the life of the process.
+pub(crate) fn forget_scheduler(scheduler: u64) {
+    TASKS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|_, (s, _)| *s != scheduler);
 }
 
 /// The scheduler's copy of a task's encoded spec. An in-process task of this
@@ -191,7 +206,7 @@ mod tests {
             Arc::new(dask_core::op::Identity),
             vec![dask_core::Arg::Value(Value::new(1u64))],
         ));
-        let token = put_task(task);
+        let token = put_task(7, task);
         let spec = encoded(&StoredTask::Local {
             pid: std::process::id(),
             token,
@@ -203,6 +218,63 @@ mod tests {
         assert!(get_task(token).is_some(), "a copy is still held");
         drop(copy);
         assert!(get_task(token).is_none(), "removed with the last copy");
+    }
+
+    #[test]
+    fn a_stopped_scheduler_takes_its_tasks_along() {
+        let task = || {
+            Arc::new(Task::new(
+                Arc::new(dask_core::op::Identity),
+                vec![dask_core::Arg::Value(Value::new(1u64))],
+            ))
+        };
+        // Instance ids are random per scheduler: these two are this test's.
+        let (stopped, running) = (0x5eed_0001_u64, 0x5eed_0002_u64);
+        let lost = put_task(stopped, task());
+        let kept = put_task(running, task());
+        forget_scheduler(stopped);
+        assert!(get_task(lost).is_none(), "the stopped scheduler's task");
+        assert!(get_task(kept).is_some(), "another scheduler's task stays");
+        forget_scheduler(running);
+        assert!(get_task(kept).is_none());
+    }
+
+    /// Tasks in the table for the scheduler instance `scheduler`.
+    fn tasks_of(scheduler: u64) -> usize {
+        TASKS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|(s, _)| *s == scheduler)
+            .count()
+    }
+
+    /// A cluster shut down while a task runs and a future is held: none of
+    /// its tasks stays in the process-wide table.
+    #[test]
+    fn a_cluster_shut_down_leaves_none_of_its_tasks_behind() {
+        let cluster = crate::LocalCluster::builder()
+            .n_workers(1)
+            .threads_per_worker(1)
+            .no_dashboard()
+            .start()
+            .unwrap();
+        let client = crate::Client::with_cluster(cluster).unwrap();
+        let instance = client.inner().scheduler_instance();
+        let done = client.submit(|x: u64| x + 1, (1u64,)).unwrap();
+        assert_eq!(done.result().unwrap(), 2);
+        let _slow = client
+            .submit(
+                |x: u64| {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    x
+                },
+                (1u64,),
+            )
+            .unwrap();
+        assert!(tasks_of(instance) > 0, "held futures keep their tasks");
+        client.shutdown();
+        assert_eq!(tasks_of(instance), 0);
     }
 
     #[test]

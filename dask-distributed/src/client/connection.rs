@@ -111,6 +111,14 @@ struct Welcome {
     resumed: bool,
 }
 
+impl Link {
+    /// The instance id of the scheduler this client is connected to (fixed:
+    /// another instance at the address ends the client).
+    pub(crate) fn scheduler_instance(&self) -> u64 {
+        self.scheduler
+    }
+}
+
 /// What the connection task needs.
 pub(crate) struct Link {
     pub(crate) addr: String,

@@ -350,6 +350,9 @@ async fn core(
         tokio::time::interval((options.worker_ttl / 4).max(Duration::from_millis(10)));
     ttl_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let instance = scheduler_instance_id();
+    // However the core ends (stopped, aborted), tasks submitted to it from
+    // this process leave the in-process table with it.
+    let _forget_tasks = ForgetTasks(instance);
     // Which connection each client speaks through, and when each
     // disconnected client's grace period ends.
     let mut client_conns: HashMap<ClientId, u64> = HashMap::new();
@@ -879,6 +882,16 @@ fn from_client(
 /// A random id for this scheduler's start, told to clients in
 /// [`ToClient::Welcome`]: a client that reconnects to the same address and
 /// finds another id knows the scheduler restarted.
+/// Drops the in-process tasks of a scheduler instance when dropped (see
+/// [`crate::local::forget_scheduler`]).
+struct ForgetTasks(u64);
+
+impl Drop for ForgetTasks {
+    fn drop(&mut self) {
+        crate::local::forget_scheduler(self.0);
+    }
+}
+
 fn scheduler_instance_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
