@@ -13,8 +13,8 @@
 //! run on it), the two kinds alternating (with, without, without, with, ...)
 //! so drift and machine load hit both alike: two long-lived clusters read
 //! several percent apart even when neither has a dashboard, and `--null`
-//! (both without) shows the method's own noise. During the runs with the dashboard, a client reads
-//! its push stream (`/api/events?topics=status,graph,tasks`, what the
+//! (both without) shows the method's own noise. During the runs with the
+//! dashboard, a client reads its push stream (`/api/events?topics=status,graph,tasks`, what the
 //! `/status` and `/tasks` pages open) at the pages' default rate, so the
 //! cost of pushing is counted. Each figure is the median of `reps` runs; the
 //! overhead is `(with - without) / without`, printed with every run's time
@@ -170,15 +170,39 @@ fn start(c: &Config, dashboard: bool) -> BenchResult<Client> {
     let b = LocalCluster::builder()
         .n_workers(c.workers)
         .threads_per_worker(c.threads);
-    let b = if dashboard && c.no_task_stream {
-        b.dashboard_port(0).task_stream_capacity(0)
-    } else if dashboard {
+    let b = if dashboard {
         b.dashboard_port(0)
     } else {
-        // Workers still time each task; the scheduler drops the timings.
-        b.no_dashboard().task_stream_capacity(0)
+        b.no_dashboard()
     };
+    // Capacity 0: workers still time each task; the scheduler drops the timings.
+    let b = b.task_stream_capacity(task_stream_capacity(c, dashboard));
     Ok(Client::with_cluster(b.start()?)?)
+}
+
+/// The task stream's capacity on a cluster with or without the dashboard.
+fn task_stream_capacity(c: &Config, dashboard: bool) -> usize {
+    if dashboard && !c.no_task_stream {
+        dask_distributed::task_stream::DEFAULT_TASK_STREAM_CAPACITY
+    } else {
+        0
+    }
+}
+
+/// The order of a rep's two runs (`true`: the one with the dashboard),
+/// alternating so that drift and machine load hit both alike.
+fn order(rep: usize) -> [bool; 2] {
+    if rep.is_multiple_of(2) {
+        [true, false]
+    } else {
+        [false, true]
+    }
+}
+
+/// The median over reps of `with / without - 1` (each rep's two runs are
+/// back to back, so the host's slow drift cancels).
+fn paired_overhead(with: impl Iterator<Item = f64>, without: impl Iterator<Item = f64>) -> f64 {
+    median(with.zip(without).map(|(x, y)| x / y - 1.0).collect())
 }
 
 /// A reader of the dashboard's push stream on its own thread, as an open
@@ -417,12 +441,7 @@ fn fresh_run(
     }
     // Both runs' tasks were recorded, up to the ring's capacity.
     let recorded = client.get_task_stream()?.len();
-    let capacity = if dashboard && !c.no_task_stream {
-        dask_distributed::task_stream::DEFAULT_TASK_STREAM_CAPACITY
-    } else {
-        0
-    };
-    if recorded != (2 * graph.len()).min(capacity) {
+    if recorded != (2 * graph.len()).min(task_stream_capacity(c, dashboard)) {
         return Err(format!("the task stream holds {recorded} records for two runs").into());
     }
     client.shutdown();
@@ -436,12 +455,7 @@ fn cluster_figures(c: &Config, graph: &Graph, root: &Key, expected: u64) -> Benc
     let (mut a, mut b) = (Vec::new(), Vec::new());
     let mut pushed: Option<(u64, u64)> = None;
     for rep in 0..c.reps {
-        let order = if rep % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for with in order {
+        for with in order(rep) {
             let (timing, got) = fresh_run(c, with && !c.null, graph, root, expected)?;
             if let Some((bytes, events)) = got {
                 let (b0, e0) = pushed.unwrap_or((0, 0));
@@ -461,10 +475,8 @@ fn cluster_figures(c: &Config, graph: &Graph, root: &Key, expected: u64) -> Benc
             .join(" ")
     };
     let (runs_a, runs_b) = (runs(&a), runs(&b));
-    // Each rep's two runs are back to back: the median of their ratios
-    // cancels the host's slow drift, which medians taken apart do not.
-    let paired =
-        |f: fn(&Timing) -> f64| median(a.iter().zip(&b).map(|(x, y)| f(x) / f(y) - 1.0).collect());
+    // Medians taken apart do not cancel the host's slow drift; paired ones do.
+    let paired = |f: fn(&Timing) -> f64| paired_overhead(a.iter().map(f), b.iter().map(f));
     let (paired_wall, paired_cpu) = (paired(|t| t.wall), paired(|t| t.cpu));
     let cpu = |v: &[Timing]| median(v.iter().map(|t| t.cpu).collect());
     let (cpu_a, cpu_b) = (cpu(&a), cpu(&b));
@@ -530,15 +542,16 @@ fn state_figures(
     state_machine(deps, root, false)?;
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for rep in 0..c.reps {
-        if rep % 2 == 0 {
-            a.push(state_machine(deps, root, true)?);
-            b.push(state_machine(deps, root, false)?);
-        } else {
-            b.push(state_machine(deps, root, false)?);
-            a.push(state_machine(deps, root, true)?);
+        for with in order(rep) {
+            let secs = state_machine(deps, root, with)?;
+            if with {
+                a.push(secs);
+            } else {
+                b.push(secs);
+            }
         }
     }
-    let paired = median(a.iter().zip(&b).map(|(x, y)| x / y - 1.0).collect());
+    let paired = paired_overhead(a.iter().copied(), b.iter().copied());
     let fastest = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
     let (fast_a, fast_b) = (fastest(&a), fastest(&b));
     let (a, b) = (median(a), median(b));

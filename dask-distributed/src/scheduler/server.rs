@@ -879,9 +879,6 @@ fn from_client(
     }
 }
 
-/// A random id for this scheduler's start, told to clients in
-/// [`ToClient::Welcome`]: a client that reconnects to the same address and
-/// finds another id knows the scheduler restarted.
 /// Drops the in-process tasks of a scheduler instance when dropped (see
 /// [`crate::local::forget_scheduler`]).
 struct ForgetTasks(u64);
@@ -892,6 +889,9 @@ impl Drop for ForgetTasks {
     }
 }
 
+/// A random id for this scheduler's start, told to clients in
+/// [`ToClient::Welcome`]: a client that reconnects to the same address and
+/// finds another id knows the scheduler restarted.
 fn scheduler_instance_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();

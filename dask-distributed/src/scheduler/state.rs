@@ -628,6 +628,18 @@ impl SchedulerState {
         }
     }
 
+    /// Tells plugins that `key` was just created (a transition from
+    /// forgotten; a scattered value's worker is where it was scattered).
+    fn tell_created(&mut self, key: &Key, why: &'static str) {
+        if self.plugins.is_empty() {
+            return;
+        }
+        let ts = &self.tasks[key];
+        let holder = ts.who_has.first().copied();
+        self.plugins
+            .task_transition(key, Status::Forgotten, holder, None, Some(ts), why);
+    }
+
     fn recommend(&mut self, key: &Key, to: Status, why: &'static str) {
         self.recommendations.push_back((key.clone(), to, why));
     }
@@ -884,17 +896,7 @@ impl SchedulerState {
                 }
             }
             self.tasks.get_mut(key).expect("inserted").dependencies = deps;
-            if !self.plugins.is_empty() {
-                let ts = &self.tasks[key];
-                self.plugins.task_transition(
-                    key,
-                    Status::Forgotten,
-                    None,
-                    None,
-                    Some(ts),
-                    "created",
-                );
-            }
+            self.tell_created(key, "created");
         }
         for key in wanted {
             let key = self.canonical(key);
@@ -984,18 +986,7 @@ impl SchedulerState {
                     story: vec![(Status::Released, Status::Memory, "scattered by a client")],
                 },
             );
-            if !self.plugins.is_empty() {
-                let ts = &self.tasks[&key];
-                let holder = ts.who_has.first().copied();
-                self.plugins.task_transition(
-                    &key,
-                    Status::Forgotten,
-                    holder,
-                    None,
-                    Some(ts),
-                    "scattered by a client",
-                );
-            }
+            self.tell_created(&key, "scattered by a client");
             self.touched.push(key.clone());
             self.actions.push(Action::Report {
                 client,
@@ -1179,7 +1170,8 @@ impl SchedulerState {
         };
         let (from, was_on) = (ts.status, ts.processing_on);
         // What plugins are told of a value that leaves memory.
-        let held = (from == Status::Memory).then(|| (ts.who_has.first().copied(), ts.nbytes));
+        let held = (from == Status::Memory && !self.plugins.is_empty())
+            .then(|| (ts.who_has.first().copied(), ts.nbytes));
         if from == to {
             return Ok(());
         }
