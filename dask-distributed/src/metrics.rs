@@ -35,4 +35,7 @@ pub struct WorkerMetrics {
     pub tasks_executed: u64,
     /// Tasks given up to another worker (work stealing).
     pub tasks_stolen: u64,
+    /// Tasks started on the thread that received them, with no hand-over
+    /// to a task thread: each one that reached an idle worker alone.
+    pub tasks_started_inline: u64,
 }

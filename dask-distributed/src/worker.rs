@@ -192,6 +192,7 @@ struct Shared {
     ready: AtomicU64,
     executed: AtomicU64,
     stolen: AtomicU64,
+    started_inline: AtomicU64,
     /// The scheduler's address, for tasks' coordination primitives.
     scheduler: Arc<str>,
     /// Task-thread numbers, for the task stream.
@@ -219,6 +220,7 @@ impl Shared {
             tasks_ready: self.ready.load(Ordering::Relaxed),
             tasks_executed: self.executed.load(Ordering::Relaxed),
             tasks_stolen: self.stolen.load(Ordering::Relaxed),
+            tasks_started_inline: self.started_inline.load(Ordering::Relaxed),
         }
     }
 
@@ -363,7 +365,7 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
         }
     };
     let (mut reader, writer) = conn.split();
-    let tx = writer.spawn();
+    let (tx, writer) = writer.spawn_joinable();
     let register = ToScheduler::RegisterWorker {
         nthreads: options.nthreads,
         data_addr: data_addr.clone(),
@@ -383,6 +385,7 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
         ready: AtomicU64::new(0),
         executed: AtomicU64::new(0),
         stolen: AtomicU64::new(0),
+        started_inline: AtomicU64::new(0),
         scheduler: Arc::from(scheduler_addr),
         lanes: Lanes::new(options.nthreads.max(1)),
         handover: HandOver::default(),
@@ -390,6 +393,9 @@ pub async fn start_with(scheduler_addr: &str, options: WorkerOptions) -> Result<
     });
     let worker = shared.clone();
     let main = tokio::spawn(async move {
+        // The connection closes when the worker stops, even while a task
+        // attempt (and its sender) outlives it, blocked on its thread.
+        let _writer = AbortOnDrop(writer);
         // Dropping the set (kill) aborts every running task.
         let mut running = JoinSet::new();
         let mut running_keys: HashMap<Key, Running> = HashMap::new();
@@ -825,6 +831,17 @@ impl HandOver {
         found
     }
 
+    /// Whether `task` is the only task waiting for a thread.
+    fn is_alone(&self, task: &Waiting) -> bool {
+        let queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.tasks.len() == 1
+            && queue
+                .tasks
+                .values()
+                .next()
+                .is_some_and(|t| std::ptr::eq(Arc::as_ptr(t), task))
+    }
+
     fn remove(&self, place: &(Priority, u64)) {
         self.queue
             .lock()
@@ -979,12 +996,16 @@ async fn execute(
     };
     let waiting = &queued.waiting;
     waiting.ready(start);
+    start_on_this_thread(worker, waiting);
     // Memory is looked at again right before the task starts (the monitor
     // looks only now and then): a worker at its pause threshold spills or
     // pauses first, so with one thread managed memory ends at most one
     // task's output above the threshold (with n threads, n outputs). A task
     // thread passing its permit on checks the same.
     loop {
+        if waiting.is_started() {
+            break;
+        }
         while worker.paused.load(Ordering::Relaxed) {
             tokio::select! {
                 biased;
@@ -1020,6 +1041,46 @@ async fn execute(
         }
     }
     done.await.unwrap_or_else(|_| thread_failed())
+}
+
+/// Starts the first waiting task on the thread that received it, if a task
+/// thread is free right now and `waiting` is the only task waiting; no
+/// thread is woken. A task arriving at an idle worker then starts and
+/// reports without two hand-overs between threads (the runtime's thread to
+/// a task thread and back), which on a VM whose idle CPUs halt cost tens of
+/// µs each.
+///
+/// The task runs in [`tokio::task::block_in_place`], so it may block or run
+/// long like on any task thread: the runtime moves its other work to another
+/// thread meanwhile. Not on a current-thread runtime, which cannot do that.
+fn start_on_this_thread(worker: &Arc<Shared>, waiting: &Waiting) {
+    let flavor = tokio::runtime::Handle::current().runtime_flavor();
+    if flavor != tokio::runtime::RuntimeFlavor::MultiThread
+        || worker.paused.load(Ordering::Relaxed)
+        || !worker.handover.is_alone(waiting)
+    {
+        return;
+    }
+    let Ok(permit) = worker.slots.clone().try_acquire_owned() else {
+        return;
+    };
+    if !worker.room_to_start() {
+        return;
+    }
+    let Some(start) = worker.handover.next() else {
+        return;
+    };
+    worker.started_inline.fetch_add(1, Ordering::Relaxed);
+    let permit = tokio::task::block_in_place(|| start(permit));
+    // Tasks that came meanwhile go on a task thread as usual.
+    if let Some(permit) = permit {
+        if let Some(next) = worker.handover.next() {
+            let shared = worker.clone();
+            drop(tokio::task::spawn_blocking(move || {
+                run_chain(&shared, next, permit)
+            }));
+        }
+    }
 }
 
 /// The outcome of an attempt whose task thread ended without one (a bug).

@@ -25,8 +25,9 @@ use crate::{Error, Result};
 /// ping the scheduler, and workers' heartbeats are acknowledged. 5: data
 /// ports answer fetches with split values (`PeerReply::Parts`). 6: small
 /// results travel with their reports (`TaskFinished` and `Report` carry an
-/// optional value, `Compute` asks for it).
-pub const PROTOCOL_VERSION: u32 = 6;
+/// optional value, `Compute` asks for it). 7: heartbeats' metrics count
+/// the tasks a worker started inline.
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// First bytes of every connection, before the version (public for tests of foreign peers).
 pub const MAGIC: [u8; 8] = *b"dask-rs\0";

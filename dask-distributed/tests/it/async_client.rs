@@ -412,3 +412,27 @@ async fn futures_pass_through_an_async_queue_between_two_clients() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_worker_on_a_current_thread_runtime_runs_tasks_on_its_task_threads() {
+    limited(async {
+        let scheduler = dask_distributed::scheduler::server::start("127.0.0.1:0")
+            .await
+            .unwrap();
+        let addr = scheduler.addr().to_string();
+        let worker = dask_distributed::worker::start(&addr, 1).await.unwrap();
+        let client = AsyncClient::connect(&addr).await.unwrap();
+        for i in 0..3i64 {
+            let x = client.submit(square, (i,)).await.unwrap();
+            assert_eq!(x.await.unwrap(), square(i));
+        }
+        // This runtime cannot move its other work off a blocked thread, so
+        // no task starts on the thread that received it.
+        let metrics = worker.metrics();
+        assert_eq!(metrics.tasks_executed, 3);
+        assert_eq!(metrics.tasks_started_inline, 0);
+        client.shutdown().await;
+        worker.kill();
+    })
+    .await;
+}

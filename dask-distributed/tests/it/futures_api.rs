@@ -957,3 +957,65 @@ fn retry_reruns_an_erred_future_and_its_erred_dependencies() {
         assert_eq!(a.status(), FutureStatus::Finished);
     });
 }
+
+#[test]
+fn a_task_reaching_an_idle_worker_alone_starts_on_the_thread_that_received_it() {
+    within(limit(), || {
+        let client = in_process(1, 1);
+        let cluster = client.cluster().unwrap();
+        for i in 0..5i64 {
+            let got = client
+                .submit(|x: i64| x * 3, (i,))
+                .unwrap()
+                .result()
+                .unwrap();
+            assert_eq!(got, i * 3);
+        }
+        let metrics = &cluster.worker_metrics()[0];
+        assert_eq!(metrics.tasks_executed, 5);
+        assert_eq!(metrics.tasks_started_inline, 5, "{metrics:?}");
+        // A batch waits for the task thread instead (at most its first task
+        // reaches the worker alone); every result is still right.
+        let futures = client.map(|x: i64| x + 1, 0..200i64).unwrap();
+        let got = client.gather(&futures).unwrap();
+        assert_eq!(got, (1..201).collect::<Vec<i64>>());
+        let metrics = &cluster.worker_metrics()[0];
+        assert_eq!(metrics.tasks_executed, 205);
+        assert!(metrics.tasks_started_inline < 205, "{metrics:?}");
+    });
+}
+
+#[test]
+fn a_task_blocking_its_workers_only_thread_leaves_the_worker_serving() {
+    within(limit(), || {
+        let client = in_process(1, 1);
+        let cluster = client.cluster().unwrap();
+        let held = client.scatter(vec![7i64]).unwrap();
+        let gate = Gate::default();
+        let _open_on_exit_gate = gate.opener();
+        let g = gate.clone();
+        let blocked = client
+            .submit(
+                move |x: i64| {
+                    g.wait();
+                    x
+                },
+                (1i64,),
+            )
+            .unwrap();
+        assert!(eventually(
+            || cluster.worker_metrics()[0].tasks_executing == 1
+        ));
+        assert_eq!(cluster.worker_metrics()[0].tasks_started_inline, 1);
+        // The task blocks the thread that received it: the worker still
+        // serves its data, and queues the next task for its one thread.
+        assert_eq!(client.gather(&held).unwrap(), vec![7]);
+        let next = client.submit(|x: i64| x + 1, (1i64,)).unwrap();
+        let err = next.result_timeout(Duration::from_millis(50)).unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        gate.open();
+        assert_eq!(blocked.result().unwrap(), 1);
+        assert_eq!(next.result().unwrap(), 2);
+        assert_eq!(client.workers().unwrap().len(), 1);
+    });
+}
