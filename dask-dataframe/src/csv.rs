@@ -128,6 +128,10 @@ pub(crate) struct Spec {
     #[serde(with = "crate::wire::schema")]
     out_schema: pl::SchemaRef,
     separator: u8,
+    /// Read for [`DataFrame::len`]: each block becomes a frame with no
+    /// columns and its row count as height (see [`plain_rows`]).
+    #[serde(default)]
+    rows_only: bool,
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {
@@ -201,6 +205,16 @@ fn read_sample(path: &Path, sample: usize) -> Result<(Vec<u8>, Vec<u8>)> {
 /// fails with [`Error::DtypeMismatch`], [`Error::Csv`] (ragged rows) or
 /// [`Error::QuotedNewline`].
 pub fn read_csv(pattern: &str, options: &CsvOptions) -> Result<DataFrame> {
+    read_csv_as(pattern, options, false)
+}
+
+/// [`read_csv`]'s blocks read as row counts only: frames without columns
+/// whose heights are the blocks' rows (for [`DataFrame::len`]).
+pub(crate) fn read_csv_rows(pattern: &str, options: &CsvOptions) -> Result<DataFrame> {
+    read_csv_as(pattern, options, true)
+}
+
+fn read_csv_as(pattern: &str, options: &CsvOptions, rows_only: bool) -> Result<DataFrame> {
     if options.blocksize == Some(0) {
         return Err(Error::invalid(
             "blocksize",
@@ -224,7 +238,16 @@ pub fn read_csv(pattern: &str, options: &CsvOptions) -> Result<DataFrame> {
             end: sample_len,
             source: e,
         })?;
-    let spec = Arc::new(build_spec(first, options, &inferred)?);
+    let mut spec = build_spec(first, options, &inferred)?;
+    if rows_only {
+        // A block that is not plain records is parsed (its first column
+        // only) to be counted or explained.
+        let first_column = spec.file_schema.iter_names().next().map(|n| n.to_string());
+        spec.usecols = Some(first_column.into_iter().collect());
+        spec.out_schema = Arc::new(pl::Schema::default());
+        spec.rows_only = true;
+    }
+    let spec = Arc::new(spec);
     // Every file must have the first file's header.
     for path in &paths[1..] {
         let (h, _) = read_sample(path, 1)?;
@@ -275,10 +298,12 @@ pub fn read_csv(pattern: &str, options: &CsvOptions) -> Result<DataFrame> {
         .collect();
     let parts = Parts::from_tasks("read_csv", tasks, &[]);
     let mut df = DataFrame::new(parts, spec.out_schema.clone(), Divisions::Unknown);
-    df.origin = Some(Arc::new(Origin::Csv {
-        pattern: pattern.to_owned(),
-        options: options.clone(),
-    }));
+    if !rows_only {
+        df.origin = Some(Arc::new(Origin::Csv {
+            pattern: pattern.to_owned(),
+            options: options.clone(),
+        }));
+    }
     Ok(df)
 }
 
@@ -348,6 +373,7 @@ fn build_spec(path: &Path, options: &CsvOptions, inferred: &pl::DataFrame) -> Re
         usecols,
         out_schema: Arc::new(out_schema),
         separator: options.separator,
+        rows_only: false,
     })
 }
 
@@ -406,6 +432,11 @@ pub(crate) fn read_block(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(pl::DataFrame::empty_with_schema(&spec.out_schema));
     }
+    if spec.rows_only {
+        if let Some(rows) = plain_rows(&bytes, spec.separator, spec.file_schema.len()) {
+            return Ok(pl::DataFrame::empty_with_height(rows));
+        }
+    }
     let parse = |schema: Option<pl::SchemaRef>, bytes: Vec<u8>| {
         // Parse only the kept columns (the diagnosis, without a schema, parses all).
         let columns: Option<Arc<[pl::PlSmallStr]>> = schema.as_ref().and(
@@ -423,6 +454,7 @@ pub(crate) fn read_block(
             .finish()
     };
     match parse(Some(spec.file_schema.clone()), bytes.clone()) {
+        Ok(df) if spec.rows_only => Ok(pl::DataFrame::empty_with_height(df.height())),
         Ok(df) => {
             let names: Vec<pl::PlSmallStr> = spec.out_schema.iter_names().cloned().collect();
             if names.len() == df.width() {
@@ -458,6 +490,32 @@ pub(crate) fn read_block(
             }
         }
     }
+}
+
+/// The rows of `block` (whole lines) when every line is a plain record of
+/// `fields` fields: no quote, not blank, `fields - 1` separators. Such a
+/// line is one row whatever its values, so the block is counted without
+/// parsing them, as polars' own row count of a CSV file does. `None` when a
+/// line is anything else: the block is then parsed, which counts it or
+/// explains what is wrong (a ragged row, say).
+fn plain_rows(block: &[u8], separator: u8, fields: usize) -> Option<usize> {
+    if memchr::memchr(b'"', block).is_some() {
+        return None;
+    }
+    let separators = fields.checked_sub(1)?;
+    let lines = block.strip_suffix(b"\n").unwrap_or(block);
+    let mut rows = 0;
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', lines).chain([lines.len()]) {
+        let line = &lines[start..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() || line.iter().filter(|&&b| b == separator).count() != separators {
+            return None;
+        }
+        rows += 1;
+        start = end + 1;
+    }
+    Some(rows)
 }
 
 /// The columns whose dtype in `block` (parsed with inference) cannot be read

@@ -612,6 +612,20 @@ impl DataFrame {
         }
     }
 
+    /// For a frame straight from `read_csv`: the same blocks read as row
+    /// counts (frames without columns), which parse no value of a block of
+    /// plain records.
+    pub(crate) fn row_counts(&self) -> Option<DataFrame> {
+        match &**self.origin.as_ref()? {
+            Origin::Csv { pattern, options } => {
+                let mut rows = crate::csv::read_csv_rows(pattern, options).ok()?;
+                rows.split_every = self.split_every;
+                Some(rows)
+            }
+            Origin::Merge { .. } => None,
+        }
+    }
+
     /// The fewest columns [`len`](Self::len) can count rows by without
     /// changing the count: the keys of a merge, or one column of a file.
     pub(crate) fn len_columns(&self) -> Option<Vec<&str>> {

@@ -352,12 +352,20 @@ pub(crate) fn result_dtypes(
 
 impl DataFrame {
     /// The number of rows, summed over the partitions.
+    ///
+    /// A frame straight from [`read_csv`](crate::read_csv) counts its blocks'
+    /// records without parsing their values, like polars' own row count of
+    /// a CSV file: a value that does not match its column's dtype does not
+    /// fail the count (computing the column does), a row with a field too
+    /// many does.
     pub fn len(&self) -> Scalar<usize> {
-        // Rows are counted by the fewest columns that give the same count
-        // (projection pushdown); a failure to narrow counts the whole frame.
-        let narrow = self
-            .len_columns()
-            .and_then(|cols| self.projected(&cols).ok().flatten());
+        // A fresh read counts its blocks' lines; other frames count the
+        // fewest columns that give the same count (projection pushdown). A
+        // failure to narrow counts the whole frame.
+        let narrow = self.row_counts().or_else(|| {
+            self.len_columns()
+                .and_then(|cols| self.projected(&cols).ok().flatten())
+        });
         let parts = narrow.as_ref().map_or(&self.parts, |n| &n.parts);
         Scalar::new(len_tree(parts, self.split_every))
     }

@@ -1,6 +1,8 @@
 //! `read_csv`: blocks, dtypes, options and errors, checked against polars
 //! reading the whole file.
 
+use std::sync::Arc;
+
 use dask_core::Collection;
 use dask_dataframe::{read_csv, CsvOptions, DataFrame as DDF, Error};
 use polars::prelude::*;
@@ -52,6 +54,82 @@ proptest! {
         let expected = polars_read(&path, Some(ddf.schema().clone()));
         check_frame(&ddf, &expected);
     }
+}
+
+/// A CSV text of 3 columns whose records are written in several ways:
+/// plain, a quoted field holding the separator, a CRLF ending, a field
+/// short (polars fills it with null).
+fn odd_records() -> impl Strategy<Value = String> {
+    prop::collection::vec(0u8..5, 1..60).prop_map(|kinds| {
+        let mut text = String::from("a,b,c\n");
+        for (i, kind) in kinds.iter().enumerate() {
+            text += &match kind {
+                0 | 1 => format!("{i},{},{}\n", i * 2, i % 7),
+                2 => format!("{i},\"x,{i}\",{}\n", i % 7),
+                3 => format!("{i},{},{}\r\n", i * 2, i % 7),
+                _ => format!("{i},{}\n", i * 2),
+            };
+        }
+        text
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn len_of_a_fresh_read_counts_the_rows_polars_reads(
+        text in odd_records(),
+        blocksize in 1u64..300,
+    ) {
+        let dir = TempDir::new("rows");
+        let path = dir.write("f.csv", &text);
+        let ddf = read_csv(&path, &CsvOptions::default().blocksize(Some(blocksize))).unwrap();
+        // Every column as text: the oracle counts rows, it parses no value.
+        let text_schema: Schema = ["a", "b", "c"]
+            .into_iter()
+            .map(|c| Field::new(c.into(), DataType::String))
+            .collect();
+        let expected = polars_read(&path, Some(Arc::new(text_schema))).height();
+        for (name, s) in schedulers() {
+            let rows = ddf.len().compute_with(&**s).unwrap();
+            prop_assert_eq!(rows, expected, "{}", name);
+        }
+    }
+}
+
+#[test]
+fn len_of_a_fresh_read_parses_no_value_but_refuses_a_ragged_row() {
+    let dir = TempDir::new("rows-ragged");
+    // `n` is inferred Int64 from the sample and turns to text at the end:
+    // counting rows does not parse it (polars' own row count neither).
+    let mut text = String::from("n,v\n");
+    for i in 0..100 {
+        text += &format!("{i},{}\n", i * 3);
+    }
+    text += "oops,7\n";
+    let path = dir.write("f.csv", &text);
+    let opts = CsvOptions::default().sample(100).blocksize(Some(64));
+    let ddf = read_csv(&path, &opts).unwrap();
+    assert!(ddf.npartitions() > 5);
+    for (name, s) in schedulers() {
+        assert_eq!(ddf.len().compute_with(&**s).unwrap(), 101, "{name}");
+    }
+    assert!(failure(&ddf).contains("| n "), "{}", failure(&ddf));
+    // A row with a field too many fails the count of its partition, as it
+    // fails polars' read.
+    text += "1,2,3\n";
+    let path = dir.write("ragged.csv", &text);
+    let ddf = read_csv(&path, &opts).unwrap();
+    let last = ddf.npartitions() - 1;
+    let err = ddf.len().compute_with(&**sync()).unwrap_err();
+    let msg = Error::find(&err)
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| err.to_string());
+    assert!(
+        msg.contains("ragged.csv") && msg.contains(&format!("partition {last}")),
+        "{msg}"
+    );
 }
 
 #[test]
