@@ -64,6 +64,15 @@ impl Gate {
         OpenOnDrop(self.clone())
     }
 
+    /// A task body that waits at the gate, then gives its input back.
+    fn passing(&self) -> impl Fn(i64) -> i64 + Clone + Send + Sync + 'static {
+        let gate = self.clone();
+        move |x: i64| {
+            gate.wait();
+            x
+        }
+    }
+
     fn open(&self) {
         *self.0 .0.lock().unwrap() = true;
         self.0 .1.notify_all();
@@ -314,18 +323,8 @@ fn a_task_whose_only_allowed_worker_died_waits_in_no_worker() {
         let addrs = cluster.worker_addrs();
         let gate = Gate::default();
         let _open_on_exit_gate = gate.opener();
-        let g = gate.clone();
         let opts = SubmitOptions::new().workers([addrs[0].clone()]);
-        let fut = client
-            .submit_with(
-                move |x: i64| {
-                    g.wait();
-                    x
-                },
-                (1i64,),
-                &opts,
-            )
-            .unwrap();
+        let fut = client.submit_with(gate.passing(), (1i64,), &opts).unwrap();
         assert!(eventually(
             || client.task_state(fut.key()).unwrap() == Some(Status::Processing)
         ));
@@ -364,16 +363,7 @@ fn cancel_releases_the_task_and_its_dependents() {
         let client = in_process(1, 2);
         let gate = Gate::default();
         let _open_on_exit_gate = gate.opener();
-        let g = gate.clone();
-        let a = client
-            .submit(
-                move |x: i64| {
-                    g.wait();
-                    x
-                },
-                (1i64,),
-            )
-            .unwrap();
+        let a = client.submit(gate.passing(), (1i64,)).unwrap();
         let b = client.submit(|x: i64| x + 1, (&a,)).unwrap();
         assert!(eventually(
             || client.task_state(a.key()).unwrap() == Some(Status::Processing)
@@ -433,16 +423,7 @@ fn wait_all_first_and_timeout() {
         let gate = Gate::default();
 
         let _open_on_exit_gate = gate.opener();
-        let g = gate.clone();
-        let blocked = client
-            .submit(
-                move |x: i64| {
-                    g.wait();
-                    x
-                },
-                (1i64,),
-            )
-            .unwrap();
+        let blocked = client.submit(gate.passing(), (1i64,)).unwrap();
         let quick = client.submit(|x: i64| x + 1, (1i64,)).unwrap();
         let pair = vec![blocked.clone(), quick.clone()];
         let res = client
@@ -506,16 +487,7 @@ fn as_completed_times_out_on_a_blocked_future() {
         let client = in_process(1, 1);
         let gate = Gate::default();
         let _open_on_exit_gate = gate.opener();
-        let g = gate.clone();
-        let blocked = client
-            .submit(
-                move |x: i64| {
-                    g.wait();
-                    x
-                },
-                (1i64,),
-            )
-            .unwrap();
+        let blocked = client.submit(gate.passing(), (1i64,)).unwrap();
         let mut it = client.as_completed(vec![blocked]).unwrap();
         let err = it.next_timeout(Duration::from_millis(20)).unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
@@ -532,18 +504,9 @@ fn fire_and_forget_runs_after_every_handle_is_dropped() {
         let client = in_process(1, 2);
         let gate = Gate::default();
         let _open_on_exit_gate = gate.opener();
-        let g = gate.clone();
         let (tx, rx) = std::sync::mpsc::channel::<i64>();
         let tx = Mutex::new(tx);
-        let a = client
-            .submit(
-                move |x: i64| {
-                    g.wait();
-                    x
-                },
-                (21i64,),
-            )
-            .unwrap();
+        let a = client.submit(gate.passing(), (21i64,)).unwrap();
         let b = client
             .submit(
                 move |x: i64| {
@@ -760,11 +723,7 @@ fn a_dropped_future_still_feeds_its_pending_dependents() {
         let client = in_process(1, 2);
         let gate = Gate::default();
         let _open_on_exit_gate = gate.opener();
-        let g = gate.clone();
-        let gated = move |x: i64| {
-            g.wait();
-            x
-        };
+        let gated = gate.passing();
         // Temporaries dropped at once: their tasks must still run for `top`.
         let top = {
             let a = client.submit(gated.clone(), (20i64,)).unwrap();
@@ -993,16 +952,7 @@ fn a_task_blocking_its_workers_only_thread_leaves_the_worker_serving() {
         let held = client.scatter(vec![7i64]).unwrap();
         let gate = Gate::default();
         let _open_on_exit_gate = gate.opener();
-        let g = gate.clone();
-        let blocked = client
-            .submit(
-                move |x: i64| {
-                    g.wait();
-                    x
-                },
-                (1i64,),
-            )
-            .unwrap();
+        let blocked = client.submit(gate.passing(), (1i64,)).unwrap();
         assert!(eventually(
             || cluster.worker_metrics()[0].tasks_executing == 1
         ));
