@@ -36,6 +36,7 @@ use crate::frame::{DataFrame, Divisions, Origin};
 use crate::io::expand_paths;
 use crate::ops::ReadCsvBlock;
 use crate::parts::Parts;
+use crate::plain_csv::{plain_numbers, plain_rows};
 use crate::{Error, Result};
 
 /// Options of [`read_csv`], with Dask's names and defaults.
@@ -423,7 +424,7 @@ pub(crate) fn read_block(
     let mut bytes = vec![0u8; (e - s) as usize];
     file.seek(SeekFrom::Start(s)).map_err(|e| io_err(path, e))?;
     file.read_exact(&mut bytes).map_err(|e| io_err(path, e))?;
-    if bytes.iter().filter(|&&b| b == b'"').count() % 2 == 1 {
+    if memchr::memchr_iter(b'"', &bytes).count() % 2 == 1 {
         return Err(Error::QuotedNewline {
             path: path.to_owned(),
             offset: e,
@@ -436,6 +437,10 @@ pub(crate) fn read_block(
         if let Some(rows) = plain_rows(&bytes, spec.separator, spec.file_schema.len()) {
             return Ok(pl::DataFrame::empty_with_height(rows));
         }
+    } else if let Some(df) =
+        plain_numbers(&bytes, spec.separator, &spec.file_schema, &spec.out_schema)
+    {
+        return Ok(df);
     }
     let parse = |schema: Option<pl::SchemaRef>, bytes: Vec<u8>| {
         // Parse only the kept columns (the diagnosis, without a schema, parses all).
@@ -490,32 +495,6 @@ pub(crate) fn read_block(
             }
         }
     }
-}
-
-/// The rows of `block` (whole lines) when every line is a plain record of
-/// `fields` fields: no quote, not blank, `fields - 1` separators. Such a
-/// line is one row whatever its values, so the block is counted without
-/// parsing them, as polars' own row count of a CSV file does. `None` when a
-/// line is anything else: the block is then parsed, which counts it or
-/// explains what is wrong (a ragged row, say).
-fn plain_rows(block: &[u8], separator: u8, fields: usize) -> Option<usize> {
-    if memchr::memchr(b'"', block).is_some() {
-        return None;
-    }
-    let separators = fields.checked_sub(1)?;
-    let lines = block.strip_suffix(b"\n").unwrap_or(block);
-    let mut rows = 0;
-    let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', lines).chain([lines.len()]) {
-        let line = &lines[start..end];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() || line.iter().filter(|&&b| b == separator).count() != separators {
-            return None;
-        }
-        rows += 1;
-        start = end + 1;
-    }
-    Some(rows)
 }
 
 /// The columns whose dtype in `block` (parsed with inference) cannot be read

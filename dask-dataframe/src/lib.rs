@@ -52,6 +52,7 @@ mod io;
 mod merge;
 mod ops;
 mod parts;
+mod plain_csv;
 mod reduce;
 mod repartition;
 mod series;

@@ -1,0 +1,168 @@
+//! CSV blocks of plain records read without polars: every line unquoted,
+//! not blank, with exactly one field per column. [`plain_rows`] counts such
+//! a block; [`plain_numbers`] reads its integer and float columns when each
+//! value has the plainest form. Both say `None` for anything else, and the
+//! block then goes to polars, which reads it or explains what is wrong: the
+//! fast paths never decide what a block means, only read the blocks whose
+//! meaning is plain.
+
+use polars::prelude as pl;
+use polars::prelude::{DataType, IntoColumn, NamedFrom};
+
+/// The rows of `block` (whole lines) when every line is a plain record of
+/// `fields` fields: no quote, not blank, `fields - 1` separators. Such a
+/// line is one row whatever its values, so the block is counted without
+/// parsing them, as polars' own row count of a CSV file does. `None` when a
+/// line is anything else: the block is then parsed, which counts it or
+/// explains what is wrong (a ragged row, say).
+pub(crate) fn plain_rows(block: &[u8], separator: u8, fields: usize) -> Option<usize> {
+    let separators = fields.checked_sub(1)?;
+    let mut rows = 0;
+    for line in plain_lines(block)? {
+        if line.is_empty() || count(line, separator) != separators {
+            return None;
+        }
+        rows += 1;
+    }
+    Some(rows)
+}
+
+/// The lines of `block` (whole lines, the last one's `\n` optional), each
+/// without its `\r\n` or `\n`; `None` if `block` holds a quote.
+fn plain_lines(block: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
+    if memchr::memchr(b'"', block).is_some() {
+        return None;
+    }
+    let lines = block.strip_suffix(b"\n").unwrap_or(block);
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', lines).chain([lines.len()]);
+    Some(ends.map(move |end| {
+        let line = &lines[start..end];
+        start = end + 1;
+        line.strip_suffix(b"\r").unwrap_or(line)
+    }))
+}
+
+/// A kept column being read.
+enum Numbers {
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+}
+
+/// The kept columns of `block` (see [`plain_rows`] for the lines) when
+/// every one is `Int64` or `Float64` and each value is empty (null) or of
+/// the plainest form: `-?[0-9]{1,18}` for integers, `-?[0-9]+(.[0-9]+)?`
+/// for floats. Such values read as polars reads them (floats correctly
+/// rounded by both). `None` for any other block.
+pub(crate) fn plain_numbers(
+    block: &[u8],
+    separator: u8,
+    file_schema: &pl::Schema,
+    out_schema: &pl::Schema,
+) -> Option<pl::DataFrame> {
+    let fields = file_schema.len();
+    // For each field of a line: the kept column it fills, if any.
+    let mut slots: Vec<Option<usize>> = vec![None; fields];
+    let mut columns = Vec::with_capacity(out_schema.len());
+    for (name, dtype) in out_schema.iter() {
+        slots[file_schema.index_of(name)?] = Some(columns.len());
+        columns.push(match dtype {
+            DataType::Int64 => Numbers::Int(Vec::new()),
+            DataType::Float64 => Numbers::Float(Vec::new()),
+            _ => return None,
+        });
+    }
+    if columns.is_empty() {
+        return None;
+    }
+    let last_kept = slots.iter().rposition(Option::is_some)?;
+    let mut rows = 0;
+    for line in plain_lines(block)? {
+        if line.is_empty() {
+            return None;
+        }
+        // The fields up to the last kept one, then a count of the rest.
+        let mut rest = line;
+        let mut field = 0;
+        loop {
+            let at = memchr::memchr(separator, rest);
+            if let Some(slot) = *slots.get(field)? {
+                let value = &rest[..at.unwrap_or(rest.len())];
+                match &mut columns[slot] {
+                    Numbers::Int(v) => v.push(value_or_null(value, plain_int)?),
+                    Numbers::Float(v) => v.push(value_or_null(value, plain_float)?),
+                }
+            }
+            field += 1;
+            match at {
+                None => break,
+                Some(at) if field > last_kept => {
+                    field += count(&rest[at + 1..], separator) + 1;
+                    break;
+                }
+                Some(at) => rest = &rest[at + 1..],
+            }
+        }
+        if field != fields {
+            return None;
+        }
+        rows += 1;
+    }
+    let columns = out_schema
+        .iter_names()
+        .zip(columns)
+        .map(|(name, numbers)| match numbers {
+            Numbers::Int(v) => pl::Series::new(name.clone(), v).into_column(),
+            Numbers::Float(v) => pl::Series::new(name.clone(), v).into_column(),
+        })
+        .collect();
+    pl::DataFrame::new(rows, columns).ok()
+}
+
+/// How many times `byte` occurs in `bytes` (a loop the compiler vectorizes).
+fn count(bytes: &[u8], byte: u8) -> usize {
+    bytes.iter().map(|&b| usize::from(b == byte)).sum()
+}
+
+/// An empty field as null (`Some(None)`), else `value` parsed (`None` if it
+/// does not parse).
+fn value_or_null<T>(value: &[u8], parse: fn(&[u8]) -> Option<T>) -> Option<Option<T>> {
+    if value.is_empty() {
+        Some(None)
+    } else {
+        parse(value).map(Some)
+    }
+}
+
+/// `-?[0-9]{1,18}` as an integer (18 digits never overflow).
+fn plain_int(value: &[u8]) -> Option<i64> {
+    let (negative, digits) = match value.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, value),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i64::from(d - b'0');
+    }
+    Some(if negative { -n } else { n })
+}
+
+/// `-?[0-9]+(.[0-9]+)?` as a float, correctly rounded.
+fn plain_float(value: &[u8]) -> Option<f64> {
+    let digits = value.strip_prefix(b"-").unwrap_or(value);
+    let (whole, fraction) = match memchr::memchr(b'.', digits) {
+        Some(dot) => (&digits[..dot], Some(&digits[dot + 1..])),
+        None => (digits, None),
+    };
+    let all_digits = |part: &[u8]| !part.is_empty() && part.iter().all(u8::is_ascii_digit);
+    if !all_digits(whole) || !fraction.is_none_or(all_digits) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
