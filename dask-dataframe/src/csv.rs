@@ -421,9 +421,21 @@ pub(crate) fn read_block(
     if s >= e {
         return Ok(pl::DataFrame::empty_with_schema(&spec.out_schema));
     }
-    let mut bytes = vec![0u8; (e - s) as usize];
+    // Read into spare capacity: zeroing the block first cost 4% of a read.
+    let len = (e - s) as usize;
+    let mut bytes = Vec::with_capacity(len);
     file.seek(SeekFrom::Start(s)).map_err(|e| io_err(path, e))?;
-    file.read_exact(&mut bytes).map_err(|e| io_err(path, e))?;
+    (&mut file)
+        .take(e - s)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_err(path, e))?;
+    if bytes.len() != len {
+        let short = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the file ended {} bytes into a block of {len}", bytes.len()),
+        );
+        return Err(io_err(path, short));
+    }
     if memchr::memchr_iter(b'"', &bytes).count() % 2 == 1 {
         return Err(Error::QuotedNewline {
             path: path.to_owned(),
