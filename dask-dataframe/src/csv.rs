@@ -436,7 +436,8 @@ pub(crate) fn read_block(
         );
         return Err(io_err(path, short));
     }
-    if memchr::memchr_iter(b'"', &bytes).count() % 2 == 1 {
+    let quotes = memchr::memchr_iter(b'"', &bytes).count();
+    if quotes % 2 == 1 {
         return Err(Error::QuotedNewline {
             path: path.to_owned(),
             offset: e,
@@ -445,14 +446,17 @@ pub(crate) fn read_block(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(pl::DataFrame::empty_with_schema(&spec.out_schema));
     }
-    if spec.rows_only {
-        if let Some(rows) = plain_rows(&bytes, spec.separator, spec.file_schema.len()) {
-            return Ok(pl::DataFrame::empty_with_height(rows));
+    // Without quotes, a block of plain records is read without polars.
+    if quotes == 0 {
+        let plain = if spec.rows_only {
+            plain_rows(&bytes, spec.separator, spec.file_schema.len())
+                .map(pl::DataFrame::empty_with_height)
+        } else {
+            plain_numbers(&bytes, spec.separator, &spec.file_schema, &spec.out_schema)
+        };
+        if let Some(df) = plain {
+            return Ok(df);
         }
-    } else if let Some(df) =
-        plain_numbers(&bytes, spec.separator, &spec.file_schema, &spec.out_schema)
-    {
-        return Ok(df);
     }
     let parse = |schema: Option<pl::SchemaRef>, bytes: Vec<u8>| {
         // Parse only the kept columns (the diagnosis, without a schema, parses all).

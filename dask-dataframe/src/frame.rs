@@ -612,26 +612,22 @@ impl DataFrame {
         }
     }
 
-    /// For a frame straight from `read_csv`: the same blocks read as row
-    /// counts (frames without columns), which parse no value of a block of
-    /// plain records.
-    pub(crate) fn row_counts(&self) -> Option<DataFrame> {
+    /// The same rows in fewer columns, for [`len`](Self::len): a fresh
+    /// read's blocks as row counts (frames without columns, which parse no
+    /// value of a block of plain records), a merge of its sides narrowed to
+    /// the keys. `None` for other frames or when narrowing fails: the whole
+    /// frame is counted then.
+    pub(crate) fn narrowed_for_len(&self) -> Option<DataFrame> {
         match &**self.origin.as_ref()? {
             Origin::Csv { pattern, options } => {
                 let mut rows = crate::csv::read_csv_rows(pattern, options).ok()?;
                 rows.split_every = self.split_every;
                 Some(rows)
             }
-            Origin::Merge { .. } => None,
-        }
-    }
-
-    /// The fewest columns [`len`](Self::len) can count rows by without
-    /// changing the count: the keys of a merge, or one column of a file.
-    pub(crate) fn len_columns(&self) -> Option<Vec<&str>> {
-        match &**self.origin.as_ref()? {
-            Origin::Csv { .. } => Some(vec![self.meta.iter_names().next()?.as_str()]),
-            Origin::Merge { on, .. } => Some(on.iter().map(String::as_str).collect()),
+            Origin::Merge { on, .. } => {
+                let on: Vec<&str> = on.iter().map(String::as_str).collect();
+                self.projected(&on).ok().flatten()
+            }
         }
     }
 

@@ -1,16 +1,17 @@
 //! CSV blocks of plain records read without polars: every line unquoted,
 //! not blank, with exactly one field per column. [`plain_rows`] counts such
 //! a block; [`plain_numbers`] reads its integer and float columns when each
-//! value has the plainest form. Both say `None` for anything else, and the
-//! block then goes to polars, which reads it or explains what is wrong: the
-//! fast paths never decide what a block means, only read the blocks whose
-//! meaning is plain.
+//! value has the plainest form. Both take a block without quotes (the
+//! caller counts them for its own check first) and say `None` for anything
+//! else; the block then goes to polars, which reads it or explains what is
+//! wrong. The fast paths never decide what a block means, they only read
+//! the blocks whose meaning is plain.
 
 use polars::prelude as pl;
 use polars::prelude::{DataType, IntoColumn, NamedFrom};
 
-/// The rows of `block` (whole lines) when every line is a plain record of
-/// `fields` fields: no quote, not blank, `fields - 1` separators. Such a
+/// The rows of `block` (whole lines, no quote) when every line is a plain
+/// record of `fields` fields: not blank, `fields - 1` separators. Such a
 /// line is one row whatever its values, so the block is counted without
 /// parsing them, as polars' own row count of a CSV file does. `None` when a
 /// line is anything else: the block is then parsed, which counts it or
@@ -18,7 +19,7 @@ use polars::prelude::{DataType, IntoColumn, NamedFrom};
 pub(crate) fn plain_rows(block: &[u8], separator: u8, fields: usize) -> Option<usize> {
     let separators = fields.checked_sub(1)?;
     let mut rows = 0;
-    for line in plain_lines(block)? {
+    for line in plain_lines(block) {
         if line.is_empty() || count(line, separator) != separators {
             return None;
         }
@@ -28,19 +29,16 @@ pub(crate) fn plain_rows(block: &[u8], separator: u8, fields: usize) -> Option<u
 }
 
 /// The lines of `block` (whole lines, the last one's `\n` optional), each
-/// without its `\r\n` or `\n`; `None` if `block` holds a quote.
-fn plain_lines(block: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
-    if memchr::memchr(b'"', block).is_some() {
-        return None;
-    }
+/// without its `\r\n` or `\n`.
+fn plain_lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
     let lines = block.strip_suffix(b"\n").unwrap_or(block);
     let mut start = 0;
     let ends = memchr::memchr_iter(b'\n', lines).chain([lines.len()]);
-    Some(ends.map(move |end| {
+    ends.map(move |end| {
         let line = &lines[start..end];
         start = end + 1;
         line.strip_suffix(b"\r").unwrap_or(line)
-    }))
+    })
 }
 
 /// A kept column being read.
@@ -49,9 +47,9 @@ enum Numbers {
     Float(Vec<Option<f64>>),
 }
 
-/// The kept columns of `block` (see [`plain_rows`] for the lines) when
-/// every one is `Int64` or `Float64` and each value is empty (null) or of
-/// the plainest form: `-?[0-9]{1,18}` for integers, `-?[0-9]+(.[0-9]+)?`
+/// The kept columns of `block` (whole lines, no quote; see [`plain_rows`]
+/// for the lines) when every one is `Int64` or `Float64` and each value is
+/// empty (null) or of the plainest form: `-?[0-9]{1,18}` for integers, `-?[0-9]+(.[0-9]+)?`
 /// for floats. Such values read as polars reads them (floats correctly
 /// rounded by both). `None` for any other block.
 pub(crate) fn plain_numbers(
@@ -77,7 +75,7 @@ pub(crate) fn plain_numbers(
     }
     let last_kept = slots.iter().rposition(Option::is_some)?;
     let mut rows = 0;
-    for line in plain_lines(block)? {
+    for line in plain_lines(block) {
         if line.is_empty() {
             return None;
         }
@@ -135,12 +133,17 @@ fn value_or_null<T>(value: &[u8], parse: fn(&[u8]) -> Option<T>) -> Option<Optio
     }
 }
 
-/// `-?[0-9]{1,18}` as an integer (18 digits never overflow).
-fn plain_int(value: &[u8]) -> Option<i64> {
-    let (negative, digits) = match value.split_first() {
+/// Whether `value` starts with a minus, and the rest.
+fn split_sign(value: &[u8]) -> (bool, &[u8]) {
+    match value.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, value),
-    };
+    }
+}
+
+/// `-?[0-9]{1,18}` as an integer (18 digits never overflow).
+fn plain_int(value: &[u8]) -> Option<i64> {
+    let (negative, digits) = split_sign(value);
     if digits.is_empty() || digits.len() > 18 {
         return None;
     }
@@ -166,10 +169,7 @@ const EXACT_POWERS_OF_TEN: [f64; 16] = [
 /// which IEEE rounds correctly (Clinger's fast path). Longer numbers go to
 /// the standard library's parser, also correctly rounded.
 fn plain_float(value: &[u8]) -> Option<f64> {
-    let (negative, digits) = match value.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, value),
-    };
+    let (negative, digits) = split_sign(value);
     let (whole, fraction) = match memchr::memchr(b'.', digits) {
         Some(dot) => (&digits[..dot], &digits[dot + 1..]),
         None => (digits, &[][..]),

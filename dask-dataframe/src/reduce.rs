@@ -359,13 +359,7 @@ impl DataFrame {
     /// fail the count (computing the column does), a row with a field too
     /// many does.
     pub fn len(&self) -> Scalar<usize> {
-        // A fresh read counts its blocks' lines; other frames count the
-        // fewest columns that give the same count (projection pushdown). A
-        // failure to narrow counts the whole frame.
-        let narrow = self.row_counts().or_else(|| {
-            self.len_columns()
-                .and_then(|cols| self.projected(&cols).ok().flatten())
-        });
+        let narrow = self.narrowed_for_len();
         let parts = narrow.as_ref().map_or(&self.parts, |n| &n.parts);
         Scalar::new(len_tree(parts, self.split_every))
     }

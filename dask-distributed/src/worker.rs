@@ -923,6 +923,15 @@ fn run_chain(shared: &Shared, start: StartFn, permit: OwnedSemaphorePermit) {
     }
 }
 
+/// [`run_chain`] on a task thread of the blocking pool, detached: each
+/// task's outcome comes through its attempt's `done` channel.
+fn spawn_chain(worker: &Arc<Shared>, start: StartFn, permit: OwnedSemaphorePermit) {
+    let shared = worker.clone();
+    drop(tokio::task::spawn_blocking(move || {
+        run_chain(&shared, start, permit)
+    }));
+}
+
 async fn execute(
     key: &Key,
     task: Arc<dask_core::Task>,
@@ -1029,11 +1038,7 @@ async fn execute(
         // start in the scheduler's order. This attempt's own task is then
         // started by a later permit or a task thread passing its permit on.
         if let Some(start) = worker.handover.next() {
-            let shared = worker.clone();
-            // Detached: the outcome comes through `done`.
-            drop(tokio::task::spawn_blocking(move || {
-                run_chain(&shared, start, permit)
-            }));
+            spawn_chain(worker, start, permit);
         }
         // Else a task thread started it meanwhile; this permit goes back.
         if waiting.is_started() {
@@ -1075,10 +1080,7 @@ fn start_on_this_thread(worker: &Arc<Shared>, waiting: &Waiting) {
     // Tasks that came meanwhile go on a task thread as usual.
     if let Some(permit) = permit {
         if let Some(next) = worker.handover.next() {
-            let shared = worker.clone();
-            drop(tokio::task::spawn_blocking(move || {
-                run_chain(&shared, next, permit)
-            }));
+            spawn_chain(worker, next, permit);
         }
     }
 }
