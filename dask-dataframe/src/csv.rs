@@ -436,27 +436,24 @@ pub(crate) fn read_block(
         );
         return Err(io_err(path, short));
     }
-    let quotes = memchr::memchr_iter(b'"', &bytes).count();
-    if quotes % 2 == 1 {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(pl::DataFrame::empty_with_schema(&spec.out_schema));
+    }
+    // A block of plain records is read without polars.
+    let plain = if spec.rows_only {
+        plain_rows(&bytes, spec.separator, spec.file_schema.len())
+            .map(pl::DataFrame::empty_with_height)
+    } else {
+        plain_numbers(&bytes, spec.separator, &spec.file_schema, &spec.out_schema)
+    };
+    if let Some(df) = plain {
+        return Ok(df);
+    }
+    if memchr::memchr_iter(b'"', &bytes).count() % 2 == 1 {
         return Err(Error::QuotedNewline {
             path: path.to_owned(),
             offset: e,
         });
-    }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(pl::DataFrame::empty_with_schema(&spec.out_schema));
-    }
-    // Without quotes, a block of plain records is read without polars.
-    if quotes == 0 {
-        let plain = if spec.rows_only {
-            plain_rows(&bytes, spec.separator, spec.file_schema.len())
-                .map(pl::DataFrame::empty_with_height)
-        } else {
-            plain_numbers(&bytes, spec.separator, &spec.file_schema, &spec.out_schema)
-        };
-        if let Some(df) = plain {
-            return Ok(df);
-        }
     }
     let parse = |schema: Option<pl::SchemaRef>, bytes: Vec<u8>| {
         // Parse only the kept columns (the diagnosis, without a schema, parses all).

@@ -98,15 +98,18 @@ proptest! {
     }
 }
 
-/// A CSV text of an integer column `i`, a float column `f` and a text
-/// column `t`. Most numbers are plain (read without polars); some take forms
+/// A CSV text of an integer column `i`, a float column `f`, text columns
+/// around them (`a`, `b`, `c`, of 0-80 digits: lines cross the 64-byte
+/// steps of the plain reader) and a text column `t`. Most numbers are plain (read without polars); some take forms
 /// polars reads or refuses (a plus sign, `.5`, an exponent, a space, too
 /// many digits) and some are empty (null); some lines end in CRLF, and some
 /// have a field too few.
 fn numeric_records() -> impl Strategy<Value = String> {
     prop::collection::vec((0u8..11, -100_000i64..100_000, any::<bool>()), 1..60).prop_map(|rows| {
-        let mut text = String::from("i,f,t\n");
+        let mut text = String::from("a,i,b,c,f,t\n");
         for (kind, n, crlf) in rows {
+            // Digits: a reader that lost its field would read them as numbers.
+            let pad = "7".repeat((n.unsigned_abs() % 81) as usize);
             let frac = n.unsigned_abs() % 1000;
             let (i, f) = match kind {
                 0..=3 => (n.to_string(), format!("{n}.{frac}")),
@@ -123,9 +126,9 @@ fn numeric_records() -> impl Strategy<Value = String> {
             };
             let end = if crlf { "\r\n" } else { "\n" };
             if kind == 10 {
-                text += &format!("{i},{f}{end}");
+                text += &format!("{pad},{i},,{pad},{f}{end}");
             } else {
-                text += &format!("{i},{f},t{n}{end}");
+                text += &format!("{pad},{i},,{pad},{f},t{n}{end}");
             }
         }
         text
@@ -143,10 +146,13 @@ proptest! {
         // values meet the blocks, not the inference.
         let opts = CsvOptions::default()
             .blocksize(Some(blocksize))
-            .sample("i,f,t\n".len())
+            .sample("a,i,b,c,f,t\n".len())
             .dtype("i", DataType::Int64)
             .dtype("f", DataType::Float64)
-            .dtype("t", DataType::String);
+            .dtype("t", DataType::String)
+            .dtype("a", DataType::String)
+            .dtype("b", DataType::String)
+            .dtype("c", DataType::String);
         let ddf = read_csv(&path, &opts).unwrap();
         let picks: [&[&str]; 4] = [&["i", "f"], &["i"], &["f"], &["i", "f", "t"]];
         for columns in picks {

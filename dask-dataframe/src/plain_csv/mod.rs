@@ -1,44 +1,43 @@
 //! CSV blocks of plain records read without polars: every line unquoted,
 //! not blank, with exactly one field per column. [`plain_rows`] counts such
 //! a block; [`plain_numbers`] reads its integer and float columns when each
-//! value has the plainest form. Both take a block without quotes (the
-//! caller counts them for its own check first) and say `None` for anything
-//! else; the block then goes to polars, which reads it or explains what is
-//! wrong. The fast paths never decide what a block means, they only read
-//! the blocks whose meaning is plain.
+//! value has the plainest form. Both say `None` for anything else (a quote
+//! included); the block then goes to polars, which reads it or explains
+//! what is wrong. The fast paths never decide what a block means, they only
+//! read the blocks whose meaning is plain.
+
+mod walk;
 
 use polars::prelude as pl;
 use polars::prelude::{DataType, IntoColumn, NamedFrom};
 
-/// The rows of `block` (whole lines, no quote) when every line is a plain
-/// record of `fields` fields: not blank, `fields - 1` separators. Such a
+use walk::Walk;
+
+/// The rows of `block` (whole lines) when every line is a plain record of
+/// `fields` fields: no quote, not blank, `fields - 1` separators. Such a
 /// line is one row whatever its values, so the block is counted without
 /// parsing them, as polars' own row count of a CSV file does. `None` when a
 /// line is anything else: the block is then parsed, which counts it or
 /// explains what is wrong (a ragged row, say).
 pub(crate) fn plain_rows(block: &[u8], separator: u8, fields: usize) -> Option<usize> {
-    let separators = fields.checked_sub(1)?;
+    let separators = u32::try_from(fields.checked_sub(1)?).ok()?;
+    let mut walk = Walk::new(block, separator)?;
     let mut rows = 0;
-    for line in plain_lines(block) {
-        if line.is_empty() || count(line, separator) != separators {
+    let mut line_start = 0;
+    while line_start < block.len() {
+        let (seen, end) = walk.line_end()?;
+        if seen != separators || is_blank(&block[line_start..end]) {
             return None;
         }
         rows += 1;
+        line_start = end + 1;
     }
     Some(rows)
 }
 
-/// The lines of `block` (whole lines, the last one's `\n` optional), each
-/// without its `\r\n` or `\n`.
-fn plain_lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let lines = block.strip_suffix(b"\n").unwrap_or(block);
-    let mut start = 0;
-    let ends = memchr::memchr_iter(b'\n', lines).chain([lines.len()]);
-    ends.map(move |end| {
-        let line = &lines[start..end];
-        start = end + 1;
-        line.strip_suffix(b"\r").unwrap_or(line)
-    })
+/// Whether a line (without its `\n`) is blank: empty or a lone `\r`.
+fn is_blank(line: &[u8]) -> bool {
+    matches!(line, [] | [b'\r'])
 }
 
 /// A kept column being read.
@@ -47,8 +46,8 @@ enum Numbers {
     Float(Vec<Option<f64>>),
 }
 
-/// The kept columns of `block` (whole lines, no quote; see [`plain_rows`]
-/// for the lines) when every one is `Int64` or `Float64` and each value is
+/// The kept columns of `block` (whole lines; see [`plain_rows`] for the
+/// plain ones) when every one is `Int64` or `Float64` and each value is
 /// empty (null) or of the plainest form: `-?[0-9]{1,18}` for integers, `-?[0-9]+(.[0-9]+)?`
 /// for floats. Such values read as polars reads them (floats correctly
 /// rounded by both). `None` for any other block.
@@ -58,12 +57,15 @@ pub(crate) fn plain_numbers(
     file_schema: &pl::Schema,
     out_schema: &pl::Schema,
 ) -> Option<pl::DataFrame> {
-    let fields = file_schema.len();
-    // For each field of a line: the kept column it fills, if any.
-    let mut slots: Vec<Option<usize>> = vec![None; fields];
+    let separators = u32::try_from(file_schema.len().checked_sub(1)?).ok()?;
+    // The kept fields in file order, each with its column.
+    let mut kept: Vec<(u32, usize)> = Vec::with_capacity(out_schema.len());
     let mut columns = Vec::with_capacity(out_schema.len());
     for (name, dtype) in out_schema.iter() {
-        slots[file_schema.index_of(name)?] = Some(columns.len());
+        kept.push((
+            u32::try_from(file_schema.index_of(name)?).ok()?,
+            columns.len(),
+        ));
         columns.push(match dtype {
             DataType::Int64 => Numbers::Int(Vec::new()),
             DataType::Float64 => Numbers::Float(Vec::new()),
@@ -73,39 +75,35 @@ pub(crate) fn plain_numbers(
     if columns.is_empty() {
         return None;
     }
-    let last_kept = slots.iter().rposition(Option::is_some)?;
+    kept.sort_unstable();
+    let mut walk = Walk::new(block, separator)?;
     let mut rows = 0;
-    for line in plain_lines(block) {
-        if line.is_empty() {
-            return None;
-        }
-        // The fields up to the last kept one, then a count of the rest.
-        let mut rest = line;
-        let mut field = 0;
-        loop {
-            // Fields are short: a plain scan beats memchr's set-up.
-            let at = rest.iter().position(|&b| b == separator);
-            if let Some(slot) = *slots.get(field)? {
-                let value = &rest[..at.unwrap_or(rest.len())];
-                match &mut columns[slot] {
-                    Numbers::Int(v) => v.push(value_or_null(value, plain_int)?),
-                    Numbers::Float(v) => v.push(value_or_null(value, plain_float)?),
-                }
+    let mut line_start = 0;
+    while line_start < block.len() {
+        // Separators passed in this line: the index of the field at hand.
+        let mut passed = 0;
+        let mut start = line_start;
+        for &(field, column) in &kept {
+            if field > passed {
+                start = walk.skip(field - passed)?;
+                passed = field;
             }
-            field += 1;
-            match at {
-                None => break,
-                Some(at) if field > last_kept => {
-                    field += count(&rest[at + 1..], separator) + 1;
-                    break;
-                }
-                Some(at) => rest = &rest[at + 1..],
+            let (end, at_line_end) = walk.field_end()?;
+            let value = &block[start..end];
+            if at_line_end {
+                columns[column].push(value.strip_suffix(b"\r").unwrap_or(value))?;
+            } else {
+                columns[column].push(value)?;
+                passed += 1;
+                start = end + 1;
             }
         }
-        if field != fields {
+        let (rest, end) = walk.line_end()?;
+        if passed + rest != separators || is_blank(&block[line_start..end]) {
             return None;
         }
         rows += 1;
+        line_start = end + 1;
     }
     let columns = out_schema
         .iter_names()
@@ -118,9 +116,16 @@ pub(crate) fn plain_numbers(
     pl::DataFrame::new(rows, columns).ok()
 }
 
-/// How many times `byte` occurs in `bytes` (a loop the compiler vectorizes).
-fn count(bytes: &[u8], byte: u8) -> usize {
-    bytes.iter().map(|&b| usize::from(b == byte)).sum()
+impl Numbers {
+    /// Reads `value` into the column (`None` if it is not plain).
+    #[inline]
+    fn push(&mut self, value: &[u8]) -> Option<()> {
+        match self {
+            Numbers::Int(v) => v.push(value_or_null(value, plain_int)?),
+            Numbers::Float(v) => v.push(value_or_null(value, plain_float)?),
+        }
+        Some(())
+    }
 }
 
 /// An empty field as null (`Some(None)`), else `value` parsed (`None` if it
