@@ -527,20 +527,24 @@ impl Inner {
     }
 
     /// Before a blocking wait for `key`'s report sleeps: looks for the report
-    /// for up to [`LOOK_BEFORE_SLEEP`], yielding the CPU between looks. A
-    /// short task's report then finds this thread awake: on a VM, waking a
-    /// thread whose vCPU halted costs tens of µs, about a quarter of a round
-    /// trip to worker processes. Inside a task (a worker client) the thread
-    /// goes to wait at once, so that its task thread is handed back; on one
-    /// CPU too, where looking only delays the threads that make the report.
-    pub(crate) fn look_before_sleep(&self, key: &Key) {
+    /// for up to [`LOOK_BEFORE_SLEEP`] (or `limit`, if shorter), yielding the
+    /// CPU between looks. A short task's report then finds this thread
+    /// awake: on a VM, waking a thread whose vCPU halted costs tens of µs,
+    /// about a quarter of a round trip to worker processes. It does not look
+    /// inside a task (a worker client: its task thread is handed back at
+    /// once), inside an async runtime (whose thread it would hold), or on one
+    /// CPU (where looking only delays the threads that make the report).
+    pub(crate) fn look_before_sleep(&self, key: &Key, limit: std::time::Duration) {
         static ONE_CPU: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         let one_cpu = *ONE_CPU
             .get_or_init(|| std::thread::available_parallelism().map_or(true, |n| n.get() == 1));
-        if one_cpu || crate::worker_client::in_task_thread() {
+        if one_cpu
+            || crate::worker_client::in_task_thread()
+            || tokio::runtime::Handle::try_current().is_ok()
+        {
             return;
         }
-        let deadline = std::time::Instant::now() + LOOK_BEFORE_SLEEP;
+        let deadline = std::time::Instant::now() + LOOK_BEFORE_SLEEP.min(limit);
         loop {
             {
                 let p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);

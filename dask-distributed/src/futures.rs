@@ -79,7 +79,8 @@ impl<T: Any + Clone + Send + Sync> Future<T> {
     /// ([`dask_core::Error::TaskFailed`]); a lost scheduler gives an error too,
     /// never a hang. Blocking: from async code, `.await` the future instead.
     pub fn result(&self) -> Result<T> {
-        self.inner.look_before_sleep(&self.key);
+        self.inner
+            .look_before_sleep(&self.key, std::time::Duration::MAX);
         self.inner
             .wait_on(fetch_result::<T>(self.inner.clone(), self.key.clone()))?
     }
@@ -88,7 +89,7 @@ impl<T: Any + Clone + Send + Sync> Future<T> {
     /// not here within `limit` (a task waiting for a worker that never comes,
     /// say). The task keeps running; ask again later.
     pub fn result_timeout(&self, limit: std::time::Duration) -> Result<T> {
-        self.inner.look_before_sleep(&self.key);
+        self.inner.look_before_sleep(&self.key, limit);
         let fetch = fetch_result::<T>(self.inner.clone(), self.key.clone());
         self.inner
             .wait_on(async move { tokio::time::timeout(limit, fetch).await })?
