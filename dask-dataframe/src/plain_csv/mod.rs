@@ -20,13 +20,28 @@ use walk::Walk;
 /// line is anything else: the block is then parsed, which counts it or
 /// explains what is wrong (a ragged row, say).
 pub(crate) fn plain_rows(block: &[u8], separator: u8, fields: usize) -> Option<usize> {
+    plain_lines(block, separator, fields, |_, _| Some(0))
+}
+
+/// Walks the lines of `block`, each through `read_line` (given the walk
+/// at the line's start and that offset; it says how many separators it
+/// passed), then checks that the line is a plain record of `fields` fields:
+/// not blank, `fields - 1` separators. The number of lines, or `None` at
+/// the first line that is not plain (or that `read_line` refuses).
+fn plain_lines<'a>(
+    block: &'a [u8],
+    separator: u8,
+    fields: usize,
+    mut read_line: impl FnMut(&mut Walk<'a>, usize) -> Option<u32>,
+) -> Option<usize> {
     let separators = u32::try_from(fields.checked_sub(1)?).ok()?;
     let mut walk = Walk::new(block, separator)?;
     let mut rows = 0;
     let mut line_start = 0;
     while line_start < block.len() {
-        let (seen, end) = walk.line_end()?;
-        if seen != separators || is_blank(&block[line_start..end]) {
+        let passed = read_line(&mut walk, line_start)?;
+        let (rest, end) = walk.line_end()?;
+        if passed + rest != separators || is_blank(&block[line_start..end]) {
             return None;
         }
         rows += 1;
@@ -57,7 +72,6 @@ pub(crate) fn plain_numbers(
     file_schema: &pl::Schema,
     out_schema: &pl::Schema,
 ) -> Option<pl::DataFrame> {
-    let separators = u32::try_from(file_schema.len().checked_sub(1)?).ok()?;
     // The kept fields in file order, each with its column.
     let mut kept: Vec<(u32, usize)> = Vec::with_capacity(out_schema.len());
     let mut columns = Vec::with_capacity(out_schema.len());
@@ -76,10 +90,7 @@ pub(crate) fn plain_numbers(
         return None;
     }
     kept.sort_unstable();
-    let mut walk = Walk::new(block, separator)?;
-    let mut rows = 0;
-    let mut line_start = 0;
-    while line_start < block.len() {
+    let read_line = |walk: &mut Walk<'_>, line_start: usize| {
         // Separators passed in this line: the index of the field at hand.
         let mut passed = 0;
         let mut start = line_start;
@@ -98,13 +109,9 @@ pub(crate) fn plain_numbers(
                 start = end + 1;
             }
         }
-        let (rest, end) = walk.line_end()?;
-        if passed + rest != separators || is_blank(&block[line_start..end]) {
-            return None;
-        }
-        rows += 1;
-        line_start = end + 1;
-    }
+        Some(passed)
+    };
+    let rows = plain_lines(block, separator, file_schema.len(), read_line)?;
     let columns = out_schema
         .iter_names()
         .zip(columns)

@@ -1,5 +1,5 @@
-//! A walk over the separators and line ends of a CSV block without quotes,
-//! 64 bytes at a time: each 64 bytes become bit masks of their separators,
+//! A walk over the separators and line ends of a CSV block, 64 bytes at a
+//! time (it stops at a quote): each 64 bytes become bit masks of their separators,
 //! newlines and quotes (SSE2 on x86_64), and the walk moves by bit tricks
 //! on the masks, so passing fields that are not read costs a few
 //! instructions rather than a scan of their bytes (the way polars' and
